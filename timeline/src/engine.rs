@@ -1,0 +1,392 @@
+//! The engine: a planned query evaluated incrementally for every partition key.
+
+use crate::event::Event;
+use crate::node::{DerivedState, LeafState, NodeSpec};
+use crate::op::TimeLineOp;
+use crate::plan::Plan;
+use crate::timeline::{Segment, Timeline};
+use crate::value::{State, Value, ValueKey};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// How events are grouped and how long history is kept.
+#[derive(Clone, Debug, Default)]
+pub struct EngineOptions {
+    /// The partition key column (`sessionId`, say); `None` puts all events under one key.
+    pub key_column: Option<String>,
+    /// The retention horizon `H`: per key, history older than `max event time - H` collapses into
+    /// one change point, and older events and queries are refused.
+    pub retention: Option<u64>,
+}
+
+/// A query evaluated over a stream of events, per key.
+///
+/// ```
+/// use timeline::{Engine, EngineOptions, Event, State, parse_query};
+///
+/// let q = parse_query(r#"duration_where(latest_event_to_state(state) == "buffer")"#).unwrap();
+/// let mut engine = Engine::new(&q, EngineOptions::default()).unwrap();
+/// engine.ingest(&[
+///     Event::new(10, [("state", "buffer".into())]),
+///     Event::new(14, [("state", "play".into())]),
+/// ]).unwrap();
+/// assert_eq!(engine.value_at(None, 20).unwrap().instant_value(), Some(4.into()));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Engine {
+    plan: Plan,
+    specs: Vec<NodeSpec>,
+    key_column: Option<Arc<str>>,
+    retention: Option<u64>,
+    keys: HashMap<Option<ValueKey>, KeyState>,
+}
+
+/// Everything the engine holds for one key.
+#[derive(Clone, Debug)]
+struct KeyState {
+    key: Option<Value>,
+    /// The time of the key's first event: timelines start here.
+    origin: Option<u64>,
+    max_time: u64,
+    nodes: Vec<NodeState>,
+    /// The time before which history has been collapsed (0: nothing collapsed).
+    collapsed_before: u64,
+}
+
+#[derive(Clone, Debug)]
+enum NodeState {
+    Leaf(LeafState),
+    Derived(DerivedState),
+}
+
+impl NodeState {
+    fn output(&self) -> &Timeline {
+        match self {
+            NodeState::Leaf(l) => &l.output,
+            NodeState::Derived(d) => &d.output,
+        }
+    }
+
+    fn mismatches(&self) -> u64 {
+        match self {
+            NodeState::Leaf(l) => l.mismatches,
+            NodeState::Derived(d) => d.mismatches,
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            NodeState::Leaf(l) => l.heap_bytes(),
+            NodeState::Derived(d) => d.heap_bytes(),
+        }
+    }
+}
+
+/// An event batch was refused; nothing of it was applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IngestError {
+    /// The position of the offending event in the batch.
+    pub index: usize,
+    pub message: String,
+}
+
+impl fmt::Display for IngestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "event {}: {}", self.index + 1, self.message)
+    }
+}
+
+impl std::error::Error for IngestError {}
+
+/// A query could not be answered.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QueryError {
+    /// No event has arrived for this key.
+    UnknownKey(String),
+    /// No node of the plan has this id.
+    UnknownNode(String),
+    /// The time is before the retention horizon: that history was collapsed.
+    BeforeHorizon { time: u64, horizon: u64 },
+}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueryError::UnknownKey(k) => write!(f, "no events have arrived for key {k}"),
+            QueryError::UnknownNode(n) => write!(f, "the plan has no node {n}"),
+            QueryError::BeforeHorizon { time, horizon } => write!(
+                f,
+                "time {time} is before the retention horizon {horizon}: that history was collapsed"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for QueryError {}
+
+/// Counters describing what the engine holds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub keys: usize,
+    pub change_points: usize,
+    pub event_rows: usize,
+    pub mismatches: u64,
+    pub bytes: usize,
+}
+
+impl Engine {
+    /// Plans and validates `query`.
+    pub fn new(
+        query: &TimeLineOp,
+        options: EngineOptions,
+    ) -> Result<Engine, crate::op::ValidationError> {
+        query.validate()?;
+        let plan = Plan::new(query);
+        let specs = plan.nodes.iter().map(|n| NodeSpec::new(&n.op)).collect();
+        Ok(Engine {
+            plan,
+            specs,
+            key_column: options.key_column.map(|k| Arc::from(k.as_str())),
+            retention: options.retention,
+            keys: HashMap::new(),
+        })
+    }
+
+    /// The plan: one node per distinct sub-expression.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Ingests a batch of events in any time order. The batch is checked first: if any event is
+    /// refused (no key column, a non-finite number, older than the retention horizon), nothing is
+    /// applied and the error names the event.
+    pub fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
+        let mut by_key: HashMap<Option<ValueKey>, (Option<Value>, Vec<&Event>)> = HashMap::new();
+        let mut max_times: HashMap<Option<ValueKey>, Option<u64>> = HashMap::new();
+        for (index, e) in events.iter().enumerate() {
+            let fail = |message: String| IngestError { index, message };
+            for (c, v) in &e.fields {
+                if let Value::Float(f) = v {
+                    if !f.is_finite() {
+                        return Err(fail(format!(
+                            "column \"{c}\" is {f}; NaN and infinities are rejected"
+                        )));
+                    }
+                }
+            }
+            let key = match &self.key_column {
+                None => None,
+                Some(k) => Some(e.get(k).cloned().ok_or_else(|| {
+                    fail(format!(
+                        "the event at time {} has no \"{k}\" column (the partition key)",
+                        e.time
+                    ))
+                })?),
+            };
+            let key_id = key.as_ref().map(ValueKey::from);
+            if let Some(h) = self.retention {
+                let max = max_times
+                    .entry(key_id.clone())
+                    .or_insert_with(|| self.keys.get(&key_id).map(|k| k.max_time));
+                if let Some(m) = *max {
+                    let horizon = m.saturating_sub(h);
+                    if e.time < horizon {
+                        return Err(fail(format!(
+                            "time {} is before the retention horizon {horizon} (latest time {m} minus {h})",
+                            e.time
+                        )));
+                    }
+                }
+                *max = Some(max.map_or(e.time, |m| m.max(e.time)));
+            }
+            by_key
+                .entry(key_id)
+                .or_insert_with(|| (key, Vec::new()))
+                .1
+                .push(e);
+        }
+        for (key_id, (key, events)) in by_key {
+            let state = self.keys.entry(key_id).or_insert_with(|| KeyState {
+                key,
+                origin: None,
+                max_time: 0,
+                nodes: self
+                    .plan
+                    .nodes
+                    .iter()
+                    .map(|n| match n.op.is_leaf() {
+                        true => NodeState::Leaf(LeafState::new(n.op.initial_state())),
+                        false => NodeState::Derived(DerivedState::new(n.op.initial_state())),
+                    })
+                    .collect(),
+                collapsed_before: 0,
+            });
+            state.apply(&self.plan, &self.specs, &events);
+            if let Some(h) = self.retention {
+                state.retain(&self.specs, h);
+            }
+        }
+        Ok(())
+    }
+
+    fn key_state(&self, key: Option<&Value>) -> Result<&KeyState, QueryError> {
+        let id = match (&self.key_column, key) {
+            (None, _) => None,
+            (Some(_), Some(k)) => Some(ValueKey::from(k)),
+            (Some(c), None) => {
+                return Err(QueryError::UnknownKey(format!(
+                    "(none given; the key column is \"{c}\")"
+                )))
+            }
+        };
+        self.keys.get(&id).ok_or_else(|| {
+            QueryError::UnknownKey(
+                key.map_or_else(|| "(the only key)".to_string(), |k| k.to_string()),
+            )
+        })
+    }
+
+    /// The keys that have events, in sorted order (`None` without a key column).
+    pub fn keys(&self) -> Vec<Option<&Value>> {
+        let mut ids: Vec<_> = self.keys.iter().collect();
+        ids.sort_by(|a, b| a.0.cmp(b.0));
+        ids.into_iter().map(|(_, s)| s.key.as_ref()).collect()
+    }
+
+    /// The result timeline of `key`.
+    pub fn timeline(&self, key: Option<&Value>) -> Result<&Timeline, QueryError> {
+        self.node_timeline(key, self.plan.root())
+    }
+
+    /// The timeline of plan node `node` (an index into [`Plan::nodes`]) for `key`.
+    pub fn node_timeline(&self, key: Option<&Value>, node: usize) -> Result<&Timeline, QueryError> {
+        let state = self.key_state(key)?;
+        state
+            .nodes
+            .get(node)
+            .map(NodeState::output)
+            .ok_or_else(|| QueryError::UnknownNode(format!("#{node}")))
+    }
+
+    /// The result at time `t` for `key`.
+    pub fn value_at(&self, key: Option<&Value>, t: u64) -> Result<State, QueryError> {
+        self.check_horizon(key, t)?;
+        Ok(self.timeline(key)?.value_at(t))
+    }
+
+    /// The result over `[t1, t2)` for `key`, as segments.
+    pub fn range(&self, key: Option<&Value>, t1: u64, t2: u64) -> Result<Vec<Segment>, QueryError> {
+        self.check_horizon(key, t1)?;
+        Ok(self.timeline(key)?.range(t1, t2))
+    }
+
+    /// The retention horizon of `key`: the earliest time that can still be queried or ingested.
+    pub fn horizon(&self, key: Option<&Value>) -> Result<Option<u64>, QueryError> {
+        let state = self.key_state(key)?;
+        Ok(self.retention.map(|h| state.max_time.saturating_sub(h)))
+    }
+
+    fn check_horizon(&self, key: Option<&Value>, t: u64) -> Result<(), QueryError> {
+        match self.horizon(key)? {
+            Some(horizon) if t < horizon => Err(QueryError::BeforeHorizon { time: t, horizon }),
+            _ => Ok(()),
+        }
+    }
+
+    /// What the engine holds, summed over keys and nodes.
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats {
+            keys: self.keys.len(),
+            ..Stats::default()
+        };
+        for k in self.keys.values() {
+            for n in &k.nodes {
+                s.change_points += n.output().points().len();
+                s.mismatches += n.mismatches();
+                s.bytes += n.heap_bytes() + std::mem::size_of::<NodeState>();
+                if let NodeState::Leaf(l) = n {
+                    s.event_rows += l.rows();
+                }
+            }
+            s.bytes += std::mem::size_of::<KeyState>();
+        }
+        s
+    }
+}
+
+impl KeyState {
+    /// Feeds events to the leaves, then recomputes every node whose inputs changed, in
+    /// topological order, each from the earliest time at which something below it changed.
+    fn apply(&mut self, plan: &Plan, specs: &[NodeSpec], events: &[&Event]) {
+        let n = self.nodes.len();
+        let mut dirty: Vec<Option<u64>> = vec![None; n];
+        let mut origin_moved = None;
+        for e in events {
+            if self.origin.is_none_or(|o| e.time < o) {
+                self.origin = Some(e.time);
+                origin_moved = Some(e.time);
+            }
+            self.max_time = self.max_time.max(e.time);
+            for (i, spec) in specs.iter().enumerate() {
+                if let (NodeSpec::Leaf(spec), NodeState::Leaf(leaf)) = (spec, &mut self.nodes[i]) {
+                    if let Some(t) = leaf.insert(spec, e.time, &e.fields) {
+                        dirty[i] = Some(dirty[i].map_or(t, |d| d.min(t)));
+                    }
+                }
+            }
+        }
+        for i in 0..n {
+            let mut from = dirty[i];
+            if let (NodeSpec::Derived(kind), Some(o)) = (&specs[i], origin_moved) {
+                if kind.uses_origin() {
+                    from = Some(from.map_or(o, |f| f.min(o)));
+                }
+            }
+            let Some(from) = from else { continue };
+            let (below, rest) = self.nodes.split_at_mut(i);
+            let node = &mut rest[0];
+            let old: Vec<_> = {
+                let out = node.output();
+                let k = out.points().partition_point(|(t, _)| *t < from);
+                out.points()[k..].to_vec()
+            };
+            match (&specs[i], node) {
+                (NodeSpec::Leaf(spec), NodeState::Leaf(leaf)) => leaf.recompute(spec, from),
+                (NodeSpec::Derived(kind), NodeState::Derived(d)) => {
+                    let inputs: Vec<&Timeline> = plan.nodes[i]
+                        .inputs
+                        .iter()
+                        .map(|&c| below[c].output())
+                        .collect();
+                    d.recompute(kind, &inputs, from, self.origin);
+                }
+                _ => unreachable!("node states are built from their specs"),
+            }
+            if let Some(changed) = self.nodes[i].output().first_difference_from(&old, from) {
+                for &p in &plan.nodes[i].parents {
+                    dirty[p] = Some(dirty[p].map_or(changed, |d| d.min(changed)));
+                }
+            }
+        }
+    }
+
+    /// Collapses history older than the retention horizon. Events before `max_time - h` are
+    /// refused, so every node keeps exact values from one instant before that on (duration
+    /// operators look one instant back); leaves also keep the events inside their window.
+    fn retain(&mut self, specs: &[NodeSpec], h: u64) {
+        let keep_from = self.max_time.saturating_sub(h).saturating_sub(1);
+        // Collapse in steps of about h/4 so that the cost is amortised over many events.
+        if keep_from == 0 || keep_from < self.collapsed_before.saturating_add((h / 4).max(1)) {
+            return;
+        }
+        for (spec, node) in specs.iter().zip(&mut self.nodes) {
+            match (spec, node) {
+                (NodeSpec::Leaf(spec), NodeState::Leaf(l)) => l.forget_before(spec, keep_from),
+                (_, NodeState::Derived(d)) => d.output.collapse_before(keep_from),
+                _ => unreachable!("node states are built from their specs"),
+            }
+        }
+        self.collapsed_before = keep_from;
+    }
+}

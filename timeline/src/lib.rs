@@ -1,0 +1,26 @@
+//! Timeline analytics (time-state analytics) over event streams.
+//!
+//! A query is a tree of [`TimeLineOp`]s (built in Rust with [`op`]'s builder, or parsed from the
+//! text DSL with [`parse_query`]). The [`Engine`] evaluates it per partition key, incrementally:
+//! every node keeps its output [`Timeline`] and, when events arrive (in any order), recomputes
+//! only the changed suffix and passes it up as a [`Delta`].
+//!
+//! The crate does no I/O and has no Golem dependency; the CLI and the Golem components are thin
+//! layers over it.
+
+pub mod engine;
+pub mod event;
+pub mod node;
+pub mod op;
+pub mod parser;
+pub mod plan;
+pub mod timeline;
+pub mod value;
+
+pub use engine::{Engine, EngineOptions, IngestError, QueryError, Stats};
+pub use event::Event;
+pub use op::{CmpOp, Predicate, TimeLineOp, ValidationError};
+pub use parser::{parse_query, ParseError};
+pub use plan::{node_id, Plan, PlanNode};
+pub use timeline::{Delta, Segment, Timeline};
+pub use value::{State, Value};

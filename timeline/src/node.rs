@@ -1,0 +1,606 @@
+//! The incremental operators: each node keeps its output timeline for one key, and on a change
+//! from time `T` on recomputes only the suffix of its output from `T`.
+//!
+//! A leaf keeps the events it needs (projected to the columns it reads); a derived node reads its
+//! inputs' timelines. Both rebuild their output after `T` from what they hold at `T`, so a late
+//! event costs work proportional to the history after it, not to all history.
+
+use crate::op::{kleene_and, kleene_or, CmpOp, Predicate, TimeLineOp};
+use crate::timeline::Timeline;
+use crate::value::{State, Value, ValueKey};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What a leaf computes.
+#[derive(Clone, Debug)]
+enum LeafKind {
+    Latest,
+    HasExisted,
+    HasExistedWithin(u64),
+    Count,
+    CountWithin(u64),
+    DistinctWithin(u64),
+}
+
+/// The per-query (not per-key) description of a leaf.
+#[derive(Clone, Debug)]
+pub struct LeafSpec {
+    kind: LeafKind,
+    /// The columns the leaf reads; rows hold values in this order.
+    columns: Vec<Arc<str>>,
+    predicate: Option<Predicate>,
+    /// Whether an event with none of `columns` still matters (`!(a == 1)` matches it).
+    needs_every_event: bool,
+}
+
+/// The per-query description of a derived node.
+#[derive(Clone, Debug)]
+pub enum DerivedKind {
+    Compare(CmpOp, Value),
+    And,
+    Or,
+    Not,
+    DurationWhere,
+    DurationInCurState,
+}
+
+impl DerivedKind {
+    /// Whether the output depends on the key's origin (first event), not only on the inputs.
+    pub fn uses_origin(&self) -> bool {
+        matches!(
+            self,
+            DerivedKind::DurationWhere | DerivedKind::DurationInCurState
+        )
+    }
+}
+
+/// How to compute one node, for every key.
+#[derive(Clone, Debug)]
+pub enum NodeSpec {
+    Leaf(LeafSpec),
+    Derived(DerivedKind),
+}
+
+impl NodeSpec {
+    /// The spec of the operator at the top of `op` (its inputs are other nodes).
+    pub fn new(op: &TimeLineOp) -> NodeSpec {
+        let leaf = |kind, columns: Vec<Arc<str>>, predicate: Option<Predicate>| {
+            let needs_every_event = predicate
+                .as_ref()
+                .is_some_and(|p| p.eval(&|_| None) == Some(true));
+            NodeSpec::Leaf(LeafSpec {
+                kind,
+                columns,
+                predicate,
+                needs_every_event,
+            })
+        };
+        let pred = |p: &Predicate| (p.columns(), Some(p.clone()));
+        match op {
+            TimeLineOp::LatestEventToState { column } => {
+                leaf(LeafKind::Latest, vec![column.clone()], None)
+            }
+            TimeLineOp::DistinctWithin { column, within } => leaf(
+                LeafKind::DistinctWithin(*within),
+                vec![column.clone()],
+                None,
+            ),
+            TimeLineOp::HasExisted { predicate } => {
+                let (c, p) = pred(predicate);
+                leaf(LeafKind::HasExisted, c, p)
+            }
+            TimeLineOp::HasExistedWithin { predicate, within } => {
+                let (c, p) = pred(predicate);
+                leaf(LeafKind::HasExistedWithin(*within), c, p)
+            }
+            TimeLineOp::Count { predicate } => {
+                let (c, p) = pred(predicate);
+                leaf(LeafKind::Count, c, p)
+            }
+            TimeLineOp::CountWithin { predicate, within } => {
+                let (c, p) = pred(predicate);
+                leaf(LeafKind::CountWithin(*within), c, p)
+            }
+            TimeLineOp::Compare { op, value, .. } => {
+                NodeSpec::Derived(DerivedKind::Compare(*op, value.clone()))
+            }
+            TimeLineOp::And(..) => NodeSpec::Derived(DerivedKind::And),
+            TimeLineOp::Or(..) => NodeSpec::Derived(DerivedKind::Or),
+            TimeLineOp::Not(_) => NodeSpec::Derived(DerivedKind::Not),
+            TimeLineOp::DurationWhere(_) => NodeSpec::Derived(DerivedKind::DurationWhere),
+            TimeLineOp::DurationInCurState(_) => NodeSpec::Derived(DerivedKind::DurationInCurState),
+        }
+    }
+}
+
+impl LeafSpec {
+    /// The window of a windowed leaf (0 otherwise): how far before a change its events matter.
+    pub fn window(&self) -> u64 {
+        match self.kind {
+            LeafKind::HasExistedWithin(d)
+            | LeafKind::CountWithin(d)
+            | LeafKind::DistinctWithin(d) => d,
+            _ => 0,
+        }
+    }
+
+    /// Whether an event with these columns can change the leaf.
+    pub fn wants(&self, fields: &[(Arc<str>, Value)]) -> bool {
+        self.needs_every_event || fields.iter().any(|(c, _)| self.columns.contains(c))
+    }
+}
+
+/// The events a leaf has seen at one time, projected to its columns (merged: for the same time
+/// and column, the value ingested last wins).
+#[derive(Clone, Debug)]
+struct Row {
+    time: u64,
+    values: Box<[Option<Value>]>,
+    /// Whether the row counts: the predicate holds, or (without predicate) the column is present.
+    matched: bool,
+}
+
+/// One leaf's state for one key.
+#[derive(Clone, Debug)]
+pub struct LeafState {
+    rows: Vec<Row>,
+    pub output: Timeline,
+    /// Events whose predicate was unknown because of a type mismatch.
+    pub mismatches: u64,
+}
+
+impl LeafState {
+    pub fn new(initial: State) -> LeafState {
+        LeafState {
+            rows: Vec::new(),
+            output: Timeline::new(initial),
+            mismatches: 0,
+        }
+    }
+
+    /// Records an event; returns the time from which the output must be recomputed, or `None`
+    /// if the event changes nothing this leaf reads.
+    pub fn insert(
+        &mut self,
+        spec: &LeafSpec,
+        time: u64,
+        fields: &[(Arc<str>, Value)],
+    ) -> Option<u64> {
+        let mut values: Vec<Option<Value>> = vec![None; spec.columns.len()];
+        let mut any = false;
+        for (c, v) in fields {
+            if let Some(i) = spec.columns.iter().position(|x| x == c) {
+                values[i] = Some(v.clone());
+                any = true;
+            }
+        }
+        if !any && !spec.needs_every_event {
+            return None;
+        }
+        let i = self.rows.partition_point(|r| r.time < time);
+        match self.rows.get_mut(i) {
+            Some(row) if row.time == time => {
+                let mut changed = false;
+                for (slot, new) in row.values.iter_mut().zip(values) {
+                    if let Some(new) = new {
+                        if !slot.as_ref().is_some_and(|old| same_exactly(old, &new)) {
+                            *slot = Some(new);
+                            changed = true;
+                        }
+                    }
+                }
+                if !changed {
+                    return None;
+                }
+                let row = &mut self.rows[i];
+                row.matched = evaluate(spec, &row.values, &mut self.mismatches);
+            }
+            _ => {
+                let values = values.into_boxed_slice();
+                let matched = evaluate(spec, &values, &mut self.mismatches);
+                self.rows.insert(
+                    i,
+                    Row {
+                        time,
+                        values,
+                        matched,
+                    },
+                );
+            }
+        }
+        Some(time)
+    }
+
+    /// Rebuilds the output from `from` on.
+    pub fn recompute(&mut self, spec: &LeafSpec, from: u64) {
+        let out = &mut self.output;
+        let before = if from == 0 {
+            out.initial().clone()
+        } else {
+            out.value_at(from - 1)
+        };
+        out.truncate_from(from);
+        let rows = &self.rows;
+        let first = rows.partition_point(|r| r.time < from);
+        match spec.kind {
+            LeafKind::Latest => {
+                for r in &rows[first..] {
+                    if let Some(v) = &r.values[0] {
+                        out.push(r.time, State::Value(v.clone()));
+                    }
+                }
+            }
+            LeafKind::HasExisted => {
+                if before.as_bool() != Some(true) {
+                    if let Some(r) = rows[first..].iter().find(|r| r.matched) {
+                        out.push(r.time, State::bool(true));
+                    }
+                }
+            }
+            LeafKind::Count => {
+                let mut n = instant_int(&before);
+                for r in rows[first..].iter().filter(|r| r.matched) {
+                    n += 1;
+                    out.push(r.time, State::int(n));
+                }
+            }
+            LeafKind::HasExistedWithin(d) => {
+                // The union of [m, m + d) over matches m, from `from` on.
+                out.push(from, State::bool(false));
+                let start = rows.partition_point(|r| r.time.saturating_add(d) <= from);
+                let mut open: Option<(u64, u64)> = None;
+                for r in rows[start..].iter().filter(|r| r.matched) {
+                    let (s, e) = (r.time.max(from), r.time.saturating_add(d));
+                    match &mut open {
+                        Some((_, end)) if s <= *end => *end = (*end).max(e),
+                        _ => {
+                            if let Some((os, oe)) = open.take() {
+                                out.push(os, State::bool(true));
+                                out.push(oe, State::bool(false));
+                            }
+                            open = Some((s, e));
+                        }
+                    }
+                }
+                if let Some((os, oe)) = open {
+                    out.push(os, State::bool(true));
+                    out.push(oe, State::bool(false));
+                }
+            }
+            LeafKind::CountWithin(d) | LeafKind::DistinctWithin(d) => {
+                let distinct = matches!(spec.kind, LeafKind::DistinctWithin(_));
+                let mut seen: HashMap<ValueKey, u32> = HashMap::new();
+                let mut count: i64 = 0;
+                // Events in (from - d, from] are in the window at `from`.
+                let mut leave = rows.partition_point(|r| r.time.saturating_add(d) <= from);
+                let mut enter = leave;
+                while enter < rows.len() && rows[enter].time <= from {
+                    apply_window(&rows[enter], true, distinct, &mut count, &mut seen);
+                    enter += 1;
+                }
+                let value = |count: i64, seen: &HashMap<ValueKey, u32>| {
+                    State::int(if distinct { seen.len() as i64 } else { count })
+                };
+                out.push(from, value(count, &seen));
+                loop {
+                    let next_in = rows.get(enter).map(|r| r.time);
+                    let next_out = rows.get(leave).map(|r| r.time.saturating_add(d));
+                    let t = match (next_in, next_out) {
+                        (None, None) => break,
+                        (Some(a), Some(b)) => a.min(b),
+                        (a, b) => a.or(b).expect("one is some"),
+                    };
+                    if t == u64::MAX && next_in != Some(t) {
+                        break; // the window closes only after the end of time
+                    }
+                    while leave < enter && rows[leave].time.saturating_add(d) == t {
+                        apply_window(&rows[leave], false, distinct, &mut count, &mut seen);
+                        leave += 1;
+                    }
+                    while enter < rows.len() && rows[enter].time == t {
+                        apply_window(&rows[enter], true, distinct, &mut count, &mut seen);
+                        enter += 1;
+                    }
+                    out.push(t, value(count, &seen));
+                }
+            }
+        }
+    }
+
+    /// Drops rows that can no longer affect the output at or after `keep_from`.
+    pub fn forget_before(&mut self, spec: &LeafSpec, keep_from: u64) {
+        let keep_rows_from = keep_from.saturating_sub(spec.window());
+        let n = self.rows.partition_point(|r| r.time < keep_rows_from);
+        self.rows.drain(..n);
+        self.output.collapse_before(keep_from);
+    }
+
+    /// The number of stored event rows.
+    pub fn rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Bytes held (an estimate for memory statistics).
+    pub fn heap_bytes(&self) -> usize {
+        self.rows.capacity() * std::mem::size_of::<Row>()
+            + self
+                .rows
+                .iter()
+                .map(|r| r.values.len() * std::mem::size_of::<Option<Value>>())
+                .sum::<usize>()
+            + self.output.heap_bytes()
+    }
+}
+
+fn apply_window(
+    r: &Row,
+    add: bool,
+    distinct: bool,
+    count: &mut i64,
+    seen: &mut HashMap<ValueKey, u32>,
+) {
+    if !r.matched {
+        return;
+    }
+    if !distinct {
+        *count += if add { 1 } else { -1 };
+        return;
+    }
+    let key = ValueKey::from(r.values[0].as_ref().expect("matched rows hold the column"));
+    if add {
+        *seen.entry(key).or_insert(0) += 1;
+    } else if let Some(n) = seen.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            seen.remove(&key);
+        }
+    }
+}
+
+/// Whether a row counts for the leaf: its predicate holds or, without one, its column is there.
+/// A predicate left unknown by a type mismatch does not hold, and is counted.
+fn evaluate(spec: &LeafSpec, values: &[Option<Value>], mismatches: &mut u64) -> bool {
+    match &spec.predicate {
+        None => values[0].is_some(),
+        Some(p) => {
+            let get = |c: &str| {
+                let i = spec.columns.iter().position(|x| &**x == c)?;
+                values[i].as_ref()
+            };
+            p.eval(&get).unwrap_or_else(|| {
+                *mismatches += 1;
+                false
+            })
+        }
+    }
+}
+
+/// Same value and same type (`2` then `2.0` is a change of the stored value, even though the
+/// timeline state does not change).
+fn same_exactly(a: &Value, b: &Value) -> bool {
+    a.type_name() == b.type_name() && a.same(b)
+}
+
+fn instant_int(s: &State) -> i64 {
+    match s.instant_value() {
+        Some(Value::Int(i)) => i,
+        _ => 0,
+    }
+}
+
+/// A derived node's state for one key: its output (its inputs live in other nodes).
+#[derive(Clone, Debug)]
+pub struct DerivedState {
+    pub output: Timeline,
+    /// Instants (change points) at which a comparison met a type mismatch.
+    pub mismatches: u64,
+}
+
+impl DerivedState {
+    pub fn new(initial: State) -> DerivedState {
+        DerivedState {
+            output: Timeline::new(initial),
+            mismatches: 0,
+        }
+    }
+
+    /// Rebuilds the output from `from` on, given the inputs (complete timelines) and the key's
+    /// origin (its first event).
+    pub fn recompute(
+        &mut self,
+        kind: &DerivedKind,
+        inputs: &[&Timeline],
+        from: u64,
+        origin: Option<u64>,
+    ) {
+        match kind {
+            DerivedKind::DurationWhere => self.duration_where(inputs[0], from, origin),
+            DerivedKind::DurationInCurState => self.duration_in_cur_state(inputs[0], from, origin),
+            _ => self.pointwise(kind, inputs, from),
+        }
+    }
+
+    fn pointwise(&mut self, kind: &DerivedKind, inputs: &[&Timeline], from: u64) {
+        let out = &mut self.output;
+        out.truncate_from(from);
+        let times = change_times(inputs, from);
+        for (k, &t) in times.iter().enumerate() {
+            let next = times.get(k + 1).copied();
+            match kind {
+                DerivedKind::Not => {
+                    out.push(t, opt_bool(inputs[0].value_at(t).as_bool().map(|b| !b)));
+                }
+                DerivedKind::And | DerivedKind::Or => {
+                    let (a, b) = (
+                        inputs[0].value_at(t).as_bool(),
+                        inputs[1].value_at(t).as_bool(),
+                    );
+                    let v = if matches!(kind, DerivedKind::And) {
+                        kleene_and(a, b)
+                    } else {
+                        kleene_or(a, b)
+                    };
+                    out.push(t, opt_bool(v));
+                }
+                DerivedKind::Compare(op, c) => {
+                    let x = inputs[0].value_at(t);
+                    let Some(v) = x.instant_value() else {
+                        out.push(t, State::Unknown);
+                        continue;
+                    };
+                    let Some(holds) = op.apply(&v, c) else {
+                        self.mismatches += 1;
+                        out.push(t, State::Unknown);
+                        continue;
+                    };
+                    out.push(t, State::bool(holds));
+                    if let (State::Duration { value, slope: 1 }, Value::Int(_) | Value::Float(_)) =
+                        (&x, c)
+                    {
+                        // A growing duration crosses the constant at most at two integer instants.
+                        for cross in crossings(*value, c) {
+                            let at = t as i128 + (cross - *value as i128);
+                            if at > t as i128
+                                && next.is_none_or(|n| at < n as i128)
+                                && at <= u64::MAX as i128
+                            {
+                                let holds = op.apply(&Value::Int(cross as i64), c).unwrap_or(false);
+                                out.push(at as u64, State::bool(holds));
+                            }
+                        }
+                    }
+                }
+                DerivedKind::DurationWhere | DerivedKind::DurationInCurState => {
+                    unreachable!("not pointwise")
+                }
+            }
+        }
+    }
+
+    fn duration_where(&mut self, b: &Timeline, from: u64, origin: Option<u64>) {
+        let out = &mut self.output;
+        let Some(origin) = origin else {
+            out.truncate_from(from);
+            return;
+        };
+        let start = from.max(origin);
+        let mut value = if start == origin {
+            0
+        } else {
+            instant_int(&out.value_at(start))
+        };
+        out.truncate_from(from);
+        let times = change_times(&[b], start);
+        for (k, &t) in times.iter().enumerate() {
+            let slope = u8::from(b.value_at(t).as_bool() == Some(true));
+            out.push(t, State::Duration { value, slope });
+            if let Some(&next) = times.get(k + 1) {
+                value =
+                    value.saturating_add(i64::from(slope) * (next - t).min(i64::MAX as u64) as i64);
+            }
+        }
+    }
+
+    fn duration_in_cur_state(&mut self, x: &Timeline, from: u64, origin: Option<u64>) {
+        let out = &mut self.output;
+        let Some(origin) = origin else {
+            out.truncate_from(from);
+            return;
+        };
+        let start = from.max(origin);
+        // `run` is the start of the current run of equal values of x (never before the origin).
+        let mut run = if start == origin {
+            origin
+        } else if !x.value_at(start).same_instant(&x.value_at(start - 1)) {
+            start
+        } else {
+            match out.value_at(start - 1) {
+                State::Duration { value, .. } => start - 1 - value as u64,
+                _ => start,
+            }
+        };
+        out.truncate_from(from);
+        let times = change_times(&[x], start);
+        for (k, &t) in times.iter().enumerate() {
+            let next = times.get(k + 1).copied();
+            let here = x.value_at(t);
+            if t > start && !here.same_instant(&x.value_at(t - 1)) {
+                run = t;
+            }
+            if matches!(here, State::Unknown) {
+                out.push(t, State::Unknown);
+                continue;
+            }
+            if here.slope() == 0 {
+                out.push(
+                    t,
+                    State::Duration {
+                        value: (t - run) as i64,
+                        slope: 1,
+                    },
+                );
+            } else {
+                // x changes at every instant of a growing segment: each instant starts a new run.
+                out.push(
+                    t,
+                    State::Duration {
+                        value: (t - run) as i64,
+                        slope: 0,
+                    },
+                );
+                if next.is_none_or(|n| n > t + 1) {
+                    out.push(t + 1, State::Duration { value: 0, slope: 0 });
+                }
+                if let Some(n) = next {
+                    if n > t + 1 {
+                        run = n - 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes held (an estimate for memory statistics).
+    pub fn heap_bytes(&self) -> usize {
+        self.output.heap_bytes()
+    }
+}
+
+fn opt_bool(b: Option<bool>) -> State {
+    b.map_or(State::Unknown, State::bool)
+}
+
+/// The integer values at which `x op c` can change truth, for a numeric constant `c`:
+/// `ceil(c)` and `floor(c) + 1` (equal unless `c` is a whole number).
+fn crossings(current: i64, c: &Value) -> Vec<i128> {
+    let (lo, hi) = match *c {
+        Value::Int(i) => (i as i128, i as i128 + 1),
+        Value::Float(f) => (clamp(f.ceil()), clamp(f.floor()) + 1),
+        _ => return Vec::new(),
+    };
+    let mut v: Vec<i128> = [lo, hi]
+        .into_iter()
+        .filter(|&x| x > current as i128)
+        .collect();
+    v.dedup();
+    v
+}
+
+fn clamp(f: f64) -> i128 {
+    f.clamp(-1e30, 1e30) as i128
+}
+
+/// `from`, then every time after `from` at which an input has a change point, ascending.
+fn change_times(inputs: &[&Timeline], from: u64) -> Vec<u64> {
+    let mut times = vec![from];
+    for tl in inputs {
+        let pts = tl.points();
+        let i = pts.partition_point(|(t, _)| *t <= from);
+        times.extend(pts[i..].iter().map(|(t, _)| *t));
+    }
+    if inputs.len() > 1 {
+        times.sort_unstable();
+        times.dedup();
+    }
+    times
+}

@@ -1,0 +1,122 @@
+//! Query plans: one node per distinct sub-expression, with deterministic ids.
+
+use crate::op::TimeLineOp;
+use std::collections::HashMap;
+use std::fmt;
+use uuid::Uuid;
+
+/// The namespace of node ids (a fixed, arbitrary UUID: changing it renames every worker).
+const NODE_NAMESPACE: Uuid = Uuid::from_u128(0x7c1e_4d2a_9b3f_4e61_a5d0_2f8b_6c4e_1a93);
+
+/// A node of a plan: one distinct sub-expression of the query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanNode {
+    /// A name-based UUID (v5) of the sub-expression's canonical text: the same sub-expression
+    /// gets the same id in every query, which is what lets workers be shared.
+    pub id: Uuid,
+    /// The sub-expression this node computes.
+    pub op: TimeLineOp,
+    /// The nodes this node reads, as indices into [`Plan::nodes`], in argument order.
+    pub inputs: Vec<usize>,
+    /// The nodes that read this node.
+    pub parents: Vec<usize>,
+}
+
+impl PlanNode {
+    /// `leaf` for a node that reads events, `derived` for one that reads other timelines.
+    pub fn kind(&self) -> &'static str {
+        if self.op.is_leaf() {
+            "leaf"
+        } else {
+            "derived"
+        }
+    }
+}
+
+/// The node graph of a query. Nodes are in topological order: every node comes after its
+/// inputs, and the query's result is the last node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub nodes: Vec<PlanNode>,
+}
+
+/// The id of the node that computes `op`.
+pub fn node_id(op: &TimeLineOp) -> Uuid {
+    Uuid::new_v5(&NODE_NAMESPACE, op.to_string().as_bytes())
+}
+
+impl Plan {
+    /// Plans `query`: one node per distinct sub-expression.
+    ///
+    /// ```
+    /// let q = timeline::parse_query("has_existed(a == 1) && !has_existed(a == 1)").unwrap();
+    /// let plan = timeline::Plan::new(&q);
+    /// assert_eq!(plan.nodes.len(), 3); // the leaf, the `!`, the `&&`
+    /// ```
+    pub fn new(query: &TimeLineOp) -> Plan {
+        let mut plan = Plan { nodes: Vec::new() };
+        let mut seen = HashMap::new();
+        plan.add(query, &mut seen);
+        plan
+    }
+
+    fn add(&mut self, op: &TimeLineOp, seen: &mut HashMap<String, usize>) -> usize {
+        let text = op.to_string();
+        if let Some(&i) = seen.get(&text) {
+            return i;
+        }
+        let inputs: Vec<usize> = op
+            .children()
+            .into_iter()
+            .map(|c| self.add(c, seen))
+            .collect();
+        let i = self.nodes.len();
+        for &c in &inputs {
+            if !self.nodes[c].parents.contains(&i) {
+                self.nodes[c].parents.push(i);
+            }
+        }
+        self.nodes.push(PlanNode {
+            id: Uuid::new_v5(&NODE_NAMESPACE, text.as_bytes()),
+            op: op.clone(),
+            inputs,
+            parents: Vec::new(),
+        });
+        seen.insert(text, i);
+        i
+    }
+
+    /// The index of the node computing the whole query.
+    pub fn root(&self) -> usize {
+        self.nodes.len() - 1
+    }
+
+    /// The index of the node with this id.
+    pub fn find(&self, id: &Uuid) -> Option<usize> {
+        self.nodes.iter().position(|n| &n.id == id)
+    }
+}
+
+impl fmt::Display for Plan {
+    /// One line per node: its id, kind, inputs (by id) and the sub-expression it computes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, n) in self.nodes.iter().enumerate() {
+            let inputs: Vec<String> = n
+                .inputs
+                .iter()
+                .map(|&c| self.nodes[c].id.to_string())
+                .collect();
+            let role = if i == self.root() { " (result)" } else { "" };
+            writeln!(
+                f,
+                "{}  {:<7}  {:<21}  inputs=[{}]  {}{role}",
+                n.id,
+                n.kind(),
+                n.op.name(),
+                inputs.join(", "),
+                n.op
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,312 @@
+//! A timeline: change points in canonical form, point and range queries, and deltas.
+
+use crate::value::State;
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
+
+/// A function of time, stored as change points `(t_i, s_i)`: `s_i` holds on `[t_i, t_{i+1})`
+/// (advancing along its slope for a duration). Before the first point the timeline has its
+/// initial value.
+///
+/// The points are always in canonical form: strictly increasing times, and no point that merely
+/// continues the one before it. Two timelines are equal iff they are the same function.
+#[derive(Clone, Debug)]
+pub struct Timeline {
+    initial: State,
+    points: Vec<(u64, State)>,
+    /// History before this time has been collapsed by retention; it can no longer be queried.
+    horizon: Option<u64>,
+}
+
+/// A piece of a timeline: `state` holds from `from` until `to` (exclusive; `None`: forever).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Segment {
+    pub from: u64,
+    pub to: Option<u64>,
+    pub state: State,
+}
+
+impl Serialize for Segment {
+    /// `{"from": T1, "to": T2 | null, "value": V | null, "slope": 0 | 1}`, where `value` is the
+    /// value at `from` (`null` when unknown).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Segment", 4)?;
+        st.serialize_field("from", &self.from)?;
+        st.serialize_field("to", &self.to)?;
+        st.serialize_field("value", &self.state)?;
+        st.serialize_field("slope", &self.state.slope())?;
+        st.end()
+    }
+}
+
+/// What changed in a timeline: from time `from` on, it continues its earlier history up to the
+/// first of `points`, then follows `points`. Applying a delta to a copy of the timeline before the
+/// change gives the timeline after it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delta {
+    pub from: u64,
+    pub points: Vec<(u64, State)>,
+}
+
+impl Timeline {
+    /// An empty timeline: `initial` everywhere.
+    pub fn new(initial: State) -> Timeline {
+        Timeline {
+            initial,
+            points: Vec::new(),
+            horizon: None,
+        }
+    }
+
+    /// The value before the first change point.
+    pub fn initial(&self) -> &State {
+        &self.initial
+    }
+
+    /// The change points, in canonical form.
+    pub fn points(&self) -> &[(u64, State)] {
+        &self.points
+    }
+
+    /// The earliest time that can still be queried, when retention has collapsed history.
+    pub fn horizon(&self) -> Option<u64> {
+        self.horizon
+    }
+
+    /// The index of the first point at or after `t`.
+    fn first_at_or_after(&self, t: u64) -> usize {
+        // Fast path for the common case of a query or change at the end.
+        match self.points.last() {
+            None => 0,
+            Some((last, _)) if *last < t => self.points.len(),
+            _ => self.points.partition_point(|(pt, _)| *pt < t),
+        }
+    }
+
+    /// The value at instant `t` (including a change at `t`); a duration reads as its value at `t`
+    /// with its slope.
+    pub fn value_at(&self, t: u64) -> State {
+        let i = self.first_at_or_after(t.saturating_add(1));
+        match i {
+            0 => self.initial.clone(),
+            i => {
+                let (pt, s) = &self.points[i - 1];
+                s.advanced(t - pt)
+            }
+        }
+    }
+
+    /// The segments covering `[t1, t2)`, the first starting at `t1`.
+    pub fn range(&self, t1: u64, t2: u64) -> Vec<Segment> {
+        if t2 <= t1 {
+            return Vec::new();
+        }
+        let mut out = vec![Segment {
+            from: t1,
+            to: None,
+            state: self.value_at(t1),
+        }];
+        let start = self.first_at_or_after(t1 + 1);
+        for (t, s) in self.points[start..].iter().take_while(|(t, _)| *t < t2) {
+            out.last_mut().expect("non-empty").to = Some(*t);
+            out.push(Segment {
+                from: *t,
+                to: None,
+                state: s.clone(),
+            });
+        }
+        out.last_mut().expect("non-empty").to = Some(t2);
+        out
+    }
+
+    /// One segment per change point, the last one open-ended. The initial value (before the
+    /// first point) is not listed.
+    pub fn segments(&self) -> Vec<Segment> {
+        self.points
+            .iter()
+            .enumerate()
+            .map(|(i, (t, s))| Segment {
+                from: *t,
+                to: self.points.get(i + 1).map(|(t, _)| *t),
+                state: s.clone(),
+            })
+            .collect()
+    }
+
+    /// Removes every change point at or after `t`.
+    pub fn truncate_from(&mut self, t: u64) {
+        let i = self.first_at_or_after(t);
+        self.points.truncate(i);
+    }
+
+    /// Appends a change point at `t` (not before the last one; at the same time it replaces it),
+    /// keeping canonical form: a point that continues the current value is dropped.
+    pub fn push(&mut self, t: u64, state: State) {
+        if let Some((last, _)) = self.points.last() {
+            debug_assert!(*last <= t, "change points must be appended in time order");
+            if *last == t {
+                self.points.pop();
+            }
+        }
+        let continues = match self.points.last() {
+            Some((pt, s)) => s.advanced(t - pt).same(&state),
+            None => self.initial.same(&state) && self.horizon.is_none(),
+        };
+        if !continues {
+            self.points.push((t, state));
+        }
+    }
+
+    /// The change from `from` on, to send to a copy of this timeline.
+    pub fn delta_from(&self, from: u64) -> Delta {
+        let i = self.first_at_or_after(from);
+        Delta {
+            from,
+            points: self.points[i..].to_vec(),
+        }
+    }
+
+    /// Applies a delta made by [`Timeline::delta_from`] on the original.
+    pub fn apply(&mut self, delta: &Delta) {
+        self.truncate_from(delta.from);
+        for (t, s) in &delta.points {
+            self.push(*t, s.clone());
+        }
+    }
+
+    /// The first time at which `self` and `other` differ as functions (`None` if they are the
+    /// same from `from` on). Both must agree before `from`.
+    pub fn first_difference_from(&self, other_points: &[(u64, State)], from: u64) -> Option<u64> {
+        let mine = &self.points[self.first_at_or_after(from)..];
+        let i = other_points.partition_point(|(t, _)| *t < from);
+        let theirs = &other_points[i..];
+        for (k, a) in mine.iter().enumerate() {
+            match theirs.get(k) {
+                Some(b) if a.0 == b.0 && a.1.same(&b.1) => continue,
+                Some(b) => return Some(a.0.min(b.0)),
+                None => return Some(a.0),
+            }
+        }
+        theirs.get(mine.len()).map(|(t, _)| *t)
+    }
+
+    /// Forgets history before `t`: the value at `t` becomes a change point at `t`, and earlier
+    /// points are dropped. Queries before `t` are then refused by the engine.
+    pub fn collapse_before(&mut self, t: u64) {
+        if self.horizon.is_some_and(|h| h >= t) {
+            return;
+        }
+        let i = self.first_at_or_after(t);
+        if i > 0 || self.horizon.is_none() {
+            let at_t = self.value_at(t);
+            let keep_point_at_t = self.points.get(i).is_some_and(|(pt, _)| *pt == t);
+            self.points.drain(..i);
+            if !keep_point_at_t {
+                self.points.insert(0, (t, at_t));
+            }
+        }
+        self.horizon = Some(t);
+    }
+
+    /// Bytes held by the change points (an estimate for memory statistics).
+    pub fn heap_bytes(&self) -> usize {
+        self.points.capacity() * std::mem::size_of::<(u64, State)>()
+    }
+}
+
+impl PartialEq for Timeline {
+    fn eq(&self, other: &Timeline) -> bool {
+        self.initial.same(&other.initial)
+            && self.points.len() == other.points.len()
+            && self
+                .points
+                .iter()
+                .zip(&other.points)
+                .all(|(a, b)| a.0 == b.0 && a.1.same(&b.1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(value: i64, slope: u8) -> State {
+        State::Duration { value, slope }
+    }
+
+    #[test]
+    fn push_keeps_canonical_form() {
+        let mut tl = Timeline::new(State::bool(false));
+        tl.push(1, State::bool(false));
+        tl.push(2, State::bool(true));
+        tl.push(3, State::bool(true));
+        tl.push(5, State::bool(false));
+        tl.push(5, State::bool(true)); // same time: replaces, then merges with [2, ..)
+        assert_eq!(tl.points(), &[(2, State::bool(true))]);
+
+        let mut dur = Timeline::new(d(0, 0));
+        dur.push(6, d(0, 1));
+        dur.push(7, d(1, 1)); // continues the slope
+        dur.push(9, d(3, 0));
+        assert_eq!(dur.points(), &[(6, d(0, 1)), (9, d(3, 0))]);
+        assert_eq!(dur.value_at(8), d(2, 1));
+        assert_eq!(dur.value_at(100), d(3, 0));
+        assert_eq!(dur.value_at(0), d(0, 0));
+    }
+
+    #[test]
+    fn ints_and_floats_merge() {
+        let mut tl = Timeline::new(State::Unknown);
+        tl.push(1, State::int(2));
+        tl.push(2, State::Value(crate::Value::Float(2.0)));
+        assert_eq!(tl.points().len(), 1);
+    }
+
+    #[test]
+    fn ranges_start_at_t1_and_end_at_t2() {
+        let mut tl = Timeline::new(State::int(0));
+        tl.push(3, State::int(1));
+        tl.push(6, State::int(2));
+        let r = tl.range(2, 6);
+        assert_eq!(
+            r,
+            vec![
+                Segment {
+                    from: 2,
+                    to: Some(3),
+                    state: State::int(0)
+                },
+                Segment {
+                    from: 3,
+                    to: Some(6),
+                    state: State::int(1)
+                },
+            ]
+        );
+        assert!(tl.range(5, 5).is_empty());
+    }
+
+    #[test]
+    fn deltas_bring_a_copy_up_to_date() {
+        let mut a = Timeline::new(State::int(0));
+        for t in [1, 4, 8] {
+            a.push(t, State::int(t as i64));
+        }
+        let mut copy = a.clone();
+        a.truncate_from(4);
+        a.push(5, State::int(9));
+        copy.apply(&a.delta_from(4));
+        assert_eq!(copy, a);
+    }
+
+    #[test]
+    fn collapse_keeps_the_value_at_the_horizon() {
+        let mut dur = Timeline::new(d(0, 0));
+        dur.push(2, d(0, 1));
+        dur.push(10, d(8, 0));
+        dur.collapse_before(5);
+        assert_eq!(dur.points(), &[(5, d(3, 1)), (10, d(8, 0))]);
+        assert_eq!(dur.value_at(7), d(5, 1));
+        assert_eq!(dur.horizon(), Some(5));
+    }
+}
