@@ -1,0 +1,213 @@
+//! The engine against the brute-force reference evaluator, for every operator and for random
+//! composed queries, under random arrival orders and batchings.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use timeline::op::*;
+use timeline::{Engine, EngineOptions, Event, State, Value};
+
+/// Ingests `events` in the order `order`, in batches whose sizes cycle through `batch_sizes`.
+fn run(query: &TimeLineOp, events: &[Event], order: &[usize], batch_sizes: &[usize]) -> Engine {
+    let mut engine = Engine::new(query, EngineOptions::default()).expect("valid query");
+    let arrived: Vec<Event> = order.iter().map(|&i| events[i].clone()).collect();
+    let mut rest = &arrived[..];
+    let mut k = 0;
+    while !rest.is_empty() {
+        let n = batch_sizes[k % batch_sizes.len()].clamp(1, rest.len());
+        engine.ingest(&rest[..n]).expect("valid events");
+        rest = &rest[n..];
+        k += 1;
+    }
+    engine
+}
+
+/// The engine, fed in a random order and random batches, agrees with the reference at every
+/// instant, and with a one-batch (batch evaluator) run point for point.
+fn check(
+    query: &TimeLineOp,
+    events: &[Event],
+    order: &[usize],
+    batch_sizes: &[usize],
+) -> Result<(), TestCaseError> {
+    let arrived: Vec<&Event> = order.iter().map(|&i| &events[i]).collect();
+    let rows = Rows::new(arrived.iter().copied());
+    let end = horizon_of(query, rows.max_time());
+    let reference = rows.eval(query, end);
+    let incremental = run(query, events, order, batch_sizes);
+    let batch = run(query, events, order, &[usize::MAX]);
+    if events.is_empty() {
+        prop_assert!(incremental.timeline(None).is_err());
+        return Ok(());
+    }
+    let context = format!("query: {query}\nevents (arrival order): {arrived:?}");
+    let plan = incremental.plan();
+    for (i, node) in plan.nodes.iter().enumerate() {
+        let node_ref = rows.eval(&node.op, end);
+        let tl = incremental.node_timeline(None, i).unwrap();
+        assert_matches_reference(tl, &node_ref, &format!("{context}\nnode: {}", node.op))?;
+        prop_assert_eq!(
+            tl,
+            batch.node_timeline(None, i).unwrap(),
+            "incremental != batch for {}",
+            node.op
+        );
+    }
+    assert_matches_reference(incremental.timeline(None).unwrap(), &reference, &context)
+}
+
+macro_rules! operator_properties {
+    ($($name:ident: $query:expr;)*) => {
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+            $(
+                #[test]
+                fn $name(
+                    query in $query,
+                    (events, order) in events(30, 25).prop_flat_map(|e| { let n = e.len(); (Just(e), shuffled(n)) }),
+                    batch_sizes in prop::collection::vec(1usize..5, 1..4),
+                ) {
+                    check(&query, &events, &order, &batch_sizes)?;
+                }
+            )*
+        }
+    };
+}
+
+operator_properties! {
+    latest_event_to_state_matches_reference: column().prop_map(|c| tl_latest_event_to_state(col(c)));
+    has_existed_matches_reference: predicate().prop_map(tl_has_existed);
+    has_existed_within_matches_reference: (predicate(), window()).prop_map(|(p, d)| tl_has_existed_within(p, d));
+    count_matches_reference: predicate().prop_map(tl_count);
+    count_within_matches_reference: (predicate(), window()).prop_map(|(p, d)| tl_count_within(p, d));
+    distinct_within_matches_reference: (column(), window()).prop_map(|(c, d)| tl_distinct_within(col(c), d));
+    comparison_matches_reference: (leaf(), cmp_op(), constant())
+        .prop_filter_map("well-typed", |(x, op, c)| { let q = x.compare(op, c); q.validate().ok().map(|_| q) });
+    comparison_over_durations_matches_reference: (bool_query(0), cmp_op(), 0i64..12, any::<bool>())
+        .prop_map(|(b, op, c, half)| tl_duration_where(b).compare(op, if half { Value::Float(c as f64 + 0.5) } else { Value::Int(c) }));
+    comparison_over_cur_state_matches_reference: (leaf(), cmp_op(), 0i64..12)
+        .prop_map(|(x, op, c)| tl_duration_in_cur_state(x).compare(op, Value::Int(c)));
+    and_or_not_match_reference: (bool_query(0), bool_query(0), 0..3u8).prop_map(|(a, b, k)| match k {
+        0 => a.and(b), 1 => a.or(b), _ => a.not() });
+    duration_where_matches_reference: bool_query(1).prop_map(tl_duration_where);
+    duration_in_cur_state_matches_reference: any_query(1).prop_map(tl_duration_in_cur_state);
+    composed_queries_match_reference: any_query(3);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Several keys are evaluated independently: each key's result equals a run on its events only.
+    #[test]
+    fn keys_are_independent(
+        query in any_query(2),
+        events in events(30, 30),
+        keys in prop::collection::vec(0u8..3, 30),
+    ) {
+        let keyed: Vec<Event> = events.iter().zip(&keys).map(|(e, k)| {
+            let mut e = e.clone();
+            e.fields.push(("session".into(), Value::Int(*k as i64)));
+            e
+        }).collect();
+        let mut engine = Engine::new(&query, EngineOptions { key_column: Some("session".into()), retention: None }).unwrap();
+        engine.ingest(&keyed).unwrap();
+        let got_keys: Vec<_> = engine.keys().into_iter().map(|k| k.cloned()).collect();
+        let mut want_keys: Vec<i64> = keys[..keyed.len()].iter().map(|k| *k as i64).collect();
+        want_keys.sort();
+        want_keys.dedup();
+        prop_assert_eq!(got_keys, want_keys.iter().map(|k| Some(Value::Int(*k))).collect::<Vec<_>>());
+        for k in want_keys {
+            let mine: Vec<&Event> = keyed.iter().filter(|e| e.get("session") == Some(&Value::Int(k))).collect();
+            let rows = Rows::new(mine.iter().copied());
+            let reference = rows.eval(&query, horizon_of(&query, rows.max_time()));
+            assert_matches_reference(engine.timeline(Some(&Value::Int(k))).unwrap(), &reference, &format!("{query} key {k}"))?;
+        }
+    }
+
+    /// With a retention horizon, answers at and after the horizon are those of an engine without
+    /// one, for events arriving late but within the horizon.
+    #[test]
+    fn retention_keeps_answers_after_the_horizon(
+        query in any_query(2),
+        events in events(200, 60),
+        h in 5u64..40,
+        seed in any::<u64>(),
+    ) {
+        // Arrival: in time order, each event possibly delayed by less than the horizon allows.
+        let mut arrival: Vec<(u64, usize)> = events.iter().enumerate()
+            .map(|(i, e)| (e.time + (seed.wrapping_mul(i as u64 + 7) >> 40) % h.max(1), i)).collect();
+        arrival.sort();
+        let mut retained = Engine::new(&query, EngineOptions { key_column: None, retention: Some(h) }).unwrap();
+        let mut full = Engine::new(&query, EngineOptions::default()).unwrap();
+        for (_, i) in arrival {
+            let e = &events[i];
+            match retained.ingest(std::slice::from_ref(e)) {
+                Ok(()) => full.ingest(std::slice::from_ref(e)).unwrap(),
+                Err(err) => prop_assert!(err.message.contains("retention horizon"), "{}", err),
+            }
+        }
+        if events.is_empty() { return Ok(()); }
+        let horizon = retained.horizon(None).unwrap().unwrap();
+        let end = horizon_of(&query, 200);
+        for t in horizon..end {
+            let (a, b) = (retained.value_at(None, t).unwrap(), full.value_at(None, t).unwrap());
+            prop_assert!(a.same(&b), "{} at {}: retained {:?}, full {:?}", query, t, a, b);
+        }
+        if horizon > 0 {
+            prop_assert!(retained.value_at(None, horizon - 1).is_err());
+        }
+    }
+}
+
+#[test]
+fn spec_worked_example_cirr() {
+    let query: TimeLineOp = r#"duration_where(
+        has_existed(playerStateChange == "play")
+        && !has_existed_within(userAction == "seek", 5)
+        && latest_event_to_state(playerStateChange) == "buffer"
+        && latest_event_to_state(cdnChange) == "CDN1"
+    )"#
+    .parse()
+    .unwrap();
+    let psc = |t, v: &str| Event::new(t, [("playerStateChange", Value::from(v))]);
+    let events = vec![
+        psc(1, "init"),
+        Event::new(2, [("cdnChange", "CDN1".into())]),
+        psc(4, "buffer"),
+        psc(5, "play"),
+        psc(6, "buffer"),
+        Event::new(7, [("userAction", "seek".into())]),
+        psc(9, "play"),
+        psc(10, "pause"),
+        Event::new(11, [("cdnChange", "CDN2".into())]),
+        psc(13, "buffer"),
+        psc(14, "play"),
+    ];
+    let expected = [
+        (6, State::Duration { value: 0, slope: 1 }),
+        (7, State::Duration { value: 1, slope: 0 }),
+    ];
+    // In order, reversed, and as one batch: the same canonical timeline.
+    let mut orders: Vec<Vec<Event>> = vec![events.clone(), events.iter().rev().cloned().collect()];
+    orders.push(events.clone());
+    for (k, order) in orders.iter().enumerate() {
+        let mut engine = Engine::new(&query, EngineOptions::default()).unwrap();
+        if k == 2 {
+            engine.ingest(order).unwrap();
+        } else {
+            for e in order {
+                engine.ingest(std::slice::from_ref(e)).unwrap();
+            }
+        }
+        let tl = engine.timeline(None).unwrap();
+        assert_eq!(tl.points(), &expected, "order {k}");
+        for (t, want) in [(0, 0), (5, 0), (6, 0), (7, 1), (100, 1)] {
+            assert_eq!(
+                engine.value_at(None, t).unwrap().instant_value(),
+                Some(Value::Int(want)),
+                "t={t}"
+            );
+        }
+    }
+}
