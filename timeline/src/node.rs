@@ -312,6 +312,7 @@ impl LeafState {
         let keep_rows_from = keep_from.saturating_sub(spec.window());
         let n = self.rows.partition_point(|r| r.time < keep_rows_from);
         self.rows.drain(..n);
+        crate::timeline::shrink(&mut self.rows);
         self.output.collapse_before(keep_from);
     }
 

@@ -204,6 +204,7 @@ impl Timeline {
             if !keep_point_at_t {
                 self.points.insert(0, (t, at_t));
             }
+            shrink(&mut self.points);
         }
         self.horizon = Some(t);
     }
@@ -211,6 +212,14 @@ impl Timeline {
     /// Bytes held by the change points (an estimate for memory statistics).
     pub fn heap_bytes(&self) -> usize {
         self.points.capacity() * std::mem::size_of::<(u64, State)>()
+    }
+}
+
+/// Gives back spare capacity after history was dropped, so that a key's memory follows what it
+/// holds rather than its peak.
+pub(crate) fn shrink<T>(v: &mut Vec<T>) {
+    if v.capacity() > 2 * v.len() + 8 {
+        v.shrink_to(v.len() + v.len() / 2 + 4);
     }
 }
 
