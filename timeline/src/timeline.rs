@@ -119,18 +119,25 @@ impl Timeline {
         out
     }
 
-    /// One segment per change point, the last one open-ended. The initial value (before the
-    /// first point) is not listed.
+    /// The whole timeline as segments from time 0 (or from the retention horizon) on: the initial
+    /// value up to the first change point, then one segment per change point, the last one
+    /// open-ended.
     pub fn segments(&self) -> Vec<Segment> {
-        self.points
-            .iter()
-            .enumerate()
-            .map(|(i, (t, s))| Segment {
-                from: *t,
-                to: self.points.get(i + 1).map(|(t, _)| *t),
-                state: s.clone(),
-            })
-            .collect()
+        let start = self.horizon.unwrap_or(0);
+        let mut out = Vec::with_capacity(self.points.len() + 1);
+        if self.points.first().is_none_or(|(t, _)| *t > start) {
+            out.push(Segment {
+                from: start,
+                to: self.points.first().map(|(t, _)| *t),
+                state: self.initial.clone(),
+            });
+        }
+        out.extend(self.points.iter().enumerate().map(|(i, (t, s))| Segment {
+            from: *t,
+            to: self.points.get(i + 1).map(|(t, _)| *t),
+            state: s.clone(),
+        }));
+        out
     }
 
     /// Removes every change point at or after `t`.
@@ -269,6 +276,35 @@ mod tests {
         tl.push(1, State::int(2));
         tl.push(2, State::Value(crate::Value::Float(2.0)));
         assert_eq!(tl.points().len(), 1);
+    }
+
+    #[test]
+    fn segments_start_with_the_initial_value() {
+        let mut tl = Timeline::new(State::bool(false));
+        assert_eq!(
+            tl.segments(),
+            vec![Segment {
+                from: 0,
+                to: None,
+                state: State::bool(false)
+            }]
+        );
+        tl.push(4, State::bool(true));
+        assert_eq!(
+            tl.segments(),
+            vec![
+                Segment {
+                    from: 0,
+                    to: Some(4),
+                    state: State::bool(false)
+                },
+                Segment {
+                    from: 4,
+                    to: None,
+                    state: State::bool(true)
+                },
+            ]
+        );
     }
 
     #[test]

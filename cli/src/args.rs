@@ -1,0 +1,248 @@
+//! Command-line arguments: the `eval` and `explain` contracts, parsed by hand so that every
+//! mistake gets a message saying what to write instead.
+
+use std::fmt;
+
+pub const USAGE: &str = "\
+timeline: answer timeline queries over event files
+
+USAGE:
+    timeline eval (--query TEXT | --query-file PATH) --events (PATH | -) [OPTIONS]
+    timeline explain (QUERY | --query-file PATH)
+
+EVAL OPTIONS:
+    --key COL          evaluate per partition key (the value of column COL)
+    --at T             the value at time T (repeatable)
+    --range T1..T2     the segments covering [T1, T2)
+    --timeline         every change point (the default when no --at or --range is given)
+    --format json|table  output format (default: json, one JSON object per line)
+    --retain H         keep H time units of history per key; older events are refused
+
+EVENTS:
+    JSON Lines, either {\"time\": 5, \"event\": {\"col\": \"value\"}} or
+    {\"time\": 5, \"event\": [[\"col\", {\"string-value\": \"x\"}]]}, or CSV with a `time` column
+    (an empty cell means the column is absent; cells are read as int, float, bool or string).
+    The format is recognised from the first line. `-` reads standard input.
+";
+
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    Eval(EvalArgs),
+    Explain(QuerySource),
+    Help,
+    Version,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum QuerySource {
+    Text(String),
+    File(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Format {
+    Json,
+    Table,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct EvalArgs {
+    pub query: QuerySource,
+    pub events: String,
+    pub key: Option<String>,
+    pub at: Vec<u64>,
+    pub range: Option<(u64, u64)>,
+    pub timeline: bool,
+    pub format: Format,
+    pub retain: Option<u64>,
+}
+
+/// A usage mistake.
+#[derive(Debug, PartialEq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}\n\nRun `timeline --help` for usage.", self.0)
+    }
+}
+
+fn usage(msg: impl Into<String>) -> UsageError {
+    UsageError(msg.into())
+}
+
+fn time(flag: &str, text: &str) -> Result<u64, UsageError> {
+    text.parse().map_err(|_| {
+        usage(format!(
+            "{flag} expects a time (a non-negative integer), found `{text}`"
+        ))
+    })
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Command, UsageError> {
+    let Some(cmd) = args.first() else {
+        return Err(usage(
+            "no command given: use `timeline eval` or `timeline explain`",
+        ));
+    };
+    let rest = &args[1..];
+    match cmd.as_str() {
+        "-h" | "--help" | "help" => Ok(Command::Help),
+        "-V" | "--version" => Ok(Command::Version),
+        "eval" => parse_eval(rest).map(Command::Eval),
+        "explain" => match rest {
+            [flag, path] if flag == "--query-file" => {
+                Ok(Command::Explain(QuerySource::File(path.clone())))
+            }
+            [q] if !q.starts_with("--") => Ok(Command::Explain(QuerySource::Text(q.clone()))),
+            _ => Err(usage(
+                "`explain` takes one query (quote it), or --query-file PATH",
+            )),
+        },
+        other => Err(usage(format!(
+            "unknown command `{other}`: use `eval` or `explain`"
+        ))),
+    }
+}
+
+fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
+    let mut query = None;
+    let mut events = None;
+    let mut out = EvalArgs {
+        query: QuerySource::Text(String::new()),
+        events: String::new(),
+        key: None,
+        at: Vec::new(),
+        range: None,
+        timeline: false,
+        format: Format::Json,
+        retain: None,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let flag = args[i].as_str();
+        if flag == "--timeline" {
+            out.timeline = true;
+            i += 1;
+            continue;
+        }
+        if flag == "-h" || flag == "--help" {
+            return Err(usage(USAGE.trim_end()));
+        }
+        let value = || {
+            args.get(i + 1)
+                .cloned()
+                .ok_or_else(|| usage(format!("{flag} expects a value")))
+        };
+        match flag {
+            "--query" | "--query-file" => {
+                if query.is_some() {
+                    return Err(usage(
+                        "give the query once: --query TEXT or --query-file PATH",
+                    ));
+                }
+                let v = value()?;
+                query = Some(if flag == "--query" {
+                    QuerySource::Text(v)
+                } else {
+                    QuerySource::File(v)
+                });
+            }
+            "--events" => events = Some(value()?),
+            "--key" => out.key = Some(value()?),
+            "--at" => out.at.push(time("--at", &value()?)?),
+            "--range" => {
+                let v = value()?;
+                let (a, b) = v
+                    .split_once("..")
+                    .ok_or_else(|| usage(format!("--range expects T1..T2, found `{v}`")))?;
+                let (a, b) = (time("--range", a)?, time("--range", b)?);
+                if b <= a {
+                    return Err(usage(format!(
+                        "--range {v} is empty: T2 must be greater than T1"
+                    )));
+                }
+                out.range = Some((a, b));
+            }
+            "--format" => {
+                out.format = match value()?.as_str() {
+                    "json" => Format::Json,
+                    "table" => Format::Table,
+                    f => {
+                        return Err(usage(format!(
+                            "--format expects json or table, found `{f}`"
+                        )))
+                    }
+                }
+            }
+            "--retain" => {
+                let h = time("--retain", &value()?)?;
+                if h == 0 {
+                    return Err(usage("--retain expects a horizon greater than 0"));
+                }
+                out.retain = Some(h);
+            }
+            other => return Err(usage(format!("unknown option `{other}` for `eval`"))),
+        }
+        i += 2;
+    }
+    out.query = query.ok_or_else(|| usage("`eval` needs --query TEXT or --query-file PATH"))?;
+    out.events =
+        events.ok_or_else(|| usage("`eval` needs --events PATH (or `-` for standard input)"))?;
+    if out.at.is_empty() && out.range.is_none() {
+        out.timeline = true;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn eval_reads_every_option() {
+        let cmd = parse(&args("eval --query q --events e.csv --key sid --at 5 --at 7 --range 1..9 --format table --retain 60")).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Eval(EvalArgs {
+                query: QuerySource::Text("q".into()),
+                events: "e.csv".into(),
+                key: Some("sid".into()),
+                at: vec![5, 7],
+                range: Some((1, 9)),
+                timeline: false,
+                format: Format::Table,
+                retain: Some(60),
+            })
+        );
+        let Command::Eval(e) = parse(&args("eval --query-file q.tl --events -")).unwrap() else {
+            panic!()
+        };
+        assert!(e.timeline, "the whole timeline is the default");
+    }
+
+    #[test]
+    fn mistakes_say_what_to_do() {
+        for (line, needle) in [
+            ("eval --events e", "needs --query"),
+            ("eval --query q", "needs --events"),
+            ("eval --query q --events e --at x", "--at expects a time"),
+            ("eval --query q --events e --range 5..5", "is empty"),
+            ("eval --query q --events e --range 5", "T1..T2"),
+            ("eval --query q --events e --format xml", "json or table"),
+            ("eval --query q --events e --bogus 1", "unknown option"),
+            ("eval --query q --query-file f --events e", "once"),
+            ("eval --query q --events e --retain 0", "greater than 0"),
+            ("frobnicate", "unknown command"),
+            ("explain", "one query"),
+        ] {
+            let err = parse(&args(line)).unwrap_err();
+            assert!(err.0.contains(needle), "{line}: {err}");
+        }
+    }
+}

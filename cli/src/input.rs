@@ -1,0 +1,226 @@
+//! Reading event files: JSON Lines (either event shape) or CSV, recognised from the first line.
+//! The whole input is read and checked before anything is evaluated, so a bad line leaves no
+//! half-printed result.
+
+use crate::progress::Progress;
+use std::fmt;
+use std::io::Read;
+use std::sync::Arc;
+use timeline::{Event, Value};
+
+/// A problem with the input, located by file and line.
+#[derive(Debug, PartialEq)]
+pub struct InputError {
+    pub path: String,
+    /// 1-based; 0 when the problem is not on one line (the file cannot be read, say).
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            0 => write!(f, "{}: {}", self.path, self.message),
+            n => write!(f, "{}:{n}: {}", self.path, self.message),
+        }
+    }
+}
+
+/// Reads the file at `path` (`-` for standard input) as UTF-8.
+pub fn read_text(path: &str) -> Result<String, InputError> {
+    let fail = |e: std::io::Error| InputError {
+        path: display_path(path),
+        line: 0,
+        message: format!("cannot read: {e}"),
+    };
+    if path == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map_err(fail)?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(path).map_err(fail)
+    }
+}
+
+pub fn display_path(path: &str) -> String {
+    if path == "-" {
+        "<stdin>".into()
+    } else {
+        path.into()
+    }
+}
+
+/// Parses all events of `text`, JSON Lines if the first non-blank line starts with `{`, CSV
+/// otherwise.
+pub fn parse_events(
+    path: &str,
+    text: &str,
+    progress: &mut Progress,
+) -> Result<Vec<Event>, InputError> {
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty());
+    match first {
+        None => Ok(Vec::new()),
+        Some(l) if l.starts_with('{') => parse_json_lines(path, text, progress),
+        Some(_) => parse_csv(path, text, progress),
+    }
+}
+
+fn parse_json_lines(
+    path: &str,
+    text: &str,
+    progress: &mut Progress,
+) -> Result<Vec<Event>, InputError> {
+    let mut events = Vec::new();
+    let mut offset = 0;
+    for (i, line) in text.lines().enumerate() {
+        offset += line.len() + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event = Event::from_json(line).map_err(|message| InputError {
+            path: display_path(path),
+            line: i + 1,
+            message,
+        })?;
+        events.push(event);
+        if events.len() % 65_536 == 0 {
+            progress.update("reading", offset, events.len());
+        }
+    }
+    Ok(events)
+}
+
+fn parse_csv(path: &str, text: &str, progress: &mut Progress) -> Result<Vec<Event>, InputError> {
+    let at = |line: usize, message: String| InputError {
+        path: display_path(path),
+        line,
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .byte_headers()
+        .map_err(|e| at(1, format!("invalid CSV header: {e}")))?
+        .clone();
+    let mut columns: Vec<Arc<str>> = Vec::new();
+    for h in headers.iter() {
+        let name =
+            std::str::from_utf8(h).map_err(|_| at(1, "a column name is not UTF-8".into()))?;
+        columns.push(Arc::from(name.trim()));
+    }
+    let time_col = columns.iter().position(|c| &**c == "time").ok_or_else(|| {
+        at(
+            1,
+            format!(
+                "the CSV header has no `time` column (found: {}); is this a JSON Lines file? Its lines must start with `{{`",
+                columns.iter().map(|c| &**c).collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })?;
+    let mut events = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let line = reader.position().line() as usize;
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(at(line.max(2), format!("invalid CSV: {e}"))),
+        }
+        let line = record.position().map_or(line, |p| p.line() as usize);
+        let mut time = None;
+        let mut fields = Vec::with_capacity(columns.len() - 1);
+        for (k, cell) in record.iter().enumerate() {
+            let cell =
+                std::str::from_utf8(cell).map_err(|_| at(line, "a cell is not UTF-8".into()))?;
+            if k == time_col {
+                time = Some(cell.trim().parse::<u64>().map_err(|_| {
+                    at(
+                        line,
+                        format!("`time` must be a non-negative integer, found `{cell}`"),
+                    )
+                })?);
+            } else if let Some(v) =
+                infer(cell).map_err(|m| at(line, format!("column `{}`: {m}", columns[k])))?
+            {
+                fields.push((columns[k].clone(), v));
+            }
+        }
+        let time = time.ok_or_else(|| at(line, "the `time` cell is missing".into()))?;
+        events.push(Event { time, fields });
+        if events.len() % 65_536 == 0 {
+            progress.update(
+                "reading",
+                record.position().map_or(0, |p| p.byte() as usize),
+                events.len(),
+            );
+        }
+    }
+    Ok(events)
+}
+
+/// The value of a CSV cell: empty is absent; then int, float, bool, else string.
+pub fn infer(cell: &str) -> Result<Option<Value>, String> {
+    if cell.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(i) = cell.parse::<i64>() {
+        return Ok(Some(Value::Int(i)));
+    }
+    if let Ok(f) = cell.parse::<f64>() {
+        return Value::float(f).map(Some);
+    }
+    if cell.eq_ignore_ascii_case("true") || cell.eq_ignore_ascii_case("false") {
+        return Ok(Some(Value::Bool(cell.eq_ignore_ascii_case("true"))));
+    }
+    Ok(Some(Value::str(cell)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_typed() {
+        assert_eq!(infer("").unwrap(), None);
+        assert!(matches!(infer("42").unwrap(), Some(Value::Int(42))));
+        assert!(matches!(infer("-1.5").unwrap(), Some(Value::Float(f)) if f == -1.5));
+        assert!(matches!(infer("TRUE").unwrap(), Some(Value::Bool(true))));
+        assert!(matches!(infer("CDN1").unwrap(), Some(Value::Str(s)) if &*s == "CDN1"));
+        assert!(infer("NaN").unwrap_err().contains("NaN"));
+        assert!(infer("inf").is_err());
+    }
+
+    #[test]
+    fn csv_and_json_lines_give_the_same_events() {
+        let mut p = Progress::hidden();
+        let csv = "time,a,b\n1,x,\n2,,2.5\n";
+        let json = "{\"time\":1,\"event\":{\"a\":\"x\"}}\n\n{\"time\":2,\"event\":{\"b\":2.5}}\n";
+        assert_eq!(
+            parse_events("f", csv, &mut p).unwrap(),
+            parse_events("g", json, &mut p).unwrap()
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let mut p = Progress::hidden();
+        let err = parse_events("e.csv", "time,a\n1,x\nsoon,y\n", &mut p).unwrap_err();
+        assert_eq!((err.path.as_str(), err.line), ("e.csv", 3));
+        let err = parse_events("e.csv", "t,a\n1,x\n", &mut p).unwrap_err();
+        assert!(err.message.contains("no `time` column"), "{err}");
+        let err = parse_events("e.csv", "time,a\n1,x,extra\n", &mut p).unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        let err = parse_events(
+            "e.jsonl",
+            "{\"time\":1,\"event\":{}}\n{\"time\":2}\n",
+            &mut p,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "e.jsonl:2: the event has no \"event\" field"
+        );
+    }
+}

@@ -1,0 +1,249 @@
+//! `timeline`: answers timeline queries over event files, with no Golem server.
+//!
+//! The binary is a thin layer over the `timeline` library: it reads the query and the events,
+//! feeds them to an [`Engine`], and prints what was asked for. Exit status 2 means bad input;
+//! nothing is printed as a result unless the whole input was read and evaluated.
+
+mod args;
+mod input;
+mod progress;
+
+use args::{Command, EvalArgs, Format, QuerySource};
+use progress::Progress;
+use std::io::{BufWriter, Write};
+use std::process::ExitCode;
+use timeline::{parse_query, Engine, EngineOptions, Plan, Segment, State, TimeLineOp, Value};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args::parse(&args) {
+        Err(e) => Err(e.to_string()),
+        Ok(Command::Help) => {
+            print!("{}", args::USAGE);
+            Ok(())
+        }
+        Ok(Command::Version) => {
+            println!("timeline {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Ok(Command::Explain(source)) => explain(&source),
+        Ok(Command::Eval(a)) => eval(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Reads and parses the query; errors point at the line and column, with the line shown.
+fn load_query(source: &QuerySource) -> Result<TimeLineOp, String> {
+    let (name, text) = match source {
+        QuerySource::Text(t) => ("query".to_string(), t.clone()),
+        QuerySource::File(p) => (p.clone(), input::read_text(p).map_err(|e| e.to_string())?),
+    };
+    parse_query(&text).map_err(|e| {
+        let line = text.lines().nth(e.line - 1).unwrap_or("");
+        let caret = " ".repeat(e.column.saturating_sub(1));
+        format!(
+            "{name}:{}:{}: {}\n  | {line}\n  | {caret}^",
+            e.line, e.column, e.message
+        )
+    })
+}
+
+fn explain(source: &QuerySource) -> Result<(), String> {
+    let query = load_query(source)?;
+    print!("{}", Plan::new(&query));
+    Ok(())
+}
+
+fn eval(a: &EvalArgs) -> Result<(), String> {
+    let query = load_query(&a.query)?;
+    let text = input::read_text(&a.events).map_err(|e| e.to_string())?;
+    let mut progress = Progress::new(text.len());
+    let events = input::parse_events(&a.events, &text, &mut progress).map_err(|e| e.to_string())?;
+    drop(text);
+    let options = EngineOptions {
+        key_column: a.key.clone(),
+        retention: a.retain,
+    };
+    let mut engine = Engine::new(&query, options).map_err(|e| e.to_string())?;
+    // Ingest in chunks so the progress line moves; the result does not depend on the chunking.
+    const CHUNK: usize = 1 << 18;
+    for (k, chunk) in events.chunks(CHUNK).enumerate() {
+        engine.ingest(chunk).map_err(|e| {
+            let index = k * CHUNK + e.index;
+            format!(
+                "{}: event {} (time {}): {}",
+                input::display_path(&a.events),
+                index + 1,
+                events[index].time,
+                e.message
+            )
+        })?;
+        progress.update("evaluating", (k + 1) * CHUNK, (k + 1) * CHUNK);
+    }
+    progress.finish();
+    let rows = collect_rows(&engine, a)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let written = match a.format {
+        Format::Json => write_json(&mut out, &rows),
+        Format::Table => write_table(&mut out, &rows),
+    };
+    written
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("cannot write the result: {e}"))
+}
+
+/// One line of output: a point answer or a segment.
+enum Row<'a> {
+    At {
+        key: Option<&'a Value>,
+        at: u64,
+        state: State,
+    },
+    Segment {
+        key: Option<&'a Value>,
+        segment: Segment,
+    },
+}
+
+/// Every answer, computed before anything is printed, so that an error prints no partial result.
+fn collect_rows<'a>(engine: &'a Engine, a: &EvalArgs) -> Result<Vec<Row<'a>>, String> {
+    let mut rows = Vec::new();
+    for key in engine.keys() {
+        let fail = |e: timeline::QueryError| match key {
+            Some(k) => format!("key {k}: {e}"),
+            None => e.to_string(),
+        };
+        for &t in &a.at {
+            rows.push(Row::At {
+                key,
+                at: t,
+                state: engine.value_at(key, t).map_err(fail)?,
+            });
+        }
+        if let Some((t1, t2)) = a.range {
+            for segment in engine.range(key, t1, t2).map_err(fail)? {
+                rows.push(Row::Segment { key, segment });
+            }
+        }
+        if a.timeline {
+            for segment in engine.timeline(key).map_err(fail)?.segments() {
+                rows.push(Row::Segment { key, segment });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// A point answer, fields in the documented order.
+#[derive(serde::Serialize)]
+struct PointLine<'a> {
+    key: Option<&'a Value>,
+    at: u64,
+    value: &'a State,
+}
+
+/// A segment answer, fields in the documented order.
+#[derive(serde::Serialize)]
+struct SegmentLine<'a> {
+    key: Option<&'a Value>,
+    from: u64,
+    to: Option<u64>,
+    value: &'a State,
+    slope: u8,
+}
+
+fn write_json(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
+    for row in rows {
+        match row {
+            Row::At { key, at, state } => serde_json::to_writer(
+                &mut *out,
+                &PointLine {
+                    key: *key,
+                    at: *at,
+                    value: state,
+                },
+            )?,
+            Row::Segment { key, segment: s } => serde_json::to_writer(
+                &mut *out,
+                &SegmentLine {
+                    key: *key,
+                    from: s.from,
+                    to: s.to,
+                    value: &s.state,
+                    slope: s.state.slope(),
+                },
+            )?,
+        }
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+fn write_table(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
+    let show = |s: &State| match s.instant_value() {
+        None => "unknown".to_string(),
+        Some(Value::Str(s)) => s.to_string(),
+        Some(v) => v.to_string(),
+    };
+    let key = |k: &Option<&Value>| k.map_or("-".to_string(), |k| show(&State::Value(k.clone())));
+    let mut cells: Vec<Vec<String>> = Vec::new();
+    let points = rows.iter().any(|r| matches!(r, Row::At { .. }));
+    let segments = rows.iter().any(|r| matches!(r, Row::Segment { .. }));
+    if points {
+        cells.push(["key", "at", "value"].map(String::from).to_vec());
+        for r in rows {
+            if let Row::At { key: k, at, state } = r {
+                cells.push(vec![key(k), at.to_string(), show(state)]);
+            }
+        }
+    }
+    if segments {
+        if points {
+            cells.push(Vec::new());
+        }
+        cells.push(
+            ["key", "from", "to", "value", "slope"]
+                .map(String::from)
+                .to_vec(),
+        );
+        for r in rows {
+            if let Row::Segment { key: k, segment: s } = r {
+                let to = s.to.map_or("-".to_string(), |t| t.to_string());
+                cells.push(vec![
+                    key(k),
+                    s.from.to_string(),
+                    to,
+                    show(&s.state),
+                    s.state.slope().to_string(),
+                ]);
+            }
+        }
+    }
+    let ncols = cells.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..ncols)
+        .map(|c| {
+            cells
+                .iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for r in &cells {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, s)| format!("{s:<w$}", w = widths[c]))
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+    }
+    Ok(())
+}

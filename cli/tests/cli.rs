@@ -1,0 +1,402 @@
+//! Runs the built `timeline` binary on files, as a user would.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn timeline(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_timeline"))
+        .args(args)
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// Writes `content` to a fresh temporary file with the given extension.
+fn temp_file(name: &str, content: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("timeline-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+fn bad_input(o: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        o.stdout.is_empty(),
+        "printed a result: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+}
+
+#[test]
+fn cirr_example_answers_per_session() {
+    let o = timeline(
+        &[
+            "eval",
+            "--query-file",
+            "examples/cirr.tl",
+            "--events",
+            "examples/player.csv",
+            "--key",
+            "sessionId",
+            "--at",
+            "7",
+            "--at",
+            "100",
+        ],
+        None,
+    );
+    assert_eq!(
+        stdout(&o),
+        "{\"key\":\"s1\",\"at\":7,\"value\":1}\n{\"key\":\"s1\",\"at\":100,\"value\":1}\n\
+         {\"key\":\"s2\",\"at\":7,\"value\":0}\n{\"key\":\"s2\",\"at\":100,\"value\":12}\n"
+    );
+}
+
+#[test]
+fn timeline_and_range_print_segments_with_slopes() {
+    let o = timeline(
+        &[
+            "eval",
+            "--query-file",
+            "examples/cirr.tl",
+            "--events",
+            "examples/player.csv",
+            "--key",
+            "sessionId",
+            "--range",
+            "5..8",
+        ],
+        None,
+    );
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        r#"{"key":"s1","from":5,"to":6,"value":0,"slope":0}"#
+    );
+    assert_eq!(
+        lines[1],
+        r#"{"key":"s1","from":6,"to":7,"value":0,"slope":1}"#
+    );
+    assert_eq!(
+        lines[2],
+        r#"{"key":"s1","from":7,"to":8,"value":1,"slope":0}"#
+    );
+    assert_eq!(
+        lines[3],
+        r#"{"key":"s2","from":5,"to":8,"value":0,"slope":0}"#
+    );
+    let o = timeline(
+        &[
+            "eval",
+            "--query-file",
+            "examples/cirr.tl",
+            "--events",
+            "examples/player.csv",
+        ],
+        None,
+    );
+    // Without --key, all events are one key (null), and the whole timeline is printed.
+    let out = stdout(&o);
+    assert!(
+        out.lines().all(|l| l.starts_with(r#"{"key":null,"from":"#)),
+        "{out}"
+    );
+    assert!(out.lines().last().unwrap().contains(r#""to":null"#));
+}
+
+#[test]
+fn json_lines_in_both_shapes_csv_and_stdin_agree() {
+    let query = r#"latest_event_to_state(b) >= 2 && has_existed(a == "x")"#;
+    let csv = temp_file("e.csv", "time,k,a,b\n1,p,x,\n3,p,,2.5\n2,q,y,7\n");
+    let plain = temp_file(
+        "e.jsonl",
+        "{\"time\":1,\"event\":{\"k\":\"p\",\"a\":\"x\"}}\n{\"time\":3,\"event\":{\"k\":\"p\",\"b\":2.5}}\n{\"time\":2,\"event\":{\"k\":\"q\",\"a\":\"y\",\"b\":7}}\n",
+    );
+    let wit = "{\"time\":3,\"event\":[[\"k\",{\"string-value\":\"p\"}],[\"b\",{\"float-value\":2.5}]]}\n\
+               {\"time\":1,\"event\":[[\"k\",{\"string-value\":\"p\"}],[\"a\",{\"string-value\":\"x\"}]]}\n\
+               {\"time\":2,\"event\":[[\"k\",{\"string-value\":\"q\"}],[\"a\",{\"string-value\":\"y\"}],[\"b\",{\"int-value\":7}]]}\n";
+    let args = |events: &str| -> Vec<String> {
+        [
+            "eval",
+            "--query",
+            query,
+            "--events",
+            events,
+            "--key",
+            "k",
+            "--timeline",
+            "--at",
+            "3",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let run = |events: &str, stdin: Option<&str>| {
+        let a = args(events);
+        stdout(&timeline(
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+            stdin,
+        ))
+    };
+    let from_csv = run(csv.to_str().unwrap(), None);
+    assert_eq!(from_csv, run(plain.to_str().unwrap(), None));
+    assert_eq!(from_csv, run("-", Some(wit)));
+    assert!(
+        from_csv.starts_with("{\"key\":\"p\",\"at\":3,\"value\":true}\n{\"key\":\"p\",\"from\":0,"),
+        "{from_csv}"
+    );
+    assert!(
+        from_csv.contains("{\"key\":\"q\",\"at\":3,\"value\":false}"),
+        "{from_csv}"
+    );
+}
+
+#[test]
+fn table_format_aligns_columns() {
+    let o = timeline(
+        &[
+            "eval",
+            "--query-file",
+            "examples/machine-risk.tl",
+            "--events",
+            "examples/machine-telemetry.csv",
+            "--key",
+            "machine",
+            "--at",
+            "100",
+            "--format",
+            "table",
+        ],
+        None,
+    );
+    assert_eq!(stdout(&o), "key  at   value\nm1   100  27\nm2   100  5\n");
+}
+
+#[test]
+fn examples_answer_their_questions() {
+    let o = timeline(
+        &[
+            "eval",
+            "--query-file",
+            "examples/card-swipes.tl",
+            "--events",
+            "examples/card-swipes.jsonl",
+            "--key",
+            "card",
+        ],
+        None,
+    );
+    let out = stdout(&o);
+    assert!(
+        out.contains(r#"{"key":"4111-01","from":1500,"to":1900,"value":true,"slope":0}"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"{"key":"5500-02","from":2000,"to":2300,"value":true,"slope":0}"#),
+        "{out}"
+    );
+    let o = timeline(
+        &[
+            "eval",
+            "--query-file",
+            "examples/ad-stall.tl",
+            "--events",
+            "examples/game.jsonl",
+            "--key",
+            "user",
+        ],
+        None,
+    );
+    let out = stdout(&o);
+    let true_rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("\"value\":true"))
+        .collect();
+    assert_eq!(
+        true_rows,
+        [r#"{"key":"u2","from":35,"to":80,"value":true,"slope":0}"#]
+    );
+}
+
+#[test]
+fn explain_prints_one_line_per_distinct_node_with_stable_ids() {
+    let q = r#"has_existed(a == 1) && !has_existed(a == 1)"#;
+    let first = stdout(&timeline(&["explain", q], None));
+    let lines: Vec<&str> = first.lines().collect();
+    assert_eq!(lines.len(), 3, "{first}");
+    assert!(lines[0].contains("leaf") && lines[0].contains("has_existed(a == 1)"));
+    assert!(lines[2].contains("(result)"));
+    let leaf_id = lines[0].split_whitespace().next().unwrap();
+    assert!(lines[1].contains(&format!("inputs=[{leaf_id}]")));
+    // The same sub-expression gets the same id in another query.
+    let other = stdout(&timeline(
+        &[
+            "explain",
+            "count_within(a == 1, 3) > 1 || has_existed(a == 1)",
+        ],
+        None,
+    ));
+    assert!(other.contains(leaf_id), "{other}");
+}
+
+#[test]
+fn bad_events_name_the_file_and_line_and_print_nothing() {
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "time,a\n1,x\nsoon,y\n".into(),
+            ":3: `time` must be a non-negative integer",
+        ),
+        (
+            "time,a\n1,x\n2,NaN\n".into(),
+            ":3: column `a`: NaN is not a finite number",
+        ),
+        ("time,a\n1,x,3\n".into(), ":2: invalid CSV"),
+        (
+            "{\"time\":1,\"event\":{\"a\":1}}\n{\"time\":2,\"event\":{\"a\":[1]}}\n".into(),
+            ":2: column \"a\"",
+        ),
+        (
+            "{\"time\":1,\"event\":{\"a\":1}}\n{oops\n".into(),
+            ":2: invalid JSON",
+        ),
+        (
+            "{\"time\":1,\"event\":[[\"a\",{\"float-value\":\"x\"}]]}\n".into(),
+            ":1: column \"a\": unknown value",
+        ),
+    ];
+    for (k, (content, needle)) in cases.iter().enumerate() {
+        let path = temp_file(&format!("bad{k}.txt"), content);
+        let o = timeline(
+            &[
+                "eval",
+                "--query",
+                "has_existed(a == 1)",
+                "--events",
+                path.to_str().unwrap(),
+            ],
+            None,
+        );
+        bad_input(&o, needle);
+    }
+    let o = timeline(
+        &[
+            "eval",
+            "--query",
+            "has_existed(a == 1)",
+            "--events",
+            "/no/such/file.csv",
+        ],
+        None,
+    );
+    bad_input(&o, "/no/such/file.csv: cannot read");
+    let o = timeline(
+        &[
+            "eval",
+            "--query-file",
+            "examples/cirr.tl",
+            "--events",
+            "examples/player.csv",
+            "--key",
+            "nope",
+        ],
+        None,
+    );
+    bad_input(&o, "no \"nope\" column (the partition key)");
+}
+
+#[test]
+fn bad_queries_point_at_line_and_column() {
+    let o = timeline(
+        &[
+            "eval",
+            "--query",
+            "has_existed(a == )",
+            "--events",
+            "examples/player.csv",
+        ],
+        None,
+    );
+    bad_input(&o, "query:1:18: expected an expression, found `)`");
+    let path = temp_file("q.tl", "let x = has_existed(a == 1);\nx && frob(1)\n");
+    let o = timeline(
+        &[
+            "eval",
+            "--query-file",
+            path.to_str().unwrap(),
+            "--events",
+            "examples/player.csv",
+        ],
+        None,
+    );
+    bad_input(&o, ":2:6: unknown operator `frob`");
+    bad_input(&o, "  | x && frob(1)\n  |      ^");
+    let o = timeline(&["explain", "has_existed_within(a == 1, 0)"], None);
+    bad_input(&o, "greater than 0");
+    let o = timeline(&["eval", "--events", "examples/player.csv"], None);
+    bad_input(&o, "needs --query");
+}
+
+#[test]
+fn retention_refuses_old_events_and_queries() {
+    let events = temp_file("late.csv", "time,a\n100,1\n200,1\n50,1\n");
+    let o = timeline(
+        &[
+            "eval",
+            "--query",
+            "count(a == 1)",
+            "--events",
+            events.to_str().unwrap(),
+            "--retain",
+            "60",
+        ],
+        None,
+    );
+    bad_input(
+        &o,
+        "event 3 (time 50): time 50 is before the retention horizon 140",
+    );
+    let events = temp_file("ok.csv", "time,a\n100,1\n200,1\n190,1\n");
+    let args = [
+        "eval",
+        "--query",
+        "count(a == 1)",
+        "--events",
+        events.to_str().unwrap(),
+        "--retain",
+        "60",
+        "--at",
+    ];
+    let o = timeline(&[&args[..], &["199"]].concat(), None);
+    assert_eq!(stdout(&o), "{\"key\":null,\"at\":199,\"value\":2}\n");
+    let o = timeline(&[&args[..], &["120"]].concat(), None);
+    bad_input(&o, "time 120 is before the retention horizon 140");
+}
