@@ -1,6 +1,7 @@
 //! The engine: a planned query evaluated incrementally for every partition key.
 
 use crate::event::Event;
+use crate::keys::{collapse_point, horizon, split_batch};
 use crate::node::{DerivedState, LeafState, NodeSpec};
 use crate::op::TimeLineOp;
 use crate::plan::Plan;
@@ -162,51 +163,10 @@ impl Engine {
     /// refused (no key column, a non-finite number, older than the retention horizon), nothing is
     /// applied and the error names the event.
     pub fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
-        let mut by_key: HashMap<Option<ValueKey>, (Option<Value>, Vec<&Event>)> = HashMap::new();
-        let mut max_times: HashMap<Option<ValueKey>, Option<u64>> = HashMap::new();
-        for (index, e) in events.iter().enumerate() {
-            let fail = |message: String| IngestError { index, message };
-            for (c, v) in &e.fields {
-                if let Value::Float(f) = v {
-                    if !f.is_finite() {
-                        return Err(fail(format!(
-                            "column \"{c}\" is {f}; NaN and infinities are rejected"
-                        )));
-                    }
-                }
-            }
-            let key = match &self.key_column {
-                None => None,
-                Some(k) => Some(e.get(k).cloned().ok_or_else(|| {
-                    fail(format!(
-                        "the event at time {} has no \"{k}\" column (the partition key)",
-                        e.time
-                    ))
-                })?),
-            };
-            let key_id = key.as_ref().map(ValueKey::from);
-            if let Some(h) = self.retention {
-                let max = max_times
-                    .entry(key_id.clone())
-                    .or_insert_with(|| self.keys.get(&key_id).map(|k| k.max_time));
-                if let Some(m) = *max {
-                    let horizon = m.saturating_sub(h);
-                    if e.time < horizon {
-                        return Err(fail(format!(
-                            "time {} is before the retention horizon {horizon} (latest time {m} minus {h})",
-                            e.time
-                        )));
-                    }
-                }
-                *max = Some(max.map_or(e.time, |m| m.max(e.time)));
-            }
-            by_key
-                .entry(key_id)
-                .or_insert_with(|| (key, Vec::new()))
-                .1
-                .push(e);
-        }
-        for (key_id, (key, events)) in by_key {
+        let batch = split_batch(events, self.key_column.as_ref(), self.retention, |id| {
+            self.keys.get(id).map(|k| k.max_time)
+        })?;
+        for (key_id, key, events) in batch.keys {
             let state = self.keys.entry(key_id).or_insert_with(|| KeyState {
                 key,
                 origin: None,
@@ -284,7 +244,7 @@ impl Engine {
     /// The retention horizon of `key`: the earliest time that can still be queried or ingested.
     pub fn horizon(&self, key: Option<&Value>) -> Result<Option<u64>, QueryError> {
         let state = self.key_state(key)?;
-        Ok(self.retention.map(|h| state.max_time.saturating_sub(h)))
+        Ok(self.retention.map(|h| horizon(state.max_time, h)))
     }
 
     fn check_horizon(&self, key: Option<&Value>, t: u64) -> Result<(), QueryError> {
@@ -371,15 +331,12 @@ impl KeyState {
         }
     }
 
-    /// Collapses history older than the retention horizon. Events before `max_time - h` are
-    /// refused, so every node keeps exact values from one instant before that on (duration
-    /// operators look one instant back); leaves also keep the events inside their window.
+    /// Collapses history older than the retention horizon (see [`collapse_point`]); leaves also
+    /// keep the events inside their window.
     fn retain(&mut self, specs: &[NodeSpec], h: u64) {
-        let keep_from = self.max_time.saturating_sub(h).saturating_sub(1);
-        // Collapse in steps of about h/4 so that the cost is amortised over many events.
-        if keep_from == 0 || keep_from < self.collapsed_before.saturating_add((h / 4).max(1)) {
+        let Some(keep_from) = collapse_point(self.max_time, h, self.collapsed_before) else {
             return;
-        }
+        };
         for (spec, node) in specs.iter().zip(&mut self.nodes) {
             match (spec, node) {
                 (NodeSpec::Leaf(spec), NodeState::Leaf(l)) => l.forget_before(spec, keep_from),

@@ -10,17 +10,22 @@
 
 pub mod engine;
 pub mod event;
+pub mod flat;
+pub mod keys;
 pub mod node;
 pub mod op;
 pub mod parser;
 pub mod plan;
 pub mod timeline;
 pub mod value;
+pub mod worker;
 
 pub use engine::{Engine, EngineOptions, IngestError, QueryError, Stats};
 pub use event::Event;
+pub use flat::{FlatNode, FlatOp};
 pub use op::{CmpOp, Predicate, TimeLineOp, ValidationError};
-pub use parser::{parse_query, ParseError};
-pub use plan::{node_id, Plan, PlanNode};
+pub use parser::{parse_predicate, parse_query, ParseError};
+pub use plan::{node_id, shard_of, Plan, PlanNode, Scope};
 pub use timeline::{Delta, Segment, Timeline};
 pub use value::{State, Value};
+pub use worker::{DerivedNode, KeyDelta, LeafNode};

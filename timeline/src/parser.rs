@@ -74,6 +74,17 @@ pub fn parse_query(text: &str) -> Result<TimeLineOp, ParseError> {
     Ok(op)
 }
 
+/// Parses an event predicate on its own, such as `userAction == "seek" && !(cdn == "CDN2")`.
+pub fn parse_predicate(text: &str) -> Result<Predicate, ParseError> {
+    let tokens = lex(text)?;
+    let mut p = Parser { tokens, i: 0 };
+    let expr = p.expr()?;
+    if p.peek() != &Tok::Eof {
+        return Err(p.unexpected("an operator or the end of the predicate"));
+    }
+    expr.to_predicate()
+}
+
 impl FromStr for TimeLineOp {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<TimeLineOp, ParseError> {

@@ -22,7 +22,34 @@ pub struct PlanNode {
     pub parents: Vec<usize>,
 }
 
+/// What, besides the sub-expression, makes a computation distinct: two jobs share a node's
+/// workers only if all of these agree.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Scope {
+    pub key_column: Option<String>,
+    pub retention: Option<u64>,
+    /// The number of workers each node is spread over, by key (at least 1).
+    pub shards: u32,
+}
+
 impl PlanNode {
+    /// The deterministic name of the worker computing this node for shard `shard` of `scope`: a
+    /// name-based UUID of the canonical sub-expression and the scope, then the shard. A
+    /// re-submitted query, or another one sharing the sub-expression, gets the same name.
+    pub fn worker_name(&self, scope: &Scope, shard: u32) -> String {
+        let text = format!(
+            "{}\nkey={}\nretain={}\nshards={}",
+            self.op,
+            scope.key_column.as_deref().unwrap_or(""),
+            scope.retention.map_or(String::new(), |h| h.to_string()),
+            scope.shards.max(1)
+        );
+        format!(
+            "tl-{}-{shard}",
+            Uuid::new_v5(&NODE_NAMESPACE, text.as_bytes())
+        )
+    }
+
     /// `leaf` for a node that reads events, `derived` for one that reads other timelines.
     pub fn kind(&self) -> &'static str {
         if self.op.is_leaf() {
@@ -38,6 +65,25 @@ impl PlanNode {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     pub nodes: Vec<PlanNode>,
+}
+
+/// The shard (of `shards`) that holds `key`: a stable FNV-1a hash of the key, so that every
+/// component computes the same shard on every platform.
+pub fn shard_of(key: Option<&crate::Value>, shards: u32) -> u32 {
+    let shards = shards.max(1);
+    let Some(key) = key else { return 0 };
+    let text = match crate::value::ValueKey::from(key) {
+        crate::value::ValueKey::Str(s) => format!("s:{s}"),
+        crate::value::ValueKey::Int(i) => format!("i:{i}"),
+        crate::value::ValueKey::Float(b) => format!("f:{b}"),
+        crate::value::ValueKey::Bool(b) => format!("b:{b}"),
+    };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        h ^= u64::from(byte);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % u64::from(shards)) as u32
 }
 
 /// The id of the node that computes `op`.

@@ -1,0 +1,85 @@
+//! What the engine and the per-node workers share: splitting a batch of events by partition key
+//! with every check done up front, and the retention rules.
+
+use crate::engine::IngestError;
+use crate::event::Event;
+use crate::value::{Value, ValueKey};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A batch of events split by key, in arrival order within each key.
+pub struct KeyedBatch<'a> {
+    pub keys: Vec<(Option<ValueKey>, Option<Value>, Vec<&'a Event>)>,
+}
+
+/// Splits `events` by `key_column` and checks all of them before anything is applied: every
+/// event has the key column, no float is NaN or infinite, and, with a retention horizon `h`, no
+/// event is older than its key's horizon (the key's latest time, from `known_max_time` or earlier
+/// in the batch, minus `h`).
+pub fn split_batch<'a>(
+    events: &'a [Event],
+    key_column: Option<&Arc<str>>,
+    retention: Option<u64>,
+    known_max_time: impl Fn(&Option<ValueKey>) -> Option<u64>,
+) -> Result<KeyedBatch<'a>, IngestError> {
+    let mut index_of: HashMap<Option<ValueKey>, usize> = HashMap::new();
+    let mut keys: Vec<(Option<ValueKey>, Option<Value>, Vec<&Event>)> = Vec::new();
+    let mut max_times: Vec<Option<u64>> = Vec::new();
+    for (index, e) in events.iter().enumerate() {
+        let fail = |message: String| IngestError { index, message };
+        for (c, v) in &e.fields {
+            if let Value::Float(f) = v {
+                if !f.is_finite() {
+                    return Err(fail(format!(
+                        "column \"{c}\" is {f}; NaN and infinities are rejected"
+                    )));
+                }
+            }
+        }
+        let key = match key_column {
+            None => None,
+            Some(k) => Some(e.get(k).cloned().ok_or_else(|| {
+                fail(format!(
+                    "the event at time {} has no \"{k}\" column (the partition key)",
+                    e.time
+                ))
+            })?),
+        };
+        let id = key.as_ref().map(ValueKey::from);
+        let slot = *index_of.entry(id.clone()).or_insert_with(|| {
+            max_times.push(known_max_time(&id));
+            keys.push((id, key, Vec::new()));
+            keys.len() - 1
+        });
+        if let Some(h) = retention {
+            let max = &mut max_times[slot];
+            if let Some(m) = *max {
+                let horizon = horizon(m, h);
+                if e.time < horizon {
+                    return Err(fail(format!(
+                        "time {} is before the retention horizon {horizon} (latest time {m} minus {h})",
+                        e.time
+                    )));
+                }
+            }
+            *max = Some(max.map_or(e.time, |m| m.max(e.time)));
+        }
+        keys[slot].2.push(e);
+    }
+    Ok(KeyedBatch { keys })
+}
+
+/// The earliest time that can be ingested or queried, for a key whose latest event is at
+/// `max_time`.
+pub fn horizon(max_time: u64, h: u64) -> u64 {
+    max_time.saturating_sub(h)
+}
+
+/// Where to collapse history, if it is time to: nodes keep exact values from one instant before
+/// the horizon on (duration operators look one instant back). Collapsing happens in steps of
+/// about `h / 4`, so that its cost is amortised over many events.
+pub fn collapse_point(max_time: u64, h: u64, collapsed_before: u64) -> Option<u64> {
+    let keep_from = horizon(max_time, h).saturating_sub(1);
+    (keep_from > 0 && keep_from >= collapsed_before.saturating_add((h / 4).max(1)))
+        .then_some(keep_from)
+}

@@ -1,0 +1,350 @@
+//! One plan node on its own, for every key: the state a distributed worker keeps.
+//!
+//! A [`LeafNode`] ingests events and emits one [`KeyDelta`] per key it touched; a
+//! [`DerivedNode`] keeps copies of its inputs' timelines, applies their deltas, and emits its own.
+//! Wiring leaves to derived nodes by their deltas gives the same timelines as the [`Engine`]
+//! (tests check this), so a Golem worker is a thin adapter around one of these.
+//!
+//! [`Engine`]: crate::Engine
+
+use crate::engine::{IngestError, QueryError, Stats};
+use crate::event::Event;
+use crate::keys::{collapse_point, horizon, split_batch};
+use crate::node::{DerivedKind, DerivedState, LeafSpec, LeafState, NodeSpec};
+use crate::op::TimeLineOp;
+use crate::timeline::{Delta, Segment, Timeline};
+use crate::value::{State, Value, ValueKey};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What a node tells the nodes that read it about one key, after a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyDelta {
+    /// The partition key (`None` without a key column).
+    pub key: Option<Value>,
+    /// The key's first event time, which duration operators measure from.
+    pub origin: u64,
+    /// The key's latest event time, which retention measures from.
+    pub max_time: u64,
+    /// The changed suffix of the node's output, if it changed.
+    pub change: Option<Delta>,
+}
+
+/// Per-key bookkeeping common to both kinds of node.
+#[derive(Clone, Debug)]
+struct KeyClock {
+    key: Option<Value>,
+    origin: Option<u64>,
+    max_time: u64,
+    collapsed_before: u64,
+}
+
+impl KeyClock {
+    fn new(key: Option<Value>) -> KeyClock {
+        KeyClock {
+            key,
+            origin: None,
+            max_time: 0,
+            collapsed_before: 0,
+        }
+    }
+
+    fn delta(&self, change: Option<Delta>) -> KeyDelta {
+        KeyDelta {
+            key: self.key.clone(),
+            origin: self.origin.unwrap_or(0),
+            max_time: self.max_time,
+            change,
+        }
+    }
+}
+
+fn key_id(key: Option<&Value>) -> Option<ValueKey> {
+    key.map(ValueKey::from)
+}
+
+fn check_time(clock: &KeyClock, retention: Option<u64>, t: u64) -> Result<(), QueryError> {
+    match retention.map(|h| horizon(clock.max_time, h)) {
+        Some(h) if t < h => Err(QueryError::BeforeHorizon {
+            time: t,
+            horizon: h,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn unknown_key(key: Option<&Value>) -> QueryError {
+    QueryError::UnknownKey(key.map_or_else(|| "(the only key)".into(), |k| k.to_string()))
+}
+
+/// A leaf node (`latest_event_to_state`, `has_existed`, …) for every key.
+#[derive(Clone, Debug)]
+pub struct LeafNode {
+    spec: LeafSpec,
+    initial: State,
+    key_column: Option<Arc<str>>,
+    retention: Option<u64>,
+    keys: BTreeMap<Option<ValueKey>, (KeyClock, LeafState)>,
+}
+
+impl LeafNode {
+    /// A leaf computing `op`, which must be a leaf operator.
+    pub fn new(
+        op: &TimeLineOp,
+        key_column: Option<&str>,
+        retention: Option<u64>,
+    ) -> Result<LeafNode, String> {
+        op.validate().map_err(|e| e.to_string())?;
+        match NodeSpec::new(op) {
+            NodeSpec::Leaf(spec) => Ok(LeafNode {
+                spec,
+                initial: op.initial_state(),
+                key_column: key_column.map(Arc::from),
+                retention,
+                keys: BTreeMap::new(),
+            }),
+            NodeSpec::Derived(_) => Err(format!("`{op}` reads other timelines: it is not a leaf")),
+        }
+    }
+
+    /// The columns the leaf reads; events may be projected to these (and the key column) before
+    /// they are sent, as long as every event's time still arrives.
+    pub fn wants(&self, event: &Event) -> bool {
+        self.spec.wants(&event.fields)
+    }
+
+    /// Ingests a batch (checked whole first: nothing is applied if any event is refused) and
+    /// returns one delta per key in the batch.
+    pub fn ingest(&mut self, events: &[Event]) -> Result<Vec<KeyDelta>, IngestError> {
+        let batch = split_batch(events, self.key_column.as_ref(), self.retention, |id| {
+            self.keys.get(id).map(|(c, _)| c.max_time)
+        })?;
+        let mut out = Vec::with_capacity(batch.keys.len());
+        for (id, key, events) in batch.keys {
+            let (clock, leaf) = self
+                .keys
+                .entry(id)
+                .or_insert_with(|| (KeyClock::new(key), LeafState::new(self.initial.clone())));
+            let mut from: Option<u64> = None;
+            for e in &events {
+                clock.origin = Some(clock.origin.map_or(e.time, |o| o.min(e.time)));
+                clock.max_time = clock.max_time.max(e.time);
+                if let Some(t) = leaf.insert(&self.spec, e.time, &e.fields) {
+                    from = Some(from.map_or(t, |f| f.min(t)));
+                }
+            }
+            let change = from.and_then(|from| {
+                let old = leaf.output.delta_from(from).points;
+                leaf.recompute(&self.spec, from);
+                leaf.output
+                    .first_difference_from(&old, from)
+                    .map(|changed| leaf.output.delta_from(changed))
+            });
+            out.push(clock.delta(change));
+            if let Some(h) = self.retention {
+                if let Some(keep) = collapse_point(clock.max_time, h, clock.collapsed_before) {
+                    leaf.forget_before(&self.spec, keep);
+                    clock.collapsed_before = keep;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The output timeline of `key`.
+    pub fn timeline(&self, key: Option<&Value>) -> Result<&Timeline, QueryError> {
+        self.keys
+            .get(&key_id(key))
+            .map(|(_, l)| &l.output)
+            .ok_or_else(|| unknown_key(key))
+    }
+
+    /// The value at `t` for `key`.
+    pub fn value_at(&self, key: Option<&Value>, t: u64) -> Result<State, QueryError> {
+        let (clock, leaf) = self
+            .keys
+            .get(&key_id(key))
+            .ok_or_else(|| unknown_key(key))?;
+        check_time(clock, self.retention, t)?;
+        Ok(leaf.output.value_at(t))
+    }
+
+    /// The segments over `[t1, t2)` for `key`.
+    pub fn range(&self, key: Option<&Value>, t1: u64, t2: u64) -> Result<Vec<Segment>, QueryError> {
+        let (clock, leaf) = self
+            .keys
+            .get(&key_id(key))
+            .ok_or_else(|| unknown_key(key))?;
+        check_time(clock, self.retention, t1)?;
+        Ok(leaf.output.range(t1, t2))
+    }
+
+    /// The keys held, in sorted order.
+    pub fn keys(&self) -> Vec<Option<&Value>> {
+        self.keys.values().map(|(c, _)| c.key.as_ref()).collect()
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats {
+            keys: self.keys.len(),
+            ..Stats::default()
+        };
+        for (_, l) in self.keys.values() {
+            s.change_points += l.output.points().len();
+            s.event_rows += l.rows();
+            s.mismatches += l.mismatches;
+            s.bytes += l.heap_bytes() + std::mem::size_of::<(KeyClock, LeafState)>();
+        }
+        s
+    }
+}
+
+/// A derived node (a comparison, `&&`, `duration_where`, …) for every key.
+#[derive(Clone, Debug)]
+pub struct DerivedNode {
+    kind: DerivedKind,
+    initial: State,
+    input_initials: Vec<State>,
+    retention: Option<u64>,
+    keys: BTreeMap<Option<ValueKey>, DerivedKey>,
+}
+
+#[derive(Clone, Debug)]
+struct DerivedKey {
+    clock: KeyClock,
+    inputs: Vec<Timeline>,
+    state: DerivedState,
+}
+
+impl DerivedNode {
+    /// A node computing the top operator of `op` from its inputs' deltas.
+    pub fn new(op: &TimeLineOp, retention: Option<u64>) -> Result<DerivedNode, String> {
+        op.validate().map_err(|e| e.to_string())?;
+        match NodeSpec::new(op) {
+            NodeSpec::Derived(kind) => Ok(DerivedNode {
+                kind,
+                initial: op.initial_state(),
+                input_initials: op.children().iter().map(|c| c.initial_state()).collect(),
+                retention,
+                keys: BTreeMap::new(),
+            }),
+            NodeSpec::Leaf(_) => Err(format!(
+                "`{op}` reads events: it is a leaf, not a derived node"
+            )),
+        }
+    }
+
+    /// The number of inputs.
+    pub fn arity(&self) -> usize {
+        self.input_initials.len()
+    }
+
+    /// Applies the deltas of input `input` and returns this node's deltas, one per key.
+    pub fn apply(&mut self, input: usize, deltas: &[KeyDelta]) -> Result<Vec<KeyDelta>, String> {
+        if input >= self.arity() {
+            return Err(format!(
+                "input {input} does not exist: this node has {} input(s)",
+                self.arity()
+            ));
+        }
+        let mut out = Vec::with_capacity(deltas.len());
+        for d in deltas {
+            let entry = self
+                .keys
+                .entry(key_id(d.key.as_ref()))
+                .or_insert_with(|| DerivedKey {
+                    clock: KeyClock::new(d.key.clone()),
+                    inputs: self
+                        .input_initials
+                        .iter()
+                        .cloned()
+                        .map(Timeline::new)
+                        .collect(),
+                    state: DerivedState::new(self.initial.clone()),
+                });
+            let clock = &mut entry.clock;
+            let mut from = None;
+            if clock.origin.is_none_or(|o| d.origin < o) {
+                clock.origin = Some(d.origin);
+                if self.kind.uses_origin() {
+                    from = Some(d.origin);
+                }
+            }
+            clock.max_time = clock.max_time.max(d.max_time);
+            if let Some(change) = &d.change {
+                entry.inputs[input].apply(change);
+                from = Some(from.map_or(change.from, |f: u64| f.min(change.from)));
+            }
+            let change = from.and_then(|from| {
+                let old = entry.state.output.delta_from(from).points;
+                let inputs: Vec<&Timeline> = entry.inputs.iter().collect();
+                entry
+                    .state
+                    .recompute(&self.kind, &inputs, from, clock.origin);
+                entry
+                    .state
+                    .output
+                    .first_difference_from(&old, from)
+                    .map(|changed| entry.state.output.delta_from(changed))
+            });
+            out.push(clock.delta(change));
+            if let Some(h) = self.retention {
+                if let Some(keep) = collapse_point(clock.max_time, h, clock.collapsed_before) {
+                    for tl in entry.inputs.iter_mut().chain([&mut entry.state.output]) {
+                        tl.collapse_before(keep);
+                    }
+                    clock.collapsed_before = keep;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The output timeline of `key`.
+    pub fn timeline(&self, key: Option<&Value>) -> Result<&Timeline, QueryError> {
+        self.keys
+            .get(&key_id(key))
+            .map(|k| &k.state.output)
+            .ok_or_else(|| unknown_key(key))
+    }
+
+    /// The value at `t` for `key`.
+    pub fn value_at(&self, key: Option<&Value>, t: u64) -> Result<State, QueryError> {
+        let k = self
+            .keys
+            .get(&key_id(key))
+            .ok_or_else(|| unknown_key(key))?;
+        check_time(&k.clock, self.retention, t)?;
+        Ok(k.state.output.value_at(t))
+    }
+
+    /// The segments over `[t1, t2)` for `key`.
+    pub fn range(&self, key: Option<&Value>, t1: u64, t2: u64) -> Result<Vec<Segment>, QueryError> {
+        let k = self
+            .keys
+            .get(&key_id(key))
+            .ok_or_else(|| unknown_key(key))?;
+        check_time(&k.clock, self.retention, t1)?;
+        Ok(k.state.output.range(t1, t2))
+    }
+
+    /// The keys held, in sorted order.
+    pub fn keys(&self) -> Vec<Option<&Value>> {
+        self.keys.values().map(|k| k.clock.key.as_ref()).collect()
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats {
+            keys: self.keys.len(),
+            ..Stats::default()
+        };
+        for k in self.keys.values() {
+            s.change_points += k.state.output.points().len();
+            s.mismatches += k.state.mismatches;
+            s.bytes += k.state.heap_bytes()
+                + k.inputs.iter().map(Timeline::heap_bytes).sum::<usize>()
+                + std::mem::size_of::<DerivedKey>();
+        }
+        s
+    }
+}

@@ -1,0 +1,210 @@
+//! Per-node workers wired together by their deltas compute what the engine computes: the
+//! distributed model, in one process.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use timeline::op::TimeLineOp;
+use timeline::{
+    DerivedNode, Engine, EngineOptions, Event, FlatOp, KeyDelta, LeafNode, Plan, Value,
+};
+
+/// A network of workers for one plan, pushing deltas from leaves up, as the components do.
+struct Network {
+    plan: Plan,
+    leaves: Vec<Option<LeafNode>>,
+    derived: Vec<Option<DerivedNode>>,
+}
+
+impl Network {
+    fn new(query: &TimeLineOp, key: Option<&str>, retention: Option<u64>) -> Network {
+        let plan = Plan::new(query);
+        let mut leaves = Vec::new();
+        let mut derived = Vec::new();
+        for n in &plan.nodes {
+            if n.op.is_leaf() {
+                leaves.push(Some(LeafNode::new(&n.op, key, retention).unwrap()));
+                derived.push(None);
+            } else {
+                leaves.push(None);
+                derived.push(Some(DerivedNode::new(&n.op, retention).unwrap()));
+            }
+        }
+        Network {
+            plan,
+            leaves,
+            derived,
+        }
+    }
+
+    fn ingest(&mut self, events: &[Event]) {
+        let mut pending: Vec<(usize, Vec<KeyDelta>)> = Vec::new();
+        for (i, leaf) in self.leaves.iter_mut().enumerate() {
+            if let Some(leaf) = leaf {
+                pending.push((i, leaf.ingest(events).unwrap()));
+            }
+        }
+        while let Some((from, deltas)) = pending.pop() {
+            for &p in &self.plan.nodes[from].parents.clone() {
+                for (slot, &input) in self.plan.nodes[p].inputs.clone().iter().enumerate() {
+                    if input == from {
+                        let out = self.derived[p]
+                            .as_mut()
+                            .unwrap()
+                            .apply(slot, &deltas)
+                            .unwrap();
+                        pending.push((p, out));
+                    }
+                }
+            }
+        }
+    }
+
+    fn timeline(&self, node: usize, key: Option<&Value>) -> Option<&timeline::Timeline> {
+        match (&self.leaves[node], &self.derived[node]) {
+            (Some(l), _) => l.timeline(key).ok(),
+            (_, Some(d)) => d.timeline(key).ok(),
+            _ => None,
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn workers_wired_by_deltas_equal_the_engine(
+        query in any_query(3),
+        (events, order) in events(30, 30).prop_flat_map(|e| { let n = e.len(); (Just(e), shuffled(n)) }),
+        keys in prop::collection::vec(0u8..2, 30),
+        batch in 1usize..6,
+    ) {
+        let events: Vec<Event> = order.iter().map(|&i| {
+            let mut e = events[i].clone();
+            e.fields.push(("k".into(), Value::Int(keys[i] as i64)));
+            e
+        }).collect();
+        let mut network = Network::new(&query, Some("k"), None);
+        let mut engine = Engine::new(&query, EngineOptions { key_column: Some("k".into()), retention: None }).unwrap();
+        for chunk in events.chunks(batch) {
+            network.ingest(chunk);
+            engine.ingest(chunk).unwrap();
+        }
+        for key in engine.keys() {
+            for i in 0..network.plan.nodes.len() {
+                let mine = network.timeline(i, key);
+                let theirs = engine.node_timeline(key, i).unwrap();
+                // A derived node that never heard of a key holds only its initial value.
+                match mine {
+                    Some(tl) => prop_assert_eq!(tl, theirs, "{} key {:?}", network.plan.nodes[i].op, key),
+                    None => prop_assert!(theirs.points().is_empty(), "{} key {:?}", network.plan.nodes[i].op, key),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn workers_with_retention_answer_like_the_engine(
+        query in any_query(2),
+        events in events(200, 60),
+        h in 5u64..40,
+    ) {
+        let mut events = events;
+        events.sort_by_key(|e| e.time);
+        let mut network = Network::new(&query, None, Some(h));
+        let mut engine = Engine::new(&query, EngineOptions { key_column: None, retention: Some(h) }).unwrap();
+        for e in &events {
+            network.ingest(std::slice::from_ref(e));
+            engine.ingest(std::slice::from_ref(e)).unwrap();
+        }
+        if events.is_empty() { return Ok(()); }
+        let root = network.plan.root();
+        let horizon = engine.horizon(None).unwrap().unwrap();
+        for t in horizon..horizon_of(&query, 200) {
+            let want = engine.value_at(None, t).unwrap();
+            let got = match (&network.leaves[root], &network.derived[root]) {
+                (Some(l), _) => l.value_at(None, t).unwrap(),
+                (_, Some(d)) => d.value_at(None, t).unwrap_or_else(|_| query.initial_state()),
+                _ => unreachable!(),
+            };
+            prop_assert!(got.same(&want), "{} at {}: {:?} vs {:?}", query, t, got, want);
+        }
+    }
+
+    #[test]
+    fn flat_queries_round_trip(query in any_query(4)) {
+        let flat = FlatOp::from_op(&query);
+        prop_assert_eq!(flat.to_op().unwrap(), query);
+        let json = serde_json::to_string(&flat).unwrap();
+        prop_assert_eq!(serde_json::from_str::<FlatOp>(&json).unwrap(), flat);
+    }
+}
+
+#[test]
+fn bad_flat_queries_name_the_node() {
+    let mut flat = FlatOp::from_op(&"has_existed(a == 1) && count(b == 2) > 1".parse().unwrap());
+    flat.nodes[0].predicate = Some("a == ".into());
+    assert!(flat
+        .to_op()
+        .unwrap_err()
+        .starts_with("node 0 (has_existed): predicate: line 1, column 6"));
+    let mut flat = FlatOp::from_op(&"!has_existed(a == 1)".parse().unwrap());
+    flat.nodes[1].inputs = vec![5];
+    assert_eq!(
+        flat.to_op().unwrap_err(),
+        "node 1 (not): input 5 is not an earlier node"
+    );
+    flat.nodes[1].operator = "nope".into();
+    flat.nodes[1].inputs = vec![];
+    assert!(flat
+        .to_op()
+        .unwrap_err()
+        .contains("unknown operator `nope`"));
+    assert!(FlatOp { nodes: vec![] }.to_op().is_err());
+}
+
+#[test]
+fn worker_names_are_deterministic_and_scoped() {
+    use timeline::Scope;
+    let plan = Plan::new(
+        &"has_existed(a == 1) && !has_existed(a == 1)"
+            .parse()
+            .unwrap(),
+    );
+    let other = Plan::new(&"count(b == 1) > 2 || has_existed(a == 1)".parse().unwrap());
+    let scope = Scope {
+        key_column: Some("sid".into()),
+        retention: None,
+        shards: 2,
+    };
+    let shared = other
+        .nodes
+        .iter()
+        .find(|n| n.op == plan.nodes[0].op)
+        .unwrap();
+    assert_eq!(
+        plan.nodes[0].worker_name(&scope, 1),
+        shared.worker_name(&scope, 1)
+    );
+    assert_ne!(
+        plan.nodes[0].worker_name(&scope, 0),
+        plan.nodes[0].worker_name(&scope, 1)
+    );
+    let unkeyed = Scope {
+        key_column: None,
+        ..scope.clone()
+    };
+    assert_ne!(
+        plan.nodes[0].worker_name(&scope, 0),
+        plan.nodes[0].worker_name(&unkeyed, 0)
+    );
+    let shards: Vec<u32> = (0..100)
+        .map(|i| timeline::shard_of(Some(&Value::Int(i)), 4))
+        .collect();
+    assert!((0..4).all(|s| shards.contains(&s)));
+    assert_eq!(
+        timeline::shard_of(Some(&Value::Int(2)), 4),
+        timeline::shard_of(Some(&Value::Float(2.0)), 4)
+    );
+}
