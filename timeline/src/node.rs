@@ -124,6 +124,11 @@ impl LeafSpec {
         }
     }
 
+    /// Whether the leaf reads `column`.
+    pub fn reads(&self, column: &str) -> bool {
+        self.columns.iter().any(|c| &**c == column)
+    }
+
     /// Whether an event with these columns can change the leaf.
     pub fn wants(&self, fields: &[(Arc<str>, Value)]) -> bool {
         self.needs_every_event || fields.iter().any(|(c, _)| self.columns.contains(c))

@@ -113,6 +113,29 @@ impl LeafNode {
         self.spec.wants(&event.fields)
     }
 
+    /// The event reduced to what this leaf reads: the key column and the leaf's columns. Every
+    /// event must still reach every leaf (even with no column left), because it moves its key's
+    /// origin and latest time.
+    pub fn project(&self, event: &Event) -> Event {
+        Event {
+            time: event.time,
+            fields: event
+                .fields
+                .iter()
+                .filter(|(c, _)| self.key_column.as_ref() == Some(c) || self.spec.reads(c))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The whole output of every key, as deltas for a reader that starts from nothing.
+    pub fn snapshot(&self) -> Vec<KeyDelta> {
+        self.keys
+            .values()
+            .map(|(c, l)| c.delta(Some(l.output.delta_from(0))))
+            .collect()
+    }
+
     /// Ingests a batch (checked whole first: nothing is applied if any event is refused) and
     /// returns one delta per key in the batch.
     pub fn ingest(&mut self, events: &[Event]) -> Result<Vec<KeyDelta>, IngestError> {
@@ -237,6 +260,14 @@ impl DerivedNode {
     /// The number of inputs.
     pub fn arity(&self) -> usize {
         self.input_initials.len()
+    }
+
+    /// The whole output of every key, as deltas for a reader that starts from nothing.
+    pub fn snapshot(&self) -> Vec<KeyDelta> {
+        self.keys
+            .values()
+            .map(|k| k.clock.delta(Some(k.state.output.delta_from(0))))
+            .collect()
     }
 
     /// Applies the deltas of input `input` and returns this node's deltas, one per key.

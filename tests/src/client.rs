@@ -1,0 +1,380 @@
+//! A typed client for the timeline components: what a user does over HTTP, in Rust.
+
+use crate::emulator::{component_id, Golem, WorkerId};
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+use timeline::{Event, Segment, State, Value};
+use wasmtime::component::Val;
+
+/// The components, by Golem name and the file `cargo component build --release` makes.
+pub const COMPONENTS: [(&str, &str); 4] = [
+    ("driver", "driver.wasm"),
+    ("core", "timeline_core.wasm"),
+    ("event-processor", "event_processor.wasm"),
+    ("timeline-processor", "timeline_processor.wasm"),
+];
+
+/// Where the built components are: `$TIMELINE_COMPONENTS_DIR`, else
+/// `target/wasm32-wasip1/release` of the workspace.
+pub fn components_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("TIMELINE_COMPONENTS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the emulator crate is in the workspace");
+    workspace.join("target/wasm32-wasip1/release")
+}
+
+/// The four timeline components on an emulated Golem, and the driver worker users call.
+pub struct TimelineSystem {
+    pub golem: Golem,
+    pub driver: WorkerId,
+}
+
+const DRIVER_API: &str = "timeline:driver/api";
+
+fn event_value(v: &Value) -> Val {
+    let (case, payload) = match v {
+        Value::Str(s) => ("string-value", Val::String(s.to_string())),
+        Value::Int(i) => ("int-value", Val::S64(*i)),
+        Value::Float(f) => ("float-value", Val::Float64(*f)),
+        Value::Bool(b) => ("bool-value", Val::Bool(*b)),
+    };
+    Val::Variant(case.into(), Some(Box::new(payload)))
+}
+
+fn read_event_value(v: &Val) -> Result<Value> {
+    Ok(match v {
+        Val::Variant(case, Some(p)) => match (case.as_str(), &**p) {
+            ("string-value", Val::String(s)) => Value::str(s),
+            ("int-value", Val::S64(i)) => Value::Int(*i),
+            ("float-value", Val::Float64(f)) => Value::Float(*f),
+            ("bool-value", Val::Bool(b)) => Value::Bool(*b),
+            _ => bail!("bad event-value {v:?}"),
+        },
+        _ => bail!("bad event-value {v:?}"),
+    })
+}
+
+fn opt(v: Option<Val>) -> Val {
+    Val::Option(v.map(Box::new))
+}
+
+/// The `event` record.
+pub fn event_val(e: &Event) -> Val {
+    Val::Record(vec![
+        ("time".into(), Val::U64(e.time)),
+        (
+            "event".into(),
+            Val::List(
+                e.fields
+                    .iter()
+                    .map(|(c, v)| Val::Tuple(vec![Val::String(c.to_string()), event_value(v)]))
+                    .collect(),
+            ),
+        ),
+    ])
+}
+
+fn read_state(v: &Val) -> Result<State> {
+    Ok(match v {
+        Val::Variant(case, p) => match (case.as_str(), p.as_deref()) {
+            ("unknown", None) => State::Unknown,
+            ("value", Some(x)) => State::Value(read_event_value(x)?),
+            ("duration", Some(Val::Tuple(xs))) => match xs.as_slice() {
+                [Val::S64(value), Val::U8(slope)] => State::Duration {
+                    value: *value,
+                    slope: *slope,
+                },
+                _ => bail!("bad duration {v:?}"),
+            },
+            _ => bail!("bad state {v:?}"),
+        },
+        _ => bail!("bad state {v:?}"),
+    })
+}
+
+/// A field of a record value.
+pub fn field<'a>(v: &'a Val, name: &str) -> Result<&'a Val> {
+    match v {
+        Val::Record(fs) => fs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| anyhow!("no field {name} in {v:?}")),
+        _ => bail!("not a record: {v:?}"),
+    }
+}
+
+fn string(v: &Val) -> Result<String> {
+    match v {
+        Val::String(s) => Ok(s.clone()),
+        _ => bail!("not a string: {v:?}"),
+    }
+}
+
+/// Unwraps a `result<T, string>`.
+fn ok(v: Vec<Val>) -> Result<Option<Val>> {
+    match v.into_iter().next() {
+        Some(Val::Result(Ok(x))) => Ok(x.map(|b| *b)),
+        Some(Val::Result(Err(Some(e)))) => match *e {
+            Val::String(s) => Err(anyhow!(s)),
+            other => bail!("error {other:?}"),
+        },
+        other => bail!("expected a result, found {other:?}"),
+    }
+}
+
+/// A plan as the driver returns it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanView {
+    pub job_name: String,
+    pub query: String,
+    pub result_node: String,
+    pub nodes: Vec<NodeView>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeView {
+    pub node_id: String,
+    pub kind: String,
+    pub expression: String,
+    pub workers: Vec<WorkerId>,
+    pub inputs: Vec<String>,
+}
+
+impl PlanView {
+    fn read(v: &Val) -> Result<PlanView> {
+        let nodes = match field(v, "nodes")? {
+            Val::List(ns) => ns
+                .iter()
+                .map(|n| {
+                    let workers = match field(n, "workers")? {
+                        Val::List(ws) => ws
+                            .iter()
+                            .map(|w| {
+                                Ok(WorkerId {
+                                    component_id: string(field(w, "component-id")?)?,
+                                    worker_name: string(field(w, "worker-name")?)?,
+                                })
+                            })
+                            .collect::<Result<_>>()?,
+                        other => bail!("workers: {other:?}"),
+                    };
+                    let inputs = match field(n, "inputs")? {
+                        Val::List(xs) => xs.iter().map(string).collect::<Result<_>>()?,
+                        other => bail!("inputs: {other:?}"),
+                    };
+                    Ok(NodeView {
+                        node_id: string(field(n, "node-id")?)?,
+                        kind: string(field(n, "kind")?)?,
+                        expression: string(field(n, "expression")?)?,
+                        workers,
+                        inputs,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            other => bail!("nodes: {other:?}"),
+        };
+        Ok(PlanView {
+            job_name: string(field(v, "job-name")?)?,
+            query: string(field(v, "query")?)?,
+            result_node: string(field(v, "result-node")?)?,
+            nodes,
+        })
+    }
+
+    /// The node computing the job's result.
+    pub fn result(&self) -> &NodeView {
+        self.nodes
+            .iter()
+            .find(|n| n.node_id == self.result_node)
+            .expect("the result node is in the plan")
+    }
+}
+
+/// Worker statistics (the `worker-stats` record).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkerStats {
+    pub keys: u64,
+    pub change_points: u64,
+    pub event_rows: u64,
+    pub mismatches: u64,
+    pub bytes: u64,
+}
+
+impl TimelineSystem {
+    /// Loads the built components from `dir` and keeps worker logs under `log_dir`.
+    pub fn start(dir: &Path, log_dir: &Path) -> Result<TimelineSystem> {
+        let mut paths = Vec::new();
+        for (name, file) in COMPONENTS {
+            let path = dir.join(file);
+            if !path.exists() {
+                bail!(
+                    "{} is missing: build the components first with `cargo component build --release -p driver -p timeline-core -p event-processor -p timeline-processor` (see .ci/run)",
+                    path.display()
+                );
+            }
+            paths.push((name, path));
+        }
+        let refs: Vec<(&str, &Path)> = paths.iter().map(|(n, p)| (*n, p.as_path())).collect();
+        let golem = Golem::new(&refs, log_dir)?;
+        Ok(TimelineSystem {
+            golem,
+            driver: WorkerId {
+                component_id: component_id("driver"),
+                worker_name: "timeline-driver".into(),
+            },
+        })
+    }
+
+    fn call(&self, function: &str, params: &[Val]) -> Result<Vec<Val>> {
+        self.golem.invoke(
+            &self.driver,
+            &format!("{DRIVER_API}.{{{function}}}"),
+            params,
+        )
+    }
+
+    fn options(job: &str, key_column: Option<&str>, shards: u32, retention: Option<u64>) -> Val {
+        Val::Record(vec![
+            ("job-name".into(), Val::String(job.into())),
+            (
+                "key-column".into(),
+                opt(key_column.map(|k| Val::String(k.into()))),
+            ),
+            ("shards".into(), Val::U32(shards)),
+            ("retention".into(), opt(retention.map(Val::U64))),
+        ])
+    }
+
+    /// `driver.run` with a DSL query.
+    pub fn run(
+        &self,
+        job: &str,
+        query: &str,
+        key_column: Option<&str>,
+        shards: u32,
+        retention: Option<u64>,
+    ) -> Result<PlanView> {
+        let q = Val::Variant("text".into(), Some(Box::new(Val::String(query.into()))));
+        let plan = ok(self.call(
+            "run",
+            &[q, Self::options(job, key_column, shards, retention)],
+        )?)?
+        .context("no plan")?;
+        PlanView::read(&plan)
+    }
+
+    /// `driver.run` with any query value (a flat tree, say).
+    pub fn run_query(&self, job: &str, query: Val, key_column: Option<&str>) -> Result<PlanView> {
+        let plan = ok(self.call("run", &[query, Self::options(job, key_column, 1, None)])?)?
+            .context("no plan")?;
+        PlanView::read(&plan)
+    }
+
+    /// `driver.explain`.
+    pub fn explain(&self, job: &str, query: &str) -> Result<PlanView> {
+        let q = Val::Variant("text".into(), Some(Box::new(Val::String(query.into()))));
+        let plan = ok(self.call("explain", &[q, Self::options(job, None, 1, None)])?)?
+            .context("no plan")?;
+        PlanView::read(&plan)
+    }
+
+    /// `driver.ingest`: returns the number of worker calls it made.
+    pub fn ingest(&self, job: &str, events: &[Event]) -> Result<u32> {
+        let list = Val::List(events.iter().map(event_val).collect());
+        match ok(self.call("ingest", &[Val::String(job.into()), list])?)? {
+            Some(Val::U32(n)) => Ok(n),
+            other => bail!("ingest returned {other:?}"),
+        }
+    }
+
+    /// `driver.result`: the job's result (or node `node`'s) at `t` for `key`.
+    pub fn result(
+        &self,
+        job: &str,
+        node: Option<&str>,
+        key: Option<&Value>,
+        t: u64,
+    ) -> Result<State> {
+        let params = [
+            Val::String(job.into()),
+            opt(node.map(|n| Val::String(n.into()))),
+            opt(key.map(event_value)),
+            Val::U64(t),
+        ];
+        read_state(&ok(self.call("result", &params)?)?.context("no state")?)
+    }
+
+    /// `driver.result-range`.
+    pub fn result_range(
+        &self,
+        job: &str,
+        node: Option<&str>,
+        key: Option<&Value>,
+        t1: u64,
+        t2: u64,
+    ) -> Result<Vec<Segment>> {
+        let params = [
+            Val::String(job.into()),
+            opt(node.map(|n| Val::String(n.into()))),
+            opt(key.map(event_value)),
+            Val::U64(t1),
+            Val::U64(t2),
+        ];
+        match ok(self.call("result-range", &params)?)? {
+            Some(Val::List(segments)) => segments
+                .iter()
+                .map(|s| {
+                    Ok(Segment {
+                        from: match field(s, "from")? {
+                            Val::U64(x) => *x,
+                            other => bail!("from: {other:?}"),
+                        },
+                        to: match field(s, "to")? {
+                            Val::Option(x) => match x.as_deref() {
+                                Some(Val::U64(t)) => Some(*t),
+                                None => None,
+                                other => bail!("to: {other:?}"),
+                            },
+                            other => bail!("to: {other:?}"),
+                        },
+                        state: read_state(field(s, "state")?)?,
+                    })
+                })
+                .collect(),
+            other => bail!("result-range returned {other:?}"),
+        }
+    }
+
+    /// A node worker's `stats`.
+    pub fn stats(&self, worker: &WorkerId) -> Result<WorkerStats> {
+        let interface = match self.golem.component_name(&worker.component_id) {
+            Some("event-processor") => "timeline:event-processor/api",
+            Some("timeline-processor") => "timeline:timeline-processor/api",
+            other => bail!("{other:?} workers have no stats"),
+        };
+        let v = ok(self
+            .golem
+            .invoke(worker, &format!("{interface}.{{stats}}"), &[])?)?
+        .context("no stats")?;
+        let n = |name: &str| match field(&v, name) {
+            Ok(Val::U64(x)) => Ok(*x),
+            other => Err(anyhow!("{name}: {other:?}")),
+        };
+        Ok(WorkerStats {
+            keys: n("keys")?,
+            change_points: n("change-points")?,
+            event_rows: n("event-rows")?,
+            mismatches: n("mismatches")?,
+            bytes: n("bytes")?,
+        })
+    }
+
+    /// Calls any function of any worker with component values (for tests of bad input).
+    pub fn invoke(&self, worker: &WorkerId, function: &str, params: &[Val]) -> Result<Vec<Val>> {
+        self.golem.invoke(worker, function, params)
+    }
+}

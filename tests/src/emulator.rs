@@ -1,0 +1,600 @@
+//! The emulated Golem: components, durable workers, worker-to-worker calls, and replay.
+//!
+//! Like Golem, every worker is one instance of its component, created on first use and named by
+//! the caller. Every completed invocation is appended to the worker's log on disk, with the
+//! results of the calls it made to other workers. A worker that is dropped (a simulated crash)
+//! is rebuilt on its next use by replaying its log: the invocations run again, and their outgoing
+//! calls are answered from the log instead of being made again, so nothing happens twice.
+
+use crate::host::{golem, RpcError, WitValue};
+use crate::wit_value::{val_to_wit_typed, wit_to_val, wit_tuple_to_vals, LoggedValue};
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, TryLockError, Weak};
+use wasmtime::component::{Component, Func, HasSelf, Instance, Linker, ResourceTable, Type, Val};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// A worker, by component id and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WorkerId {
+    pub component_id: String,
+    pub worker_name: String,
+}
+
+/// One completed invocation, as logged.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct LogEntry {
+    function: String,
+    params: Vec<LoggedValue>,
+    /// The calls this invocation made to other workers, in order, with their results.
+    calls: Vec<LoggedCall>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct LoggedCall {
+    target: WorkerId,
+    function: String,
+    result: Result<LoggedValue, String>,
+}
+
+/// Whether a worker is running live or replaying its log.
+enum Mode {
+    Live { calls: Vec<LoggedCall> },
+    Replay { calls: VecDeque<LoggedCall> },
+}
+
+/// The host state of one worker's store.
+pub struct WorkerState {
+    wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) id: WorkerId,
+    pub(crate) env: Vec<(String, String)>,
+    golem: Weak<Inner>,
+    mode: Mode,
+}
+
+impl WasiView for WorkerState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WorkerState {
+    /// A call from this worker to another, through `golem:rpc`: answered from the log while
+    /// replaying, made (and logged) otherwise.
+    pub(crate) fn outgoing_call(
+        &mut self,
+        component_id: &str,
+        worker_name: &str,
+        function: &str,
+        params: Vec<WitValue>,
+    ) -> Result<WitValue, RpcError> {
+        let target = WorkerId {
+            component_id: component_id.to_string(),
+            worker_name: worker_name.to_string(),
+        };
+        match &mut self.mode {
+            Mode::Replay { calls } => {
+                let logged = calls.pop_front().ok_or_else(|| {
+                    RpcError::RemoteInternalError(format!(
+                        "replay of {} diverged: the log has no call to {function} on {worker_name}",
+                        self.id.worker_name
+                    ))
+                })?;
+                if logged.target != target || logged.function != function {
+                    return Err(RpcError::RemoteInternalError(format!(
+                        "replay of {} diverged: logged a call to {} on {}, now {function} on {worker_name}",
+                        self.id.worker_name, logged.function, logged.target.worker_name
+                    )));
+                }
+                logged
+                    .result
+                    .as_ref()
+                    .map(WitValue::from)
+                    .map_err(|e| RpcError::RemoteInternalError(e.clone()))
+            }
+            Mode::Live { .. } => {
+                let Some(golem) = self.golem.upgrade() else {
+                    return Err(RpcError::RemoteInternalError("the emulator is gone".into()));
+                };
+                let caller = self.id.worker_name.clone();
+                let result = golem.invoke(&target, function, params, Some(&caller));
+                if let Mode::Live { calls } = &mut self.mode {
+                    calls.push(LoggedCall {
+                        target,
+                        function: function.to_string(),
+                        result: match &result {
+                            Ok(v) => Ok(LoggedValue::from(v)),
+                            Err(e) => Err(rpc_error_text(e)),
+                        },
+                    });
+                }
+                result
+            }
+        }
+    }
+}
+
+pub fn rpc_error_text(e: &RpcError) -> String {
+    match e {
+        RpcError::ProtocolError(s) => format!("protocol error: {s}"),
+        RpcError::Denied(s) => format!("denied: {s}"),
+        RpcError::NotFound(s) => format!("not found: {s}"),
+        RpcError::RemoteInternalError(s) => s.clone(),
+    }
+}
+
+/// A running worker: its store and instance.
+struct Live {
+    store: Store<WorkerState>,
+    instance: Instance,
+}
+
+struct LoadedComponent {
+    name: String,
+    component: Component,
+}
+
+/// Counters for tests and reports.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counters {
+    /// Instances created, including rebuilt ones.
+    pub instances_created: u64,
+    /// Invocations completed (not counting replays).
+    pub invocations: u64,
+    /// Invocations re-run from logs.
+    pub replayed: u64,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<WorkerState>,
+    components: HashMap<String, LoadedComponent>,
+    workers: Mutex<HashMap<WorkerId, Arc<Mutex<Option<Live>>>>>,
+    log_dir: PathBuf,
+    env: Vec<(String, String)>,
+    counters: Mutex<Counters>,
+}
+
+/// The emulated Golem host.
+#[derive(Clone)]
+pub struct Golem {
+    inner: Arc<Inner>,
+}
+
+/// The component id the emulator gives a component name: a name-based UUID, so that logs stay
+/// valid across runs.
+pub fn component_id(name: &str) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("golem-emulator:{name}").as_bytes(),
+    )
+    .to_string()
+}
+
+impl Golem {
+    /// Loads `components` (name, path to the `.wasm`) and keeps worker logs under `log_dir`.
+    /// Every worker sees `{NAME}_COMPONENT_ID` environment variables for all components
+    /// (`EVENT_PROCESSOR_COMPONENT_ID`, …). Compiled components are cached next to the `.wasm`.
+    pub fn new(components: &[(&str, &Path)], log_dir: &Path) -> Result<Golem> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        golem::rpc::types::add_to_linker::<_, HasSelf<WorkerState>>(&mut linker, |s| s)?;
+        golem::api::host::add_to_linker::<_, HasSelf<WorkerState>>(&mut linker, |s| s)?;
+        let mut loaded = HashMap::new();
+        let mut env = Vec::new();
+        for (name, path) in components {
+            let component = load_cached(&engine, path)
+                .with_context(|| format!("loading component {name} from {}", path.display()))?;
+            let id = component_id(name);
+            env.push((
+                format!("{}_COMPONENT_ID", name.to_uppercase().replace('-', "_")),
+                id.clone(),
+            ));
+            loaded.insert(
+                id,
+                LoadedComponent {
+                    name: name.to_string(),
+                    component,
+                },
+            );
+        }
+        std::fs::create_dir_all(log_dir)?;
+        Ok(Golem {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                components: loaded,
+                workers: Mutex::new(HashMap::new()),
+                log_dir: log_dir.to_path_buf(),
+                env,
+                counters: Mutex::new(Counters::default()),
+            }),
+        })
+    }
+
+    /// Invokes `function` (`package/interface.{name}`) on a worker, creating it on first use,
+    /// with component values; returns the function's results.
+    pub fn invoke(&self, worker: &WorkerId, function: &str, params: &[Val]) -> Result<Vec<Val>> {
+        let types = self.inner.signature(worker, function)?;
+        if params.len() != types.0.len() {
+            bail!(
+                "{function} takes {} parameters, {} given",
+                types.0.len(),
+                params.len()
+            );
+        }
+        let wit: Vec<WitValue> = params
+            .iter()
+            .zip(&types.0)
+            .map(|(v, t)| val_to_wit_typed(v, t))
+            .collect::<Result<_>>()?;
+        let result = self
+            .inner
+            .invoke(worker, function, wit, None)
+            .map_err(|e| {
+                anyhow!(
+                    "{function} on {}: {}",
+                    worker.worker_name,
+                    rpc_error_text(&e)
+                )
+            })?;
+        wit_tuple_to_vals(&result, &types.1)
+    }
+
+    /// Drops a worker's instance, as if its executor crashed; its next use replays its log.
+    pub fn crash(&self, worker: &WorkerId) -> Result<()> {
+        let slot = self.inner.slot(worker);
+        let mut guard = slot.lock().map_err(|_| anyhow!("poisoned"))?;
+        *guard = None;
+        Ok(())
+    }
+
+    /// The workers that exist (have a log or an instance).
+    pub fn workers(&self) -> Vec<WorkerId> {
+        let mut ids: Vec<WorkerId> = self
+            .inner
+            .workers
+            .lock()
+            .expect("lock")
+            .keys()
+            .cloned()
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// The workers with a running instance.
+    pub fn live_workers(&self) -> Vec<WorkerId> {
+        let workers = self.inner.workers.lock().expect("lock");
+        let mut ids: Vec<WorkerId> = workers
+            .iter()
+            .filter(|(_, slot)| slot.try_lock().map(|g| g.is_some()).unwrap_or(true))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.inner.counters.lock().expect("lock").clone()
+    }
+
+    /// The name of the component with this id.
+    pub fn component_name(&self, id: &str) -> Option<&str> {
+        self.inner.components.get(id).map(|c| c.name.as_str())
+    }
+}
+
+/// Loads a component, compiling it once and caching the compiled form beside the `.wasm`.
+fn load_cached(engine: &Engine, path: &Path) -> Result<Component> {
+    let bytes = std::fs::read(path)?;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes.iter().chain(env!("CARGO_PKG_VERSION").as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let cache = path.with_extension(format!("{h:016x}.cwasm"));
+    if let Ok(cached) = std::fs::read(&cache) {
+        // SAFETY: the file was written by `Component::serialize` of this same program (its name
+        // carries a hash of the wasm and of our version); wasmtime also checks its own version
+        // and configuration, and we fall back to compiling if it refuses.
+        if let Ok(c) = unsafe { Component::deserialize(engine, &cached) } {
+            return Ok(c);
+        }
+    }
+    let component = Component::new(engine, &bytes)?;
+    if let Ok(serialized) = component.serialize() {
+        let _ = std::fs::write(&cache, serialized);
+    }
+    Ok(component)
+}
+
+/// Splits `package/interface.{function}`.
+fn split_function(function: &str) -> Result<(&str, &str)> {
+    let (interface, rest) = function
+        .split_once(".{")
+        .ok_or_else(|| anyhow!("`{function}` is not of the form package/interface.{{function}}"))?;
+    let name = rest
+        .strip_suffix('}')
+        .ok_or_else(|| anyhow!("`{function}` lacks a closing brace"))?;
+    Ok((interface, name))
+}
+
+impl Inner {
+    fn slot(&self, id: &WorkerId) -> Arc<Mutex<Option<Live>>> {
+        self.workers
+            .lock()
+            .expect("lock")
+            .entry(id.clone())
+            .or_default()
+            .clone()
+    }
+
+    fn log_path(&self, id: &WorkerId) -> PathBuf {
+        self.log_dir
+            .join(&id.component_id)
+            .join(format!("{}.jsonl", id.worker_name))
+    }
+
+    /// The parameter and result types of a function of a worker's component.
+    fn signature(
+        self: &Arc<Self>,
+        worker: &WorkerId,
+        function: &str,
+    ) -> Result<(Vec<Type>, Vec<Type>)> {
+        let slot = self.slot(worker);
+        let mut guard = slot
+            .try_lock()
+            .map_err(|_| anyhow!("worker {} is busy", worker.worker_name))?;
+        let live = self.ensure_live(worker, &mut guard)?;
+        let func = find_func(live, function)?;
+        let ty = func.ty(&live.store);
+        Ok((
+            ty.params().map(|(_, t)| t).collect(),
+            ty.results().collect(),
+        ))
+    }
+
+    /// Runs an invocation on a worker: the core of Golem's invoke-and-await.
+    fn invoke(
+        self: &Arc<Self>,
+        worker: &WorkerId,
+        function: &str,
+        params: Vec<WitValue>,
+        caller: Option<&str>,
+    ) -> Result<WitValue, RpcError> {
+        if !self.components.contains_key(&worker.component_id) {
+            return Err(RpcError::NotFound(format!(
+                "no component {}",
+                worker.component_id
+            )));
+        }
+        let slot = self.slot(worker);
+        let mut guard = match slot.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::WouldBlock) => {
+                return Err(RpcError::RemoteInternalError(format!(
+                    "worker {} is busy: a call cycle ({} calls back into it)",
+                    worker.worker_name,
+                    caller.unwrap_or("the caller")
+                )))
+            }
+            Err(TryLockError::Poisoned(_)) => {
+                return Err(RpcError::RemoteInternalError("worker poisoned".into()))
+            }
+        };
+        let internal = |e: anyhow::Error| RpcError::RemoteInternalError(format!("{e:#}"));
+        let live = self.ensure_live(worker, &mut guard).map_err(internal)?;
+        let entry = LogEntry {
+            function: function.to_string(),
+            params: params.iter().map(LoggedValue::from).collect(),
+            calls: Vec::new(),
+        };
+        live.store.data_mut().mode = Mode::Live { calls: Vec::new() };
+        match run(live, function, &params) {
+            Ok(result) => {
+                let calls = match std::mem::replace(
+                    &mut live.store.data_mut().mode,
+                    Mode::Live { calls: Vec::new() },
+                ) {
+                    Mode::Live { calls } => calls,
+                    Mode::Replay { .. } => Vec::new(),
+                };
+                self.append_log(worker, &LogEntry { calls, ..entry })
+                    .map_err(internal)?;
+                self.counters.lock().expect("lock").invocations += 1;
+                Ok(result)
+            }
+            Err(e) => {
+                // A trap leaves the instance unusable: drop it; the log rebuilds it on next use.
+                *guard = None;
+                Err(RpcError::RemoteInternalError(format!(
+                    "{function} trapped: {e:#}"
+                )))
+            }
+        }
+    }
+
+    /// Makes sure the worker has an instance, rebuilding it from its log if needed.
+    fn ensure_live<'a>(
+        self: &Arc<Self>,
+        id: &WorkerId,
+        slot: &'a mut Option<Live>,
+    ) -> Result<&'a mut Live> {
+        if slot.is_none() {
+            *slot = Some(self.start(id)?);
+        }
+        Ok(slot.as_mut().expect("just set"))
+    }
+
+    fn start(self: &Arc<Self>, id: &WorkerId) -> Result<Live> {
+        let component = self
+            .components
+            .get(&id.component_id)
+            .ok_or_else(|| anyhow!("no component {}", id.component_id))?;
+        let wasi = WasiCtxBuilder::new()
+            .envs(&self.env)
+            .inherit_stderr()
+            // Workers must be deterministic under replay: fixed clocks and randomness.
+            .wall_clock(FixedClock)
+            .monotonic_clock(FixedClock)
+            .secure_random(<rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0))
+            .insecure_random(<rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1))
+            .insecure_random_seed(0)
+            .build();
+        let state = WorkerState {
+            wasi,
+            table: ResourceTable::new(),
+            id: id.clone(),
+            env: self.env.clone(),
+            golem: Arc::downgrade(self),
+            mode: Mode::Live { calls: Vec::new() },
+        };
+        let mut store = Store::new(&self.engine, state);
+        let instance = self.linker.instantiate(&mut store, &component.component)?;
+        let mut live = Live { store, instance };
+        self.counters.lock().expect("lock").instances_created += 1;
+        // Replay the log, if any.
+        let path = self.log_path(id);
+        if let Ok(file) = std::fs::File::open(&path) {
+            for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+                let line = line?;
+                let entry: LogEntry = serde_json::from_str(&line)
+                    .with_context(|| format!("{}:{}", path.display(), n + 1))?;
+                live.store.data_mut().mode = Mode::Replay {
+                    calls: entry.calls.into(),
+                };
+                let params: Vec<WitValue> = entry.params.iter().map(WitValue::from).collect();
+                run(&mut live, &entry.function, &params).with_context(|| {
+                    format!("replaying {} of {}", entry.function, id.worker_name)
+                })?;
+                if let Mode::Replay { calls } = &live.store.data().mode {
+                    if !calls.is_empty() {
+                        bail!(
+                            "replay of {} diverged: {} logged calls were not made again",
+                            id.worker_name,
+                            calls.len()
+                        );
+                    }
+                }
+                self.counters.lock().expect("lock").replayed += 1;
+            }
+        }
+        live.store.data_mut().mode = Mode::Live { calls: Vec::new() };
+        Ok(live)
+    }
+
+    fn append_log(&self, id: &WorkerId, entry: &LogEntry) -> Result<()> {
+        let path = self.log_path(id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        let mut line = serde_json::to_string(entry)?;
+        line.push('\n');
+        file.write_all(line.as_bytes())?;
+        Ok(())
+    }
+}
+
+fn find_func(live: &mut Live, function: &str) -> Result<Func> {
+    let (interface, name) = split_function(function)?;
+    let iface = live
+        .instance
+        .get_export_index(&mut live.store, None, interface)
+        .ok_or_else(|| anyhow!("the component exports no interface {interface}"))?;
+    let f = live
+        .instance
+        .get_export_index(&mut live.store, Some(&iface), name)
+        .ok_or_else(|| anyhow!("{interface} has no function {name}"))?;
+    live.instance
+        .get_func(&mut live.store, f)
+        .ok_or_else(|| anyhow!("{function} is not a function"))
+}
+
+/// Calls a function with `wit-value` parameters; returns its results as one tuple `wit-value`.
+fn run(live: &mut Live, function: &str, params: &[WitValue]) -> Result<WitValue> {
+    let func = find_func(live, function)?;
+    let ty = func.ty(&live.store);
+    let param_types: Vec<Type> = ty.params().map(|(_, t)| t).collect();
+    let result_types: Vec<Type> = ty.results().collect();
+    if params.len() != param_types.len() {
+        bail!(
+            "{function} takes {} parameters, {} given",
+            param_types.len(),
+            params.len()
+        );
+    }
+    let args: Vec<Val> = params
+        .iter()
+        .zip(&param_types)
+        .enumerate()
+        .map(|(i, (p, t))| {
+            wit_to_val(p, t).with_context(|| format!("parameter {} of {function}", i + 1))
+        })
+        .collect::<Result<_>>()?;
+    let mut results = vec![Val::Bool(false); result_types.len()];
+    func.call(&mut live.store, &args, &mut results)?;
+    let mut nodes = vec![crate::host::WitNode::TupleValue(Vec::new())];
+    let mut indices = Vec::new();
+    for (r, t) in results.iter().zip(&result_types) {
+        let sub = val_to_wit_typed(r, t)?;
+        let offset = nodes.len() as i32;
+        indices.push(offset);
+        nodes.extend(sub.nodes.into_iter().map(|n| shift(n, offset)));
+    }
+    nodes[0] = crate::host::WitNode::TupleValue(indices);
+    Ok(WitValue { nodes })
+}
+
+/// Moves a node's child indices by `offset` (when a value is embedded in a larger one).
+fn shift(n: crate::host::WitNode, offset: i32) -> crate::host::WitNode {
+    use crate::host::WitNode::*;
+    let s = |xs: Vec<i32>| xs.into_iter().map(|x| x + offset).collect();
+    let o = |x: Option<i32>| x.map(|x| x + offset);
+    match n {
+        RecordValue(xs) => RecordValue(s(xs)),
+        TupleValue(xs) => TupleValue(s(xs)),
+        ListValue(xs) => ListValue(s(xs)),
+        VariantValue((c, p)) => VariantValue((c, o(p))),
+        OptionValue(x) => OptionValue(o(x)),
+        ResultValue(Ok(x)) => ResultValue(Ok(o(x))),
+        ResultValue(Err(x)) => ResultValue(Err(o(x))),
+        other => other,
+    }
+}
+
+/// A clock that never moves: workers must not depend on time (they never read it).
+struct FixedClock;
+
+impl wasmtime_wasi::HostWallClock for FixedClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1_700_000_000)
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FixedClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
