@@ -9,6 +9,8 @@ timeline: answer timeline queries over event files
 USAGE:
     timeline eval (--query TEXT | --query-file PATH) --events (PATH | -) [OPTIONS]
     timeline explain (QUERY | --query-file PATH)
+    timeline run --runtime wasm|native (--query TEXT | --query-file PATH) --events (PATH | -)
+                 [--key COL] [--shards N]
 
 EVAL OPTIONS:
     --key COL          evaluate per partition key (the value of column COL)
@@ -17,6 +19,11 @@ EVAL OPTIONS:
     --timeline         every change point (the default when no --at or --range is given)
     --format json|table  output format (default: json, one JSON object per line)
     --retain H         keep H time units of history per key; older events are refused
+
+RUN:
+    Runs the query as a job of node workers and prints the plan (which worker computes which
+    node) and every worker's result. `wasm` runs the four Golem components on the in-process
+    Golem emulation (build them first: see README); `native` runs the same nodes in-process.
 
 EVENTS:
     JSON Lines, either {\"time\": 5, \"event\": {\"col\": \"value\"}} or
@@ -29,6 +36,7 @@ EVENTS:
 pub enum Command {
     Eval(EvalArgs),
     Explain(QuerySource),
+    Run(RunArgs),
     Help,
     Version,
 }
@@ -43,6 +51,21 @@ pub enum QuerySource {
 pub enum Format {
     Json,
     Table,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Runtime {
+    Wasm,
+    Native,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct RunArgs {
+    pub runtime: Runtime,
+    pub query: QuerySource,
+    pub events: String,
+    pub key: Option<String>,
+    pub shards: u32,
 }
 
 #[derive(Debug, PartialEq)]
@@ -91,6 +114,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         "-h" | "--help" | "help" => Ok(Command::Help),
         "-V" | "--version" => Ok(Command::Version),
         "eval" => parse_eval(rest).map(Command::Eval),
+        "run" => parse_run(rest).map(Command::Run),
         "explain" => match rest {
             [flag, path] if flag == "--query-file" => {
                 Ok(Command::Explain(QuerySource::File(path.clone())))
@@ -104,6 +128,51 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "unknown command `{other}`: use `eval` or `explain`"
         ))),
     }
+}
+
+fn parse_run(args: &[String]) -> Result<RunArgs, UsageError> {
+    let (mut runtime, mut query, mut events, mut key, mut shards) = (None, None, None, None, 1);
+    let mut i = 0;
+    while i < args.len() {
+        let flag = args[i].as_str();
+        let value = args
+            .get(i + 1)
+            .cloned()
+            .ok_or_else(|| usage(format!("{flag} expects a value")))?;
+        match flag {
+            "--runtime" => {
+                runtime = Some(match value.as_str() {
+                    "wasm" => Runtime::Wasm,
+                    "native" => Runtime::Native,
+                    r => {
+                        return Err(usage(format!(
+                            "--runtime expects wasm or native, found `{r}`"
+                        )))
+                    }
+                })
+            }
+            "--query" => query = Some(QuerySource::Text(value)),
+            "--query-file" => query = Some(QuerySource::File(value)),
+            "--events" => events = Some(value),
+            "--key" => key = Some(value),
+            "--shards" => {
+                shards = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    usage(format!(
+                        "--shards expects a number greater than 0, found `{value}`"
+                    ))
+                })?
+            }
+            other => return Err(usage(format!("unknown option `{other}` for `run`"))),
+        }
+        i += 2;
+    }
+    Ok(RunArgs {
+        runtime: runtime.ok_or_else(|| usage("`run` needs --runtime wasm or --runtime native"))?,
+        query: query.ok_or_else(|| usage("`run` needs --query TEXT or --query-file PATH"))?,
+        events: events.ok_or_else(|| usage("`run` needs --events PATH (or `-`)"))?,
+        key,
+        shards,
+    })
 }
 
 fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {

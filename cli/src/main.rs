@@ -7,6 +7,7 @@
 mod args;
 mod input;
 mod progress;
+mod run;
 
 use args::{Command, EvalArgs, Format, QuerySource};
 use progress::Progress;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         }
         Ok(Command::Explain(source)) => explain(&source),
         Ok(Command::Eval(a)) => eval(&a),
+        Ok(Command::Run(a)) => load_query(&a.query).and_then(|q| run::run(&a, &q)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -400,3 +400,36 @@ fn retention_refuses_old_events_and_queries() {
     let o = timeline(&[&args[..], &["120"]].concat(), None);
     bad_input(&o, "time 120 is before the retention horizon 140");
 }
+
+/// `run` prints the plan and every worker's result; the emulated Golem components and the
+/// native nodes print the same (the components must be built: see scripts/setup).
+#[test]
+fn run_on_the_components_matches_run_natively() {
+    let args = |runtime| {
+        vec![
+            "run",
+            "--runtime",
+            runtime,
+            "--query-file",
+            "examples/cirr.tl",
+            "--events",
+            "examples/player.csv",
+            "--key",
+            "sessionId",
+        ]
+    };
+    let wasm = stdout(&timeline(&args("wasm"), None));
+    let native = stdout(&timeline(&args("native"), None));
+    let (first, rest) = wasm.split_once('\n').unwrap();
+    assert!(first.starts_with("ran on the emulated Golem: "), "{first}");
+    assert_eq!(rest, native);
+    assert!(native.contains("[result] duration_where("));
+    assert!(
+        native.contains("  \"s1\": [0,6) 0  [6,7) 0↗  [7,…) 1\n"),
+        "{native}"
+    );
+    assert!(
+        native.contains("  \"s2\": [0,20) 0  [20,32) 0↗  [32,…) 12\n"),
+        "{native}"
+    );
+}

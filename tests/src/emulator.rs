@@ -290,6 +290,21 @@ impl Golem {
         self.inner.counters.lock().expect("lock").clone()
     }
 
+    /// The interfaces a component imports (`wasi:io/streams@0.2.3`, `golem:rpc/types@0.1.0`, …).
+    pub fn component_imports(&self, name: &str) -> Vec<String> {
+        let Some(c) = self.inner.components.get(&component_id(name)) else {
+            return Vec::new();
+        };
+        let mut imports: Vec<String> = c
+            .component
+            .component_type()
+            .imports(&self.inner.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        imports.sort();
+        imports
+    }
+
     /// The name of the component with this id.
     pub fn component_name(&self, id: &str) -> Option<&str> {
         self.inner.components.get(id).map(|c| c.name.as_str())

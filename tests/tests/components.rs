@@ -459,3 +459,26 @@ proptest! {
         assert_same_results(&sys, "d", &oracle(&op, Some("k"), &events), 40);
     }
 }
+
+/// A Golem 1.1 server offers WASI 0.2.x, golem:api@1.1.0 and golem:rpc@0.1.x; a component that
+/// imports anything else fails when its first worker is created.
+#[test]
+fn components_import_only_what_golem_1_1_provides() {
+    let (sys, _dir) = system("imports");
+    for (name, _) in golem_emulator::COMPONENTS {
+        let imports = sys.golem.component_imports(name);
+        assert!(!imports.is_empty(), "{name}");
+        for import in &imports {
+            // `timeline:types/types` holds only types (no functions): nothing has to provide it.
+            let ok = (import.starts_with("wasi:") && import.contains("@0.2."))
+                || import == "timeline:types/types"
+                || import == "golem:api/host@1.1.0"
+                || import.starts_with("golem:rpc/types@0.1.");
+            assert!(ok, "{name} imports {import}");
+        }
+        assert!(
+            imports.iter().any(|i| i.starts_with("golem:rpc/")),
+            "{name} calls other workers: {imports:?}"
+        );
+    }
+}

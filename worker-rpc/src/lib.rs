@@ -372,40 +372,6 @@ pub fn node_config(
     ])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_survive_the_wit_encoding() {
-        let d = KeyDelta {
-            key: Some(Value::str("s1")),
-            origin: 3,
-            max_time: 9,
-            change: Some(Delta {
-                from: 4,
-                points: vec![
-                    (4, State::bool(true)),
-                    (6, State::Duration { value: 2, slope: 1 }),
-                    (8, State::Unknown),
-                ],
-            }),
-        };
-        let back = read_key_delta(V::from_wit(&key_delta(&d).to_wit()).unwrap()).unwrap();
-        assert_eq!(back, d);
-        let e = Event::new(
-            5,
-            [
-                ("a", Value::Float(1.5)),
-                ("b", Value::Int(-2)),
-                ("c", Value::Bool(true)),
-            ],
-        );
-        let v = V::from_wit(&event(&e).to_wit()).unwrap();
-        assert_eq!(v, event(&e));
-    }
-}
-
 /// Generates, inside a component, the conversions between the `timeline:types` bindings that
 /// `cargo component` generated for it and the library's types, in a module `convert`. Each
 /// component has its own copy of the bindings types (only those its world uses), so the
@@ -602,4 +568,38 @@ pub fn snapshot(input: &WorkerRef) -> Result<Vec<KeyDelta>, String> {
         .ok_or("snapshot returned nothing")?
         .list()?;
     list.into_iter().map(read_key_delta).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_survive_the_wit_encoding() {
+        let d = KeyDelta {
+            key: Some(Value::str("s1")),
+            origin: 3,
+            max_time: 9,
+            change: Some(Delta {
+                from: 4,
+                points: vec![
+                    (4, State::bool(true)),
+                    (6, State::Duration { value: 2, slope: 1 }),
+                    (8, State::Unknown),
+                ],
+            }),
+        };
+        let back = read_key_delta(V::from_wit(&key_delta(&d).to_wit()).unwrap()).unwrap();
+        assert_eq!(back, d);
+        let e = Event::new(
+            5,
+            [
+                ("a", Value::Float(1.5)),
+                ("b", Value::Int(-2)),
+                ("c", Value::Bool(true)),
+            ],
+        );
+        let v = V::from_wit(&event(&e).to_wit()).unwrap();
+        assert_eq!(v, event(&e));
+    }
 }
