@@ -2,7 +2,14 @@
 //! stream on every machine).
 
 use std::io::Write;
+use std::sync::Arc;
 use timeline::{Event, Value};
+
+/// A cell of the generated stream, before it becomes a [`Value`].
+enum Cell {
+    Str(&'static str),
+    Int(i64),
+}
 
 /// xorshift64*: small, fast, and the same everywhere.
 pub struct Rng(u64);
@@ -77,19 +84,51 @@ pub fn player_session(rng: &mut Rng, n: usize) -> Vec<(u64, PlayerEvent)> {
     out
 }
 
-impl PlayerEvent {
-    pub fn to_event(self, time: u64, session: &str) -> Event {
-        let (col, v) = self.column();
-        Event::new(time, [("sessionId", Value::from(session)), (col, v)])
+/// Shared column names and string values, as a decoder that interns them (like the CLI's) hands
+/// them to the engine: one allocation per distinct string, not one per event.
+pub struct Interner {
+    strings: std::collections::HashMap<&'static str, Arc<str>>,
+}
+
+impl Interner {
+    pub fn new() -> Interner {
+        Interner {
+            strings: std::collections::HashMap::new(),
+        }
     }
 
-    fn column(self) -> (&'static str, Value) {
+    pub fn get(&mut self, s: &'static str) -> Arc<str> {
+        self.strings
+            .entry(s)
+            .or_insert_with(|| Arc::from(s))
+            .clone()
+    }
+}
+
+impl PlayerEvent {
+    /// The event at `time` of the session named `session`.
+    pub fn to_event(self, time: u64, session: &Arc<str>, strings: &mut Interner) -> Event {
+        let (col, v) = self.column();
+        let v = match v {
+            Cell::Str(s) => Value::Str(strings.get(s)),
+            Cell::Int(i) => Value::Int(i),
+        };
+        Event {
+            time,
+            fields: vec![
+                (strings.get("sessionId"), Value::Str(session.clone())),
+                (strings.get(col), v),
+            ],
+        }
+    }
+
+    fn column(self) -> (&'static str, Cell) {
         match self {
-            PlayerEvent::State(s) => ("playerStateChange", Value::from(s)),
-            PlayerEvent::Cdn(c) => ("cdnChange", Value::from(c)),
-            PlayerEvent::Seek => ("userAction", Value::from("seek")),
-            PlayerEvent::Ad(a) => ("ad", Value::from(a)),
-            PlayerEvent::Heartbeat => ("heartbeat", Value::Int(1)),
+            PlayerEvent::State(s) => ("playerStateChange", Cell::Str(s)),
+            PlayerEvent::Cdn(c) => ("cdnChange", Cell::Str(c)),
+            PlayerEvent::Seek => ("userAction", Cell::Str("seek")),
+            PlayerEvent::Ad(a) => ("ad", Cell::Str(a)),
+            PlayerEvent::Heartbeat => ("heartbeat", Cell::Int(1)),
         }
     }
 

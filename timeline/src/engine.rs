@@ -1,13 +1,12 @@
 //! The engine: a planned query evaluated incrementally for every partition key.
 
 use crate::event::Event;
-use crate::keys::{collapse_point, horizon, split_batch};
+use crate::keys::{collapse_point, horizon, split_batch, KeyMap};
 use crate::node::{DerivedState, LeafState, NodeSpec};
 use crate::op::TimeLineOp;
 use crate::plan::Plan;
 use crate::timeline::{Segment, Timeline};
 use crate::value::{State, Value, ValueKey};
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -38,9 +37,72 @@ pub struct EngineOptions {
 pub struct Engine {
     plan: Plan,
     specs: Vec<NodeSpec>,
+    routes: LeafRoutes,
     key_column: Option<Arc<str>>,
     retention: Option<u64>,
-    keys: HashMap<Option<ValueKey>, KeyState>,
+    keys: KeyMap<Option<ValueKey>, KeyState>,
+}
+
+/// Which leaves an event goes to, by column: most events carry one or two columns that few
+/// leaves read, so routing saves asking every leaf about every event.
+#[derive(Clone, Debug, Default)]
+struct LeafRoutes {
+    /// Per column read by some leaf: the leaves (plan node indices) that read it, with the
+    /// column's position among each leaf's columns.
+    by_column: Vec<(Arc<str>, Vec<(usize, usize)>)>,
+    /// Leaves that see every event (a predicate that holds when its columns are missing).
+    every_event: Vec<usize>,
+    /// Column names seen in events, by identity, and their entry in `by_column`: decoders share
+    /// one `Arc` per column name, so a pointer comparison usually replaces a string comparison.
+    /// Holding the `Arc` keeps its address from being reused by another name.
+    seen: Vec<(Arc<str>, Option<usize>)>,
+}
+
+impl LeafRoutes {
+    fn new(specs: &[NodeSpec]) -> LeafRoutes {
+        let mut routes = LeafRoutes::default();
+        for (i, spec) in specs.iter().enumerate() {
+            let NodeSpec::Leaf(leaf) = spec else { continue };
+            if leaf.needs_every_event() {
+                routes.every_event.push(i);
+                continue;
+            }
+            for (j, c) in leaf.columns().iter().enumerate() {
+                match routes.by_column.iter_mut().find(|(x, _)| x == c) {
+                    Some((_, leaves)) => leaves.push((i, j)),
+                    None => routes.by_column.push((c.clone(), vec![(i, j)])),
+                }
+            }
+        }
+        routes
+    }
+
+    /// The entry of `column` in `by_column`.
+    fn route(&mut self, column: &Arc<str>) -> Option<usize> {
+        if let Some((_, r)) = self.seen.iter().find(|(c, _)| Arc::ptr_eq(c, column)) {
+            return *r;
+        }
+        let r = self.by_column.iter().position(|(c, _)| c == column);
+        if self.seen.len() >= 64 {
+            self.seen.clear(); // many distinct `Arc`s: the decoder does not share names
+        }
+        self.seen.push((column.clone(), r));
+        r
+    }
+
+    /// The `(leaf, column index, field index)` triples of `event`, sorted by leaf, into `out`;
+    /// leaves that see every event come with no field.
+    fn leaves_for(&mut self, event: &Event, out: &mut Vec<(usize, usize, usize)>) {
+        out.clear();
+        for (f, (c, _)) in event.fields.iter().enumerate() {
+            if let Some(r) = self.route(c) {
+                out.extend(self.by_column[r].1.iter().map(|&(l, j)| (l, j, f)));
+            }
+        }
+        if out.len() > 1 {
+            out.sort_by_key(|&(l, _, f)| (l, f));
+        }
+    }
 }
 
 /// Everything the engine holds for one key.
@@ -144,13 +206,14 @@ impl Engine {
     ) -> Result<Engine, crate::op::ValidationError> {
         query.validate()?;
         let plan = Plan::new(query);
-        let specs = plan.nodes.iter().map(|n| NodeSpec::new(&n.op)).collect();
+        let specs: Vec<NodeSpec> = plan.nodes.iter().map(|n| NodeSpec::new(&n.op)).collect();
         Ok(Engine {
             plan,
+            routes: LeafRoutes::new(&specs),
             specs,
             key_column: options.key_column.map(|k| Arc::from(k.as_str())),
             retention: options.retention,
-            keys: HashMap::new(),
+            keys: KeyMap::default(),
         })
     }
 
@@ -182,7 +245,7 @@ impl Engine {
                     .collect(),
                 collapsed_before: 0,
             });
-            state.apply(&self.plan, &self.specs, &events);
+            state.apply(&self.plan, &self.specs, &mut self.routes, &events);
             if let Some(h) = self.retention {
                 state.retain(&self.specs, h);
             }
@@ -278,21 +341,45 @@ impl Engine {
 impl KeyState {
     /// Feeds events to the leaves, then recomputes every node whose inputs changed, in
     /// topological order, each from the earliest time at which something below it changed.
-    fn apply(&mut self, plan: &Plan, specs: &[NodeSpec], events: &[&Event]) {
+    fn apply(
+        &mut self,
+        plan: &Plan,
+        specs: &[NodeSpec],
+        routes: &mut LeafRoutes,
+        events: &[&Event],
+    ) {
         let n = self.nodes.len();
         let mut dirty: Vec<Option<u64>> = vec![None; n];
         let mut origin_moved = None;
+        let mut leaves = Vec::new();
+        let mut values = Vec::new();
         for e in events {
             if self.origin.is_none_or(|o| e.time < o) {
                 self.origin = Some(e.time);
                 origin_moved = Some(e.time);
             }
             self.max_time = self.max_time.max(e.time);
-            for (i, spec) in specs.iter().enumerate() {
-                if let (NodeSpec::Leaf(spec), NodeState::Leaf(leaf)) = (spec, &mut self.nodes[i]) {
-                    if let Some(t) = leaf.insert(spec, e.time, &e.fields) {
-                        dirty[i] = Some(dirty[i].map_or(t, |d| d.min(t)));
-                    }
+            routes.leaves_for(e, &mut leaves);
+            let mut mark = |i: usize, t: Option<u64>| {
+                if let Some(t) = t {
+                    dirty[i] = Some(dirty[i].map_or(t, |d| d.min(t)));
+                }
+            };
+            for group in leaves.chunk_by(|a, b| a.0 == b.0) {
+                let i = group[0].0;
+                values.clear();
+                values.extend(group.iter().map(|&(_, j, f)| (j, &e.fields[f].1)));
+                if let (NodeSpec::Leaf(spec), NodeState::Leaf(leaf)) =
+                    (&specs[i], &mut self.nodes[i])
+                {
+                    mark(i, leaf.insert_values(spec, e.time, &values));
+                }
+            }
+            for &i in &routes.every_event {
+                if let (NodeSpec::Leaf(spec), NodeState::Leaf(leaf)) =
+                    (&specs[i], &mut self.nodes[i])
+                {
+                    mark(i, leaf.insert(spec, e.time, &e.fields));
                 }
             }
         }

@@ -37,6 +37,16 @@ impl Event {
             .map(|(_, v)| v)
     }
 
+    /// The value of `column`, as [`Event::get`], comparing names by identity first (decoders
+    /// share one `Arc` per column name).
+    pub fn column(&self, column: &Arc<str>) -> Option<&Value> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|(c, _)| Arc::ptr_eq(c, column) || **c == **column)
+            .map(|(_, v)| v)
+    }
+
     /// Parses one event from JSON, in either shape:
     /// `{"time": 5, "event": {"col": "value", …}}` or the WIT shape
     /// `{"time": 5, "event": [["col", {"string-value": "x"}], …]}`.

@@ -7,6 +7,10 @@ use crate::value::{Value, ValueKey};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The map from partition key to per-key state: a fast seeded hash (keys come from events, so
+/// the seed keeps crafted collisions out), since SipHash dominated ingestion.
+pub type KeyMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A batch of events split by key, in arrival order within each key.
 pub struct KeyedBatch<'a> {
     pub keys: Vec<(Option<ValueKey>, Option<Value>, Vec<&'a Event>)>,
@@ -22,7 +26,9 @@ pub fn split_batch<'a>(
     retention: Option<u64>,
     known_max_time: impl Fn(&Option<ValueKey>) -> Option<u64>,
 ) -> Result<KeyedBatch<'a>, IngestError> {
-    let mut index_of: HashMap<Option<ValueKey>, usize> = HashMap::new();
+    let mut index_of: KeyMap<Option<ValueKey>, usize> = KeyMap::default();
+    // Streams come in runs of the same key; a run costs one lookup.
+    let mut previous: Option<(usize, Option<&Value>)> = None;
     let mut keys: Vec<(Option<ValueKey>, Option<Value>, Vec<&Event>)> = Vec::new();
     let mut max_times: Vec<Option<u64>> = Vec::new();
     for (index, e) in events.iter().enumerate() {
@@ -38,19 +44,25 @@ pub fn split_batch<'a>(
         }
         let key = match key_column {
             None => None,
-            Some(k) => Some(e.get(k).cloned().ok_or_else(|| {
+            Some(k) => Some(e.column(k).ok_or_else(|| {
                 fail(format!(
                     "the event at time {} has no \"{k}\" column (the partition key)",
                     e.time
                 ))
             })?),
         };
-        let id = key.as_ref().map(ValueKey::from);
-        let slot = *index_of.entry(id.clone()).or_insert_with(|| {
-            max_times.push(known_max_time(&id));
-            keys.push((id, key, Vec::new()));
-            keys.len() - 1
-        });
+        let slot = match previous {
+            Some((slot, prev)) if same_key(prev, key) => slot,
+            _ => {
+                let id = key.map(ValueKey::from);
+                *index_of.entry(id.clone()).or_insert_with(|| {
+                    max_times.push(known_max_time(&id));
+                    keys.push((id, key.cloned(), Vec::new()));
+                    keys.len() - 1
+                })
+            }
+        };
+        previous = Some((slot, key));
         if let Some(h) = retention {
             let max = &mut max_times[slot];
             if let Some(m) = *max {
@@ -67,6 +79,16 @@ pub fn split_batch<'a>(
         keys[slot].2.push(e);
     }
     Ok(KeyedBatch { keys })
+}
+
+/// Whether two events' key values are the same partition key.
+fn same_key(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(Value::Str(a)), Some(Value::Str(b))) => Arc::ptr_eq(a, b) || a == b,
+        (Some(a), Some(b)) => ValueKey::from(a) == ValueKey::from(b),
+        _ => false,
+    }
 }
 
 /// The earliest time that can be ingested or queried, for a key whose latest event is at

@@ -6,7 +6,7 @@
 //! event costs work proportional to the history after it, not to all history.
 
 use crate::op::{kleene_and, kleene_or, CmpOp, Predicate, TimeLineOp};
-use crate::timeline::Timeline;
+use crate::timeline::{Reader, Timeline};
 use crate::value::{State, Value, ValueKey};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -129,18 +129,28 @@ impl LeafSpec {
         self.columns.iter().any(|c| &**c == column)
     }
 
+    /// The columns the leaf reads.
+    pub fn columns(&self) -> &[Arc<str>] {
+        &self.columns
+    }
+
+    /// Whether the leaf must see events that have none of its columns.
+    pub fn needs_every_event(&self) -> bool {
+        self.needs_every_event
+    }
+
     /// Whether an event with these columns can change the leaf.
     pub fn wants(&self, fields: &[(Arc<str>, Value)]) -> bool {
         self.needs_every_event || fields.iter().any(|(c, _)| self.columns.contains(c))
     }
 }
 
-/// The events a leaf has seen at one time, projected to its columns (merged: for the same time
-/// and column, the value ingested last wins).
-#[derive(Clone, Debug)]
+/// The events a leaf has seen at one time (merged: for the same time and column, the value
+/// ingested last wins). Its values live in [`LeafState::values`], `columns.len()` per row, so
+/// that a row costs no allocation of its own.
+#[derive(Clone, Copy, Debug)]
 struct Row {
     time: u64,
-    values: Box<[Option<Value>]>,
     /// Whether the row counts: the predicate holds, or (without predicate) the column is present.
     matched: bool,
 }
@@ -149,15 +159,33 @@ struct Row {
 #[derive(Clone, Debug)]
 pub struct LeafState {
     rows: Vec<Row>,
+    /// The rows' values, projected to the leaf's columns: row `i` holds
+    /// `values[i * width..(i + 1) * width]`, `width` being the number of columns.
+    values: Vec<Option<Value>>,
     pub output: Timeline,
     /// Events whose predicate was unknown because of a type mismatch.
     pub mismatches: u64,
+}
+
+impl LeafSpec {
+    fn width(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// The position of `column` among the leaf's columns (names are shared `Arc`s, so the
+    /// pointer test usually decides).
+    pub fn column_index(&self, column: &Arc<str>) -> Option<usize> {
+        self.columns
+            .iter()
+            .position(|c| Arc::ptr_eq(c, column) || **c == **column)
+    }
 }
 
 impl LeafState {
     pub fn new(initial: State) -> LeafState {
         LeafState {
             rows: Vec::new(),
+            values: Vec::new(),
             output: Timeline::new(initial),
             mismatches: 0,
         }
@@ -171,66 +199,88 @@ impl LeafState {
         time: u64,
         fields: &[(Arc<str>, Value)],
     ) -> Option<u64> {
-        let mut values: Vec<Option<Value>> = vec![None; spec.columns.len()];
-        let mut any = false;
+        let mut values: Vec<(usize, &Value)> = Vec::new();
         for (c, v) in fields {
-            if let Some(i) = spec.columns.iter().position(|x| x == c) {
-                values[i] = Some(v.clone());
-                any = true;
+            if let Some(j) = spec.column_index(c) {
+                values.push((j, v));
             }
         }
-        if !any && !spec.needs_every_event {
+        self.insert_values(spec, time, &values)
+    }
+
+    /// [`LeafState::insert`] with the event's fields already resolved: `(column index, value)`
+    /// for each field the leaf reads, in the event's order (a later one wins).
+    pub fn insert_values(
+        &mut self,
+        spec: &LeafSpec,
+        time: u64,
+        values: &[(usize, &Value)],
+    ) -> Option<u64> {
+        if values.is_empty() && !spec.needs_every_event {
             return None;
         }
-        let i = self.rows.partition_point(|r| r.time < time);
-        match self.rows.get_mut(i) {
-            Some(row) if row.time == time => {
-                let mut changed = false;
-                for (slot, new) in row.values.iter_mut().zip(values) {
-                    if let Some(new) = new {
-                        if !slot.as_ref().is_some_and(|old| same_exactly(old, &new)) {
-                            *slot = Some(new);
-                            changed = true;
-                        }
-                    }
+        let width = spec.width();
+        // In-order arrival appends; a late event finds its place by binary search.
+        let i = match self.rows.last() {
+            Some(last) if last.time >= time => self.rows.partition_point(|r| r.time < time),
+            _ => self.rows.len(),
+        };
+        let slots = i * width..(i + 1) * width;
+        if self.rows.get(i).is_some_and(|r| r.time == time) {
+            let mut changed = false;
+            for &(j, v) in values {
+                let slot = &mut self.values[slots.start + j];
+                if !slot.as_ref().is_some_and(|old| same_exactly(old, v)) {
+                    *slot = Some(v.clone());
+                    changed = true;
                 }
-                if !changed {
-                    return None;
-                }
-                let row = &mut self.rows[i];
-                row.matched = evaluate(spec, &row.values, &mut self.mismatches);
             }
-            _ => {
-                let values = values.into_boxed_slice();
-                let matched = evaluate(spec, &values, &mut self.mismatches);
-                self.rows.insert(
-                    i,
-                    Row {
-                        time,
-                        values,
-                        matched,
-                    },
-                );
+            if !changed {
+                return None;
             }
+        } else {
+            if i == self.rows.len() {
+                self.values.resize(self.values.len() + width, None);
+            } else {
+                self.values
+                    .splice(slots.start..slots.start, std::iter::repeat_n(None, width));
+            }
+            for &(j, v) in values {
+                self.values[slots.start + j] = Some(v.clone());
+            }
+            self.rows.insert(
+                i,
+                Row {
+                    time,
+                    matched: false,
+                },
+            );
         }
+        self.rows[i].matched = evaluate(spec, &self.values[slots], &mut self.mismatches);
         Some(time)
+    }
+
+    /// The value of column `j` in row `i`.
+    fn value(&self, width: usize, i: usize, j: usize) -> Option<&Value> {
+        self.values[i * width + j].as_ref()
     }
 
     /// Rebuilds the output from `from` on.
     pub fn recompute(&mut self, spec: &LeafSpec, from: u64) {
-        let out = &mut self.output;
+        let width = spec.width();
         let before = if from == 0 {
-            out.initial().clone()
+            self.output.initial().clone()
         } else {
-            out.value_at(from - 1)
+            self.output.value_at(from - 1)
         };
+        let mut out = std::mem::replace(&mut self.output, Timeline::new(State::Unknown));
         out.truncate_from(from);
         let rows = &self.rows;
         let first = rows.partition_point(|r| r.time < from);
         match spec.kind {
             LeafKind::Latest => {
-                for r in &rows[first..] {
-                    if let Some(v) = &r.values[0] {
+                for (i, r) in rows.iter().enumerate().skip(first) {
+                    if let Some(v) = self.value(width, i, 0) {
                         out.push(r.time, State::Value(v.clone()));
                     }
                 }
@@ -274,19 +324,20 @@ impl LeafState {
             }
             LeafKind::CountWithin(d) | LeafKind::DistinctWithin(d) => {
                 let distinct = matches!(spec.kind, LeafKind::DistinctWithin(_));
-                let mut seen: HashMap<ValueKey, u32> = HashMap::new();
-                let mut count: i64 = 0;
+                let mut window = Window {
+                    distinct,
+                    count: 0,
+                    seen: HashMap::new(),
+                };
+                let key = |i: usize| self.value(width, i, 0);
                 // Events in (from - d, from] are in the window at `from`.
                 let mut leave = rows.partition_point(|r| r.time.saturating_add(d) <= from);
                 let mut enter = leave;
                 while enter < rows.len() && rows[enter].time <= from {
-                    apply_window(&rows[enter], true, distinct, &mut count, &mut seen);
+                    window.add(rows[enter].matched, key(enter));
                     enter += 1;
                 }
-                let value = |count: i64, seen: &HashMap<ValueKey, u32>| {
-                    State::int(if distinct { seen.len() as i64 } else { count })
-                };
-                out.push(from, value(count, &seen));
+                out.push(from, window.state());
                 loop {
                     let next_in = rows.get(enter).map(|r| r.time);
                     let next_out = rows.get(leave).map(|r| r.time.saturating_add(d));
@@ -299,17 +350,18 @@ impl LeafState {
                         break; // the window closes only after the end of time
                     }
                     while leave < enter && rows[leave].time.saturating_add(d) == t {
-                        apply_window(&rows[leave], false, distinct, &mut count, &mut seen);
+                        window.remove(rows[leave].matched, key(leave));
                         leave += 1;
                     }
                     while enter < rows.len() && rows[enter].time == t {
-                        apply_window(&rows[enter], true, distinct, &mut count, &mut seen);
+                        window.add(rows[enter].matched, key(enter));
                         enter += 1;
                     }
-                    out.push(t, value(count, &seen));
+                    out.push(t, window.state());
                 }
             }
         }
+        self.output = out;
     }
 
     /// Drops rows that can no longer affect the output at or after `keep_from`.
@@ -317,7 +369,9 @@ impl LeafState {
         let keep_rows_from = keep_from.saturating_sub(spec.window());
         let n = self.rows.partition_point(|r| r.time < keep_rows_from);
         self.rows.drain(..n);
+        self.values.drain(..n * spec.width());
         crate::timeline::shrink(&mut self.rows);
+        crate::timeline::shrink(&mut self.values);
         self.output.collapse_before(keep_from);
     }
 
@@ -329,37 +383,52 @@ impl LeafState {
     /// Bytes held (an estimate for memory statistics).
     pub fn heap_bytes(&self) -> usize {
         self.rows.capacity() * std::mem::size_of::<Row>()
-            + self
-                .rows
-                .iter()
-                .map(|r| r.values.len() * std::mem::size_of::<Option<Value>>())
-                .sum::<usize>()
+            + self.values.capacity() * std::mem::size_of::<Option<Value>>()
             + self.output.heap_bytes()
     }
 }
 
-fn apply_window(
-    r: &Row,
-    add: bool,
+/// The matching events inside a sliding window: how many, or how many distinct values.
+struct Window {
     distinct: bool,
-    count: &mut i64,
-    seen: &mut HashMap<ValueKey, u32>,
-) {
-    if !r.matched {
-        return;
-    }
-    if !distinct {
-        *count += if add { 1 } else { -1 };
-        return;
-    }
-    let key = ValueKey::from(r.values[0].as_ref().expect("matched rows hold the column"));
-    if add {
-        *seen.entry(key).or_insert(0) += 1;
-    } else if let Some(n) = seen.get_mut(&key) {
-        *n -= 1;
-        if *n == 0 {
-            seen.remove(&key);
+    count: i64,
+    seen: HashMap<ValueKey, u32>,
+}
+
+impl Window {
+    fn add(&mut self, matched: bool, value: Option<&Value>) {
+        if !matched {
+            return;
         }
+        self.count += 1;
+        if self.distinct {
+            let key = ValueKey::from(value.expect("matched rows hold the column"));
+            *self.seen.entry(key).or_insert(0) += 1;
+        }
+    }
+
+    fn remove(&mut self, matched: bool, value: Option<&Value>) {
+        if !matched {
+            return;
+        }
+        self.count -= 1;
+        if self.distinct {
+            let key = ValueKey::from(value.expect("matched rows hold the column"));
+            if let Some(n) = self.seen.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    self.seen.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn state(&self) -> State {
+        State::int(if self.distinct {
+            self.seen.len() as i64
+        } else {
+            self.count
+        })
     }
 }
 
@@ -430,17 +499,15 @@ impl DerivedState {
         let out = &mut self.output;
         out.truncate_from(from);
         let times = change_times(inputs, from);
+        let mut readers: Vec<Reader> = inputs.iter().map(|x| Reader::new(x, from)).collect();
         for (k, &t) in times.iter().enumerate() {
             let next = times.get(k + 1).copied();
             match kind {
                 DerivedKind::Not => {
-                    out.push(t, opt_bool(inputs[0].value_at(t).as_bool().map(|b| !b)));
+                    out.push(t, opt_bool(readers[0].bool_at(t).map(|b| !b)));
                 }
                 DerivedKind::And | DerivedKind::Or => {
-                    let (a, b) = (
-                        inputs[0].value_at(t).as_bool(),
-                        inputs[1].value_at(t).as_bool(),
-                    );
+                    let (a, b) = (readers[0].bool_at(t), readers[1].bool_at(t));
                     let v = if matches!(kind, DerivedKind::And) {
                         kleene_and(a, b)
                     } else {
@@ -449,12 +516,20 @@ impl DerivedState {
                     out.push(t, opt_bool(v));
                 }
                 DerivedKind::Compare(op, c) => {
-                    let x = inputs[0].value_at(t);
-                    let Some(v) = x.instant_value() else {
-                        out.push(t, State::Unknown);
-                        continue;
+                    let x = readers[0].at(t);
+                    let duration;
+                    let v = match &x {
+                        State::Unknown => {
+                            out.push(t, State::Unknown);
+                            continue;
+                        }
+                        State::Value(v) => v,
+                        State::Duration { value, .. } => {
+                            duration = Value::Int(*value);
+                            &duration
+                        }
                     };
-                    let Some(holds) = op.apply(&v, c) else {
+                    let Some(holds) = op.apply(v, c) else {
                         self.mismatches += 1;
                         out.push(t, State::Unknown);
                         continue;
@@ -497,8 +572,9 @@ impl DerivedState {
         };
         out.truncate_from(from);
         let times = change_times(&[b], start);
+        let mut reader = Reader::new(b, start);
         for (k, &t) in times.iter().enumerate() {
-            let slope = u8::from(b.value_at(t).as_bool() == Some(true));
+            let slope = u8::from(reader.bool_at(t) == Some(true));
             out.push(t, State::Duration { value, slope });
             if let Some(&next) = times.get(k + 1) {
                 value =

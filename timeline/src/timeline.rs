@@ -39,6 +39,50 @@ impl Serialize for Segment {
     }
 }
 
+/// Reads a timeline at non-decreasing times, each read in amortised constant time (a point
+/// query is a binary search; operators walking forward through change points use this instead).
+pub struct Reader<'a> {
+    timeline: &'a Timeline,
+    /// The index of the first point after the last time read.
+    next: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader positioned at `t`.
+    pub fn new(timeline: &'a Timeline, t: u64) -> Reader<'a> {
+        Reader {
+            timeline,
+            next: timeline.first_at_or_after(t.saturating_add(1)),
+        }
+    }
+
+    /// The point holding at `t` (`None`: the initial value) and how long it has held. `t` must
+    /// not be before the previous read.
+    fn seek(&mut self, t: u64) -> Option<&'a (u64, State)> {
+        let points = &self.timeline.points;
+        while self.next < points.len() && points[self.next].0 <= t {
+            self.next += 1;
+        }
+        self.next.checked_sub(1).map(|i| &points[i])
+    }
+
+    /// The value at `t`, as [`Timeline::value_at`].
+    pub fn at(&mut self, t: u64) -> State {
+        match self.seek(t) {
+            None => self.timeline.initial.clone(),
+            Some((pt, s)) => s.advanced(t - pt),
+        }
+    }
+
+    /// The value at `t` as a boolean (`None` if it is not one).
+    pub fn bool_at(&mut self, t: u64) -> Option<bool> {
+        match self.seek(t) {
+            None => self.timeline.initial.as_bool(),
+            Some((_, s)) => s.as_bool(),
+        }
+    }
+}
+
 /// What changed in a timeline: from time `from` on, it continues its earlier history up to the
 /// first of `points`, then follows `points`. Applying a delta to a copy of the timeline before the
 /// change gives the timeline after it.
@@ -156,7 +200,7 @@ impl Timeline {
             }
         }
         let continues = match self.points.last() {
-            Some((pt, s)) => s.advanced(t - pt).same(&state),
+            Some((pt, s)) => s.continues_as(t - pt, &state),
             None => self.initial.same(&state) && self.horizon.is_none(),
         };
         if !continues {

@@ -66,7 +66,10 @@ impl Value {
 
     /// Numeric-aware equality: `Int(2)` equals `Float(2.0)`; different kinds are not equal.
     pub fn same(&self, other: &Value) -> bool {
-        self.compare(other) == Some(Ordering::Equal)
+        match (self, other) {
+            (Value::Str(a), Value::Str(b)) => Arc::ptr_eq(a, b) || a == b,
+            _ => self.compare(other) == Some(Ordering::Equal),
+        }
     }
 }
 
@@ -254,10 +257,23 @@ impl State {
         match (self, other) {
             (State::Unknown, State::Unknown) => true,
             (State::Unknown, _) | (_, State::Unknown) => false,
-            _ => match (self.instant_value(), other.instant_value()) {
-                (Some(a), Some(b)) => a.same(&b),
-                _ => false,
-            },
+            // No clones: this runs for every change point pushed.
+            (State::Value(a), State::Value(b)) => a.same(b),
+            (State::Duration { value: a, .. }, State::Duration { value: b, .. }) => a == b,
+            (State::Value(a), State::Duration { value, .. })
+            | (State::Duration { value, .. }, State::Value(a)) => a.same(&Value::Int(*value)),
+        }
+    }
+
+    /// Whether `self`, having held for `dt` instants, continues as `next`: what canonical form
+    /// drops (the same as `self.advanced(dt).same(next)`, without building the advanced state).
+    pub fn continues_as(&self, dt: u64, next: &State) -> bool {
+        match (self, next) {
+            (State::Duration { value, slope: 1 }, State::Duration { value: n, slope: 1 }) => {
+                value.saturating_add(dt.min(i64::MAX as u64) as i64) == *n
+            }
+            (State::Duration { slope: 1, .. }, _) => false,
+            _ => self.same(next),
         }
     }
 
