@@ -43,13 +43,16 @@ pub struct Engine {
     keys: KeyMap<Option<ValueKey>, KeyState>,
 }
 
+/// A leaf (its plan node index) and the position of a column among the leaf's columns.
+type LeafColumn = (usize, usize);
+
 /// Which leaves an event goes to, by column: most events carry one or two columns that few
 /// leaves read, so routing saves asking every leaf about every event.
 #[derive(Clone, Debug, Default)]
 struct LeafRoutes {
     /// Per column read by some leaf: the leaves (plan node indices) that read it, with the
     /// column's position among each leaf's columns.
-    by_column: Vec<(Arc<str>, Vec<(usize, usize)>)>,
+    by_column: Vec<(Arc<str>, Vec<LeafColumn>)>,
     /// Leaves that see every event (a predicate that holds when its columns are missing).
     every_event: Vec<usize>,
     /// Column names seen in events, by identity, and their entry in `by_column`: decoders share
