@@ -1,14 +1,40 @@
 //! Deterministic generators of realistic event streams (seeded; the same seed gives the same
-//! stream on every machine).
+//! stream on every machine), one per problem statement: video-player sessions, card swipes,
+//! machine telemetry and mobile-game sessions.
+//!
+//! Every key's events have strictly increasing times and carry the key plus one or two other
+//! columns, so that the engine (which merges events at the same instant) and the SQL peer (which
+//! sees rows) read exactly the same thing.
 
 use std::io::Write;
 use std::sync::Arc;
 use timeline::{Event, Value};
 
-/// A cell of the generated stream, before it becomes a [`Value`].
-enum Cell {
+/// The most columns besides `time` and the key that a workload has.
+pub const MAX_COLUMNS: usize = 5;
+
+/// A cell of a generated row: empty (the column is absent from the event), a string or an int.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cell {
+    Empty,
     Str(&'static str),
     Int(i64),
+}
+
+/// One event of one key: its time and a cell per column of its workload.
+#[derive(Clone, Copy, Debug)]
+pub struct Row {
+    pub time: u64,
+    pub cells: [Cell; MAX_COLUMNS],
+}
+
+impl Row {
+    /// A row with `cell` in column `column` and nothing else.
+    fn one(time: u64, column: usize, cell: Cell) -> Row {
+        let mut cells = [Cell::Empty; MAX_COLUMNS];
+        cells[column] = cell;
+        Row { time, cells }
+    }
 }
 
 /// xorshift64*: small, fast, and the same everywhere.
@@ -30,73 +56,184 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+
+    /// True with probability `percent` / 100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// One of `items`, uniformly.
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
 }
 
-/// One row of the player stream: at most one column besides the session per event, so that
-/// the SQL peer and the engine read exactly the same thing.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum PlayerEvent {
-    State(&'static str),
-    Cdn(&'static str),
-    Seek,
-    Ad(&'static str),
-    Heartbeat,
-}
+/// What a generator is: the events of one key, `n` of them.
+pub type Generator = fn(&mut Rng, usize) -> Vec<Row>;
+
+// Player columns: playerStateChange, cdnChange, userAction, ad, heartbeat.
+const PSC: usize = 0;
+const CDN: usize = 1;
+const USER_ACTION: usize = 2;
+const AD: usize = 3;
+const HEARTBEAT: usize = 4;
 
 /// A video-player session of `n` events: init, then play ↔ buffer/pause, seeks followed by
 /// buffering, CDN switches, ads, heartbeats that change nothing; it ends with `stop`.
-pub fn player_session(rng: &mut Rng, n: usize) -> Vec<(u64, PlayerEvent)> {
+pub fn player_session(rng: &mut Rng, n: usize) -> Vec<Row> {
     let mut out = Vec::with_capacity(n);
     let mut t = rng.below(1_000);
     let mut state = "init";
-    out.push((t, PlayerEvent::State("init")));
-    out.push((
-        t + 1,
-        PlayerEvent::Cdn(if rng.below(2) == 0 { "CDN1" } else { "CDN2" }),
-    ));
+    out.push(Row::one(t, PSC, Cell::Str("init")));
     t += 1;
+    out.push(Row::one(t, CDN, Cell::Str(rng.pick(&["CDN1", "CDN2"]))));
     while out.len() + 1 < n {
         t += 1 + rng.below(4);
         let roll = rng.below(100);
-        let e = match (state, roll) {
-            ("init", _) => PlayerEvent::State("play"),
-            (_, 0..=39) => PlayerEvent::Heartbeat,
-            ("play", 40..=54) => PlayerEvent::State("buffer"),
-            ("play", 55..=62) => PlayerEvent::State("pause"),
-            ("play", 63..=70) => PlayerEvent::Seek,
-            ("buffer" | "pause", 40..=84) => PlayerEvent::State("play"),
-            (_, 85..=90) => PlayerEvent::Cdn(if rng.below(2) == 0 { "CDN1" } else { "CDN2" }),
-            (_, 91..=94) => PlayerEvent::Ad(if roll % 2 == 0 { "playing" } else { "done" }),
-            _ => PlayerEvent::Heartbeat,
+        let (column, cell) = match (state, roll) {
+            ("init", _) => (PSC, Cell::Str("play")),
+            (_, 0..=39) => (HEARTBEAT, Cell::Int(1)),
+            ("play", 40..=54) => (PSC, Cell::Str("buffer")),
+            ("play", 55..=62) => (PSC, Cell::Str("pause")),
+            ("play", 63..=70) => (USER_ACTION, Cell::Str("seek")),
+            ("buffer" | "pause", 40..=84) => (PSC, Cell::Str("play")),
+            (_, 85..=90) => (CDN, Cell::Str(rng.pick(&["CDN1", "CDN2"]))),
+            (_, 91..=94) => (
+                AD,
+                Cell::Str(if roll % 2 == 0 { "playing" } else { "done" }),
+            ),
+            _ => (HEARTBEAT, Cell::Int(1)),
         };
-        if let PlayerEvent::State(s) = e {
+        if let (PSC, Cell::Str(s)) = (column, cell) {
             state = s;
         }
-        out.push((t, e));
-        if e == PlayerEvent::Seek && out.len() + 1 < n {
+        out.push(Row::one(t, column, cell));
+        if column == USER_ACTION && out.len() + 1 < n {
             // A seek is followed by buffering.
             t += 1;
-            out.push((t, PlayerEvent::State("buffer")));
+            out.push(Row::one(t, PSC, Cell::Str("buffer")));
             state = "buffer";
         }
     }
-    out.push((t + 1 + rng.below(3), PlayerEvent::State("stop")));
+    out.push(Row::one(t + 1 + rng.below(3), PSC, Cell::Str("stop")));
+    out
+}
+
+const SUBURBS: [&str; 12] = [
+    "Newtown",
+    "Bondi",
+    "Manly",
+    "Parramatta",
+    "Chatswood",
+    "Glebe",
+    "Surry Hills",
+    "Penrith",
+    "Cronulla",
+    "Mosman",
+    "Ryde",
+    "Liverpool",
+];
+
+/// A card's swipes (columns suburb, amount): mostly in its home suburb, now and then elsewhere,
+/// minutes to about an hour apart, so that two suburbs within 10 minutes happens but is rare.
+pub fn card_swipes(rng: &mut Rng, n: usize) -> Vec<Row> {
+    let home = rng.pick(&SUBURBS);
+    let mut t = rng.below(3_600);
+    (0..n)
+        .map(|_| {
+            t += 30 + rng.below(3_000);
+            let suburb = if rng.chance(85) {
+                home
+            } else {
+                rng.pick(&SUBURBS)
+            };
+            let mut cells = [Cell::Empty; MAX_COLUMNS];
+            cells[0] = Cell::Str(suburb);
+            cells[1] = Cell::Int(1 + rng.below(400) as i64);
+            Row { time: t, cells }
+        })
+        .collect()
+}
+
+/// A machine's telemetry (columns temperature, status): a reading every few seconds, the
+/// temperature a random walk that now and then runs hot, status reports, and for half of the
+/// machines a failure somewhere in the second half of the stream (readings go on after it).
+pub fn machine_telemetry(rng: &mut Rng, n: usize) -> Vec<Row> {
+    let fails_at = rng
+        .chance(50)
+        .then(|| n / 2 + rng.below(n as u64 / 2 + 1) as usize);
+    let mut t = rng.below(600);
+    let mut temperature: i64 = 70 + rng.below(10) as i64;
+    (0..n)
+        .map(|i| {
+            t += 1 + rng.below(10);
+            if Some(i) == fails_at {
+                return Row::one(t, 1, Cell::Str("failed"));
+            }
+            if rng.chance(5) {
+                return Row::one(t, 1, Cell::Str(rng.pick(&["ok", "ok", "maintenance"])));
+            }
+            temperature = (temperature + rng.below(7) as i64 - 3).clamp(55, 110);
+            Row::one(t, 0, Cell::Int(temperature))
+        })
+        .collect()
+}
+
+// Game columns: device, action, ad.
+const DEVICE: usize = 0;
+const ACTION: usize = 1;
+const GAME_AD: usize = 2;
+
+/// A mobile-game session (columns device, action, ad): the device first, then level advances
+/// and taps, ads of 1 to 12 s, and after an ad now and then a stall without advancing; it ends
+/// with `quit`.
+pub fn game_session(rng: &mut Rng, n: usize) -> Vec<Row> {
+    let mut out = Vec::with_capacity(n);
+    let mut t = rng.below(1_000);
+    out.push(Row::one(
+        t,
+        DEVICE,
+        Cell::Str(rng.pick(&["iPhone", "iPhone", "Android", "Android", "iPad"])),
+    ));
+    let mut ad_ends: Option<u64> = None;
+    let mut stall = 0;
+    while out.len() + 1 < n {
+        t += 1 + rng.below(8);
+        let row = match ad_ends {
+            Some(end) if t >= end => {
+                ad_ends = None;
+                if rng.chance(40) {
+                    stall = 5 + rng.below(20);
+                }
+                Row::one(t, GAME_AD, Cell::Str("done"))
+            }
+            Some(_) => Row::one(t, ACTION, Cell::Str("tap")),
+            None if rng.chance(6) => {
+                ad_ends = Some(t + 1 + rng.below(12));
+                Row::one(t, GAME_AD, Cell::Str("playing"))
+            }
+            None if rng.chance(1) => Row::one(t, DEVICE, Cell::Str(rng.pick(&["iPhone", "iPad"]))),
+            None if stall > 0 => {
+                stall -= 1;
+                Row::one(t, ACTION, Cell::Str("tap"))
+            }
+            None if rng.chance(45) => Row::one(t, ACTION, Cell::Str("advance")),
+            None => Row::one(t, ACTION, Cell::Str("tap")),
+        };
+        out.push(row);
+    }
+    out.push(Row::one(t + 1 + rng.below(5), ACTION, Cell::Str("quit")));
     out
 }
 
 /// Shared column names and string values, as a decoder that interns them (like the CLI's) hands
 /// them to the engine: one allocation per distinct string, not one per event.
+#[derive(Default)]
 pub struct Interner {
     strings: std::collections::HashMap<&'static str, Arc<str>>,
 }
 
 impl Interner {
-    pub fn new() -> Interner {
-        Interner {
-            strings: std::collections::HashMap::new(),
-        }
-    }
-
     pub fn get(&mut self, s: &'static str) -> Arc<str> {
         self.strings
             .entry(s)
@@ -105,84 +242,146 @@ impl Interner {
     }
 }
 
-impl PlayerEvent {
-    /// The event at `time` of the session named `session`.
-    pub fn to_event(self, time: u64, session: &Arc<str>, strings: &mut Interner) -> Event {
-        let (col, v) = self.column();
-        let v = match v {
-            Cell::Str(s) => Value::Str(strings.get(s)),
-            Cell::Int(i) => Value::Int(i),
-        };
+/// The stream of one workload: its columns and how to generate one key's events.
+#[derive(Clone, Copy)]
+pub struct Stream {
+    /// The partition key column.
+    pub key_column: &'static str,
+    /// The prefix of key values (`s` gives `s0000042`).
+    pub key_prefix: &'static str,
+    /// The columns besides `time` and the key, in CSV order.
+    pub columns: &'static [&'static str],
+    pub generate: Generator,
+}
+
+impl Stream {
+    /// The name of key number `i`.
+    pub fn key_name(&self, i: usize) -> String {
+        format!("{}{i:07}", self.key_prefix)
+    }
+
+    /// The keys' events, each key generated from its own seed (so any subset can be regenerated
+    /// alone).
+    pub fn keys(
+        self,
+        seed: u64,
+        keys: usize,
+        per_key: usize,
+    ) -> impl Iterator<Item = (usize, Vec<Row>)> {
+        (0..keys).map(move |i| {
+            let mut rng = Rng::new(seed ^ (i as u64).wrapping_mul(0x100_0000_01B3));
+            (i, (self.generate)(&mut rng, per_key))
+        })
+    }
+
+    /// The event of `row`, for the key `key`.
+    pub fn event(&self, row: &Row, key: &Arc<str>, strings: &mut Interner) -> Event {
+        let mut fields = Vec::with_capacity(3);
+        fields.push((strings.get(self.key_column), Value::Str(key.clone())));
+        for (column, cell) in self.columns.iter().zip(&row.cells) {
+            let value = match *cell {
+                Cell::Empty => continue,
+                Cell::Str(s) => Value::Str(strings.get(s)),
+                Cell::Int(i) => Value::Int(i),
+            };
+            fields.push((strings.get(column), value));
+        }
         Event {
-            time,
-            fields: vec![
-                (strings.get("sessionId"), Value::Str(session.clone())),
-                (strings.get(col), v),
-            ],
+            time: row.time,
+            fields,
         }
     }
 
-    fn column(self) -> (&'static str, Cell) {
-        match self {
-            PlayerEvent::State(s) => ("playerStateChange", Cell::Str(s)),
-            PlayerEvent::Cdn(c) => ("cdnChange", Cell::Str(c)),
-            PlayerEvent::Seek => ("userAction", Cell::Str("seek")),
-            PlayerEvent::Ad(a) => ("ad", Cell::Str(a)),
-            PlayerEvent::Heartbeat => ("heartbeat", Cell::Int(1)),
+    /// Writes `keys` keys of `per_key` events as CSV: `time`, the key, then the columns. Keys
+    /// follow one another, as a stream from many sources arriving in blocks would.
+    pub fn write_csv(
+        &self,
+        path: &std::path::Path,
+        seed: u64,
+        keys: usize,
+        per_key: usize,
+    ) -> std::io::Result<u64> {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+        write!(w, "time,{}", self.key_column)?;
+        for c in self.columns {
+            write!(w, ",{c}")?;
         }
-    }
-
-    /// The CSV cells for the columns playerStateChange, cdnChange, userAction, ad, heartbeat.
-    pub fn csv_cells(self) -> [&'static str; 5] {
-        match self {
-            PlayerEvent::State(s) => [s, "", "", "", ""],
-            PlayerEvent::Cdn(c) => ["", c, "", "", ""],
-            PlayerEvent::Seek => ["", "", "seek", "", ""],
-            PlayerEvent::Ad(a) => ["", "", "", a, ""],
-            PlayerEvent::Heartbeat => ["", "", "", "", "1"],
+        writeln!(w)?;
+        let mut rows = 0;
+        for (i, events) in self.keys(seed, keys, per_key) {
+            let name = self.key_name(i);
+            for row in events {
+                write!(w, "{},{name}", row.time)?;
+                for cell in &row.cells[..self.columns.len()] {
+                    match cell {
+                        Cell::Empty => write!(w, ",")?,
+                        Cell::Str(s) => write!(w, ",{s}")?,
+                        Cell::Int(i) => write!(w, ",{i}")?,
+                    }
+                }
+                writeln!(w)?;
+                rows += 1;
+            }
         }
+        w.flush()?;
+        Ok(rows)
     }
 }
 
-/// The session name of session number `i`.
-pub fn session_name(i: usize) -> String {
-    format!("s{i:07}")
-}
+pub const PLAYER: Stream = Stream {
+    key_column: "sessionId",
+    key_prefix: "s",
+    columns: &[
+        "playerStateChange",
+        "cdnChange",
+        "userAction",
+        "ad",
+        "heartbeat",
+    ],
+    generate: player_session,
+};
 
-/// Writes `sessions` sessions of `per_session` events as CSV (sessions interleaved in blocks, as
-/// a stream from many players would be).
-pub fn write_player_csv(
-    path: &std::path::Path,
-    seed: u64,
-    sessions: usize,
-    per_session: usize,
-) -> std::io::Result<u64> {
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    writeln!(
-        w,
-        "time,sessionId,playerStateChange,cdnChange,userAction,ad,heartbeat"
-    )?;
-    let mut rows = 0;
-    for (i, session) in player_sessions(seed, sessions, per_session) {
-        let name = session_name(i);
-        for (t, e) in session {
-            let c = e.csv_cells();
-            writeln!(w, "{t},{name},{},{},{},{},{}", c[0], c[1], c[2], c[3], c[4])?;
-            rows += 1;
+pub const CARDS: Stream = Stream {
+    key_column: "card",
+    key_prefix: "c",
+    columns: &["suburb", "amount"],
+    generate: card_swipes,
+};
+
+pub const MACHINES: Stream = Stream {
+    key_column: "machine",
+    key_prefix: "m",
+    columns: &["temperature", "status"],
+    generate: machine_telemetry,
+};
+
+pub const GAMES: Stream = Stream {
+    key_column: "user",
+    key_prefix: "u",
+    columns: &["device", "action", "ad"],
+    generate: game_session,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every stream is deterministic, has the requested length, and strictly increasing times
+    /// per key (the engine merges events at the same instant; SQL would not).
+    #[test]
+    fn streams_are_seeded_sized_and_strictly_ordered() {
+        for stream in [PLAYER, CARDS, MACHINES, GAMES] {
+            let a: Vec<_> = stream.keys(7, 20, 300).collect();
+            let b: Vec<_> = stream.keys(7, 20, 300).collect();
+            for ((_, x), (_, y)) in a.iter().zip(&b) {
+                assert_eq!(x.len(), 300, "{}", stream.key_column);
+                assert!(x.windows(2).all(|w| w[0].time < w[1].time));
+                assert!(x
+                    .iter()
+                    .zip(y)
+                    .all(|(r, s)| r.time == s.time && r.cells == s.cells));
+                assert!(x.iter().all(|r| r.cells.iter().any(|c| *c != Cell::Empty)));
+            }
         }
     }
-    w.flush()?;
-    Ok(rows)
-}
-
-/// The sessions, each generated from its own seed (so any subset can be regenerated alone).
-pub fn player_sessions(
-    seed: u64,
-    sessions: usize,
-    per_session: usize,
-) -> impl Iterator<Item = (usize, Vec<(u64, PlayerEvent)>)> {
-    (0..sessions).map(move |i| {
-        let mut rng = Rng::new(seed ^ (i as u64).wrapping_mul(0x100_0000_01B3));
-        (i, player_session(&mut rng, per_session))
-    })
 }

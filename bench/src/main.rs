@@ -1,85 +1,135 @@
-//! `timeline-bench`: CIRR over a generated player stream, computed by the native engine, the
-//! `timeline` CLI over CSV, the Golem components on the emulated Golem, and DuckDB (1 thread and
-//! all threads), with every runner's answers checked equal before any time is printed.
+//! `timeline-bench`: the four problem statements over generated streams, each computed by the
+//! native engine, the `timeline` CLI over CSV, the Golem components on the emulated Golem, and
+//! DuckDB (1 thread and all threads), with every runner's answers checked equal before any time
+//! is printed.
 //!
-//! Usage: `timeline-bench [--tier small|1m|10m|100m] [--sessions N --events-per-session M]
-//!         [--runners native,cli,components,duckdb] [--out DIR]`
+//! ```text
+//! timeline-bench [--tier small|1m|10m|100m] [--keys N --events-per-key M]
+//!                [--queries cirr,card-swipes,machine-risk,ad-stall]
+//!                [--runners native,cli,components,duckdb] [--scaling] [--out DIR]
+//! ```
+//!
+//! Each runner runs in a process of its own (this binary, re-invoked with `--child`), so that
+//! its peak memory is its own.
 
 mod gen;
+mod workload;
 
 use golem_emulator::{components_dir, TimelineSystem};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-use timeline::{Engine, EngineOptions, Event, TimeLineOp, Value};
+use timeline::{Engine, EngineOptions, Event, Value};
+use workload::Workload;
 
-const CIRR: &str = include_str!("../../examples/cirr.tl");
-/// After every session's last event: CIRR is constant after `stop`.
+/// After every key's last event.
 const END: u64 = 1_000_000_000;
 const SEED: u64 = 20_231_115;
+/// The retention horizon of the "retain" runs: longer than any window of the queries.
+const RETAIN: u64 = 600;
 
-/// Per session: CIRR at the end.
+/// Per key: the query's value at `END`.
 type Answers = BTreeMap<String, i64>;
 
+/// What one runner measured.
 struct Measurement {
     runner: String,
     seconds: f64,
     events: u64,
     peak_rss_kb: Option<u64>,
+    /// The engine's own estimate of what it holds per key.
     bytes_per_key: Option<f64>,
+    /// Extra facts for the table's notes (calls made, per-call cost).
+    note: Option<String>,
     answers: Answers,
 }
 
 fn main() {
-    if let Err(e) = run() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = if args.first().map(String::as_str) == Some("--child") {
+        child(&args[1..])
+    } else {
+        run(&args)
+    };
+    if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(2);
     }
 }
 
-fn run() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let get = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let (mut sessions, mut per_session) = match get("--tier").as_deref().unwrap_or("small") {
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn number(args: &[String], name: &str) -> Result<Option<usize>, String> {
+    flag(args, name)
+        .map(|s| s.parse().map_err(|_| format!("{name} expects a number")))
+        .transpose()
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let (mut keys, mut per_key) = match flag(args, "--tier").as_deref().unwrap_or("small") {
         "small" => (1_000, 100),
         "1m" => (1_000, 1_000),
         "10m" => (10_000, 1_000),
         "100m" => (100_000, 1_000),
         t => return Err(format!("unknown tier {t}: small, 1m, 10m or 100m")),
     };
-    if let Some(s) = get("--sessions") {
-        sessions = s.parse().map_err(|_| "--sessions expects a number")?;
+    keys = number(args, "--keys")?.unwrap_or(keys);
+    per_key = number(args, "--events-per-key")?.unwrap_or(per_key);
+    let out = PathBuf::from(flag(args, "--out").unwrap_or_else(|| "target/bench".into()));
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    if args.iter().any(|a| a == "--scaling") {
+        return scaling(&out);
     }
-    if let Some(e) = get("--events-per-session") {
-        per_session = e
-            .parse()
-            .map_err(|_| "--events-per-session expects a number")?;
-    }
-    let total = sessions * per_session;
+    let total = keys * per_key;
     let default_runners = if total <= 2_000_000 {
         "native,cli,components,duckdb"
     } else {
         "native,cli,duckdb"
     };
-    let runners = get("--runners").unwrap_or_else(|| default_runners.into());
-    let out = PathBuf::from(get("--out").unwrap_or_else(|| "target/bench".into()));
-    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-    let query: TimeLineOp = CIRR.parse().map_err(|e| format!("{e}"))?;
+    let runners = flag(args, "--runners").unwrap_or_else(|| default_runners.into());
+    let queries = flag(args, "--queries").unwrap_or_else(|| Workload::NAMES.join(","));
+    for name in queries.split(',') {
+        let w = Workload::named(name)?;
+        let results = compare(&w, &runners, keys, per_key, &out)?;
+        print_table(&results);
+        println!();
+    }
+    println!("(x DuckDB: DuckDB's wall time over the runner's; above 1 means faster than DuckDB. The native");
+    println!("engine's time is ingestion and evaluation of events already in memory; the CLI's is the whole");
+    println!("process, reading the CSV; DuckDB's is its query over the CSV, reading included. Peak RSS is");
+    println!(
+        "the runner's process; bytes/key is the engine's own count of what it holds per key.)"
+    );
+    Ok(())
+}
 
-    println!("CIRR over {sessions} sessions x {per_session} events (seed {SEED})");
-    let csv = out.join(format!("player-{sessions}x{per_session}.csv"));
+/// Runs `w` with every runner, checks the answers are equal, and returns the measurements.
+fn compare(
+    w: &Workload,
+    runners: &str,
+    keys: usize,
+    per_key: usize,
+    out: &Path,
+) -> Result<Vec<Measurement>, String> {
+    println!(
+        "{}: {} keys x {per_key} events (seed {SEED})\n  {}",
+        w.title, keys, w.query
+    );
+    let csv = out.join(format!("{}-{keys}x{per_key}.csv", w.name));
     let rows = if csv.exists() {
         count_rows(&csv)?
     } else {
         let start = Instant::now();
-        let rows =
-            gen::write_player_csv(&csv, SEED, sessions, per_session).map_err(|e| e.to_string())?;
+        let rows = w
+            .stream
+            .write_csv(&csv, SEED, keys, per_key)
+            .map_err(|e| e.to_string())?;
         println!(
             "  generated {} ({rows} events) in {:.1} s",
             csv.display(),
@@ -87,26 +137,38 @@ fn run() -> Result<(), String> {
         );
         rows
     };
-
     let mut results: Vec<Measurement> = Vec::new();
     for runner in runners.split(',') {
         match runner {
             "native" => {
-                results.push(native(&query, sessions, per_session, None)?);
-                results.push(native(&query, sessions, per_session, Some(300))?);
+                results.push(in_child(w, "native", keys, per_key, None)?);
+                results.push(in_child(w, "native", keys, per_key, Some(RETAIN))?);
             }
-            "cli" => results.push(cli(&csv, rows)?),
-            "components" => results.push(components(&query, sessions, per_session)?),
+            "cli" => results.push(cli(w, &csv, rows)?),
+            "components" => results.push(in_child(w, "components", keys, per_key, None)?),
             "duckdb" => {
-                results.push(duckdb(&csv, rows, 1)?);
-                results.push(duckdb(&csv, rows, available_threads())?);
+                results.push(duckdb(w, &csv, rows, 1)?);
+                results.push(duckdb(w, &csv, rows, available_threads())?);
             }
             other => return Err(format!("unknown runner {other}")),
         }
     }
-
-    // Every runner must give every session the same answer before any time is shown.
+    check_equal(&results)?;
     let reference = &results[0];
+    let total: i64 = reference.answers.values().sum();
+    println!(
+        "  answers: equal across all {} runs ({} keys, sum of values {total})",
+        results.len(),
+        reference.answers.len()
+    );
+    Ok(results)
+}
+
+/// Every runner must give every key the same answer before any time is shown.
+fn check_equal(results: &[Measurement]) -> Result<(), String> {
+    let Some(reference) = results.first() else {
+        return Ok(());
+    };
     for m in &results[1..] {
         if m.answers != reference.answers {
             let diff = reference
@@ -115,7 +177,7 @@ fn run() -> Result<(), String> {
                 .find(|(k, v)| m.answers.get(*k) != Some(v))
                 .map(|(k, v)| {
                     format!(
-                        "session {k}: {} says {v}, {} says {:?}",
+                        "key {k}: {} says {v}, {} says {:?}",
                         reference.runner,
                         m.runner,
                         m.answers.get(k)
@@ -123,17 +185,47 @@ fn run() -> Result<(), String> {
                 });
             return Err(format!(
                 "answers differ: {}",
-                diff.unwrap_or_else(|| "different sessions".into())
+                diff.unwrap_or_else(|| format!(
+                    "{} has {} keys, {} has {}",
+                    reference.runner,
+                    reference.answers.len(),
+                    m.runner,
+                    m.answers.len()
+                ))
             ));
         }
     }
-    let total_cirr: i64 = reference.answers.values().sum();
+    Ok(())
+}
+
+/// How cost grows: the native engine on CIRR at 1M, 10M and 100M events, with and without a
+/// retention horizon.
+fn scaling(out: &Path) -> Result<(), String> {
+    let w = Workload::named("cirr")?;
+    let _ = out;
+    println!("CIRR, native engine: how throughput and memory grow with the stream");
     println!(
-        "  answers: equal across all {} runs ({} sessions, total CIRR {total_cirr} s)\n",
-        results.len(),
-        reference.answers.len()
+        "{:<12} {:<10} {:>9} {:>11} {:>11} {:>11} {:>12}",
+        "events", "retention", "wall s", "events/s", "peak RSS", "bytes/key", "RSS/key"
     );
-    print_table(&results);
+    for keys in [1_000, 10_000, 100_000] {
+        let per_key = 1_000;
+        for retain in [None, Some(RETAIN)] {
+            let m = in_child(&w, "native", keys, per_key, retain)?;
+            let rss = m.peak_rss_kb.unwrap_or(0) as f64 * 1024.0;
+            println!(
+                "{:<12} {:<10} {:>9.3} {:>11} {:>11} {:>11.0} {:>12.0}",
+                format!("{}M", keys * per_key / 1_000_000),
+                retain.map_or("none".into(), |h| h.to_string()),
+                m.seconds,
+                format!("{:.2}M", m.events as f64 / m.seconds / 1e6),
+                format!("{:.0} MiB", rss / 1048576.0),
+                m.bytes_per_key.unwrap_or(0.0),
+                rss / keys as f64,
+            );
+        }
+    }
+    println!("\n(RSS/key is the whole process's peak over the number of keys, events in flight included.)");
     Ok(())
 }
 
@@ -152,37 +244,127 @@ fn peak_rss_kb() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The library in-process: events built in memory first; only ingestion is timed.
-fn native(
-    query: &TimeLineOp,
-    sessions: usize,
-    per_session: usize,
-    retention: Option<u64>,
+/// Runs `runner` in a child process (this binary with `--child`) and reads its measurement.
+fn in_child(
+    w: &Workload,
+    runner: &str,
+    keys: usize,
+    per_key: usize,
+    retain: Option<u64>,
 ) -> Result<Measurement, String> {
-    let options = EngineOptions {
-        key_column: Some("sessionId".into()),
-        retention,
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["--child", runner, w.name])
+        .args([keys.to_string(), per_key.to_string()]);
+    if let Some(h) = retain {
+        cmd.arg(h.to_string());
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "the {runner} runner failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    Ok(Measurement {
+        runner: v["runner"].as_str().unwrap_or(runner).to_string(),
+        seconds: v["seconds"].as_f64().unwrap_or(f64::NAN),
+        events: v["events"].as_u64().unwrap_or(0),
+        peak_rss_kb: v["rss_kb"].as_u64(),
+        bytes_per_key: v["bytes_per_key"].as_f64(),
+        note: v["note"].as_str().map(String::from),
+        answers: answers_of(&v["answers"]),
+    })
+}
+
+fn answers_of(v: &serde_json::Value) -> Answers {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(-1)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `--child RUNNER WORKLOAD KEYS PER_KEY [RETAIN]`: one runner in this process; prints its
+/// measurement as JSON.
+fn child(args: &[String]) -> Result<(), String> {
+    let [runner, name, keys, per_key, rest @ ..] = args else {
+        return Err("--child RUNNER WORKLOAD KEYS PER_KEY [RETAIN]".into());
     };
-    let mut engine = Engine::new(query, options).map_err(|e| e.to_string())?;
-    let mut seconds = 0.0;
-    let mut events = 0u64;
-    // Blocks of sessions, as a stream from many players arrives; built outside the timing.
-    let block = 500;
-    let mut names = Vec::with_capacity(sessions);
-    let mut strings = gen::Interner::new();
-    let mut iter = gen::player_sessions(SEED, sessions, per_session).peekable();
-    while iter.peek().is_some() {
-        let mut batch: Vec<Event> = Vec::with_capacity(block * per_session);
-        for (i, session) in iter.by_ref().take(block) {
-            let name = gen::session_name(i);
+    let w = Workload::named(name)?;
+    let keys: usize = keys.parse().map_err(|_| "KEYS is a number")?;
+    let per_key: usize = per_key.parse().map_err(|_| "PER_KEY is a number")?;
+    let retain: Option<u64> = rest
+        .first()
+        .map(|h| h.parse().map_err(|_| "RETAIN is a number"))
+        .transpose()?;
+    let m = match runner.as_str() {
+        "native" => native(&w, keys, per_key, retain)?,
+        "components" => components(&w, keys, per_key)?,
+        other => return Err(format!("unknown child runner {other}")),
+    };
+    let json = serde_json::json!({
+        "runner": m.runner,
+        "seconds": m.seconds,
+        "events": m.events,
+        "rss_kb": m.peak_rss_kb,
+        "bytes_per_key": m.bytes_per_key,
+        "note": m.note,
+        "answers": m.answers,
+    });
+    println!("{json}");
+    Ok(())
+}
+
+/// Blocks of keys' events, as a stream from many sources arrives: `block` keys at a time, their
+/// events interleaved by time within the block. Built outside any timing.
+fn blocks<'a>(
+    w: &'a Workload,
+    keys: usize,
+    per_key: usize,
+    block: usize,
+    names: &'a mut Vec<String>,
+) -> impl Iterator<Item = Vec<Event>> + 'a {
+    let mut strings = gen::Interner::default();
+    let mut iter = w.stream.keys(SEED, keys, per_key).peekable();
+    std::iter::from_fn(move || {
+        iter.peek()?;
+        let mut batch: Vec<Event> = Vec::with_capacity(block * per_key);
+        for (i, rows) in iter.by_ref().take(block) {
+            let name = w.stream.key_name(i);
             let shared: std::sync::Arc<str> = name.as_str().into();
             batch.extend(
-                session
-                    .iter()
-                    .map(|(t, e)| e.to_event(*t, &shared, &mut strings)),
+                rows.iter()
+                    .map(|r| w.stream.event(r, &shared, &mut strings)),
             );
             names.push(name);
         }
+        // Interleaved by time, as many players' events arrive; stable, so each key's own order
+        // stays.
+        batch.sort_by_key(|e| e.time);
+        Some(batch)
+    })
+}
+
+/// The library in-process: only ingestion is timed.
+fn native(
+    w: &Workload,
+    keys: usize,
+    per_key: usize,
+    retention: Option<u64>,
+) -> Result<Measurement, String> {
+    let options = EngineOptions {
+        key_column: Some(w.stream.key_column.into()),
+        retention,
+    };
+    let mut engine = Engine::new(&w.query, options).map_err(|e| e.to_string())?;
+    let mut seconds = 0.0;
+    let mut events = 0u64;
+    let mut names = Vec::with_capacity(keys);
+    for batch in blocks(w, keys, per_key, 500, &mut names) {
         events += batch.len() as u64;
         let start = Instant::now();
         engine.ingest(&batch).map_err(|e| e.to_string())?;
@@ -205,6 +387,7 @@ fn native(
         events,
         peak_rss_kb: peak_rss_kb(),
         bytes_per_key: Some(stats.bytes as f64 / stats.keys.max(1) as f64),
+        note: None,
         answers,
     })
 }
@@ -216,32 +399,36 @@ fn as_int(v: &timeline::State) -> i64 {
     }
 }
 
-/// The `timeline` CLI end to end over the CSV file (release build), under /usr/bin/time.
-fn cli(csv: &Path, rows: u64) -> Result<Measurement, String> {
-    let status = Command::new("cargo")
-        .args(["build", "--release", "-q", "-p", "timeline-cli"])
-        .status()
-        .map_err(|e| e.to_string())?;
-    if !status.success() {
+/// The `timeline` binary built beside this one (same profile), building it if it is missing.
+fn cli_binary() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = exe.with_file_name("timeline");
+    let mut build = Command::new("cargo");
+    build.args(["build", "-q", "-p", "timeline-cli"]);
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    let status = build.status().map_err(|e| e.to_string())?;
+    if !status.success() || !path.exists() {
         return Err("building the CLI failed".into());
     }
+    Ok(path)
+}
+
+/// The `timeline` CLI end to end over the CSV file, under /usr/bin/time.
+fn cli(w: &Workload, csv: &Path, rows: u64) -> Result<Measurement, String> {
+    let binary = cli_binary()?;
     let start = Instant::now();
     let out = Command::new("/usr/bin/time")
-        .args([
-            "-f",
-            "%M",
-            "target/release/timeline",
-            "eval",
-            "--query-file",
-            "examples/cirr.tl",
-            "--key",
-            "sessionId",
-        ])
+        .args(["-f", "%M"])
+        .arg(&binary)
+        .args(["eval", "--query", &w.query.to_string(), "--key"])
+        .arg(w.stream.key_column)
         .arg("--events")
         .arg(csv)
         .args(["--at", &END.to_string()])
         .output()
-        .map_err(|e| format!("running the CLI: {e}"))?;
+        .map_err(|e| format!("running the CLI under /usr/bin/time: {e}"))?;
     let seconds = start.elapsed().as_secs_f64();
     if !out.status.success() {
         return Err(format!(
@@ -267,43 +454,37 @@ fn cli(csv: &Path, rows: u64) -> Result<Measurement, String> {
         events: rows,
         peak_rss_kb: rss,
         bytes_per_key: None,
+        note: None,
         answers,
     })
 }
 
 /// The four components on the emulated Golem, fed through the driver in batches.
-fn components(
-    query: &TimeLineOp,
-    sessions: usize,
-    per_session: usize,
-) -> Result<Measurement, String> {
+fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, String> {
     let logs = std::env::temp_dir().join(format!("timeline-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&logs);
     let sys = TimelineSystem::start(&components_dir(), &logs).map_err(|e| format!("{e:#}"))?;
-    sys.run("bench", &query.to_string(), Some("sessionId"), 1, None)
-        .map_err(|e| format!("{e:#}"))?;
+    sys.run(
+        "bench",
+        &w.query.to_string(),
+        Some(w.stream.key_column),
+        1,
+        None,
+    )
+    .map_err(|e| format!("{e:#}"))?;
+    let before = sys.golem.counters().invocations;
     let mut events = 0;
     let mut seconds = 0.0;
     let mut names = Vec::new();
-    let mut strings = gen::Interner::new();
-    let mut iter = gen::player_sessions(SEED, sessions, per_session).peekable();
-    while iter.peek().is_some() {
-        let mut batch: Vec<Event> = Vec::new();
-        for (i, session) in iter.by_ref().take(100) {
-            let name = gen::session_name(i);
-            let shared: std::sync::Arc<str> = name.as_str().into();
-            batch.extend(
-                session
-                    .iter()
-                    .map(|(t, e)| e.to_event(*t, &shared, &mut strings)),
-            );
-            names.push(name);
-        }
+    let mut calls = 0;
+    for batch in blocks(w, keys, per_key, 100, &mut names) {
         events += batch.len() as u64;
         let start = Instant::now();
         sys.ingest("bench", &batch).map_err(|e| format!("{e:#}"))?;
         seconds += start.elapsed().as_secs_f64();
+        calls += 1;
     }
+    let invocations = sys.golem.counters().invocations - before;
     let mut answers = Answers::new();
     for name in names {
         let v = sys
@@ -316,21 +497,27 @@ fn components(
         runner: "components (emulated Golem)".into(),
         seconds,
         events,
-        peak_rss_kb: None,
+        peak_rss_kb: peak_rss_kb(),
         bytes_per_key: None,
+        note: Some(format!(
+            "{calls} ingest calls of ~{} events made {invocations} worker invocations, {:.0} µs each",
+            events / calls.max(1),
+            seconds * 1e6 / invocations.max(1) as f64
+        )),
         answers,
     })
 }
 
 /// DuckDB from PyPI (installed if missing) with the equivalent SQL over the same CSV.
-fn duckdb(csv: &Path, rows: u64, threads: usize) -> Result<Measurement, String> {
+fn duckdb(w: &Workload, csv: &Path, rows: u64, threads: usize) -> Result<Measurement, String> {
     let has = Command::new("python3")
         .args(["-c", "import duckdb"])
         .status()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("python3 is needed for the DuckDB peer: {e}"))?;
     if !has.success() {
+        println!("  installing duckdb {DUCKDB} from PyPI (once)");
         let ok = Command::new("python3")
-            .args(["-m", "pip", "install", "-q", "duckdb"])
+            .args(["-m", "pip", "install", "-q", &format!("duckdb=={DUCKDB}")])
             .status()
             .map_err(|e| e.to_string())?;
         if !ok.success() {
@@ -338,9 +525,11 @@ fn duckdb(csv: &Path, rows: u64, threads: usize) -> Result<Measurement, String> 
         }
     }
     let out = Command::new("python3")
-        .arg("bench/duckdb_cirr.py")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("duckdb_peer.py"))
+        .arg(w.name)
         .arg(csv)
         .arg(threads.to_string())
+        .arg(END.to_string())
         .output()
         .map_err(|e| e.to_string())?;
     if !out.status.success() {
@@ -350,12 +539,6 @@ fn duckdb(csv: &Path, rows: u64, threads: usize) -> Result<Measurement, String> 
         ));
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    let answers = v["results"]
-        .as_object()
-        .ok_or("duckdb printed no results")?
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(-1)))
-        .collect();
     Ok(Measurement {
         runner: format!(
             "DuckDB, {threads} thread{}",
@@ -365,44 +548,57 @@ fn duckdb(csv: &Path, rows: u64, threads: usize) -> Result<Measurement, String> 
         events: rows,
         peak_rss_kb: v["rss_kb"].as_u64(),
         bytes_per_key: None,
-        answers,
+        note: None,
+        answers: answers_of(&v["results"]),
     })
 }
 
+/// The DuckDB release the peer is pinned to.
+const DUCKDB: &str = "2.0.1";
+
 fn print_table(results: &[Measurement]) {
-    let duck = |t: &str| {
+    let duck = |one: bool| {
         results
             .iter()
-            .find(|m| m.runner.starts_with("DuckDB") && m.runner.contains(t))
+            .find(|m| m.runner.starts_with("DuckDB") && m.runner.ends_with("1 thread") == one)
             .map(|m| m.seconds)
     };
-    let duck1 = duck("1 thread");
-    let duck_all = results
-        .iter()
-        .rev()
-        .find(|m| m.runner.starts_with("DuckDB"))
-        .map(|m| m.seconds);
+    let (duck1, duck_all) = (duck(true), duck(false));
+    let keys = results.first().map_or(1, |m| m.answers.len().max(1));
     println!(
-        "{:<30} {:>9} {:>12} {:>11} {:>11} {:>13} {:>14}",
-        "runner", "wall s", "events/s", "peak RSS", "bytes/key", "x DuckDB 1t", "x DuckDB all"
+        "{:<30} {:>9} {:>10} {:>10} {:>10} {:>10} {:>12} {:>13}",
+        "runner",
+        "wall s",
+        "events/s",
+        "peak RSS",
+        "RSS/key",
+        "bytes/key",
+        "x DuckDB 1t",
+        "x DuckDB all"
     );
     for m in results {
         let ratio = |d: Option<f64>| d.map_or("-".to_string(), |d| format!("{:.2}", d / m.seconds));
         println!(
-            "{:<30} {:>9.3} {:>12} {:>11} {:>11} {:>13} {:>14}",
+            "{:<30} {:>9.3} {:>10} {:>10} {:>10} {:>10} {:>12} {:>13}",
             m.runner,
             m.seconds,
             format!("{:.2}M", m.events as f64 / m.seconds / 1e6),
             m.peak_rss_kb
                 .map_or("-".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0)),
-            m.bytes_per_key.map_or("-".into(), |b| format!("{b:.0}")),
+            m.peak_rss_kb.map_or("-".into(), |k| format!(
+                "{:.0} B",
+                k as f64 * 1024.0 / keys as f64
+            )),
+            m.bytes_per_key.map_or("-".into(), |b| format!("{b:.0} B")),
             ratio(duck1),
             ratio(duck_all),
         );
     }
-    println!("\n(x DuckDB: DuckDB's wall time over the runner's; above 1 means faster than DuckDB. The native");
-    println!("engine's time is ingestion and evaluation of events already in memory; the CLI's is the whole");
-    println!("process, reading the CSV; DuckDB's is its query over the CSV, reading included.)");
+    for m in results {
+        if let Some(note) = &m.note {
+            println!("  {}: {note}", m.runner);
+        }
+    }
 }
 
 /// The engine runs on a modern allocator, as DuckDB does on its own (jemalloc): glibc's malloc

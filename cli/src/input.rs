@@ -1,5 +1,6 @@
 //! Reading event files: JSON Lines (either event shape) or CSV, recognised from the first line.
-//! The whole input is read and checked before anything is evaluated, so a bad line leaves no
+//! Events are handed on in chunks as they are parsed, so memory holds one chunk of events, not
+//! the whole file's; results are printed only after the last chunk, so a bad line leaves no
 //! half-printed result.
 
 use crate::progress::Progress;
@@ -57,20 +58,76 @@ pub fn parse_events(
     text: &str,
     progress: &mut Progress,
 ) -> Result<Vec<Event>, InputError> {
-    let first = text.lines().map(str::trim).find(|l| !l.is_empty());
-    match first {
-        None => Ok(Vec::new()),
-        Some(l) if l.starts_with('{') => parse_json_lines(path, text, progress),
-        Some(_) => parse_csv(path, text, progress),
-    }
+    let mut all = Vec::new();
+    for_each_chunk(path, text, progress, usize::MAX, |events| {
+        all.append(events);
+        Ok(())
+    })?;
+    Ok(all)
 }
 
-fn parse_json_lines(
+/// Parses the events of `text` as [`parse_events`] does, handing them to `sink` in chunks of
+/// `chunk` events (the last one may be shorter). An error from `sink` stops parsing and comes
+/// back as an error about the file.
+pub fn for_each_chunk(
     path: &str,
     text: &str,
     progress: &mut Progress,
-) -> Result<Vec<Event>, InputError> {
-    let mut events = Vec::new();
+    chunk: usize,
+    sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
+) -> Result<(), InputError> {
+    let mut chunks = Chunks {
+        path,
+        events: Vec::new(),
+        chunk,
+        sink,
+    };
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty());
+    match first {
+        None => {}
+        Some(l) if l.starts_with('{') => parse_json_lines(path, text, progress, &mut chunks)?,
+        Some(_) => parse_csv(path, text, progress, &mut chunks)?,
+    }
+    chunks.flush()
+}
+
+/// Events parsed but not yet handed on.
+struct Chunks<'a, F> {
+    path: &'a str,
+    events: Vec<Event>,
+    chunk: usize,
+    sink: F,
+}
+
+impl<F: FnMut(&mut Vec<Event>) -> Result<(), String>> Chunks<'_, F> {
+    fn push(&mut self, event: Event) -> Result<(), InputError> {
+        self.events.push(event);
+        if self.events.len() >= self.chunk {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), InputError> {
+        if !self.events.is_empty() {
+            (self.sink)(&mut self.events).map_err(|message| InputError {
+                path: display_path(self.path),
+                line: 0,
+                message,
+            })?;
+            self.events.clear();
+        }
+        Ok(())
+    }
+}
+
+fn parse_json_lines<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
+    path: &str,
+    text: &str,
+    progress: &mut Progress,
+    events: &mut Chunks<'_, F>,
+) -> Result<(), InputError> {
+    let mut count = 0;
     let mut offset = 0;
     for (i, line) in text.lines().enumerate() {
         offset += line.len() + 1;
@@ -82,15 +139,21 @@ fn parse_json_lines(
             line: i + 1,
             message,
         })?;
-        events.push(event);
-        if events.len() % 65_536 == 0 {
-            progress.update("reading", offset, events.len());
+        events.push(event)?;
+        count += 1;
+        if count % 65_536 == 0 {
+            progress.update("reading", offset, count);
         }
     }
-    Ok(events)
+    Ok(())
 }
 
-fn parse_csv(path: &str, text: &str, progress: &mut Progress) -> Result<Vec<Event>, InputError> {
+fn parse_csv<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
+    path: &str,
+    text: &str,
+    progress: &mut Progress,
+    events: &mut Chunks<'_, F>,
+) -> Result<(), InputError> {
     let at = |line: usize, message: String| InputError {
         path: display_path(path),
         line,
@@ -119,8 +182,10 @@ fn parse_csv(path: &str, text: &str, progress: &mut Progress) -> Result<Vec<Even
             ),
         )
     })?;
-    let mut events = Vec::new();
+    let mut count = 0;
     let mut record = csv::ByteRecord::new();
+    let mut strings = Strings::default();
+    let mut fields = Vec::with_capacity(columns.len());
     loop {
         let line = reader.position().line() as usize;
         match reader.read_byte_record(&mut record) {
@@ -130,7 +195,7 @@ fn parse_csv(path: &str, text: &str, progress: &mut Progress) -> Result<Vec<Even
         }
         let line = record.position().map_or(line, |p| p.line() as usize);
         let mut time = None;
-        let mut fields = Vec::with_capacity(columns.len() - 1);
+        fields.clear();
         for (k, cell) in record.iter().enumerate() {
             let cell =
                 std::str::from_utf8(cell).map_err(|_| at(line, "a cell is not UTF-8".into()))?;
@@ -141,23 +206,57 @@ fn parse_csv(path: &str, text: &str, progress: &mut Progress) -> Result<Vec<Even
                         format!("`time` must be a non-negative integer, found `{cell}`"),
                     )
                 })?);
+            } else if let Some(s) = strings.get(cell) {
+                fields.push((columns[k].clone(), Value::Str(s)));
             } else if let Some(v) =
                 infer(cell).map_err(|m| at(line, format!("column `{}`: {m}", columns[k])))?
             {
+                let v = match v {
+                    Value::Str(s) => Value::Str(strings.add(s)),
+                    v => v,
+                };
                 fields.push((columns[k].clone(), v));
             }
         }
         let time = time.ok_or_else(|| at(line, "the `time` cell is missing".into()))?;
-        events.push(Event { time, fields });
-        if events.len() % 65_536 == 0 {
+        // An exact-size copy: a spare slot per column would double what the events hold.
+        events.push(Event {
+            time,
+            fields: fields.to_vec(),
+        })?;
+        count += 1;
+        if count % 65_536 == 0 {
             progress.update(
                 "reading",
                 record.position().map_or(0, |p| p.byte() as usize),
-                events.len(),
+                count,
             );
         }
     }
-    Ok(events)
+    Ok(())
+}
+
+/// String cells seen so far, shared: session ids and states repeat on every line, and one `Arc`
+/// per distinct string keeps memory to what the values are, not how often they occur.
+#[derive(Default)]
+struct Strings {
+    seen: std::collections::HashMap<Arc<str>, ()>,
+}
+
+impl Strings {
+    /// Beyond this many distinct strings a column is mostly unique values; sharing stops.
+    const MAX: usize = 1 << 20;
+
+    fn get(&self, cell: &str) -> Option<Arc<str>> {
+        self.seen.get_key_value(cell).map(|(k, _)| k.clone())
+    }
+
+    fn add(&mut self, s: Arc<str>) -> Arc<str> {
+        if self.seen.len() < Self::MAX {
+            self.seen.insert(s.clone(), ());
+        }
+        s
+    }
 }
 
 /// The value of a CSV cell: empty is absent; then int, float, bool, else string.

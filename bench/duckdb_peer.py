@@ -1,0 +1,134 @@
+"""The SQL peer: each benchmark query as DuckDB SQL with window functions, over the same CSV.
+
+Usage: python3 duckdb_peer.py WORKLOAD EVENTS.csv THREADS END
+Prints one JSON object: {"seconds": wall time of the query (reading the CSV included),
+"rss_kb": peak memory, "results": {key: the query's value at time END}}.
+
+Every query is `duration_where(b)` at END: the time in [first event, END) during which b holds.
+Between two consecutive events of a key the event-derived state is constant, so each SQL query
+sums, over those intervals, the part where b holds; the only thing that can change inside an
+interval is a window ending (`has_existed_within`, `distinct_within`) or a duration reaching a
+threshold, which each query accounts for with `greatest`/`least`.
+"""
+import json, resource, sys, time
+import duckdb
+
+workload, path, threads, END = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+# Rows up to and including the current one, per key, in time order.
+ROWS = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+
+QUERIES = {
+    # CIRR: on CDN1, buffering, after the first play, not within 5 s after a seek.
+    "cirr": f"""
+WITH ev AS (
+  SELECT * FROM read_csv('{path}', header = true, columns = {{
+    'time': 'BIGINT', 'sessionId': 'VARCHAR', 'playerStateChange': 'VARCHAR',
+    'cdnChange': 'VARCHAR', 'userAction': 'VARCHAR', 'ad': 'VARCHAR', 'heartbeat': 'BIGINT'}})
+),
+state AS (
+  SELECT sessionId AS k, time,
+    coalesce(lead(time) OVER w, {END}) AS next_time,
+    last_value(playerStateChange IGNORE NULLS) OVER w AS psc_now,
+    last_value(cdnChange IGNORE NULLS) OVER w AS cdn_now,
+    max(CASE WHEN userAction = 'seek' THEN time END) OVER w AS last_seek,
+    min(CASE WHEN playerStateChange = 'play' THEN time END) OVER w AS first_play
+  FROM ev
+  WINDOW w AS (PARTITION BY sessionId ORDER BY time {ROWS})
+)
+SELECT k, coalesce(sum(CASE
+    WHEN first_play IS NOT NULL AND psc_now = 'buffer' AND cdn_now = 'CDN1'
+    THEN greatest(0, next_time - greatest(time, coalesce(last_seek + 5, time)))
+    ELSE 0 END), 0)
+FROM state GROUP BY k
+""",
+    # duration_where(distinct_within(suburb, 600) >= 2). After swipe i (suburb s) the window
+    # holds two suburbs until 600 s after the latest earlier swipe elsewhere than s, which is the
+    # swipe just before the current run of swipes in s.
+    "card-swipes": f"""
+WITH ev AS (
+  SELECT * FROM read_csv('{path}', header = true, columns = {{
+    'time': 'BIGINT', 'card': 'VARCHAR', 'suburb': 'VARCHAR', 'amount': 'BIGINT'}})
+),
+runs AS (
+  SELECT card, time, lead(time) OVER w AS next_time,
+    CASE WHEN lag(suburb) OVER w <> suburb THEN lag(time) OVER w END AS other_before_run
+  FROM ev
+  WINDOW w AS (PARTITION BY card ORDER BY time)
+),
+state AS (
+  SELECT card AS k, time, least(coalesce(next_time, {END}), {END}) AS next_time,
+    last_value(other_before_run IGNORE NULLS) OVER (PARTITION BY card ORDER BY time {ROWS}) AS other
+  FROM runs
+)
+SELECT k, coalesce(sum(CASE WHEN other IS NOT NULL
+    THEN greatest(0, least(next_time, other + 600) - time) ELSE 0 END), 0)
+FROM state GROUP BY k
+""",
+    # duration_where(latest_event_to_state(temperature) > 90 && !has_existed(status == "failed"))
+    "machine-risk": f"""
+WITH ev AS (
+  SELECT * FROM read_csv('{path}', header = true, columns = {{
+    'time': 'BIGINT', 'machine': 'VARCHAR', 'temperature': 'BIGINT', 'status': 'VARCHAR'}})
+),
+state AS (
+  SELECT machine AS k, time,
+    coalesce(lead(time) OVER w, {END}) AS next_time,
+    last_value(temperature IGNORE NULLS) OVER w AS temperature_now,
+    min(CASE WHEN status = 'failed' THEN time END) OVER w AS failed_at
+  FROM ev
+  WINDOW w AS (PARTITION BY machine ORDER BY time {ROWS})
+)
+SELECT k, coalesce(sum(CASE WHEN temperature_now > 90 AND failed_at IS NULL
+    THEN next_time - time ELSE 0 END), 0)
+FROM state GROUP BY k
+""",
+    # duration_where(iphone && after_long_ad && !advancing && !ended), examples/ad-stall.tl:
+    # after_long_ad holds from one instant after an ad first ran for 5 s (L + 1), advancing for
+    # 30 s after each advance, ended from the quit on.
+    "ad-stall": f"""
+WITH ev AS (
+  SELECT * FROM read_csv('{path}', header = true, columns = {{
+    'time': 'BIGINT', 'user': 'VARCHAR', 'device': 'VARCHAR', 'action': 'VARCHAR',
+    'ad': 'VARCHAR'}})
+),
+s1 AS (
+  SELECT user AS k, time,
+    coalesce(lead(time) OVER w, {END}) AS next_time,
+    last_value(device IGNORE NULLS) OVER w AS device_now,
+    last_value(ad IGNORE NULLS) OVER w AS ad_now,
+    max(CASE WHEN action = 'advance' THEN time END) OVER w AS last_advance,
+    min(CASE WHEN action = 'quit' THEN time END) OVER w AS quit_at
+  FROM ev
+  WINDOW w AS (PARTITION BY user ORDER BY time {ROWS})
+),
+s2 AS (
+  SELECT *, CASE WHEN ad_now = 'playing'
+      AND lag(ad_now) OVER (PARTITION BY k ORDER BY time) IS DISTINCT FROM 'playing'
+    THEN time END AS run_start_here
+  FROM s1
+),
+s3 AS (
+  SELECT *, CASE WHEN ad_now = 'playing' THEN last_value(run_start_here IGNORE NULLS)
+      OVER (PARTITION BY k ORDER BY time {ROWS}) END AS run_start
+  FROM s2
+),
+long_ad AS (
+  SELECT k, min(greatest(time, run_start + 5)) AS first_long
+  FROM s3 WHERE run_start IS NOT NULL AND greatest(time, run_start + 5) < next_time
+  GROUP BY k
+)
+SELECT s3.k, coalesce(sum(CASE WHEN device_now = 'iPhone' AND quit_at IS NULL AND first_long IS NOT NULL
+    THEN greatest(0, next_time - greatest(time, first_long + 1, coalesce(last_advance + 30, 0)))
+    ELSE 0 END), 0)
+FROM s3 LEFT JOIN long_ad USING (k) GROUP BY s3.k
+""",
+}
+
+con = duckdb.connect()
+con.execute(f"SET threads = {threads}")
+start = time.perf_counter()
+rows = con.execute(QUERIES[workload]).fetchall()
+seconds = time.perf_counter() - start
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": seconds, "rss_kb": rss, "results": {k: int(v) for k, v in rows}}))
