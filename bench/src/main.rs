@@ -26,8 +26,10 @@ use workload::Workload;
 /// After every key's last event.
 const END: u64 = 1_000_000_000;
 const SEED: u64 = 20_231_115;
-/// The retention horizon of the "retain" runs: longer than any window of the queries.
-const RETAIN: u64 = 600;
+/// The retention horizon of the "retain" runs: events may arrive up to a minute late.
+const RETAIN: u64 = 60;
+/// Events per ingest call, for the engine and the components alike.
+const BATCH: usize = 16_384;
 
 /// Per key: the query's value at `END`.
 type Answers = BTreeMap<String, i64>;
@@ -319,33 +321,52 @@ fn child(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Blocks of keys' events, as a stream from many sources arrives: `block` keys at a time, their
-/// events interleaved by time within the block. Built outside any timing.
-fn blocks<'a>(
+/// The stream as it arrives from many sources: `block` keys at a time, their events merged in
+/// time order and handed over in batches of `batch` events, each decoded just before it is
+/// ingested (as a decoder would hand them over), outside any timing.
+fn batches<'a>(
     w: &'a Workload,
     keys: usize,
     per_key: usize,
     block: usize,
+    batch: usize,
     names: &'a mut Vec<String>,
 ) -> impl Iterator<Item = Vec<Event>> + 'a {
     let mut strings = gen::Interner::default();
     let mut iter = w.stream.keys(SEED, keys, per_key).peekable();
+    let mut rows: Vec<Vec<gen::Row>> = Vec::new();
+    let mut shared: Vec<std::sync::Arc<str>> = Vec::new();
+    // (time, key in block, row of key), in arrival order; `next` is the next one to hand over.
+    let mut order: Vec<(u64, u32, u32)> = Vec::new();
+    let mut next = 0;
     std::iter::from_fn(move || {
-        iter.peek()?;
-        let mut batch: Vec<Event> = Vec::with_capacity(block * per_key);
-        for (i, rows) in iter.by_ref().take(block) {
-            let name = w.stream.key_name(i);
-            let shared: std::sync::Arc<str> = name.as_str().into();
-            batch.extend(
-                rows.iter()
-                    .map(|r| w.stream.event(r, &shared, &mut strings)),
-            );
-            names.push(name);
+        if next == order.len() {
+            iter.peek()?;
+            (rows, shared, order, next) = (Vec::new(), Vec::new(), Vec::new(), 0);
+            for (k, (i, r)) in iter.by_ref().take(block).enumerate() {
+                let name = w.stream.key_name(i);
+                shared.push(name.as_str().into());
+                order.extend(
+                    r.iter()
+                        .enumerate()
+                        .map(|(j, e)| (e.time, k as u32, j as u32)),
+                );
+                rows.push(r);
+                names.push(name);
+            }
+            // Stable: each key's own order stays.
+            order.sort_by_key(|&(t, _, _)| t);
         }
-        // Interleaved by time, as many players' events arrive; stable, so each key's own order
-        // stays.
-        batch.sort_by_key(|e| e.time);
-        Some(batch)
+        let end = (next + batch).min(order.len());
+        let events = order[next..end]
+            .iter()
+            .map(|&(_, k, j)| {
+                let (k, j) = (k as usize, j as usize);
+                w.stream.event(&rows[k][j], &shared[k], &mut strings)
+            })
+            .collect();
+        next = end;
+        Some(events)
     })
 }
 
@@ -364,7 +385,7 @@ fn native(
     let mut seconds = 0.0;
     let mut events = 0u64;
     let mut names = Vec::with_capacity(keys);
-    for batch in blocks(w, keys, per_key, 500, &mut names) {
+    for batch in batches(w, keys, per_key, 500, BATCH, &mut names) {
         events += batch.len() as u64;
         let start = Instant::now();
         engine.ingest(&batch).map_err(|e| e.to_string())?;
@@ -477,7 +498,7 @@ fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, 
     let mut seconds = 0.0;
     let mut names = Vec::new();
     let mut calls = 0;
-    for batch in blocks(w, keys, per_key, 100, &mut names) {
+    for batch in batches(w, keys, per_key, 500, BATCH, &mut names) {
         events += batch.len() as u64;
         let start = Instant::now();
         sys.ingest("bench", &batch).map_err(|e| format!("{e:#}"))?;

@@ -27,6 +27,8 @@ pub fn split_batch<'a>(
     known_max_time: impl Fn(&Option<ValueKey>) -> Option<u64>,
 ) -> Result<KeyedBatch<'a>, IngestError> {
     let mut index_of: KeyMap<Option<ValueKey>, usize> = KeyMap::default();
+    // The events borrowed for the whole call keep every address here alive and unique.
+    let mut by_address: KeyMap<usize, usize> = KeyMap::default();
     // Streams come in runs of the same key; a run costs one lookup.
     let mut previous: Option<(usize, Option<&Value>)> = None;
     let mut keys: Vec<(Option<ValueKey>, Option<Value>, Vec<&Event>)> = Vec::new();
@@ -51,16 +53,29 @@ pub fn split_batch<'a>(
                 ))
             })?),
         };
-        let slot = match previous {
-            Some((slot, prev)) if same_key(prev, key) => slot,
-            _ => {
-                let id = key.map(ValueKey::from);
-                *index_of.entry(id.clone()).or_insert_with(|| {
-                    max_times.push(known_max_time(&id));
-                    keys.push((id, key.cloned(), Vec::new()));
-                    keys.len() - 1
-                })
-            }
+        // Decoders share one `Arc` per distinct string, so the key's address usually finds its
+        // slot without hashing the string or touching its reference count.
+        let known = |key: Option<&Value>| match key {
+            Some(Value::Str(s)) => by_address.get(&address(s)).copied(),
+            _ => None,
+        };
+        let slot = match previous.filter(|(_, prev)| same_key(*prev, key)) {
+            Some((slot, _)) => slot,
+            None => match known(key) {
+                Some(slot) => slot,
+                None => {
+                    let id = key.map(ValueKey::from);
+                    let slot = *index_of.entry(id.clone()).or_insert_with(|| {
+                        max_times.push(known_max_time(&id));
+                        keys.push((id, key.cloned(), Vec::new()));
+                        keys.len() - 1
+                    });
+                    if let Some(Value::Str(s)) = key {
+                        by_address.insert(address(s), slot);
+                    }
+                    slot
+                }
+            },
         };
         previous = Some((slot, key));
         if let Some(h) = retention {
@@ -79,6 +94,11 @@ pub fn split_batch<'a>(
         keys[slot].2.push(e);
     }
     Ok(KeyedBatch { keys })
+}
+
+/// The address of a string's shared allocation.
+fn address(s: &Arc<str>) -> usize {
+    Arc::as_ptr(s) as *const u8 as usize
 }
 
 /// Whether two events' key values are the same partition key.
