@@ -134,6 +134,13 @@ impl NodeState {
         }
     }
 
+    fn output_mut(&mut self) -> &mut Timeline {
+        match self {
+            NodeState::Leaf(l) => &mut l.output,
+            NodeState::Derived(d) => &mut d.output,
+        }
+    }
+
     fn mismatches(&self) -> u64 {
         match self {
             NodeState::Leaf(l) => l.mismatches,
@@ -396,11 +403,9 @@ impl KeyState {
             let Some(from) = from else { continue };
             let (below, rest) = self.nodes.split_at_mut(i);
             let node = &mut rest[0];
-            let old: Vec<_> = {
-                let out = node.output();
-                let k = out.points().partition_point(|(t, _)| *t < from);
-                out.points()[k..].to_vec()
-            };
+            // The old suffix is moved out, not copied (no reference counts touched); the
+            // operators read only what lies before `from`, which stays.
+            let old = node.output_mut().split_off_from(from);
             match (&specs[i], node) {
                 (NodeSpec::Leaf(spec), NodeState::Leaf(leaf)) => leaf.recompute(spec, from),
                 (NodeSpec::Derived(kind), NodeState::Derived(d)) => {

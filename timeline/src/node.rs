@@ -6,7 +6,7 @@
 //! event costs work proportional to the history after it, not to all history.
 
 use crate::op::{kleene_and, kleene_or, CmpOp, Predicate, TimeLineOp};
-use crate::timeline::{Reader, Timeline};
+use crate::timeline::{partition_point_from_end, Reader, Timeline};
 use crate::value::{State, Value, ValueKey};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -222,7 +222,9 @@ impl LeafState {
         let width = spec.width();
         // In-order arrival appends; a late event finds its place by binary search.
         let i = match self.rows.last() {
-            Some(last) if last.time >= time => self.rows.partition_point(|r| r.time < time),
+            Some(last) if last.time >= time => {
+                partition_point_from_end(&self.rows, |r| r.time < time)
+            }
             _ => self.rows.len(),
         };
         let slots = i * width..(i + 1) * width;
@@ -276,7 +278,7 @@ impl LeafState {
         let mut out = std::mem::replace(&mut self.output, Timeline::new(State::Unknown));
         out.truncate_from(from);
         let rows = &self.rows;
-        let first = rows.partition_point(|r| r.time < from);
+        let first = partition_point_from_end(rows, |r| r.time < from);
         match spec.kind {
             LeafKind::Latest => {
                 for (i, r) in rows.iter().enumerate().skip(first) {
@@ -302,7 +304,7 @@ impl LeafState {
             LeafKind::HasExistedWithin(d) => {
                 // The union of [m, m + d) over matches m, from `from` on.
                 out.push(from, State::bool(false));
-                let start = rows.partition_point(|r| r.time.saturating_add(d) <= from);
+                let start = partition_point_from_end(rows, |r| r.time.saturating_add(d) <= from);
                 let mut open: Option<(u64, u64)> = None;
                 for r in rows[start..].iter().filter(|r| r.matched) {
                     let (s, e) = (r.time.max(from), r.time.saturating_add(d));
@@ -331,7 +333,8 @@ impl LeafState {
                 };
                 let key = |i: usize| self.value(width, i, 0);
                 // Events in (from - d, from] are in the window at `from`.
-                let mut leave = rows.partition_point(|r| r.time.saturating_add(d) <= from);
+                let mut leave =
+                    partition_point_from_end(rows, |r| r.time.saturating_add(d) <= from);
                 let mut enter = leave;
                 while enter < rows.len() && rows[enter].time <= from {
                     window.add(rows[enter].matched, key(enter));
@@ -438,8 +441,12 @@ fn evaluate(spec: &LeafSpec, values: &[Option<Value>], mismatches: &mut u64) -> 
     match &spec.predicate {
         None => values[0].is_some(),
         Some(p) => {
+            // The leaf's columns are the predicate's own `Arc`s: the address usually decides.
             let get = |c: &str| {
-                let i = spec.columns.iter().position(|x| &**x == c)?;
+                let i = spec
+                    .columns
+                    .iter()
+                    .position(|x| std::ptr::eq(x.as_ptr(), c.as_ptr()) || &**x == c)?;
                 values[i].as_ref()
             };
             p.eval(&get).unwrap_or_else(|| {
@@ -498,10 +505,13 @@ impl DerivedState {
     fn pointwise(&mut self, kind: &DerivedKind, inputs: &[&Timeline], from: u64) {
         let out = &mut self.output;
         out.truncate_from(from);
-        let times = change_times(inputs, from);
-        let mut readers: Vec<Reader> = inputs.iter().map(|x| Reader::new(x, from)).collect();
-        for (k, &t) in times.iter().enumerate() {
-            let next = times.get(k + 1).copied();
+        let mut times = change_times(inputs, from);
+        let mut readers = [
+            Reader::new(inputs[0], from),
+            Reader::new(inputs.get(1).unwrap_or(&inputs[0]), from),
+        ];
+        while let Some(t) = times.next() {
+            let next = times.peek().copied();
             match kind {
                 DerivedKind::Not => {
                     out.push(t, opt_bool(readers[0].bool_at(t).map(|b| !b)));
@@ -516,17 +526,27 @@ impl DerivedState {
                     out.push(t, opt_bool(v));
                 }
                 DerivedKind::Compare(op, c) => {
-                    let x = readers[0].at(t);
-                    let duration;
-                    let v = match &x {
+                    // Read in place: cloning the state would touch a string's reference count.
+                    let (x, dt) = readers[0].state_at(t);
+                    let int_value;
+                    // A growing duration's value at `t`.
+                    let mut growing = None;
+                    let v = match x {
                         State::Unknown => {
                             out.push(t, State::Unknown);
                             continue;
                         }
                         State::Value(v) => v,
-                        State::Duration { value, .. } => {
-                            duration = Value::Int(*value);
-                            &duration
+                        State::Duration { value, slope } => {
+                            let now = match x.advanced(dt) {
+                                State::Duration { value, .. } => value,
+                                _ => *value,
+                            };
+                            if *slope == 1 {
+                                growing = Some(now);
+                            }
+                            int_value = Value::Int(now);
+                            &int_value
                         }
                     };
                     let Some(holds) = op.apply(v, c) else {
@@ -535,12 +555,10 @@ impl DerivedState {
                         continue;
                     };
                     out.push(t, State::bool(holds));
-                    if let (State::Duration { value, slope: 1 }, Value::Int(_) | Value::Float(_)) =
-                        (&x, c)
-                    {
+                    if let (Some(value), Value::Int(_) | Value::Float(_)) = (growing, c) {
                         // A growing duration crosses the constant at most at two integer instants.
-                        for cross in crossings(*value, c) {
-                            let at = t as i128 + (cross - *value as i128);
+                        for cross in crossings(value, c) {
+                            let at = t as i128 + (cross - value as i128);
                             if at > t as i128
                                 && next.is_none_or(|n| at < n as i128)
                                 && at <= u64::MAX as i128
@@ -571,12 +589,12 @@ impl DerivedState {
             instant_int(&out.value_at(start))
         };
         out.truncate_from(from);
-        let times = change_times(&[b], start);
+        let mut times = change_times(&[b], start);
         let mut reader = Reader::new(b, start);
-        for (k, &t) in times.iter().enumerate() {
+        while let Some(t) = times.next() {
             let slope = u8::from(reader.bool_at(t) == Some(true));
             out.push(t, State::Duration { value, slope });
-            if let Some(&next) = times.get(k + 1) {
+            if let Some(&next) = times.peek() {
                 value =
                     value.saturating_add(i64::from(slope) * (next - t).min(i64::MAX as u64) as i64);
             }
@@ -602,9 +620,9 @@ impl DerivedState {
             }
         };
         out.truncate_from(from);
-        let times = change_times(&[x], start);
-        for (k, &t) in times.iter().enumerate() {
-            let next = times.get(k + 1).copied();
+        let mut times = change_times(&[x], start);
+        while let Some(t) = times.next() {
+            let next = times.peek().copied();
             let here = x.value_at(t);
             if t > start && !here.same_instant(&x.value_at(t - 1)) {
                 run = t;
@@ -672,17 +690,53 @@ fn clamp(f: f64) -> i128 {
     f.clamp(-1e30, 1e30) as i128
 }
 
-/// `from`, then every time after `from` at which an input has a change point, ascending.
-fn change_times(inputs: &[&Timeline], from: u64) -> Vec<u64> {
-    let mut times = vec![from];
-    for tl in inputs {
-        let pts = tl.points();
-        let i = pts.partition_point(|(t, _)| *t <= from);
-        times.extend(pts[i..].iter().map(|(t, _)| *t));
+/// `from`, then every time after `from` at which an input (at most two) has a change point,
+/// ascending and without repeats; `peek` gives the end of the current piece.
+fn change_times<'a>(inputs: &[&'a Timeline], from: u64) -> std::iter::Peekable<ChangeTimes<'a>> {
+    debug_assert!(
+        inputs.len() <= 2,
+        "derived operators have at most two inputs"
+    );
+    let after = |i: usize| {
+        inputs.get(i).map_or(&[][..], |tl| {
+            let pts = tl.points();
+            &pts[partition_point_from_end(pts, |(t, _)| *t <= from)..]
+        })
+    };
+    ChangeTimes {
+        first: Some(from),
+        a: after(0),
+        b: after(1),
     }
-    if inputs.len() > 1 {
-        times.sort_unstable();
-        times.dedup();
+    .peekable()
+}
+
+/// The merge of two inputs' change times (see [`change_times`]), without allocating.
+struct ChangeTimes<'a> {
+    first: Option<u64>,
+    a: &'a [(u64, State)],
+    b: &'a [(u64, State)],
+}
+
+impl Iterator for ChangeTimes<'_> {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        if let Some(t) = self.first.take() {
+            return Some(t);
+        }
+        let t = match (self.a.first(), self.b.first()) {
+            (None, None) => return None,
+            (Some(x), None) => x.0,
+            (None, Some(y)) => y.0,
+            (Some(x), Some(y)) => x.0.min(y.0),
+        };
+        if self.a.first().is_some_and(|x| x.0 == t) {
+            self.a = &self.a[1..];
+        }
+        if self.b.first().is_some_and(|y| y.0 == t) {
+            self.b = &self.b[1..];
+        }
+        Some(t)
     }
-    times
 }

@@ -66,6 +66,15 @@ impl<'a> Reader<'a> {
         self.next.checked_sub(1).map(|i| &points[i])
     }
 
+    /// The state in force at `t`, in place, and how long it has been in force (a duration's
+    /// value at `t` is `state.advanced(dt)`).
+    pub fn state_at(&mut self, t: u64) -> (&'a State, u64) {
+        match self.seek(t) {
+            None => (&self.timeline.initial, 0),
+            Some((pt, s)) => (s, t - pt),
+        }
+    }
+
     /// The value at `t`, as [`Timeline::value_at`].
     pub fn at(&mut self, t: u64) -> State {
         match self.seek(t) {
@@ -119,12 +128,12 @@ impl Timeline {
 
     /// The index of the first point at or after `t`.
     fn first_at_or_after(&self, t: u64) -> usize {
-        // Fast path for the common case of a query or change at the end.
-        match self.points.last() {
-            None => 0,
-            Some((last, _)) if *last < t => self.points.len(),
-            _ => self.points.partition_point(|(pt, _)| *pt < t),
-        }
+        partition_point_from_end(&self.points, |(pt, _)| *pt < t)
+    }
+
+    /// The change points at or after `t`.
+    pub fn points_from(&self, t: u64) -> &[(u64, State)] {
+        &self.points[self.first_at_or_after(t)..]
     }
 
     /// The value at instant `t` (including a change at `t`); a duration reads as its value at `t`
@@ -184,6 +193,12 @@ impl Timeline {
         out
     }
 
+    /// Removes every change point at or after `t` and returns them.
+    pub fn split_off_from(&mut self, t: u64) -> Vec<(u64, State)> {
+        let i = self.first_at_or_after(t);
+        self.points.split_off(i)
+    }
+
     /// Removes every change point at or after `t`.
     pub fn truncate_from(&mut self, t: u64) {
         let i = self.first_at_or_after(t);
@@ -229,7 +244,7 @@ impl Timeline {
     /// same from `from` on). Both must agree before `from`.
     pub fn first_difference_from(&self, other_points: &[(u64, State)], from: u64) -> Option<u64> {
         let mine = &self.points[self.first_at_or_after(from)..];
-        let i = other_points.partition_point(|(t, _)| *t < from);
+        let i = partition_point_from_end(other_points, |(t, _)| *t < from);
         let theirs = &other_points[i..];
         for (k, a) in mine.iter().enumerate() {
             match theirs.get(k) {
@@ -266,6 +281,25 @@ impl Timeline {
     }
 }
 
+/// `items.partition_point(pred)`, searched from the end: changes and queries happen mostly near
+/// the end of a timeline, and a search that gallops back from there reads only the tail, in
+/// `O(log k)` for an answer `k` places from the end, instead of touching cold memory all over
+/// a long history.
+pub(crate) fn partition_point_from_end<T>(items: &[T], pred: impl Fn(&T) -> bool) -> usize {
+    // Invariant: `pred` fails for every item at or after `hi`.
+    let mut hi = items.len();
+    let mut step = 1;
+    while hi > 0 {
+        let probe = hi.saturating_sub(step);
+        if pred(&items[probe]) {
+            return probe + 1 + items[probe + 1..hi].partition_point(&pred);
+        }
+        hi = probe;
+        step *= 2;
+    }
+    0
+}
+
 /// Gives back spare capacity after history was dropped, so that a key's memory follows what it
 /// holds rather than its peak.
 pub(crate) fn shrink<T>(v: &mut Vec<T>) {
@@ -292,6 +326,20 @@ mod tests {
 
     fn d(value: i64, slope: u8) -> State {
         State::Duration { value, slope }
+    }
+
+    #[test]
+    fn partition_point_from_end_agrees_with_partition_point() {
+        for n in 0..40 {
+            let items: Vec<u64> = (0..n).map(|i| i * 2).collect();
+            for t in 0..(2 * n + 2) {
+                assert_eq!(
+                    partition_point_from_end(&items, |x| *x < t),
+                    items.partition_point(|x| *x < t),
+                    "n={n} t={t}"
+                );
+            }
+        }
     }
 
     #[test]
