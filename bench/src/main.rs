@@ -420,18 +420,21 @@ fn as_int(v: &timeline::State) -> i64 {
     }
 }
 
-/// The `timeline` binary built beside this one (same profile), building it if it is missing.
+/// The `timeline` binary built beside this one, by the same cargo command (`scripts/bench` builds
+/// both; so does `cargo test --workspace`); built here only if it is missing.
 fn cli_binary() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let path = exe.with_file_name("timeline");
-    let mut build = Command::new("cargo");
-    build.args(["build", "-q", "-p", "timeline-cli"]);
-    if !cfg!(debug_assertions) {
-        build.arg("--release");
-    }
-    let status = build.status().map_err(|e| e.to_string())?;
-    if !status.success() || !path.exists() {
-        return Err("building the CLI failed".into());
+    if !path.exists() {
+        let mut build = Command::new("cargo");
+        build.args(["build", "-q", "-p", "timeline-cli"]);
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        let status = build.status().map_err(|e| e.to_string())?;
+        if !status.success() || !path.exists() {
+            return Err("building the CLI failed: cargo build -p timeline-cli".into());
+        }
     }
     Ok(path)
 }

@@ -1,0 +1,32 @@
+//! The benchmark suite on a small stream: every runner (the engine with and without a horizon,
+//! the CLI, the components on the emulated Golem, DuckDB with 1 and all threads) must give every
+//! key of every query the same answer, or the bench exits with an error naming the key.
+
+use std::process::Command;
+
+#[test]
+fn every_runner_agrees_on_every_query() {
+    let out = std::env::temp_dir().join(format!("timeline-bench-smoke-{}", std::process::id()));
+    let result = Command::new(env!("CARGO_BIN_EXE_timeline-bench"))
+        .args(["--keys", "100", "--events-per-key", "80", "--out"])
+        .arg(&out)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("the bench runs");
+    let _ = std::fs::remove_dir_all(&out);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    for query in ["CIRR", "Card swiped", "Risky time", "iPhone player"] {
+        assert!(stdout.contains(query), "{query} missing:\n{stdout}");
+    }
+    // Six runs per query: native twice, CLI, components, DuckDB twice.
+    assert_eq!(
+        stdout.matches("answers: equal across all 6 runs").count(),
+        4,
+        "{stdout}"
+    );
+}
