@@ -240,7 +240,7 @@ fn parse_csv<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
 /// per distinct string keeps memory to what the values are, not how often they occur.
 #[derive(Default)]
 struct Strings {
-    seen: std::collections::HashMap<Arc<str>, ()>,
+    seen: timeline::keys::KeyMap<Arc<str>, ()>,
 }
 
 impl Strings {

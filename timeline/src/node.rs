@@ -31,6 +31,11 @@ pub struct LeafSpec {
     predicate: Option<Predicate>,
     /// Whether an event with none of `columns` still matters (`!(a == 1)` matches it).
     needs_every_event: bool,
+    /// Whether rows that cleanly fail the predicate are dropped rather than kept: true for a
+    /// counting leaf (`has_existed`, `count`, their windowed forms) whose predicate reads one
+    /// column and needs that column, so that such a row can never count and a later value at the
+    /// same time replaces it whole. Most events of a stream fail most predicates.
+    drops_false_rows: bool,
 }
 
 /// The per-query description of a derived node.
@@ -68,11 +73,22 @@ impl NodeSpec {
             let needs_every_event = predicate
                 .as_ref()
                 .is_some_and(|p| p.eval(&|_| None) == Some(true));
+            let drops_false_rows = predicate.is_some()
+                && columns.len() == 1
+                && !needs_every_event
+                && matches!(
+                    kind,
+                    LeafKind::HasExisted
+                        | LeafKind::HasExistedWithin(_)
+                        | LeafKind::Count
+                        | LeafKind::CountWithin(_)
+                );
             NodeSpec::Leaf(LeafSpec {
                 kind,
                 columns,
                 predicate,
                 needs_every_event,
+                drops_false_rows,
             })
         };
         let pred = |p: &Predicate| (p.columns(), Some(p.clone()));
@@ -228,7 +244,8 @@ impl LeafState {
             _ => self.rows.len(),
         };
         let slots = i * width..(i + 1) * width;
-        if self.rows.get(i).is_some_and(|r| r.time == time) {
+        let existed = self.rows.get(i).is_some_and(|r| r.time == time);
+        if existed {
             let mut changed = false;
             for &(j, v) in values {
                 let slot = &mut self.values[slots.start + j];
@@ -258,7 +275,17 @@ impl LeafState {
                 },
             );
         }
-        self.rows[i].matched = evaluate(spec, &self.values[slots], &mut self.mismatches);
+        let verdict = evaluate(spec, &self.values[slots.clone()]);
+        if verdict.is_none() {
+            self.mismatches += 1;
+        }
+        if spec.drops_false_rows && verdict == Some(false) {
+            // The row can never count, and the next value of its only column replaces it whole.
+            self.rows.remove(i);
+            self.values.drain(slots);
+            return existed.then_some(time);
+        }
+        self.rows[i].matched = verdict == Some(true);
         Some(time)
     }
 
@@ -435,11 +462,11 @@ impl Window {
     }
 }
 
-/// Whether a row counts for the leaf: its predicate holds or, without one, its column is there.
-/// A predicate left unknown by a type mismatch does not hold, and is counted.
-fn evaluate(spec: &LeafSpec, values: &[Option<Value>], mismatches: &mut u64) -> bool {
+/// Whether a row counts for the leaf: its predicate holds or, without one, its column is there;
+/// `None` when a type mismatch leaves the predicate unknown (such a row does not count).
+fn evaluate(spec: &LeafSpec, values: &[Option<Value>]) -> Option<bool> {
     match &spec.predicate {
-        None => values[0].is_some(),
+        None => Some(values[0].is_some()),
         Some(p) => {
             // The leaf's columns are the predicate's own `Arc`s: the address usually decides.
             let get = |c: &str| {
@@ -449,10 +476,7 @@ fn evaluate(spec: &LeafSpec, values: &[Option<Value>], mismatches: &mut u64) -> 
                     .position(|x| std::ptr::eq(x.as_ptr(), c.as_ptr()) || &**x == c)?;
                 values[i].as_ref()
             };
-            p.eval(&get).unwrap_or_else(|| {
-                *mismatches += 1;
-                false
-            })
+            p.eval(&get)
         }
     }
 }

@@ -211,3 +211,35 @@ fn spec_worked_example_cirr() {
         }
     }
 }
+
+/// A counting leaf keeps no row for an event that fails its predicate, yet a later value at the
+/// same time still replaces the earlier one, and a re-delivered event changes nothing, not even
+/// the mismatch count.
+#[test]
+fn values_at_the_same_time_replace_each_other_in_counting_leaves() {
+    let query: TimeLineOp = "count(x == 1)".parse().unwrap();
+    let mut engine = Engine::new(&query, EngineOptions::default()).unwrap();
+    let x = |t, v: Value| Event::new(t, [("x", v)]);
+    let count_at = |e: &Engine, t| e.value_at(None, t).unwrap().instant_value();
+    engine.ingest(&[x(5, 2.into())]).unwrap();
+    assert_eq!(count_at(&engine, 10), Some(Value::Int(0)));
+    assert_eq!(engine.stats().event_rows, 0, "a failing row is not kept");
+    engine.ingest(&[x(5, 1.into())]).unwrap();
+    assert_eq!(count_at(&engine, 10), Some(Value::Int(1)));
+    engine.ingest(&[x(5, 2.into())]).unwrap();
+    assert_eq!(count_at(&engine, 10), Some(Value::Int(0)));
+    engine
+        .ingest(&[x(5, 1.0.into()), x(7, "a".into())])
+        .unwrap();
+    assert_eq!(count_at(&engine, 10), Some(Value::Int(1)));
+    assert_eq!(engine.stats().mismatches, 1);
+    engine
+        .ingest(&[x(7, "a".into()), x(5, 1.0.into())])
+        .unwrap();
+    assert_eq!(
+        engine.stats().mismatches,
+        1,
+        "a re-delivered event is not counted again"
+    );
+    assert_eq!(count_at(&engine, 10), Some(Value::Int(1)));
+}
