@@ -15,6 +15,24 @@ import duckdb
 
 workload, path, threads, END = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
+
+def source(columns):
+    """The events of the CSV file, with the type of each column."""
+    types = ", ".join(f"'{name}': '{typ}'" for name, typ in columns.items())
+    return f"SELECT * FROM read_csv('{path}', header = true, columns = {{{types}}})"
+
+
+# The columns of each generated stream and their types.
+PLAYER = {
+    "time": "BIGINT", "sessionId": "VARCHAR", "playerStateChange": "VARCHAR",
+    "cdnChange": "VARCHAR", "userAction": "VARCHAR", "ad": "VARCHAR", "heartbeat": "BIGINT",
+}
+CARDS = {"time": "BIGINT", "card": "VARCHAR", "suburb": "VARCHAR", "amount": "BIGINT"}
+MACHINES = {"time": "BIGINT", "machine": "VARCHAR", "temperature": "BIGINT", "status": "VARCHAR"}
+GAMES = {
+    "time": "BIGINT", "user": "VARCHAR", "device": "VARCHAR", "action": "VARCHAR", "ad": "VARCHAR",
+}
+
 # Rows up to and including the current one, per key, in time order.
 ROWS = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
 
@@ -22,9 +40,7 @@ QUERIES = {
     # CIRR: on CDN1, buffering, after the first play, not within 5 s after a seek.
     "cirr": f"""
 WITH ev AS (
-  SELECT * FROM read_csv('{path}', header = true, columns = {{
-    'time': 'BIGINT', 'sessionId': 'VARCHAR', 'playerStateChange': 'VARCHAR',
-    'cdnChange': 'VARCHAR', 'userAction': 'VARCHAR', 'ad': 'VARCHAR', 'heartbeat': 'BIGINT'}})
+  {source(PLAYER)}
 ),
 state AS (
   SELECT sessionId AS k, time,
@@ -47,8 +63,7 @@ FROM state GROUP BY k
     # swipe just before the current run of swipes in s.
     "card-swipes": f"""
 WITH ev AS (
-  SELECT * FROM read_csv('{path}', header = true, columns = {{
-    'time': 'BIGINT', 'card': 'VARCHAR', 'suburb': 'VARCHAR', 'amount': 'BIGINT'}})
+  {source(CARDS)}
 ),
 runs AS (
   SELECT card, time, lead(time) OVER w AS next_time,
@@ -68,8 +83,7 @@ FROM state GROUP BY k
     # duration_where(latest_event_to_state(temperature) > 90 && !has_existed(status == "failed"))
     "machine-risk": f"""
 WITH ev AS (
-  SELECT * FROM read_csv('{path}', header = true, columns = {{
-    'time': 'BIGINT', 'machine': 'VARCHAR', 'temperature': 'BIGINT', 'status': 'VARCHAR'}})
+  {source(MACHINES)}
 ),
 state AS (
   SELECT machine AS k, time,
@@ -88,9 +102,7 @@ FROM state GROUP BY k
     # 30 s after each advance, ended from the quit on.
     "ad-stall": f"""
 WITH ev AS (
-  SELECT * FROM read_csv('{path}', header = true, columns = {{
-    'time': 'BIGINT', 'user': 'VARCHAR', 'device': 'VARCHAR', 'action': 'VARCHAR',
-    'ad': 'VARCHAR'}})
+  {source(GAMES)}
 ),
 s1 AS (
   SELECT user AS k, time,

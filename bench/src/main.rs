@@ -86,7 +86,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let out = PathBuf::from(flag(args, "--out").unwrap_or_else(|| "target/bench".into()));
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     if args.iter().any(|a| a == "--scaling") {
-        return scaling(&out);
+        return scaling();
     }
     let total = keys * per_key;
     let default_runners = if total <= 2_000_000 {
@@ -202,9 +202,8 @@ fn check_equal(results: &[Measurement]) -> Result<(), String> {
 
 /// How cost grows: the native engine on CIRR at 1M, 10M and 100M events, with and without a
 /// retention horizon.
-fn scaling(out: &Path) -> Result<(), String> {
+fn scaling() -> Result<(), String> {
     let w = Workload::named("cirr")?;
-    let _ = out;
     println!("CIRR, native engine: how throughput and memory grow with the stream");
     println!(
         "{:<12} {:<10} {:>9} {:>11} {:>11} {:>11} {:>12}",
@@ -261,14 +260,7 @@ fn in_child(
     if let Some(h) = retain {
         cmd.arg(h.to_string());
     }
-    let out = cmd.output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "the {runner} runner failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let v = json_output(&mut cmd, &format!("the {runner} runner"))?;
     Ok(Measurement {
         runner: v["runner"].as_str().unwrap_or(runner).to_string(),
         seconds: v["seconds"].as_f64().unwrap_or(f64::NAN),
@@ -278,6 +270,19 @@ fn in_child(
         note: v["note"].as_str().map(String::from),
         answers: answers_of(&v["answers"]),
     })
+}
+
+/// Runs `cmd` (a runner printing one JSON object) and reads what it printed; `what` names it in
+/// errors.
+fn json_output(cmd: &mut Command, what: &str) -> Result<serde_json::Value, String> {
+    let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("{what} printed no JSON: {e}"))
 }
 
 fn answers_of(v: &serde_json::Value) -> Answers {
@@ -555,21 +560,15 @@ fn duckdb(w: &Workload, csv: &Path, rows: u64, threads: usize) -> Result<Measure
             return Err("could not install duckdb with pip".into());
         }
     }
-    let out = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("duckdb_peer.py"))
-        .arg(w.name)
-        .arg(csv)
-        .arg(threads.to_string())
-        .arg(END.to_string())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "duckdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let v = json_output(
+        Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("duckdb_peer.py"))
+            .arg(w.name)
+            .arg(csv)
+            .arg(threads.to_string())
+            .arg(END.to_string()),
+        "duckdb",
+    )?;
     Ok(Measurement {
         runner: format!(
             "DuckDB, {threads} thread{}",

@@ -55,27 +55,27 @@ pub fn split_batch<'a>(
         };
         // Decoders share one `Arc` per distinct string, so the key's address usually finds its
         // slot without hashing the string or touching its reference count.
-        let known = |key: Option<&Value>| match key {
-            Some(Value::Str(s)) => by_address.get(&address(s)).copied(),
-            _ => None,
-        };
-        let slot = match previous.filter(|(_, prev)| same_key(*prev, key)) {
-            Some((slot, _)) => slot,
-            None => match known(key) {
-                Some(slot) => slot,
-                None => {
-                    let id = key.map(ValueKey::from);
-                    let slot = *index_of.entry(id.clone()).or_insert_with(|| {
-                        max_times.push(known_max_time(&id));
-                        keys.push((id, key.cloned(), Vec::new()));
-                        keys.len() - 1
-                    });
-                    if let Some(Value::Str(s)) = key {
-                        by_address.insert(address(s), slot);
-                    }
-                    slot
+        let known_slot = previous
+            .filter(|(_, prev)| same_key(*prev, key))
+            .map(|(slot, _)| slot)
+            .or_else(|| match key {
+                Some(Value::Str(s)) => by_address.get(&address(s)).copied(),
+                _ => None,
+            });
+        let slot = match known_slot {
+            Some(slot) => slot,
+            None => {
+                let id = key.map(ValueKey::from);
+                let slot = *index_of.entry(id.clone()).or_insert_with(|| {
+                    max_times.push(known_max_time(&id));
+                    keys.push((id, key.cloned(), Vec::new()));
+                    keys.len() - 1
+                });
+                if let Some(Value::Str(s)) = key {
+                    by_address.insert(address(s), slot);
                 }
-            },
+                slot
+            }
         };
         previous = Some((slot, key));
         if let Some(h) = retention {

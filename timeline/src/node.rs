@@ -236,13 +236,8 @@ impl LeafState {
             return None;
         }
         let width = spec.width();
-        // In-order arrival appends; a late event finds its place by binary search.
-        let i = match self.rows.last() {
-            Some(last) if last.time >= time => {
-                partition_point_from_end(&self.rows, |r| r.time < time)
-            }
-            _ => self.rows.len(),
-        };
+        // In-order arrival appends (one probe of the last row); a late event gallops back.
+        let i = partition_point_from_end(&self.rows, |r| r.time < time);
         let slots = i * width..(i + 1) * width;
         let existed = self.rows.get(i).is_some_and(|r| r.time == time);
         if existed {
@@ -561,11 +556,8 @@ impl DerivedState {
                             continue;
                         }
                         State::Value(v) => v,
-                        State::Duration { value, slope } => {
-                            let now = match x.advanced(dt) {
-                                State::Duration { value, .. } => value,
-                                _ => *value,
-                            };
+                        State::Duration { slope, .. } => {
+                            let now = instant_int(&x.advanced(dt));
                             if *slope == 1 {
                                 growing = Some(now);
                             }

@@ -131,11 +131,6 @@ impl Timeline {
         partition_point_from_end(&self.points, |(pt, _)| *pt < t)
     }
 
-    /// The change points at or after `t`.
-    pub fn points_from(&self, t: u64) -> &[(u64, State)] {
-        &self.points[self.first_at_or_after(t)..]
-    }
-
     /// The value at instant `t` (including a change at `t`); a duration reads as its value at `t`
     /// with its slope.
     pub fn value_at(&self, t: u64) -> State {
