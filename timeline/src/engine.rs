@@ -2,11 +2,13 @@
 
 use crate::event::Event;
 use crate::keys::{collapse_point, horizon, split_batch, KeyMap};
-use crate::node::{DerivedState, LeafState, NodeSpec};
+use crate::node::{DerivedKind, DerivedState, LeafState, NodeSpec};
 use crate::op::TimeLineOp;
 use crate::plan::Plan;
+use crate::pointwise::Pointwise;
 use crate::timeline::{Segment, Timeline};
 use crate::value::{State, Value, ValueKey};
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -37,10 +39,59 @@ pub struct EngineOptions {
 pub struct Engine {
     plan: Plan,
     specs: Vec<NodeSpec>,
+    /// How each plan node is computed here.
+    roles: Vec<Role>,
     routes: LeafRoutes,
     key_column: Option<Arc<str>>,
     retention: Option<u64>,
     keys: KeyMap<Option<ValueKey>, KeyState>,
+}
+
+/// How the engine computes a plan node for each key.
+#[derive(Clone, Debug)]
+enum Role {
+    /// A leaf or a derived operator with a timeline of its own, recomputed on its own.
+    Node,
+    /// The top of a tree of pointwise operators: keeps the timeline of the top only, and
+    /// evaluates the tree in one pass (see [`crate::pointwise`]).
+    Pointwise(Pointwise),
+    /// A pointwise operator inside such a tree (it has one parent, itself pointwise): no
+    /// timeline; it is computed from its inputs when asked for.
+    Inside,
+}
+
+impl Role {
+    /// The role of every node of `plan`.
+    fn of(plan: &Plan, specs: &[NodeSpec]) -> Vec<Role> {
+        let kinds = derived_kinds(specs);
+        let fusable: Vec<bool> = (0..specs.len())
+            .map(|i| Pointwise::fusable(plan, &kinds, i))
+            .collect();
+        let inside: Vec<bool> = (0..specs.len())
+            .map(|i| match plan.nodes[i].parents[..] {
+                [p] => fusable[i] && fusable[p],
+                _ => false,
+            })
+            .collect();
+        (0..specs.len())
+            .map(|i| match (inside[i], fusable[i]) {
+                (true, _) => Role::Inside,
+                (false, true) => Role::Pointwise(Pointwise::new(plan, &kinds, i, &|n| inside[n])),
+                (false, false) => Role::Node,
+            })
+            .collect()
+    }
+}
+
+/// The operator of each derived node (`None` for a leaf).
+fn derived_kinds(specs: &[NodeSpec]) -> Vec<Option<&DerivedKind>> {
+    specs
+        .iter()
+        .map(|s| match s {
+            NodeSpec::Derived(k) => Some(k),
+            NodeSpec::Leaf(_) => None,
+        })
+        .collect()
 }
 
 /// A leaf (its plan node index) and the position of a column among the leaf's columns.
@@ -124,27 +175,31 @@ struct KeyState {
 enum NodeState {
     Leaf(LeafState),
     Derived(DerivedState),
+    /// A node computed inside a pointwise tree ([`Role::Inside`]): nothing kept.
+    Inside,
 }
 
 impl NodeState {
-    fn output(&self) -> &Timeline {
+    /// The node's timeline, if it keeps one.
+    fn output(&self) -> Option<&Timeline> {
         match self {
-            NodeState::Leaf(l) => &l.output,
-            NodeState::Derived(d) => &d.output,
+            NodeState::Leaf(l) => Some(&l.output),
+            NodeState::Derived(d) => Some(&d.output),
+            NodeState::Inside => None,
         }
     }
 
-    fn output_mut(&mut self) -> &mut Timeline {
-        match self {
-            NodeState::Leaf(l) => &mut l.output,
-            NodeState::Derived(d) => &mut d.output,
-        }
+    /// The timeline of a node that keeps one; the engine only asks for those.
+    fn kept(&self) -> &Timeline {
+        self.output()
+            .expect("inputs of a node keep their timelines")
     }
 
     fn mismatches(&self) -> u64 {
         match self {
             NodeState::Leaf(l) => l.mismatches,
             NodeState::Derived(d) => d.mismatches,
+            NodeState::Inside => 0,
         }
     }
 
@@ -152,6 +207,7 @@ impl NodeState {
         match self {
             NodeState::Leaf(l) => l.heap_bytes(),
             NodeState::Derived(d) => d.heap_bytes(),
+            NodeState::Inside => 0,
         }
     }
 }
@@ -218,8 +274,9 @@ impl Engine {
         let plan = Plan::new(query);
         let specs: Vec<NodeSpec> = plan.nodes.iter().map(|n| NodeSpec::new(&n.op)).collect();
         Ok(Engine {
-            plan,
+            roles: Role::of(&plan, &specs),
             routes: LeafRoutes::new(&specs),
+            plan,
             specs,
             key_column: options.key_column.map(|k| Arc::from(k.as_str())),
             retention: options.retention,
@@ -248,14 +305,22 @@ impl Engine {
                     .plan
                     .nodes
                     .iter()
-                    .map(|n| match n.op.is_leaf() {
-                        true => NodeState::Leaf(LeafState::new(n.op.initial_state())),
-                        false => NodeState::Derived(DerivedState::new(n.op.initial_state())),
+                    .zip(&self.roles)
+                    .map(|(n, role)| match (role, n.op.is_leaf()) {
+                        (Role::Inside, _) => NodeState::Inside,
+                        (_, true) => NodeState::Leaf(LeafState::new(n.op.initial_state())),
+                        (_, false) => NodeState::Derived(DerivedState::new(n.op.initial_state())),
                     })
                     .collect(),
                 collapsed_before: 0,
             });
-            state.apply(&self.plan, &self.specs, &mut self.routes, &events);
+            state.apply(
+                &self.plan,
+                &self.specs,
+                &self.roles,
+                &mut self.routes,
+                &events,
+            );
             if let Some(h) = self.retention {
                 state.retain(&self.specs, h);
             }
@@ -289,17 +354,38 @@ impl Engine {
 
     /// The result timeline of `key`.
     pub fn timeline(&self, key: Option<&Value>) -> Result<&Timeline, QueryError> {
-        self.node_timeline(key, self.plan.root())
+        let state = self.key_state(key)?;
+        Ok(state.nodes[self.plan.root()]
+            .output()
+            .expect("the result keeps its timeline"))
     }
 
-    /// The timeline of plan node `node` (an index into [`Plan::nodes`]) for `key`.
-    pub fn node_timeline(&self, key: Option<&Value>, node: usize) -> Result<&Timeline, QueryError> {
+    /// The timeline of plan node `node` (an index into [`Plan::nodes`]) for `key`. A pointwise
+    /// node evaluated inside a larger pointwise tree keeps no timeline: it is computed here, from
+    /// the timelines it reads.
+    pub fn node_timeline(
+        &self,
+        key: Option<&Value>,
+        node: usize,
+    ) -> Result<Cow<'_, Timeline>, QueryError> {
         let state = self.key_state(key)?;
-        state
+        let kept = state
             .nodes
             .get(node)
-            .map(NodeState::output)
-            .ok_or_else(|| QueryError::UnknownNode(format!("#{node}")))
+            .ok_or_else(|| QueryError::UnknownNode(format!("#{node}")))?;
+        if let Some(tl) = kept.output() {
+            return Ok(Cow::Borrowed(tl));
+        }
+        let kinds = derived_kinds(&self.specs);
+        let inside = |n: usize| matches!(state.nodes[n], NodeState::Inside);
+        let tree = Pointwise::new(&self.plan, &kinds, node, &inside);
+        let inputs: Vec<&Timeline> = tree.inputs.iter().map(|&i| state.nodes[i].kept()).collect();
+        let mut tl = Timeline::new(self.plan.nodes[node].op.initial_state());
+        tree.recompute(&inputs, &mut tl, 0, &mut 0);
+        if state.collapsed_before > 0 {
+            tl.collapse_before(state.collapsed_before);
+        }
+        Ok(Cow::Owned(tl))
     }
 
     /// The result at time `t` for `key`.
@@ -335,7 +421,7 @@ impl Engine {
         };
         for k in self.keys.values() {
             for n in &k.nodes {
-                s.change_points += n.output().points().len();
+                s.change_points += n.output().map_or(0, |tl| tl.points().len());
                 s.mismatches += n.mismatches();
                 s.bytes += n.heap_bytes() + std::mem::size_of::<NodeState>();
                 if let NodeState::Leaf(l) = n {
@@ -355,6 +441,7 @@ impl KeyState {
         &mut self,
         plan: &Plan,
         specs: &[NodeSpec],
+        roles: &[Role],
         routes: &mut LeafRoutes,
         events: &[&Event],
     ) {
@@ -405,20 +492,36 @@ impl KeyState {
             let node = &mut rest[0];
             // The old suffix is moved out, not copied (no reference counts touched); the
             // operators read only what lies before `from`, which stays.
-            let old = node.output_mut().split_off_from(from);
-            match (&specs[i], node) {
-                (NodeSpec::Leaf(spec), NodeState::Leaf(leaf)) => leaf.recompute(spec, from),
-                (NodeSpec::Derived(kind), NodeState::Derived(d)) => {
+            let old = match node {
+                NodeState::Leaf(l) => l.output.split_off_from(from),
+                NodeState::Derived(d) => d.output.split_off_from(from),
+                NodeState::Inside => Vec::new(),
+            };
+            let changed = match (&specs[i], &roles[i], node) {
+                (NodeSpec::Leaf(spec), _, NodeState::Leaf(leaf)) => {
+                    leaf.recompute(spec, from);
+                    leaf.output.first_difference_from(&old, from)
+                }
+                (_, Role::Pointwise(tree), NodeState::Derived(d)) => {
+                    let inputs: Vec<&Timeline> =
+                        tree.inputs.iter().map(|&c| below[c].kept()).collect();
+                    tree.recompute(&inputs, &mut d.output, from, &mut d.mismatches);
+                    d.output.first_difference_from(&old, from)
+                }
+                (NodeSpec::Derived(kind), _, NodeState::Derived(d)) => {
                     let inputs: Vec<&Timeline> = plan.nodes[i]
                         .inputs
                         .iter()
-                        .map(|&c| below[c].output())
+                        .map(|&c| below[c].kept())
                         .collect();
                     d.recompute(kind, &inputs, from, self.origin);
+                    d.output.first_difference_from(&old, from)
                 }
+                // Inside a pointwise tree: the change passes on to the tree's top.
+                (_, _, NodeState::Inside) => Some(from),
                 _ => unreachable!("node states are built from their specs"),
-            }
-            if let Some(changed) = self.nodes[i].output().first_difference_from(&old, from) {
+            };
+            if let Some(changed) = changed {
                 for &p in &plan.nodes[i].parents {
                     dirty[p] = Some(dirty[p].map_or(changed, |d| d.min(changed)));
                 }
@@ -436,9 +539,59 @@ impl KeyState {
             match (spec, node) {
                 (NodeSpec::Leaf(spec), NodeState::Leaf(l)) => l.forget_before(spec, keep_from),
                 (_, NodeState::Derived(d)) => d.output.collapse_before(keep_from),
+                (_, NodeState::Inside) => {}
                 _ => unreachable!("node states are built from their specs"),
             }
         }
         self.collapsed_before = keep_from;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse_query;
+
+    /// Which nodes keep a timeline: leaves, durations, the top of each pointwise tree, a
+    /// pointwise node read twice, and a comparison of a growing duration.
+    #[test]
+    fn pointwise_trees_keep_only_their_top() {
+        let q = parse_query(
+            "let seen = has_existed(a == 1); \
+             duration_where(seen && !has_existed_within(b == 2, 5) && latest_event_to_state(c) == \"x\") \
+             > 3 || (seen && latest_event_to_state(c) == \"x\")",
+        )
+        .unwrap();
+        let engine = Engine::new(&q, EngineOptions::default()).unwrap();
+        let kept: Vec<(String, &str)> = engine
+            .plan
+            .nodes
+            .iter()
+            .zip(&engine.roles)
+            .map(|(n, r)| {
+                let role = match r {
+                    Role::Node => "node",
+                    Role::Pointwise(_) => "tree",
+                    Role::Inside => "inside",
+                };
+                (n.op.to_string(), role)
+            })
+            .collect();
+        let role = |text: &str| {
+            kept.iter()
+                .find(|(t, _)| t == text)
+                .unwrap_or_else(|| panic!("no node {text} in {kept:?}"))
+                .1
+        };
+        assert_eq!(role("has_existed(a == 1)"), "node");
+        assert_eq!(role("!has_existed_within(b == 2, 5)"), "inside");
+        // Read by two trees: kept, as the top of its own.
+        assert_eq!(role("latest_event_to_state(c) == \"x\""), "tree");
+        assert_eq!(
+            role("duration_where(has_existed(a == 1) && !has_existed_within(b == 2, 5) && latest_event_to_state(c) == \"x\") > 3"),
+            "node",
+            "a comparison of a growing duration has crossing instants of its own"
+        );
+        assert_eq!(role(&q.to_string()), "tree");
     }
 }

@@ -16,6 +16,7 @@ pub mod node;
 pub mod op;
 pub mod parser;
 pub mod plan;
+pub mod pointwise;
 pub mod timeline;
 pub mod value;
 pub mod worker;

@@ -46,7 +46,7 @@ fn check(
     for (i, node) in plan.nodes.iter().enumerate() {
         let node_ref = rows.eval(&node.op, end);
         let tl = incremental.node_timeline(None, i).unwrap();
-        assert_matches_reference(tl, &node_ref, &format!("{context}\nnode: {}", node.op))?;
+        assert_matches_reference(&tl, &node_ref, &format!("{context}\nnode: {}", node.op))?;
         prop_assert_eq!(
             tl,
             batch.node_timeline(None, i).unwrap(),
