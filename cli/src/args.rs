@@ -19,6 +19,7 @@ EVAL OPTIONS:
     --timeline         every change point (the default when no --at or --range is given)
     --format json|table  output format (default: json, one JSON object per line)
     --retain H         keep H time units of history per key; older events are refused
+    --threads N        with --key, split the keys over N threads (default: the number of cores)
 
 RUN:
     Runs the query as a job of node workers and prints the plan (which worker computes which
@@ -78,6 +79,8 @@ pub struct EvalArgs {
     pub timeline: bool,
     pub format: Format,
     pub retain: Option<u64>,
+    /// Threads to split the keys over (`None`: one per core).
+    pub threads: Option<usize>,
 }
 
 /// A usage mistake.
@@ -187,6 +190,7 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
         timeline: false,
         format: Format::Json,
         retain: None,
+        threads: None,
     };
     let mut i = 0;
     while i < args.len() {
@@ -252,6 +256,17 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
                 }
                 out.retain = Some(h);
             }
+            "--threads" => {
+                let v = value()?;
+                match v.parse::<usize>() {
+                    Ok(n) if n > 0 => out.threads = Some(n),
+                    _ => {
+                        return Err(usage(format!(
+                            "--threads expects a number of threads greater than 0, found `{v}`"
+                        )))
+                    }
+                }
+            }
             other => return Err(usage(format!("unknown option `{other}` for `eval`"))),
         }
         i += 2;
@@ -275,7 +290,7 @@ mod tests {
 
     #[test]
     fn eval_reads_every_option() {
-        let cmd = parse(&args("eval --query q --events e.csv --key sid --at 5 --at 7 --range 1..9 --format table --retain 60")).unwrap();
+        let cmd = parse(&args("eval --query q --events e.csv --key sid --at 5 --at 7 --range 1..9 --format table --retain 60 --threads 3")).unwrap();
         assert_eq!(
             cmd,
             Command::Eval(EvalArgs {
@@ -287,6 +302,7 @@ mod tests {
                 timeline: false,
                 format: Format::Table,
                 retain: Some(60),
+                threads: Some(3),
             })
         );
         let Command::Eval(e) = parse(&args("eval --query-file q.tl --events -")).unwrap() else {
@@ -303,6 +319,7 @@ mod tests {
             ("eval --query q --events e --at x", "--at expects a time"),
             ("eval --query q --events e --range 5..5", "is empty"),
             ("eval --query q --events e --range 5", "T1..T2"),
+            ("eval --query q --events e --threads 0", "greater than 0"),
             ("eval --query q --events e --format xml", "json or table"),
             ("eval --query q --events e --bogus 1", "unknown option"),
             ("eval --query q --query-file f --events e", "once"),

@@ -167,25 +167,10 @@ fn parse_csv<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
         .byte_headers()
         .map_err(|e| at(1, format!("invalid CSV header: {e}")))?
         .clone();
-    let mut columns: Vec<Arc<str>> = Vec::new();
-    for h in headers.iter() {
-        let name =
-            std::str::from_utf8(h).map_err(|_| at(1, "a column name is not UTF-8".into()))?;
-        columns.push(Arc::from(name.trim()));
-    }
-    let time_col = columns.iter().position(|c| &**c == "time").ok_or_else(|| {
-        at(
-            1,
-            format!(
-                "the CSV header has no `time` column (found: {}); is this a JSON Lines file? Its lines must start with `{{`",
-                columns.iter().map(|c| &**c).collect::<Vec<_>>().join(", ")
-            ),
-        )
-    })?;
+    let header = CsvHeader::new(headers.iter()).map_err(|m| at(1, m))?;
     let mut count = 0;
     let mut record = csv::ByteRecord::new();
-    let mut strings = Strings::default();
-    let mut fields = Vec::with_capacity(columns.len());
+    let mut decoder = CsvDecoder::new(&header);
     loop {
         let line = reader.position().line() as usize;
         match reader.read_byte_record(&mut record) {
@@ -194,36 +179,7 @@ fn parse_csv<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
             Err(e) => return Err(at(line.max(2), format!("invalid CSV: {e}"))),
         }
         let line = record.position().map_or(line, |p| p.line() as usize);
-        let mut time = None;
-        fields.clear();
-        for (k, cell) in record.iter().enumerate() {
-            let cell =
-                std::str::from_utf8(cell).map_err(|_| at(line, "a cell is not UTF-8".into()))?;
-            if k == time_col {
-                time = Some(cell.trim().parse::<u64>().map_err(|_| {
-                    at(
-                        line,
-                        format!("`time` must be a non-negative integer, found `{cell}`"),
-                    )
-                })?);
-            } else if let Some(s) = strings.get(cell) {
-                fields.push((columns[k].clone(), Value::Str(s)));
-            } else if let Some(v) =
-                infer(cell).map_err(|m| at(line, format!("column `{}`: {m}", columns[k])))?
-            {
-                let v = match v {
-                    Value::Str(s) => Value::Str(strings.add(s)),
-                    v => v,
-                };
-                fields.push((columns[k].clone(), v));
-            }
-        }
-        let time = time.ok_or_else(|| at(line, "the `time` cell is missing".into()))?;
-        // An exact-size copy: a spare slot per column would double what the events hold.
-        events.push(Event {
-            time,
-            fields: fields.to_vec(),
-        })?;
+        events.push(decoder.event(record.iter()).map_err(|m| at(line, m))?)?;
         count += 1;
         if count % 65_536 == 0 {
             progress.update(
@@ -234,6 +190,86 @@ fn parse_csv<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
         }
     }
     Ok(())
+}
+
+/// The columns of a CSV file, from its header.
+pub struct CsvHeader {
+    pub columns: Vec<String>,
+    /// The position of the `time` column.
+    pub time: usize,
+}
+
+impl CsvHeader {
+    /// Reads the header's cells: every column has a UTF-8 name, one of them `time`.
+    pub fn new<'a>(cells: impl Iterator<Item = &'a [u8]>) -> Result<CsvHeader, String> {
+        let mut columns = Vec::new();
+        for h in cells {
+            let name = std::str::from_utf8(h).map_err(|_| "a column name is not UTF-8")?;
+            columns.push(name.trim().to_string());
+        }
+        let time = columns.iter().position(|c| c == "time").ok_or_else(|| {
+            format!(
+                "the CSV header has no `time` column (found: {}); is this a JSON Lines file? Its lines must start with `{{`",
+                columns.join(", ")
+            )
+        })?;
+        Ok(CsvHeader { columns, time })
+    }
+}
+
+/// Turns CSV records into events: typed cells, one shared `Arc` per column name and per
+/// distinct string. Each thread decoding a file has its own, so that no reference count is
+/// shared between threads.
+pub struct CsvDecoder {
+    columns: Vec<Arc<str>>,
+    time: usize,
+    strings: Strings,
+    fields: Vec<(Arc<str>, Value)>,
+}
+
+impl CsvDecoder {
+    pub fn new(header: &CsvHeader) -> CsvDecoder {
+        CsvDecoder {
+            columns: header
+                .columns
+                .iter()
+                .map(|c| Arc::from(c.as_str()))
+                .collect(),
+            time: header.time,
+            strings: Strings::default(),
+            fields: Vec::with_capacity(header.columns.len()),
+        }
+    }
+
+    /// The event of one record (its cells in header order); the error says what is wrong.
+    pub fn event<'a>(&mut self, cells: impl Iterator<Item = &'a [u8]>) -> Result<Event, String> {
+        let mut time = None;
+        self.fields.clear();
+        for (k, cell) in cells.enumerate() {
+            let cell = std::str::from_utf8(cell).map_err(|_| "a cell is not UTF-8")?;
+            if k == self.time {
+                time = Some(cell.trim().parse::<u64>().map_err(|_| {
+                    format!("`time` must be a non-negative integer, found `{cell}`")
+                })?);
+            } else if let Some(s) = self.strings.get(cell) {
+                self.fields.push((self.columns[k].clone(), Value::Str(s)));
+            } else if let Some(v) =
+                infer(cell).map_err(|m| format!("column `{}`: {m}", self.columns[k]))?
+            {
+                let v = match v {
+                    Value::Str(s) => Value::Str(self.strings.add(s)),
+                    v => v,
+                };
+                self.fields.push((self.columns[k].clone(), v));
+            }
+        }
+        let time = time.ok_or("the `time` cell is missing")?;
+        // An exact-size copy: a spare slot per column would double what the events hold.
+        Ok(Event {
+            time,
+            fields: self.fields.to_vec(),
+        })
+    }
 }
 
 /// String cells seen so far, shared: session ids and states repeat on every line, and one `Arc`

@@ -8,11 +8,13 @@ mod args;
 mod input;
 mod progress;
 mod run;
+mod shards;
 
 use args::{Command, EvalArgs, Format, QuerySource};
 use progress::Progress;
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
+use timeline::value::ValueKey;
 use timeline::{parse_query, Engine, EngineOptions, Plan, Segment, State, TimeLineOp, Value};
 
 /// glibc's malloc spent a third of ingestion consolidating free chunks; mimalloc does not.
@@ -82,11 +84,47 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
         key_column: a.key.clone(),
         retention: a.retain,
     };
-    let mut engine = Engine::new(&query, options).map_err(|e| e.to_string())?;
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let engines = match shards::eval_csv(&a.events, &text, &query, &options, threads, &mut progress)
+    {
+        Some(engines) => engines.map_err(|e| e.to_string())?,
+        None => vec![eval_on_one_thread(
+            a,
+            &text,
+            &query,
+            options,
+            &mut progress,
+        )?],
+    };
+    drop(text);
+    progress.finish();
+    let rows = collect_rows(&engines, a)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let written = match a.format {
+        Format::Json => write_json(&mut out, &rows),
+        Format::Table => write_table(&mut out, &rows),
+    };
+    written
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("cannot write the result: {e}"))
+}
+
+/// Reads the events of `text` and feeds them to one engine.
+fn eval_on_one_thread(
+    a: &EvalArgs,
+    text: &str,
+    query: &TimeLineOp,
+    options: EngineOptions,
+    progress: &mut Progress,
+) -> Result<Engine, String> {
+    let mut engine = Engine::new(query, options).map_err(|e| e.to_string())?;
     // Events are ingested in chunks as they are read; the result does not depend on the chunking.
     const CHUNK: usize = 1 << 16;
     let mut ingested = 0;
-    input::for_each_chunk(&a.events, &text, &mut progress, CHUNK, |events| {
+    input::for_each_chunk(&a.events, text, progress, CHUNK, |events| {
         engine.ingest(events).map_err(|e| {
             format!(
                 "event {} (time {}): {}",
@@ -99,18 +137,7 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
         Ok(())
     })
     .map_err(|e| e.to_string())?;
-    drop(text);
-    progress.finish();
-    let rows = collect_rows(&engine, a)?;
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let written = match a.format {
-        Format::Json => write_json(&mut out, &rows),
-        Format::Table => write_table(&mut out, &rows),
-    };
-    written
-        .and_then(|()| out.flush())
-        .map_err(|e| format!("cannot write the result: {e}"))
+    Ok(engine)
 }
 
 /// One line of output: a point answer or a segment.
@@ -127,9 +154,17 @@ enum Row<'a> {
 }
 
 /// Every answer, computed before anything is printed, so that an error prints no partial result.
-fn collect_rows<'a>(engine: &'a Engine, a: &EvalArgs) -> Result<Vec<Row<'a>>, String> {
+fn collect_rows<'a>(engines: &'a [Engine], a: &EvalArgs) -> Result<Vec<Row<'a>>, String> {
     let mut rows = Vec::new();
-    for key in engine.keys() {
+    // Every key is in one engine; keys print in the order one engine would give them.
+    let mut keys: Vec<(Option<&Value>, &Engine)> = engines
+        .iter()
+        .flat_map(|e| e.keys().into_iter().map(move |k| (k, e)))
+        .collect();
+    if engines.len() > 1 {
+        keys.sort_by_cached_key(|(k, _)| k.map(ValueKey::from));
+    }
+    for (key, engine) in keys {
         let fail = |e: timeline::QueryError| match key {
             Some(k) => format!("key {k}: {e}"),
             None => e.to_string(),

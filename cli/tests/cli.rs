@@ -433,3 +433,83 @@ fn run_on_the_components_matches_run_natively() {
         "{native}"
     );
 }
+
+/// `--key` splits the keys over threads; the output is the same whatever their number, on
+/// interleaved keys, keys spelled differently (`7`, `7.0`), blank lines and CRLF line ends.
+#[test]
+fn threads_give_the_same_answers_and_errors() {
+    let mut csv = String::from("time,k,a\r\n");
+    for i in 0..400u64 {
+        let key = match i % 7 {
+            0 => "7".to_string(),
+            1 => "7.0".to_string(),
+            2 => String::new(), // a missing value for the key column is refused below
+            k => format!("s{k}"),
+        };
+        if key.is_empty() {
+            continue;
+        }
+        // Late events too: time goes back now and then.
+        let t = if i % 11 == 0 { i.saturating_sub(30) } else { i };
+        csv.push_str(&format!(
+            "{t},{key},{}\r\n",
+            ["x", "y", "1", ""][(i % 4) as usize]
+        ));
+        if i % 50 == 0 {
+            csv.push_str("\r\n");
+        }
+    }
+    let path = temp_file("threads.csv", &csv);
+    let run = |threads: &str, query: &str| {
+        timeline(
+            &[
+                "eval",
+                "--query",
+                query,
+                "--key",
+                "k",
+                "--events",
+                path.to_str().unwrap(),
+                "--threads",
+                threads,
+                "--at",
+                "200",
+                "--timeline",
+            ],
+            None,
+        )
+    };
+    let query = r#"duration_where(latest_event_to_state(a) == "x" || count(a == 1) > 20)"#;
+    let one = stdout(&run("1", query));
+    assert!(
+        one.contains(r#""key":7,"#),
+        "the key 7 and 7.0 are one: {one}"
+    );
+    assert!(one.contains(r#""key":"s6""#));
+    for threads in ["2", "3", "5"] {
+        assert_eq!(stdout(&run(threads, query)), one, "{threads} threads");
+    }
+
+    // The first bad line of the file is reported, whichever thread reads it.
+    let bad = temp_file(
+        "threads-bad.csv",
+        "time,k,a\n1,s1,x\n2,s2,y\n3,s3,NaN\n4,s4\n",
+    );
+    for threads in ["1", "2", "3"] {
+        let o = timeline(
+            &[
+                "eval",
+                "--query",
+                "has_existed(a == 1)",
+                "--key",
+                "k",
+                "--events",
+                bad.to_str().unwrap(),
+                "--threads",
+                threads,
+            ],
+            None,
+        );
+        bad_input(&o, ":4: column `a`: NaN");
+    }
+}

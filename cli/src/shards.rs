@@ -1,0 +1,247 @@
+//! `eval --key` on several threads: the keys are split over the threads by a hash of the key
+//! cell, and every thread reads the lines of its own keys and feeds an engine of its own.
+//!
+//! Keys are evaluated independently, so the answers are those of one engine fed the whole file:
+//! each key's lines reach its engine in file order. Nothing is shared between the threads while
+//! they work (not even a reference count), which is what makes two threads twice as fast; each
+//! thread scans every line, but reads only the key cell of lines that are not its own.
+//!
+//! This takes CSV without quotes, where a line is a record. Anything else (quoted cells, JSON
+//! Lines, no `--key`) is read on one thread by [`crate::input`].
+
+use crate::input::{display_path, CsvDecoder, CsvHeader, InputError};
+use crate::progress::Progress;
+use timeline::{Engine, EngineOptions, Event, TimeLineOp};
+
+/// Events handed to an engine at a time.
+const CHUNK: usize = 1 << 16;
+
+/// Evaluates `query` over the CSV `text` on `threads` threads, one engine per thread, or returns
+/// `None` if the file is not one this reader takes (see the module documentation).
+pub fn eval_csv(
+    path: &str,
+    text: &str,
+    query: &TimeLineOp,
+    options: &EngineOptions,
+    threads: usize,
+    progress: &mut Progress,
+) -> Option<Result<Vec<Engine>, InputError>> {
+    let key_column = options.key_column.as_deref()?;
+    if threads < 2 || text.contains('"') {
+        return None;
+    }
+    let (header, body) = text.split_once('\n')?;
+    let header =
+        CsvHeader::new(header.trim_end_matches('\r').split(',').map(str::as_bytes)).ok()?;
+    let key = header.columns.iter().position(|c| c == key_column)?;
+    let body_start = text.len() - body.len();
+    let run = |shard: usize, progress: Option<&mut Progress>| {
+        let engine = Engine::new(query, options.clone()).map_err(|e| InputError {
+            path: display_path(path),
+            line: 0,
+            message: e.to_string(),
+        })?;
+        Shard {
+            shard,
+            shards: threads,
+            header: &header,
+            key,
+            engine,
+        }
+        .read(body, body_start, progress)
+        .map_err(|(line, message)| InputError {
+            path: display_path(path),
+            line,
+            message,
+        })
+    };
+    let results: Vec<Result<Engine, InputError>> = std::thread::scope(|scope| {
+        let others: Vec<_> = (1..threads)
+            .map(|shard| scope.spawn(move || run(shard, None)))
+            .collect();
+        let mut results = vec![run(0, Some(progress))];
+        for handle in others {
+            results.push(handle.join().expect("a shard's thread does not panic"));
+        }
+        results
+    });
+    // Each thread stops at its first bad line; the first of those is the file's first.
+    let mut engines = Vec::with_capacity(threads);
+    let mut first_error: Option<InputError> = None;
+    for r in results {
+        match r {
+            Ok(engine) => engines.push(engine),
+            Err(e) => {
+                if first_error.as_ref().is_none_or(|f| e.line < f.line) {
+                    first_error = Some(e);
+                }
+            }
+        }
+    }
+    Some(match first_error {
+        Some(e) => Err(e),
+        None => Ok(engines),
+    })
+}
+
+/// One thread's part: the keys whose hash falls on `shard`.
+struct Shard<'a> {
+    shard: usize,
+    shards: usize,
+    header: &'a CsvHeader,
+    /// The position of the key column.
+    key: usize,
+    engine: Engine,
+}
+
+impl Shard<'_> {
+    /// Reads the lines of `body` (which starts at byte `offset` of the file, on line 2) that
+    /// belong to this shard, and feeds them to the engine. An error comes with its line.
+    fn read(
+        mut self,
+        body: &str,
+        offset: usize,
+        mut progress: Option<&mut Progress>,
+    ) -> Result<Engine, (usize, String)> {
+        let mut decoder = CsvDecoder::new(self.header);
+        let mut events: Vec<Event> = Vec::with_capacity(CHUNK);
+        // The line of each event in `events`, to locate an error the engine finds.
+        let mut lines: Vec<usize> = Vec::with_capacity(CHUNK);
+        let width = self.header.columns.len();
+        let mut done = offset;
+        // Files often hold runs of one key: its cell and owner, from the line before.
+        let mut last: (&str, usize) = ("", 0);
+        for (i, line) in body.split('\n').enumerate() {
+            let line_no = i + 2;
+            done += line.len() + 1;
+            let record = line.strip_suffix('\r').unwrap_or(line);
+            if record.is_empty() {
+                continue;
+            }
+            // A line without a key cell is malformed: the first shard reports it.
+            let owner = match record.split(',').nth(self.key) {
+                None => 0,
+                Some(cell) if cell == last.0 && !cell.is_empty() => last.1,
+                Some(cell) => {
+                    last = (cell, shard_of_cell(cell, self.shards));
+                    last.1
+                }
+            };
+            if owner != self.shard {
+                continue;
+            }
+            let cells = record.split(',').count();
+            if cells != width {
+                return Err((
+                    line_no,
+                    format!("invalid CSV: a record has {cells} cells, but the header has {width}"),
+                ));
+            }
+            let event = decoder
+                .event(record.split(',').map(str::as_bytes))
+                .map_err(|m| (line_no, m))?;
+            events.push(event);
+            lines.push(line_no);
+            if events.len() == CHUNK {
+                self.ingest(&mut events, &mut lines)?;
+                if let Some(p) = progress.as_deref_mut() {
+                    p.update("reading", done, i + 1);
+                }
+            }
+        }
+        self.ingest(&mut events, &mut lines)?;
+        Ok(self.engine)
+    }
+
+    fn ingest(
+        &mut self,
+        events: &mut Vec<Event>,
+        lines: &mut Vec<usize>,
+    ) -> Result<(), (usize, String)> {
+        self.engine.ingest(events).map_err(|e| {
+            (
+                lines[e.index],
+                format!("event at time {}: {}", events[e.index].time, e.message),
+            )
+        })?;
+        events.clear();
+        lines.clear();
+        Ok(())
+    }
+}
+
+/// The shard of a key cell: equal keys (as the engine compares them: `7`, `7.0` and `07` are one
+/// key) fall on the same shard. It reads the cell as [`crate::input::infer`] does, without
+/// allocating.
+fn shard_of_cell(cell: &str, shards: usize) -> usize {
+    let mut h = Fnv::default();
+    if let Ok(i) = cell.parse::<i64>() {
+        h.write(b"i");
+        h.write(&i.to_le_bytes());
+    } else if let Ok(f) = cell.parse::<f64>() {
+        match timeline::value::ValueKey::from(&timeline::Value::Float(f)) {
+            timeline::value::ValueKey::Int(i) => {
+                h.write(b"i");
+                h.write(&i.to_le_bytes());
+            }
+            _ => {
+                h.write(b"f");
+                h.write(&f.to_bits().to_le_bytes());
+            }
+        }
+    } else if cell.eq_ignore_ascii_case("true") || cell.eq_ignore_ascii_case("false") {
+        h.write(if cell.eq_ignore_ascii_case("true") {
+            b"t"
+        } else {
+            b"F"
+        });
+    } else {
+        h.write(b"s");
+        h.write(cell.as_bytes());
+    }
+    (h.0 % shards as u64) as usize
+}
+
+/// FNV-1a: short keys, no allocation, the same on every run.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_keys_fall_on_the_same_shard() {
+        for shards in [2, 3, 7] {
+            for group in [
+                &["7", "7.0", "07", "+7", "7e0"][..],
+                &["true", "TRUE", "True"],
+                &["-0", "0", "0.0", "-0.0"],
+            ] {
+                let s: Vec<usize> = group.iter().map(|c| shard_of_cell(c, shards)).collect();
+                assert!(
+                    s.iter().all(|&x| x == s[0]),
+                    "{group:?} over {shards}: {s:?}"
+                );
+            }
+        }
+        let spread: std::collections::HashSet<usize> = (0..100)
+            .map(|i| shard_of_cell(&format!("session-{i}"), 2))
+            .collect();
+        assert_eq!(spread.len(), 2, "keys spread over the shards");
+    }
+}
