@@ -78,7 +78,8 @@ fn explain(source: &QuerySource) -> Result<(), String> {
 
 fn eval(a: &EvalArgs) -> Result<(), String> {
     let query = load_query(&a.query)?;
-    let text = input::read_text(&a.events).map_err(|e| e.to_string())?;
+    let file = input::map_text(&a.events).map_err(|e| e.to_string())?;
+    let text: &str = &file; // a mapped file is checked to be UTF-8 once, here
     let mut progress = Progress::new(text.len());
     let options = EngineOptions {
         key_column: a.key.clone(),
@@ -87,18 +88,18 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let engines = match shards::eval_csv(&a.events, &text, &query, &options, threads, &mut progress)
+    let engines = match shards::eval_csv(&a.events, text, &query, &options, threads, &mut progress)
     {
         Some(engines) => engines.map_err(|e| e.to_string())?,
         None => vec![eval_on_one_thread(
             a,
-            &text,
+            text,
             &query,
             options,
             &mut progress,
         )?],
     };
-    drop(text);
+    drop(file);
     progress.finish();
     let rows = collect_rows(&engines, a)?;
     let stdout = std::io::stdout();
