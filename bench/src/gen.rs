@@ -8,6 +8,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use timeline::value::Str;
 use timeline::{Event, Value};
 
 /// The most columns besides `time` and the key that a workload has.
@@ -230,15 +231,19 @@ pub fn game_session(rng: &mut Rng, n: usize) -> Vec<Row> {
 /// them to the engine: one allocation per distinct string, not one per event.
 #[derive(Default)]
 pub struct Interner {
-    strings: std::collections::HashMap<&'static str, Arc<str>>,
+    names: std::collections::HashMap<&'static str, Arc<str>>,
+    values: std::collections::HashMap<&'static str, Str>,
 }
 
 impl Interner {
+    /// A column name.
     pub fn get(&mut self, s: &'static str) -> Arc<str> {
-        self.strings
-            .entry(s)
-            .or_insert_with(|| Arc::from(s))
-            .clone()
+        self.names.entry(s).or_insert_with(|| Arc::from(s)).clone()
+    }
+
+    /// A string value.
+    pub fn value(&mut self, s: &'static str) -> Str {
+        self.values.entry(s).or_insert_with(|| Str::from(s)).clone()
     }
 }
 
@@ -275,13 +280,13 @@ impl Stream {
     }
 
     /// The event of `row`, for the key `key`.
-    pub fn event(&self, row: &Row, key: &Arc<str>, strings: &mut Interner) -> Event {
+    pub fn event(&self, row: &Row, key: &Str, strings: &mut Interner) -> Event {
         let mut fields = Vec::with_capacity(3);
         fields.push((strings.get(self.key_column), Value::Str(key.clone())));
         for (column, cell) in self.columns.iter().zip(&row.cells) {
             let value = match *cell {
                 Cell::Empty => continue,
-                Cell::Str(s) => Value::Str(strings.get(s)),
+                Cell::Str(s) => Value::Str(strings.value(s)),
                 Cell::Int(i) => Value::Int(i),
             };
             fields.push((strings.get(column), value));

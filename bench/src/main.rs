@@ -347,7 +347,7 @@ fn batches<'a>(
     let mut strings = gen::Interner::default();
     let mut iter = w.stream.keys(SEED, keys, per_key).peekable();
     let mut rows: Vec<Vec<gen::Row>> = Vec::new();
-    let mut shared: Vec<std::sync::Arc<str>> = Vec::new();
+    let mut shared: Vec<timeline::value::Str> = Vec::new();
     // (time, key in block, row of key), in arrival order; `next` is the next one to hand over.
     let mut order: Vec<(u64, u32, u32)> = Vec::new();
     let mut next = 0;

@@ -7,6 +7,7 @@ use crate::progress::Progress;
 use std::fmt;
 use std::io::Read;
 use std::sync::Arc;
+use timeline::value::Str;
 use timeline::{Event, Value};
 
 /// A problem with the input, located by file and line.
@@ -323,18 +324,18 @@ impl CsvDecoder {
 /// per distinct string keeps memory to what the values are, not how often they occur.
 #[derive(Default)]
 struct Strings {
-    seen: timeline::keys::KeyMap<Arc<str>, ()>,
+    seen: timeline::keys::KeyMap<Str, ()>,
 }
 
 impl Strings {
     /// Beyond this many distinct strings a column is mostly unique values; sharing stops.
     const MAX: usize = 1 << 20;
 
-    fn get(&self, cell: &str) -> Option<Arc<str>> {
+    fn get(&self, cell: &str) -> Option<Str> {
         self.seen.get_key_value(cell).map(|(k, _)| k.clone())
     }
 
-    fn add(&mut self, s: Arc<str>) -> Arc<str> {
+    fn add(&mut self, s: Str) -> Str {
         if self.seen.len() < Self::MAX {
             self.seen.insert(s.clone(), ());
         }

@@ -91,13 +91,7 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
     let engines = match shards::eval_csv(&a.events, text, &query, &options, threads, &mut progress)
     {
         Some(engines) => engines.map_err(|e| e.to_string())?,
-        None => vec![eval_on_one_thread(
-            a,
-            text,
-            &query,
-            options,
-            &mut progress,
-        )?],
+        None => vec![eval_on_one_thread(a, text, &query, options, &mut progress)?],
     };
     drop(file);
     progress.finish();

@@ -83,10 +83,7 @@ fn read_state(v: &Val) -> Result<State> {
             ("unknown", None) => State::Unknown,
             ("value", Some(x)) => State::Value(read_event_value(x)?),
             ("duration", Some(Val::Tuple(xs))) => match xs.as_slice() {
-                [Val::S64(value), Val::U8(slope)] => State::Duration {
-                    value: *value,
-                    slope: *slope,
-                },
+                [Val::S64(value), Val::U8(slope @ (0 | 1))] => State::duration(*value, *slope),
                 _ => bail!("bad duration {v:?}"),
             },
             _ => bail!("bad state {v:?}"),

@@ -59,7 +59,7 @@ pub fn split_batch<'a>(
             .filter(|(_, prev)| same_key(*prev, key))
             .map(|(slot, _)| slot)
             .or_else(|| match key {
-                Some(Value::Str(s)) => by_address.get(&address(s)).copied(),
+                Some(Value::Str(s)) => by_address.get(&s.addr()).copied(),
                 _ => None,
             });
         let slot = match known_slot {
@@ -72,7 +72,7 @@ pub fn split_batch<'a>(
                     keys.len() - 1
                 });
                 if let Some(Value::Str(s)) = key {
-                    by_address.insert(address(s), slot);
+                    by_address.insert(s.addr(), slot);
                 }
                 slot
             }
@@ -97,15 +97,11 @@ pub fn split_batch<'a>(
 }
 
 /// The address of a string's shared allocation.
-fn address(s: &Arc<str>) -> usize {
-    Arc::as_ptr(s) as *const u8 as usize
-}
-
 /// Whether two events' key values are the same partition key.
 fn same_key(a: Option<&Value>, b: Option<&Value>) -> bool {
     match (a, b) {
         (None, None) => true,
-        (Some(Value::Str(a)), Some(Value::Str(b))) => Arc::ptr_eq(a, b) || a == b,
+        (Some(Value::Str(a)), Some(Value::Str(b))) => a == b,
         (Some(a), Some(b)) => ValueKey::from(a) == ValueKey::from(b),
         _ => false,
     }

@@ -556,9 +556,9 @@ impl DerivedState {
                             continue;
                         }
                         State::Value(v) => v,
-                        State::Duration { slope, .. } => {
+                        State::Duration(_) | State::Growing(_) => {
                             let now = instant_int(&x.advanced(dt));
-                            if *slope == 1 {
+                            if x.slope() == 1 {
                                 growing = Some(now);
                             }
                             int_value = Value::Int(now);
@@ -609,7 +609,7 @@ impl DerivedState {
         let mut reader = Reader::new(b, start);
         while let Some(t) = times.next() {
             let slope = u8::from(reader.bool_at(t) == Some(true));
-            out.push(t, State::Duration { value, slope });
+            out.push(t, State::duration(value, slope));
             if let Some(&next) = times.peek() {
                 value =
                     value.saturating_add(i64::from(slope) * (next - t).min(i64::MAX as u64) as i64);
@@ -631,7 +631,7 @@ impl DerivedState {
             start
         } else {
             match out.value_at(start - 1) {
-                State::Duration { value, .. } => start - 1 - value as u64,
+                State::Duration(value) | State::Growing(value) => start - 1 - value as u64,
                 _ => start,
             }
         };
@@ -648,24 +648,12 @@ impl DerivedState {
                 continue;
             }
             if here.slope() == 0 {
-                out.push(
-                    t,
-                    State::Duration {
-                        value: (t - run) as i64,
-                        slope: 1,
-                    },
-                );
+                out.push(t, State::Growing((t - run) as i64));
             } else {
                 // x changes at every instant of a growing segment: each instant starts a new run.
-                out.push(
-                    t,
-                    State::Duration {
-                        value: (t - run) as i64,
-                        slope: 0,
-                    },
-                );
+                out.push(t, State::Duration((t - run) as i64));
                 if next.is_none_or(|n| n > t + 1) {
-                    out.push(t + 1, State::Duration { value: 0, slope: 0 });
+                    out.push(t + 1, State::Duration(0));
                 }
                 if let Some(n) = next {
                     if n > t + 1 {

@@ -367,7 +367,7 @@ impl TimeLineOp {
             TimeLineOp::Count { .. }
             | TimeLineOp::CountWithin { .. }
             | TimeLineOp::DistinctWithin { .. } => State::int(0),
-            TimeLineOp::DurationWhere(_) => State::Duration { value: 0, slope: 0 },
+            TimeLineOp::DurationWhere(_) => State::Duration(0),
             // Pointwise operators start from their inputs' initial values.
             TimeLineOp::Compare { input, op, value } => match input.initial_state().instant_value()
             {

@@ -692,7 +692,7 @@ impl Expr {
             ExprKind::Call(name, args) if normalize(name) == "col" => {
                 let [c] = self.args(name, args, "the column name as a string")?;
                 match c.kind {
-                    ExprKind::Literal(Value::Str(s)) => Ok(s),
+                    ExprKind::Literal(Value::Str(s)) => Ok(Arc::from(&*s)),
                     _ => Err(c.pos.error("expected the column name as a string, as in col(\"name\")")),
                 }
             }

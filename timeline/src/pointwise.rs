@@ -183,7 +183,7 @@ fn compare(op: CmpOp, c: &Value, x: Res, mismatches: &mut u64) -> Option<bool> {
             &held
         }
         Res::State(State::Value(v), _) => v,
-        Res::State(s @ State::Duration { .. }, dt) => {
+        Res::State(s @ (State::Duration(_) | State::Growing(_)), dt) => {
             // Not fused over a growing duration (see `fusable`); a constant one is its value.
             held = s.advanced(dt).instant_value()?;
             &held

@@ -320,7 +320,7 @@ mod tests {
     use super::*;
 
     fn d(value: i64, slope: u8) -> State {
-        State::Duration { value, slope }
+        State::duration(value, slope)
     }
 
     #[test]

@@ -3,9 +3,102 @@
 //! [`Value`] is what an event carries in a column; [`State`] is what a timeline holds at an
 //! instant: a value, *unknown*, or a piecewise-linear duration.
 
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
 use std::sync::Arc;
+
+/// A shared, immutable string: one pointer wide (where `Arc<str>` is two), so that a [`Value`]
+/// takes 16 bytes and a timeline's change point 24. Cloning shares it. It compares, hashes and
+/// prints as the `str` it holds.
+///
+/// ```
+/// use timeline::value::Str;
+/// let s = Str::from("CDN1");
+/// assert_eq!(&*s, "CDN1");
+/// assert!(Str::ptr_eq(&s, &s.clone()));
+/// ```
+#[derive(Clone)]
+pub struct Str(Arc<Box<str>>);
+
+impl Str {
+    /// Whether `a` and `b` share one allocation (then they are equal without reading them).
+    pub fn ptr_eq(a: &Str, b: &Str) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+
+    /// The address of the shared allocation: the same for every clone.
+    pub fn addr(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+}
+
+impl Deref for Str {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Str {
+    fn borrow(&self) -> &str {
+        self
+    }
+}
+
+impl PartialEq for Str {
+    fn eq(&self, other: &Str) -> bool {
+        Str::ptr_eq(self, other) || **self == **other
+    }
+}
+
+impl Eq for Str {}
+
+impl PartialOrd for Str {
+    fn partial_cmp(&self, other: &Str) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Str {
+    fn cmp(&self, other: &Str) -> Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl Hash for Str {
+    /// As the `str`, so that a map keyed by `Str` can be searched with a `&str`.
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (**self).hash(h)
+    }
+}
+
+impl fmt::Debug for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl fmt::Display for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl From<&str> for Str {
+    fn from(s: &str) -> Str {
+        Str(Arc::new(Box::from(s)))
+    }
+}
+
+impl From<String> for Str {
+    fn from(s: String) -> Str {
+        Str(Arc::new(s.into_boxed_str()))
+    }
+}
 
 /// A value carried by an event column, or a constant in a query.
 ///
@@ -13,7 +106,7 @@ use std::sync::Arc;
 /// number: such a comparison is a *type mismatch* (see [`Value::compare`]).
 #[derive(Clone, Debug)]
 pub enum Value {
-    Str(Arc<str>),
+    Str(Str),
     Int(i64),
     Float(f64),
     Bool(bool),
@@ -22,7 +115,7 @@ pub enum Value {
 impl Value {
     /// A string value.
     pub fn str(s: &str) -> Value {
-        Value::Str(Arc::from(s))
+        Value::Str(Str::from(s))
     }
 
     /// A float value, rejecting NaN and infinities (they have no place in a timeline).
@@ -67,7 +160,7 @@ impl Value {
     /// Numeric-aware equality: `Int(2)` equals `Float(2.0)`; different kinds are not equal.
     pub fn same(&self, other: &Value) -> bool {
         match (self, other) {
-            (Value::Str(a), Value::Str(b)) => Arc::ptr_eq(a, b) || a == b,
+            (Value::Str(a), Value::Str(b)) => a == b,
             _ => self.compare(other) == Some(Ordering::Equal),
         }
     }
@@ -111,7 +204,7 @@ impl From<&str> for Value {
 }
 impl From<String> for Value {
     fn from(s: String) -> Value {
-        Value::Str(Arc::from(s))
+        Value::Str(Str::from(s))
     }
 }
 impl From<i64> for Value {
@@ -171,7 +264,7 @@ pub enum ValueKey {
     Int(i64),
     /// A float that is not an integer in `i64` range, by its bits (NaN is never a value).
     Float(u64),
-    Str(Arc<str>),
+    Str(Str),
 }
 
 impl From<&Value> for ValueKey {
@@ -201,12 +294,32 @@ pub enum State {
     Unknown,
     /// A plain value.
     Value(Value),
-    /// A piecewise-linear duration: `value` at the change point, growing by `slope` (0 or 1) per
-    /// time unit after it.
-    Duration { value: i64, slope: u8 },
+    /// A duration that holds still (slope 0): its value from the change point on.
+    Duration(i64),
+    /// A duration that grows by one per time unit (slope 1): its value at the change point.
+    /// (Two variants rather than a slope field keep a state at 16 bytes.)
+    Growing(i64),
 }
 
 impl State {
+    /// A duration worth `value` at the change point, growing by `slope` (0 or 1) per time unit.
+    pub fn duration(value: i64, slope: u8) -> State {
+        if slope == 0 {
+            State::Duration(value)
+        } else {
+            State::Growing(value)
+        }
+    }
+
+    /// A duration's value at the change point and its slope; `None` for other states.
+    pub fn as_duration(&self) -> Option<(i64, u8)> {
+        match *self {
+            State::Duration(v) => Some((v, 0)),
+            State::Growing(v) => Some((v, 1)),
+            _ => None,
+        }
+    }
+
     pub fn bool(b: bool) -> State {
         State::Value(Value::Bool(b))
     }
@@ -226,7 +339,7 @@ impl State {
     /// The slope: 1 for a growing duration, else 0.
     pub fn slope(&self) -> u8 {
         match self {
-            State::Duration { slope, .. } => *slope,
+            State::Growing(_) => 1,
             _ => 0,
         }
     }
@@ -234,10 +347,9 @@ impl State {
     /// The state `dt` time units after a change point carrying `self`.
     pub fn advanced(&self, dt: u64) -> State {
         match self {
-            State::Duration { value, slope: 1 } => State::Duration {
-                value: value.saturating_add(dt.min(i64::MAX as u64) as i64),
-                slope: 1,
-            },
+            State::Growing(value) => {
+                State::Growing(value.saturating_add(dt.min(i64::MAX as u64) as i64))
+            }
             s => s.clone(),
         }
     }
@@ -247,7 +359,7 @@ impl State {
         match self {
             State::Unknown => None,
             State::Value(v) => Some(v.clone()),
-            State::Duration { value, .. } => Some(Value::Int(*value)),
+            State::Duration(value) | State::Growing(value) => Some(Value::Int(*value)),
         }
     }
 
@@ -259,9 +371,13 @@ impl State {
             (State::Unknown, _) | (_, State::Unknown) => false,
             // No clones: this runs for every change point pushed.
             (State::Value(a), State::Value(b)) => a.same(b),
-            (State::Duration { value: a, .. }, State::Duration { value: b, .. }) => a == b,
-            (State::Value(a), State::Duration { value, .. })
-            | (State::Duration { value, .. }, State::Value(a)) => a.same(&Value::Int(*value)),
+            (State::Duration(a) | State::Growing(a), State::Duration(b) | State::Growing(b)) => {
+                a == b
+            }
+            (State::Value(a), State::Duration(value) | State::Growing(value))
+            | (State::Duration(value) | State::Growing(value), State::Value(a)) => {
+                a.same(&Value::Int(*value))
+            }
         }
     }
 
@@ -269,10 +385,10 @@ impl State {
     /// drops (the same as `self.advanced(dt).same(next)`, without building the advanced state).
     pub fn continues_as(&self, dt: u64, next: &State) -> bool {
         match (self, next) {
-            (State::Duration { value, slope: 1 }, State::Duration { value: n, slope: 1 }) => {
+            (State::Growing(value), State::Growing(n)) => {
                 value.saturating_add(dt.min(i64::MAX as u64) as i64) == *n
             }
-            (State::Duration { slope: 1, .. }, _) => false,
+            (State::Growing(_), _) => false,
             _ => self.same(next),
         }
     }
@@ -306,8 +422,8 @@ impl fmt::Display for State {
         match self {
             State::Unknown => f.write_str("unknown"),
             State::Value(v) => write!(f, "{v}"),
-            State::Duration { value, slope: 0 } => write!(f, "{value}"),
-            State::Duration { value, .. } => write!(f, "{value}↗"),
+            State::Duration(value) => write!(f, "{value}"),
+            State::Growing(value) => write!(f, "{value}↗"),
         }
     }
 }
@@ -355,6 +471,14 @@ mod tests {
             ValueKey::from(&Value::Int(2))
         );
         assert_eq!(ValueKey::from(&Value::Float(-0.0)), ValueKey::Int(0));
+    }
+
+    #[test]
+    fn values_and_states_are_16_bytes() {
+        // What a change point and a leaf's stored cell cost (see `Str`, `State::Growing`).
+        assert_eq!(std::mem::size_of::<Option<Value>>(), 16);
+        assert_eq!(std::mem::size_of::<State>(), 16);
+        assert_eq!(std::mem::size_of::<(u64, State)>(), 24);
     }
 
     #[test]

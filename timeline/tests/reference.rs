@@ -184,10 +184,7 @@ fn spec_worked_example_cirr() {
         psc(13, "buffer"),
         psc(14, "play"),
     ];
-    let expected = [
-        (6, State::Duration { value: 0, slope: 1 }),
-        (7, State::Duration { value: 1, slope: 0 }),
-    ];
+    let expected = [(6, State::Growing(0)), (7, State::Duration(1))];
     // In order, reversed, and as one batch: the same canonical timeline.
     let mut orders: Vec<Vec<Event>> = vec![events.clone(), events.iter().rev().cloned().collect()];
     orders.push(events.clone());

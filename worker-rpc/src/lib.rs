@@ -9,7 +9,6 @@ use golem_rust::bindings::golem::api::host::get_self_metadata;
 use golem_rust::bindings::golem::rpc::types::{
     NodeIndex, RpcError, Uri, WasmRpc, WitNode, WitValue,
 };
-use std::sync::Arc;
 use timeline::{Delta, Event, KeyDelta, State, Value};
 
 mod plan;
@@ -228,7 +227,7 @@ pub fn event_value(v: &Value) -> V {
 
 pub fn read_event_value(v: V) -> Result<Value, String> {
     match v {
-        V::Variant(0, Some(x)) => Ok(Value::Str(Arc::from(x.string()?))),
+        V::Variant(0, Some(x)) => Ok(Value::str(&x.string()?)),
         V::Variant(1, Some(x)) => match *x {
             V::S64(i) => Ok(Value::Int(i)),
             other => Err(other.wrong("an s64")),
@@ -265,9 +264,9 @@ pub fn state(s: &State) -> V {
     match s {
         State::Unknown => V::Variant(0, None),
         State::Value(v) => V::Variant(1, Some(Box::new(event_value(v)))),
-        State::Duration { value, slope } => V::Variant(
+        State::Duration(value) | State::Growing(value) => V::Variant(
             2,
-            Some(Box::new(V::Tuple(vec![V::S64(*value), V::U8(*slope)]))),
+            Some(Box::new(V::Tuple(vec![V::S64(*value), V::U8(s.slope())]))),
         ),
     }
 }
@@ -277,7 +276,7 @@ pub fn read_state(v: V) -> Result<State, String> {
         V::Variant(0, None) => Ok(State::Unknown),
         V::Variant(1, Some(x)) => Ok(State::Value(read_event_value(*x)?)),
         V::Variant(2, Some(x)) => match x.fields()? {
-            [V::S64(value), V::U8(slope @ (0 | 1))] => Ok(State::Duration { value, slope }),
+            [V::S64(value), V::U8(slope @ (0 | 1))] => Ok(State::duration(value, slope)),
             other => Err(format!(
                 "expected a duration (s64, 0 or 1), found {other:?}"
             )),
@@ -393,7 +392,7 @@ macro_rules! wit_conversions {
     (@ values) => {
         pub fn value_in(v: t::EventValue) -> Result<Value, String> {
             Ok(match v {
-                t::EventValue::StringValue(s) => Value::Str(Arc::from(s)),
+                t::EventValue::StringValue(s) => Value::from(s),
                 t::EventValue::IntValue(i) => Value::Int(i),
                 t::EventValue::FloatValue(f) => Value::float(f)?,
                 t::EventValue::BoolValue(b) => Value::Bool(b),
@@ -434,14 +433,16 @@ macro_rules! wit_conversions {
             match s {
                 State::Unknown => t::State::Unknown,
                 State::Value(v) => t::State::Value(value_out(v)),
-                State::Duration { value, slope } => t::State::Duration((*value, *slope)),
+                State::Duration(value) | State::Growing(value) => {
+                    t::State::Duration((*value, s.slope()))
+                }
             }
         }
         pub fn state_in(s: t::State) -> Result<State, String> {
             Ok(match s {
                 t::State::Unknown => State::Unknown,
                 t::State::Value(v) => State::Value(value_in(v)?),
-                t::State::Duration((value, slope)) if slope <= 1 => State::Duration { value, slope },
+                t::State::Duration((value, slope)) if slope <= 1 => State::duration(value, slope),
                 t::State::Duration((_, slope)) => return Err(format!("a duration's slope is 0 or 1, found {slope}")),
             })
         }
@@ -584,7 +585,7 @@ mod tests {
                 from: 4,
                 points: vec![
                     (4, State::bool(true)),
-                    (6, State::Duration { value: 2, slope: 1 }),
+                    (6, State::Growing(2)),
                     (8, State::Unknown),
                 ],
             }),
