@@ -272,7 +272,26 @@ pub struct CsvDecoder {
     columns: Vec<Arc<str>>,
     time: usize,
     strings: Strings,
+    /// Per column, the last string it held.
+    recent: Vec<Option<Str>>,
     fields: Vec<(Arc<str>, Value)>,
+}
+
+/// A cell as the CSV reader hands it: bytes still to be checked, or text.
+pub trait CellText<'a> {
+    fn text(self) -> Result<&'a str, &'static str>;
+}
+
+impl<'a> CellText<'a> for &'a [u8] {
+    fn text(self) -> Result<&'a str, &'static str> {
+        std::str::from_utf8(self).map_err(|_| "a cell is not UTF-8")
+    }
+}
+
+impl<'a> CellText<'a> for &'a str {
+    fn text(self) -> Result<&'a str, &'static str> {
+        Ok(self)
+    }
 }
 
 impl CsvDecoder {
@@ -285,29 +304,43 @@ impl CsvDecoder {
                 .collect(),
             time: header.time,
             strings: Strings::default(),
+            recent: vec![None; header.columns.len()],
             fields: Vec::with_capacity(header.columns.len()),
         }
     }
 
     /// The event of one record (its cells in header order); the error says what is wrong.
-    pub fn event<'a>(&mut self, cells: impl Iterator<Item = &'a [u8]>) -> Result<Event, String> {
+    pub fn event<'a, C: CellText<'a>>(
+        &mut self,
+        cells: impl Iterator<Item = C>,
+    ) -> Result<Event, String> {
         let mut time = None;
         self.fields.clear();
         for (k, cell) in cells.enumerate() {
-            let cell = std::str::from_utf8(cell).map_err(|_| "a cell is not UTF-8")?;
+            let cell = cell.text()?;
             if k == self.time {
                 time = Some(cell.trim().parse::<u64>().map_err(|_| {
                     format!("`time` must be a non-negative integer, found `{cell}`")
                 })?);
-            } else if let Some(s) = self.strings.get(cell) {
-                self.fields.push((self.columns[k].clone(), Value::Str(s)));
-            } else if let Some(v) =
-                infer(cell).map_err(|m| format!("column `{}`: {m}", self.columns[k]))?
-            {
-                let v = match v {
-                    Value::Str(s) => Value::Str(self.strings.add(s)),
-                    v => v,
-                };
+                continue;
+            }
+            // A column often repeats its last string (a key's run of lines, a state): that
+            // costs one comparison, not a hash lookup.
+            let value = match &self.recent[k] {
+                Some(s) if **s == *cell => Some(Value::Str(s.clone())),
+                _ => match infer_scalar(cell)
+                    .map_err(|m| format!("column `{}`: {m}", self.columns[k]))?
+                {
+                    Scalar::Absent => None,
+                    Scalar::Value(v) => Some(v),
+                    Scalar::Str => {
+                        let s = self.strings.intern(cell);
+                        self.recent[k] = Some(s.clone());
+                        Some(Value::Str(s))
+                    }
+                },
+            };
+            if let Some(v) = value {
                 self.fields.push((self.columns[k].clone(), v));
             }
         }
@@ -331,11 +364,12 @@ impl Strings {
     /// Beyond this many distinct strings a column is mostly unique values; sharing stops.
     const MAX: usize = 1 << 20;
 
-    fn get(&self, cell: &str) -> Option<Str> {
-        self.seen.get_key_value(cell).map(|(k, _)| k.clone())
-    }
-
-    fn add(&mut self, s: Str) -> Str {
+    /// The shared string for `cell`.
+    fn intern(&mut self, cell: &str) -> Str {
+        if let Some((s, _)) = self.seen.get_key_value(cell) {
+            return s.clone();
+        }
+        let s = Str::from(cell);
         if self.seen.len() < Self::MAX {
             self.seen.insert(s.clone(), ());
         }
@@ -344,20 +378,39 @@ impl Strings {
 }
 
 /// The value of a CSV cell: empty is absent; then int, float, bool, else string.
+#[cfg(test)]
 pub fn infer(cell: &str) -> Result<Option<Value>, String> {
+    Ok(match infer_scalar(cell)? {
+        Scalar::Absent => None,
+        Scalar::Value(v) => Some(v),
+        Scalar::Str => Some(Value::str(cell)),
+    })
+}
+
+/// What [`infer`] reads a cell as, without allocating a string.
+enum Scalar {
+    Absent,
+    Value(Value),
+    /// The cell is a string value.
+    Str,
+}
+
+fn infer_scalar(cell: &str) -> Result<Scalar, String> {
     if cell.is_empty() {
-        return Ok(None);
+        return Ok(Scalar::Absent);
     }
     if let Ok(i) = cell.parse::<i64>() {
-        return Ok(Some(Value::Int(i)));
+        return Ok(Scalar::Value(Value::Int(i)));
     }
     if let Ok(f) = cell.parse::<f64>() {
-        return Value::float(f).map(Some);
+        return Value::float(f).map(Scalar::Value);
     }
     if cell.eq_ignore_ascii_case("true") || cell.eq_ignore_ascii_case("false") {
-        return Ok(Some(Value::Bool(cell.eq_ignore_ascii_case("true"))));
+        return Ok(Scalar::Value(Value::Bool(
+            cell.eq_ignore_ascii_case("true"),
+        )));
     }
-    Ok(Some(Value::str(cell)))
+    Ok(Scalar::Str)
 }
 
 #[cfg(test)]

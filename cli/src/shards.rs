@@ -108,44 +108,59 @@ impl Shard<'_> {
         // The line of each event in `events`, to locate an error the engine finds.
         let mut lines: Vec<usize> = Vec::with_capacity(CHUNK);
         let width = self.header.columns.len();
-        let mut done = offset;
         // Files often hold runs of one key: its cell and owner, from the line before.
         let mut last: (&str, usize) = ("", 0);
-        for (i, line) in body.split('\n').enumerate() {
-            let line_no = i + 2;
-            done += line.len() + 1;
+        // Where each cell of the current line ends.
+        let mut ends: Vec<usize> = Vec::with_capacity(width);
+        let mut start = 0;
+        let mut line_no = 1;
+        while start < body.len() {
+            let end =
+                memchr::memchr(b'\n', &body.as_bytes()[start..]).map_or(body.len(), |i| start + i);
+            let line = &body[start..end];
+            start = end + 1;
+            line_no += 1;
             let record = line.strip_suffix('\r').unwrap_or(line);
             if record.is_empty() {
                 continue;
             }
+            ends.clear();
+            ends.extend(memchr::memchr_iter(b',', record.as_bytes()));
+            ends.push(record.len());
+            let cell = |k: usize| {
+                let from = if k == 0 { 0 } else { ends[k - 1] + 1 };
+                &record[from..ends[k]]
+            };
             // A line without a key cell is malformed: the first shard reports it.
-            let owner = match record.split(',').nth(self.key) {
+            let owner = match ends.get(self.key).map(|_| cell(self.key)) {
                 None => 0,
-                Some(cell) if cell == last.0 && !cell.is_empty() => last.1,
-                Some(cell) => {
-                    last = (cell, shard_of_cell(cell, self.shards));
+                Some(key) if key == last.0 && !key.is_empty() => last.1,
+                Some(key) => {
+                    last = (key, shard_of_cell(key, self.shards));
                     last.1
                 }
             };
             if owner != self.shard {
                 continue;
             }
-            let cells = record.split(',').count();
-            if cells != width {
+            if ends.len() != width {
                 return Err((
                     line_no,
-                    format!("invalid CSV: a record has {cells} cells, but the header has {width}"),
+                    format!(
+                        "invalid CSV: a record has {} cells, but the header has {width}",
+                        ends.len()
+                    ),
                 ));
             }
             let event = decoder
-                .event(record.split(',').map(str::as_bytes))
+                .event((0..width).map(cell))
                 .map_err(|m| (line_no, m))?;
             events.push(event);
             lines.push(line_no);
             if events.len() == CHUNK {
                 self.ingest(&mut events, &mut lines)?;
                 if let Some(p) = progress.as_deref_mut() {
-                    p.update("reading", done, i + 1);
+                    p.update("reading", offset + start, line_no);
                 }
             }
         }
@@ -171,8 +186,8 @@ impl Shard<'_> {
 }
 
 /// The shard of a key cell: equal keys (as the engine compares them: `7`, `7.0` and `07` are one
-/// key) fall on the same shard. It reads the cell as [`crate::input::infer`] does, without
-/// allocating.
+/// key) fall on the same shard. It reads the cell as the CSV reader types cells (int, float,
+/// bool, else string), without allocating.
 fn shard_of_cell(cell: &str, shards: usize) -> usize {
     let mut h = Fnv::default();
     if let Ok(i) = cell.parse::<i64>() {
