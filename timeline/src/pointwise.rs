@@ -31,18 +31,17 @@ enum Step {
     Compare(CmpOp, Value, usize),
 }
 
-/// A step's value at one instant: an input's state in place (with how long it has held), or a
-/// three-valued boolean.
+/// A step's value at one instant: an input's state in place, or a three-valued boolean.
 #[derive(Clone, Copy)]
 enum Res<'a> {
-    State(&'a State, u64),
+    State(&'a State),
     Bool(Option<bool>),
 }
 
 impl Res<'_> {
     fn as_bool(self) -> Option<bool> {
         match self {
-            Res::State(s, _) => s.as_bool(),
+            Res::State(s) => s.as_bool(),
             Res::Bool(b) => b,
         }
     }
@@ -116,8 +115,8 @@ impl Pointwise {
     }
 
     /// Rebuilds `out` from `from` on, given the timelines of [`Pointwise::inputs`] in that order.
-    /// Type mismatches met by a comparison are added to `mismatches`, once per instant the tree
-    /// is evaluated at (every change time of its inputs from `from` on).
+    /// Type mismatches met by a comparison are added to `mismatches`, once per change of the
+    /// comparison's operand.
     pub fn recompute(
         &self,
         inputs: &[&Timeline],
@@ -126,25 +125,33 @@ impl Pointwise {
         mismatches: &mut u64,
     ) {
         out.truncate_from(from);
-        let mut readers: Vec<Reader> = inputs.iter().map(|tl| Reader::new(tl, from)).collect();
-        // Each input's change points after `from`, consumed as the pass moves forward.
-        let mut pending: Vec<&[(u64, State)]> = inputs
-            .iter()
-            .map(|tl| {
-                let pts = tl.points();
-                &pts[partition_point_from_end(pts, |(t, _)| *t <= from)..]
-            })
-            .collect();
-        let mut values: Vec<Res> = Vec::with_capacity(self.steps.len());
+        // Per input: the state in force, and the change points still ahead; the pass moves
+        // from one change time of any input to the next.
+        let mut current: Vec<&State> = Vec::with_capacity(inputs.len());
+        let mut pending: Vec<&[(u64, State)]> = Vec::with_capacity(inputs.len());
+        for tl in inputs {
+            current.push(Reader::new(tl, from).state_at(from).0);
+            let pts = tl.points();
+            pending.push(&pts[partition_point_from_end(pts, |(t, _)| *t <= from)..]);
+        }
+        // Only the steps above an input that changed are evaluated again; the others keep
+        // their value from the previous change time (at `from`, every step is evaluated).
+        let mut input_changed = vec![true; inputs.len()];
+        let mut changed = vec![true; self.steps.len()];
+        let mut values: Vec<Res> = vec![Res::Bool(None); self.steps.len()];
         let mut t = from;
         loop {
-            values.clear();
-            for step in &self.steps {
-                let v = match *step {
-                    Step::Input(i) => {
-                        let (s, dt) = readers[i].state_at(t);
-                        Res::State(s, dt)
-                    }
+            for (k, step) in self.steps.iter().enumerate() {
+                changed[k] = match *step {
+                    Step::Input(i) => input_changed[i],
+                    Step::Not(a) | Step::Compare(_, _, a) => changed[a],
+                    Step::And(a, b) | Step::Or(a, b) => changed[a] || changed[b],
+                };
+                if !changed[k] {
+                    continue;
+                }
+                values[k] = match *step {
+                    Step::Input(i) => Res::State(current[i]),
                     Step::Not(a) => Res::Bool(values[a].as_bool().map(|b| !b)),
                     Step::And(a, b) => {
                         Res::Bool(kleene_and(values[a].as_bool(), values[b].as_bool()))
@@ -154,7 +161,6 @@ impl Pointwise {
                     }
                     Step::Compare(op, ref c, a) => Res::Bool(compare(op, c, values[a], mismatches)),
                 };
-                values.push(v);
             }
             let top = values.last().expect("a tree has a top").as_bool();
             out.push(t, top.map_or(State::Unknown, State::bool));
@@ -162,9 +168,14 @@ impl Pointwise {
             let Some(next) = pending.iter().filter_map(|p| p.first().map(|x| x.0)).min() else {
                 break;
             };
-            for p in &mut pending {
-                if p.first().is_some_and(|x| x.0 == next) {
-                    *p = &p[1..];
+            for ((p, c), moved) in pending.iter_mut().zip(&mut current).zip(&mut input_changed) {
+                *moved = false;
+                if let Some(((pt, state), rest)) = p.split_first() {
+                    if *pt == next {
+                        *c = state;
+                        *p = rest;
+                        *moved = true;
+                    }
                 }
             }
             t = next;
@@ -177,16 +188,18 @@ impl Pointwise {
 fn compare(op: CmpOp, c: &Value, x: Res, mismatches: &mut u64) -> Option<bool> {
     let held;
     let v = match x {
-        Res::Bool(None) | Res::State(State::Unknown, _) => return None,
+        Res::Bool(None) | Res::State(State::Unknown) => return None,
         Res::Bool(Some(b)) => {
             held = Value::Bool(b);
             &held
         }
-        Res::State(State::Value(v), _) => v,
-        Res::State(s @ (State::Duration(_) | State::Growing(_)), dt) => {
-            // Not fused over a growing duration (see `fusable`); a constant one is its value.
-            held = s.advanced(dt).instant_value()?;
+        Res::State(State::Value(v)) => v,
+        Res::State(State::Duration(d)) => {
+            held = Value::Int(*d);
             &held
+        }
+        Res::State(State::Growing(_)) => {
+            unreachable!("a comparison of a growing duration is not fused (see `fusable`)")
         }
     };
     let holds = op.apply(v, c);

@@ -130,6 +130,18 @@ proptest! {
             };
             prop_assert!(got.same(&want), "{} at {}: {:?} vs {:?}", query, t, got, want);
         }
+        // Every node, including those the engine evaluates inside a pointwise tree and so
+        // computes from collapsed inputs when asked.
+        for i in 0..network.plan.nodes.len() {
+            let Some(mine) = network.timeline(i, None) else { continue };
+            let theirs = engine.node_timeline(None, i).unwrap();
+            for t in horizon..horizon_of(&query, 200) {
+                prop_assert!(
+                    mine.value_at(t).same(&theirs.value_at(t)),
+                    "{} at {}: {:?} vs {:?}", network.plan.nodes[i].op, t, mine.value_at(t), theirs.value_at(t)
+                );
+            }
+        }
     }
 
     #[test]
