@@ -318,6 +318,19 @@ fn bad_events_name_the_file_and_line_and_print_nothing() {
         None,
     );
     bad_input(&o, "/no/such/file.csv: cannot read");
+    let latin1 = temp_file("latin1.csv", "");
+    std::fs::write(&latin1, b"time,a\n1,caf\xe9\n").unwrap();
+    let o = timeline(
+        &[
+            "eval",
+            "--query",
+            "has_existed(a == 1)",
+            "--events",
+            latin1.to_str().unwrap(),
+        ],
+        None,
+    );
+    bad_input(&o, "cannot read: the file is not UTF-8 (byte 12)");
     let o = timeline(
         &[
             "eval",
