@@ -349,10 +349,7 @@ impl CsvDecoder {
         // hold), without touching a reference count.
         let mut fields = Vec::with_capacity(self.fields.len());
         fields.append(&mut self.fields);
-        Ok(Event {
-            time,
-            fields,
-        })
+        Ok(Event { time, fields })
     }
 }
 
