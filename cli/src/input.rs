@@ -388,14 +388,14 @@ pub fn infer(cell: &str) -> Result<Option<Value>, String> {
 }
 
 /// What [`infer`] reads a cell as, without allocating a string.
-enum Scalar {
+pub enum Scalar {
     Absent,
     Value(Value),
     /// The cell is a string value.
     Str,
 }
 
-fn infer_scalar(cell: &str) -> Result<Scalar, String> {
+pub fn infer_scalar(cell: &str) -> Result<Scalar, String> {
     if cell.is_empty() {
         return Ok(Scalar::Absent);
     }

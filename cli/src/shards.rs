@@ -9,8 +9,10 @@
 //! This takes CSV without quotes, where a line is a record. Anything else (quoted cells, JSON
 //! Lines, no `--key`) is read on one thread by [`crate::input`].
 
-use crate::input::{display_path, CsvDecoder, CsvHeader, InputError};
+use crate::input::{display_path, infer_scalar, CsvDecoder, CsvHeader, InputError, Scalar};
 use crate::progress::Progress;
+use std::hash::{Hash, Hasher};
+use timeline::value::ValueKey;
 use timeline::{Engine, EngineOptions, Event, TimeLineOp};
 
 /// Events handed to an engine at a time.
@@ -186,35 +188,16 @@ impl Shard<'_> {
 }
 
 /// The shard of a key cell: equal keys (as the engine compares them: `7`, `7.0` and `07` are one
-/// key) fall on the same shard. It reads the cell as the CSV reader types cells (int, float,
-/// bool, else string), without allocating.
+/// key) fall on the same shard. The cell is typed as the decoder types it ([`infer_scalar`]), and
+/// a number or bool hashes as its [`ValueKey`]; a string (or a cell the decoder will refuse, which
+/// its shard then reports) hashes as its text, without allocating.
 fn shard_of_cell(cell: &str, shards: usize) -> usize {
     let mut h = Fnv::default();
-    if let Ok(i) = cell.parse::<i64>() {
-        h.write(b"i");
-        h.write(&i.to_le_bytes());
-    } else if let Ok(f) = cell.parse::<f64>() {
-        match timeline::value::ValueKey::from(&timeline::Value::Float(f)) {
-            timeline::value::ValueKey::Int(i) => {
-                h.write(b"i");
-                h.write(&i.to_le_bytes());
-            }
-            _ => {
-                h.write(b"f");
-                h.write(&f.to_bits().to_le_bytes());
-            }
-        }
-    } else if cell.eq_ignore_ascii_case("true") || cell.eq_ignore_ascii_case("false") {
-        h.write(if cell.eq_ignore_ascii_case("true") {
-            b"t"
-        } else {
-            b"F"
-        });
-    } else {
-        h.write(b"s");
-        h.write(cell.as_bytes());
+    match infer_scalar(cell) {
+        Ok(Scalar::Value(v)) => ValueKey::from(&v).hash(&mut h),
+        _ => cell.hash(&mut h),
     }
-    (h.0 % shards as u64) as usize
+    (h.finish() % shards as u64) as usize
 }
 
 /// FNV-1a: short keys, no allocation, the same on every run.
@@ -226,12 +209,16 @@ impl Default for Fnv {
     }
 }
 
-impl Fnv {
+impl Hasher for Fnv {
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 ^= u64::from(b);
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
