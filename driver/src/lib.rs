@@ -13,7 +13,7 @@ use bindings::exports::timeline::driver::api::{
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use timeline::{shard_of, LeafNode, TimeLineOp};
-use worker_rpc::{call_result, event, opt, JobNode, JobPlan, WorkerRef, V};
+use worker_rpc::{call_result, opt, JobNode, JobPlan, WorkerRef, V};
 
 worker_rpc::wit_conversions!(crate::bindings::timeline::types::types: values, events, states, jobs);
 
@@ -25,6 +25,51 @@ struct Job {
 
 thread_local! {
     static JOBS: RefCell<BTreeMap<String, Job>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// Routes events to the job's leaf workers: each leaf worker gets, per shard, every event
+/// reduced to the columns it reads, packed in one string. Returns the number of worker calls.
+fn ingest(job_name: &str, events: &[timeline::Event]) -> Result<u32, String> {
+    let batches: Vec<(WorkerRef, String)> = with_job(job_name, |job| {
+        let plan = &job.plan;
+        let key_column = plan
+            .key_column
+            .as_ref()
+            .map(|k| std::sync::Arc::from(k.as_str()));
+        // Check the whole batch before any worker sees it.
+        timeline::keys::split_batch(events, key_column.as_ref(), None, |_| None)
+            .map_err(|e| e.to_string())?;
+        let shards: Vec<u32> = events
+            .iter()
+            .map(|e| shard_of(key_column.as_ref().and_then(|k| e.get(k)), plan.shards))
+            .collect();
+        let mut batches = Vec::new();
+        for (node, leaf) in &job.leaves {
+            for (shard, worker) in node.workers.iter().enumerate() {
+                let mut batch = timeline::wire::EventWriter::new();
+                for (e, _) in events
+                    .iter()
+                    .zip(&shards)
+                    .filter(|(_, s)| **s as usize == shard)
+                {
+                    batch.push(e.time, leaf.projected_fields(e));
+                }
+                if !batch.is_empty() {
+                    batches.push((worker.clone(), batch.finish()));
+                }
+            }
+        }
+        Ok(batches)
+    })?;
+    let calls = batches.len() as u32;
+    for (worker, batch) in batches {
+        call_result(
+            &worker,
+            &worker.function("ingest-packed"),
+            vec![V::Str(batch)],
+        )?;
+    }
+    Ok(calls)
 }
 
 /// The ids of the other components, which Golem gives the driver worker as environment variables.
@@ -136,42 +181,12 @@ impl Guest for Component {
     }
 
     fn ingest(job_name: String, events: Vec<Event>) -> Result<u32, String> {
-        let events = convert::events_in(events)?;
-        // Every leaf worker gets, per shard, every event reduced to the columns it reads.
-        let batches: Vec<(WorkerRef, Vec<V>)> = with_job(&job_name, |job| {
-            let plan = &job.plan;
-            let key_column = plan
-                .key_column
-                .as_ref()
-                .map(|k| std::sync::Arc::from(k.as_str()));
-            // Check the whole batch before any worker sees it.
-            timeline::keys::split_batch(&events, key_column.as_ref(), None, |_| None)
-                .map_err(|e| e.to_string())?;
-            let shards: Vec<u32> = events
-                .iter()
-                .map(|e| shard_of(key_column.as_ref().and_then(|k| e.get(k)), plan.shards))
-                .collect();
-            let mut batches = Vec::new();
-            for (node, leaf) in &job.leaves {
-                for (shard, worker) in node.workers.iter().enumerate() {
-                    let batch: Vec<V> = events
-                        .iter()
-                        .zip(&shards)
-                        .filter(|(_, s)| **s as usize == shard)
-                        .map(|(e, _)| event(&leaf.project(e)))
-                        .collect();
-                    if !batch.is_empty() {
-                        batches.push((worker.clone(), batch));
-                    }
-                }
-            }
-            Ok(batches)
-        })?;
-        let calls = batches.len() as u32;
-        for (worker, batch) in batches {
-            call_result(&worker, &worker.function("ingest"), vec![V::List(batch)])?;
-        }
-        Ok(calls)
+        ingest(&job_name, &convert::events_in(events)?)
+    }
+
+    fn ingest_packed(job_name: String, events: String) -> Result<u32, String> {
+        let events = timeline::wire::decode_events(&events).map_err(|e| e.to_string())?;
+        ingest(&job_name, &events)
     }
 
     fn result(

@@ -77,12 +77,11 @@ impl Guest for Component {
     }
 
     fn ingest(events: Vec<Event>) -> Result<(), String> {
-        let events = convert::events_in(events)?;
-        let (deltas, parents) = with_worker(|w| {
-            let deltas = w.node.ingest(&events).map_err(|e| e.to_string())?;
-            Ok((deltas, w.parents.clone()))
-        })?;
-        worker_rpc::push_deltas(&parents, &deltas)
+        ingest(&convert::events_in(events)?)
+    }
+
+    fn ingest_packed(events: String) -> Result<(), String> {
+        ingest(&timeline::wire::decode_events(&events).map_err(|e| e.to_string())?)
     }
 
     fn snapshot() -> Result<Vec<KeyDelta>, String> {
@@ -119,6 +118,15 @@ impl Guest for Component {
     fn stats() -> Result<WorkerStats, String> {
         with_worker(|w| Ok(convert::stats_out(&w.node.stats())))
     }
+}
+
+/// Ingests events (checked whole first) and pushes the output deltas to the parents.
+fn ingest(events: &[timeline::Event]) -> Result<(), String> {
+    let (deltas, parents) = with_worker(|w| {
+        let deltas = w.node.ingest(events).map_err(|e| e.to_string())?;
+        Ok((deltas, w.parents.clone()))
+    })?;
+    worker_rpc::push_deltas(&parents, &deltas)
 }
 
 bindings::export!(Component with_types_in bindings);

@@ -288,6 +288,15 @@ impl TimelineSystem {
         }
     }
 
+    /// `driver.ingest-packed`: the events packed in one string (`timeline::wire`).
+    pub fn ingest_packed(&self, job: &str, packed: &str) -> Result<u32> {
+        let params = [Val::String(job.into()), Val::String(packed.into())];
+        match ok(self.call("ingest-packed", &params)?)? {
+            Some(Val::U32(n)) => Ok(n),
+            other => bail!("ingest-packed returned {other:?}"),
+        }
+    }
+
     /// `driver.result`: the job's result (or node `node`'s) at `t` for `key`.
     pub fn result(
         &self,

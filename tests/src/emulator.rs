@@ -186,6 +186,10 @@ impl Golem {
     pub fn new(components: &[(&str, &Path)], log_dir: &Path) -> Result<Golem> {
         let mut config = Config::new();
         config.wasm_component_model(true);
+        // `perf` can name the components' functions when wasmtime writes a perf map.
+        if std::env::var_os("TIMELINE_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;

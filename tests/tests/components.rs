@@ -97,6 +97,19 @@ fn events_sent_directly_to_leaves_and_late_events_correct_everything_above() {
             .instant_value(),
         Some(Value::Int(1))
     );
+    // A derived worker refuses a packed batch of deltas that does not read, and keeps its state.
+    let derived = plan.nodes.iter().find(|n| n.kind == "derived").unwrap();
+    let out = sys
+        .invoke(
+            &derived.workers[0],
+            "timeline:timeline-processor/api.{apply-packed}",
+            &[Val::U32(0), Val::String("d1 s2:s1 1 2 3 1 4 x".into())],
+        )
+        .unwrap();
+    assert!(
+        format!("{out:?}").contains("byte 19: expected a state"),
+        "{out:?}"
+    );
     assert_same_results(
         &sys,
         "late",
@@ -335,6 +348,18 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .unwrap_err()
         .to_string()
         .contains("no job named \"nope\""));
+    // A packed batch that breaks off is refused whole too, saying where.
+    let good = timeline::wire::encode_events(&[Event::new(
+        2,
+        [("k", Value::from("x")), ("a", Value::Int(1))],
+    )]);
+    let err = sys
+        .ingest_packed("j", &format!("{good} 3 1 1:a"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("packed batch, byte 30"), "{err}");
+    let err = sys.ingest_packed("j", "[1, 2]").unwrap_err().to_string();
+    assert!(err.contains("expected packed events"), "{err}");
     assert_eq!(sys.stats(&leaf).unwrap(), before);
     assert!(sys
         .result("j", None, Some(&Value::from("y")), 1)
@@ -371,6 +396,22 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .invoke(&leaf, &api("ingest"), &[Val::List(vec![bad_event])])
         .unwrap();
     assert!(format!("{out:?}").contains("partition key"), "{out:?}");
+    let packed = timeline::wire::encode_events(&[Event::new(5, [("a", Value::Int(1))])]);
+    let out = sys
+        .invoke(&leaf, &api("ingest-packed"), &[Val::String(packed)])
+        .unwrap();
+    assert!(format!("{out:?}").contains("partition key"), "{out:?}");
+    let out = sys
+        .invoke(
+            &leaf,
+            &api("ingest-packed"),
+            &[Val::String("e1 5 1 1:a i".into())],
+        )
+        .unwrap();
+    assert!(
+        format!("{out:?}").contains("expected an integer"),
+        "{out:?}"
+    );
     assert_eq!(sys.stats(&leaf).unwrap(), before);
     // A worker nobody initialised says so.
     let stray = golem_emulator::WorkerId {
@@ -447,7 +488,12 @@ proptest! {
         let (sys, _dir) = system("differential");
         sys.run("d", &query, Some("k"), shards, None).unwrap();
         for (i, chunk) in events.chunks(batch).enumerate() {
-            sys.ingest("d", chunk).unwrap();
+            // Typed and packed batches take the same route after the driver.
+            if i % 2 == 0 {
+                sys.ingest("d", chunk).unwrap();
+            } else {
+                sys.ingest_packed("d", &timeline::wire::encode_events(chunk)).unwrap();
+            }
             // Now and then a worker crashes between batches; it comes back by replay.
             let workers = sys.golem.workers();
             let pick = (crash_seed.rotate_left(i as u32 * 7) % (workers.len() as u64 * 2)) as usize;

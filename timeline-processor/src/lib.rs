@@ -103,12 +103,12 @@ impl Guest for Component {
             .into_iter()
             .map(convert::key_delta_in)
             .collect::<Result<Vec<_>, _>>()?;
-        let (out, parents) = with_worker(|w| {
-            // `apply` checks the input number before it changes anything.
-            let out = w.node.apply(input as usize, &deltas)?;
-            Ok((out, w.parents.clone()))
-        })?;
-        worker_rpc::push_deltas(&parents, &out)
+        apply(input, &deltas)
+    }
+
+    fn apply_packed(input: u32, deltas: String) -> Result<(), String> {
+        let deltas = timeline::wire::decode_key_deltas(&deltas).map_err(|e| e.to_string())?;
+        apply(input, &deltas)
     }
 
     fn snapshot() -> Result<Vec<KeyDelta>, String> {
@@ -145,6 +145,16 @@ impl Guest for Component {
     fn stats() -> Result<WorkerStats, String> {
         with_worker(|w| Ok(convert::stats_out(&w.node.stats())))
     }
+}
+
+/// Applies the deltas of input number `input` and pushes the output deltas to the parents.
+fn apply(input: u32, deltas: &[timeline::KeyDelta]) -> Result<(), String> {
+    let (out, parents) = with_worker(|w| {
+        // `apply` checks the input number before it changes anything.
+        let out = w.node.apply(input as usize, deltas)?;
+        Ok((out, w.parents.clone()))
+    })?;
+    worker_rpc::push_deltas(&parents, &out)
 }
 
 bindings::export!(Component with_types_in bindings);

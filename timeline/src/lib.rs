@@ -19,6 +19,7 @@ pub mod plan;
 pub mod pointwise;
 pub mod timeline;
 pub mod value;
+pub mod wire;
 pub mod worker;
 
 pub use engine::{Engine, EngineOptions, IngestError, QueryError, Stats};

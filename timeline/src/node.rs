@@ -154,11 +154,6 @@ impl LeafSpec {
     pub fn needs_every_event(&self) -> bool {
         self.needs_every_event
     }
-
-    /// Whether an event with these columns can change the leaf.
-    pub fn wants(&self, fields: &[(Arc<str>, Value)]) -> bool {
-        self.needs_every_event || fields.iter().any(|(c, _)| self.columns.contains(c))
-    }
 }
 
 /// The events a leaf has seen at one time (merged: for the same time and column, the value

@@ -107,25 +107,22 @@ impl LeafNode {
         }
     }
 
-    /// The columns the leaf reads; events may be projected to these (and the key column) before
-    /// they are sent, as long as every event's time still arrives.
-    pub fn wants(&self, event: &Event) -> bool {
-        self.spec.wants(&event.fields)
+    /// The fields of `event` this leaf reads, and its key column: a sender may reduce events to
+    /// these. Every event must still reach every leaf (even with no field left), because it
+    /// moves its key's origin and latest time.
+    pub fn projected_fields<'a>(
+        &'a self,
+        event: &'a Event,
+    ) -> impl Iterator<Item = (&'a str, &'a Value)> + Clone + 'a {
+        event
+            .fields
+            .iter()
+            .filter(|(c, _)| self.keeps(c))
+            .map(|(c, v)| (&**c, v))
     }
 
-    /// The event reduced to what this leaf reads: the key column and the leaf's columns. Every
-    /// event must still reach every leaf (even with no column left), because it moves its key's
-    /// origin and latest time.
-    pub fn project(&self, event: &Event) -> Event {
-        Event {
-            time: event.time,
-            fields: event
-                .fields
-                .iter()
-                .filter(|(c, _)| self.key_column.as_ref() == Some(c) || self.spec.reads(c))
-                .cloned()
-                .collect(),
-        }
+    fn keeps(&self, column: &Arc<str>) -> bool {
+        self.key_column.as_ref() == Some(column) || self.spec.reads(column)
     }
 
     /// The whole output of every key, as deltas for a reader that starts from nothing.
