@@ -29,7 +29,6 @@
 //! assert_eq!(wire::decode_events(&text).unwrap(), events);
 //! ```
 
-use crate::keys::KeyMap;
 use crate::value::{State, Str, Value};
 use crate::{Delta, Event, KeyDelta};
 use std::fmt;
@@ -263,12 +262,46 @@ pub fn decode_key_deltas(text: &str) -> Result<Vec<KeyDelta>, WireError> {
 }
 
 /// A cursor over a packed batch. Column names and string values repeat across a batch, so each
-/// distinct one is allocated once and shared.
+/// is shared rather than allocated again whenever it can be.
 struct Reader<'a> {
     text: &'a str,
     at: usize,
     columns: Vec<Arc<str>>,
-    strings: KeyMap<&'a str, Str>,
+    strings: RecentStrings<'a>,
+}
+
+/// The strings decoded lately, each in a slot chosen by a hash of its bytes, holding the last
+/// string that hashed there. A lookup costs one hash and one comparison whatever the input (a
+/// hash map would let a batch of colliding strings cost quadratic time), and a batch's keys and
+/// values are few enough that most repeats find their slot still holding them.
+struct RecentStrings<'a> {
+    slots: Vec<Option<(&'a str, Str)>>,
+}
+
+impl<'a> RecentStrings<'a> {
+    const SLOTS: usize = 4096;
+
+    fn get(&mut self, s: &'a str) -> Str {
+        if self.slots.is_empty() {
+            self.slots.resize(Self::SLOTS, None);
+        }
+        // FxHash-style over 8-byte words: cheap on wasm32, where 128-bit multiplies are calls.
+        let mut h = s.len() as u64;
+        for word in s.as_bytes().chunks(8) {
+            let mut w = [0u8; 8];
+            w[..word.len()].copy_from_slice(word);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        let slot = &mut self.slots[(h >> 52) as usize];
+        match slot {
+            Some((text, shared)) if *text == s => shared.clone(),
+            _ => {
+                let shared = Str::from(s);
+                *slot = Some((s, shared.clone()));
+                shared
+            }
+        }
+    }
 }
 
 impl<'a> Reader<'a> {
@@ -277,7 +310,7 @@ impl<'a> Reader<'a> {
             text,
             at: 0,
             columns: Vec::new(),
-            strings: KeyMap::default(),
+            strings: RecentStrings { slots: Vec::new() },
         };
         if !text.starts_with(header) {
             return Err(r.error(format!("expected packed {what}, starting with `{header}`")));
@@ -399,8 +432,7 @@ impl<'a> Reader<'a> {
             Some(b's') => {
                 self.at += 1;
                 let s = self.bytes()?;
-                let shared = self.strings.entry(s).or_insert_with(|| Str::from(s));
-                Ok(Value::Str(shared.clone()))
+                Ok(Value::Str(self.strings.get(s)))
             }
             Some(b'i') => {
                 self.at += 1;
