@@ -153,7 +153,10 @@ fn compare(
                 results.push(in_child(w, "native", keys, per_key, None)?);
                 results.push(in_child(w, "native", keys, per_key, Some(RETAIN))?);
             }
-            "cli" => results.push(cli(w, &csv, rows)?),
+            "cli" => {
+                results.push(cli(w, &csv, rows, None)?);
+                results.push(cli(w, &csv, rows, Some(RETAIN))?);
+            }
             "components" => results.push(in_child(w, "components", keys, per_key, None)?),
             "duckdb" => {
                 results.push(duckdb(w, &csv, rows, 1)?);
@@ -452,17 +455,22 @@ fn cli_binary() -> Result<PathBuf, String> {
 }
 
 /// The `timeline` CLI end to end over the CSV file, under /usr/bin/time.
-fn cli(w: &Workload, csv: &Path, rows: u64) -> Result<Measurement, String> {
+fn cli(w: &Workload, csv: &Path, rows: u64, retention: Option<u64>) -> Result<Measurement, String> {
     let binary = cli_binary()?;
     let start = Instant::now();
-    let out = Command::new("/usr/bin/time")
+    let mut command = Command::new("/usr/bin/time");
+    command
         .args(["-f", "%M"])
         .arg(&binary)
         .args(["eval", "--query", &w.query.to_string(), "--key"])
         .arg(w.stream.key_column)
         .arg("--events")
         .arg(csv)
-        .args(["--at", &END.to_string()])
+        .args(["--at", &END.to_string()]);
+    if let Some(h) = retention {
+        command.args(["--retain", &h.to_string()]);
+    }
+    let out = command
         .output()
         .map_err(|e| format!("running the CLI under /usr/bin/time: {e}"))?;
     let seconds = start.elapsed().as_secs_f64();
@@ -485,7 +493,10 @@ fn cli(w: &Workload, csv: &Path, rows: u64) -> Result<Measurement, String> {
         .last()
         .and_then(|l| l.trim().parse().ok());
     Ok(Measurement {
-        runner: "timeline CLI over CSV".into(),
+        runner: match retention {
+            None => "timeline CLI over CSV".into(),
+            Some(h) => format!("timeline CLI, retain {h}"),
+        },
         seconds,
         events: rows,
         peak_rss_kb: rss,
