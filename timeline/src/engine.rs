@@ -42,6 +42,9 @@ pub struct Engine {
     /// How each plan node is computed here.
     roles: Vec<Role>,
     routes: LeafRoutes,
+    /// Per plan node, the buffer a [`Role::Rebuilt`] leaf's timeline is built in when its
+    /// readers are evaluated, lent to one key at a time (empty for other nodes).
+    rebuilt: Vec<Timeline>,
     key_column: Option<Arc<str>>,
     retention: Option<u64>,
     keys: KeyMap<Option<ValueKey>, KeyState>,
@@ -58,6 +61,11 @@ enum Role {
     /// A pointwise operator inside such a tree (it has one parent, itself pointwise): no
     /// timeline; it is computed from its inputs when asked for.
     Inside,
+    /// A leaf read only by pointwise trees, whose value at any time follows from its rows near
+    /// that time (`latest_event_to_state`, the windowed leaves): it keeps its rows but no
+    /// timeline. Each time a tree reading it is evaluated from some time on, the leaf's
+    /// timeline is built from its rows from that time on, read, and dropped.
+    Rebuilt,
 }
 
 impl Role {
@@ -73,10 +81,17 @@ impl Role {
                 _ => false,
             })
             .collect();
+        let rebuilt = |i: usize| {
+            let parents = &plan.nodes[i].parents;
+            matches!(&specs[i], NodeSpec::Leaf(spec) if spec.is_local())
+                && !parents.is_empty()
+                && parents.iter().all(|&p| fusable[p])
+        };
         (0..specs.len())
             .map(|i| match (inside[i], fusable[i]) {
                 (true, _) => Role::Inside,
                 (false, true) => Role::Pointwise(Pointwise::new(plan, &kinds, i, &|n| inside[n])),
+                (false, false) if rebuilt(i) => Role::Rebuilt,
                 (false, false) => Role::Node,
             })
             .collect()
@@ -273,8 +288,19 @@ impl Engine {
         query.validate()?;
         let plan = Plan::new(query);
         let specs: Vec<NodeSpec> = plan.nodes.iter().map(|n| NodeSpec::new(&n.op)).collect();
+        let roles = Role::of(&plan, &specs);
+        let rebuilt = plan
+            .nodes
+            .iter()
+            .zip(&roles)
+            .map(|(n, role)| match role {
+                Role::Rebuilt => Timeline::new(n.op.initial_state()),
+                _ => Timeline::new(State::Unknown),
+            })
+            .collect();
         Ok(Engine {
-            roles: Role::of(&plan, &specs),
+            roles,
+            rebuilt,
             routes: LeafRoutes::new(&specs),
             plan,
             specs,
@@ -319,10 +345,11 @@ impl Engine {
                 &self.specs,
                 &self.roles,
                 &mut self.routes,
+                &mut self.rebuilt,
                 &events,
             );
             if let Some(h) = self.retention {
-                state.retain(&self.specs, h);
+                state.retain(&self.specs, &self.roles, h);
             }
         }
         Ok(())
@@ -361,8 +388,8 @@ impl Engine {
     }
 
     /// The timeline of plan node `node` (an index into [`Plan::nodes`]) for `key`. A pointwise
-    /// node evaluated inside a larger pointwise tree keeps no timeline: it is computed here, from
-    /// the timelines it reads.
+    /// node evaluated inside a larger pointwise tree keeps no timeline, nor does a leaf read only
+    /// by such trees: they are computed here, from the timelines they read or from the rows.
     pub fn node_timeline(
         &self,
         key: Option<&Value>,
@@ -373,15 +400,26 @@ impl Engine {
             .nodes
             .get(node)
             .ok_or_else(|| QueryError::UnknownNode(format!("#{node}")))?;
-        if let Some(tl) = kept.output() {
-            return Ok(Cow::Borrowed(tl));
-        }
-        let kinds = derived_kinds(&self.specs);
-        let inside = |n: usize| matches!(state.nodes[n], NodeState::Inside);
-        let tree = Pointwise::new(&self.plan, &kinds, node, &inside);
-        let inputs: Vec<&Timeline> = tree.inputs.iter().map(|&i| state.nodes[i].kept()).collect();
-        let mut tl = Timeline::new(self.plan.nodes[node].op.initial_state());
-        tree.recompute(&inputs, &mut tl, 0, &mut 0);
+        let mut tl = match (&self.roles[node], &self.specs[node], kept) {
+            (Role::Rebuilt, NodeSpec::Leaf(spec), NodeState::Leaf(leaf)) => {
+                leaf.local_timeline(spec)
+            }
+            (_, _, NodeState::Inside) => {
+                let kinds = derived_kinds(&self.specs);
+                let inside = |n: usize| matches!(state.nodes[n], NodeState::Inside);
+                let tree = Pointwise::new(&self.plan, &kinds, node, &inside);
+                let inputs = tree
+                    .inputs
+                    .iter()
+                    .map(|&i| self.node_timeline(key, i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let inputs: Vec<&Timeline> = inputs.iter().map(|tl| tl.as_ref()).collect();
+                let mut tl = Timeline::new(self.plan.nodes[node].op.initial_state());
+                tree.recompute(&inputs, &mut tl, 0, &mut 0);
+                tl
+            }
+            (_, _, kept) => return Ok(Cow::Borrowed(kept.kept())),
+        };
         if state.collapsed_before > 0 {
             tl.collapse_before(state.collapsed_before);
         }
@@ -434,6 +472,30 @@ impl Engine {
     }
 }
 
+/// Swaps the engine's buffers with the (empty) outputs of the [`Role::Rebuilt`] leaves that
+/// `tree` reads. To lend (`build_from: Some(from)`, before the tree is evaluated from `from`),
+/// each such leaf's timeline is built from `from` on in the buffer; to take the buffers back
+/// (`None`, after), they are swapped back as they are.
+fn swap_rebuilt(
+    tree: &Pointwise,
+    specs: &[NodeSpec],
+    roles: &[Role],
+    nodes: &mut [NodeState],
+    rebuilt: &mut [Timeline],
+    build_from: Option<u64>,
+) {
+    for &c in &tree.inputs {
+        if let (Role::Rebuilt, NodeSpec::Leaf(spec), NodeState::Leaf(leaf)) =
+            (&roles[c], &specs[c], &mut nodes[c])
+        {
+            std::mem::swap(&mut leaf.output, &mut rebuilt[c]);
+            if let Some(from) = build_from {
+                leaf.rebuild_from(spec, from);
+            }
+        }
+    }
+}
+
 impl KeyState {
     /// Feeds events to the leaves, then recomputes every node whose inputs changed, in
     /// topological order, each from the earliest time at which something below it changed.
@@ -443,6 +505,7 @@ impl KeyState {
         specs: &[NodeSpec],
         roles: &[Role],
         routes: &mut LeafRoutes,
+        rebuilt: &mut [Timeline],
         events: &[&Event],
     ) {
         let n = self.nodes.len();
@@ -488,6 +551,13 @@ impl KeyState {
                 }
             }
             let Some(from) = from else { continue };
+            if let Role::Rebuilt = roles[i] {
+                // Nothing kept: the readers build what they need from the rows.
+                for &p in &plan.nodes[i].parents {
+                    dirty[p] = Some(dirty[p].map_or(from, |d| d.min(from)));
+                }
+                continue;
+            }
             let (below, rest) = self.nodes.split_at_mut(i);
             let node = &mut rest[0];
             // The old suffix is moved out, not copied (no reference counts touched); the
@@ -503,9 +573,11 @@ impl KeyState {
                     leaf.output.first_difference_from(&old, from)
                 }
                 (_, Role::Pointwise(tree), NodeState::Derived(d)) => {
+                    swap_rebuilt(tree, specs, roles, below, rebuilt, Some(from));
                     let inputs: Vec<&Timeline> =
                         tree.inputs.iter().map(|&c| below[c].kept()).collect();
                     tree.recompute(&inputs, &mut d.output, from, &mut d.mismatches);
+                    swap_rebuilt(tree, specs, roles, below, rebuilt, None);
                     d.output.first_difference_from(&old, from)
                 }
                 (NodeSpec::Derived(kind), _, NodeState::Derived(d)) => {
@@ -531,12 +603,15 @@ impl KeyState {
 
     /// Collapses history older than the retention horizon (see [`collapse_point`]); leaves also
     /// keep the events inside their window.
-    fn retain(&mut self, specs: &[NodeSpec], h: u64) {
+    fn retain(&mut self, specs: &[NodeSpec], roles: &[Role], h: u64) {
         let Some(keep_from) = collapse_point(self.max_time, h, self.collapsed_before) else {
             return;
         };
-        for (spec, node) in specs.iter().zip(&mut self.nodes) {
+        for ((spec, role), node) in specs.iter().zip(roles).zip(&mut self.nodes) {
             match (spec, node) {
+                (NodeSpec::Leaf(spec), NodeState::Leaf(l)) if matches!(role, Role::Rebuilt) => {
+                    l.forget_rows_before(spec, keep_from)
+                }
                 (NodeSpec::Leaf(spec), NodeState::Leaf(l)) => l.forget_before(spec, keep_from),
                 (_, NodeState::Derived(d)) => d.output.collapse_before(keep_from),
                 (_, NodeState::Inside) => {}
@@ -552,18 +627,11 @@ mod tests {
     use super::*;
     use crate::parse_query;
 
-    /// Which nodes keep a timeline: leaves, durations, the top of each pointwise tree, a
-    /// pointwise node read twice, and a comparison of a growing duration.
-    #[test]
-    fn pointwise_trees_keep_only_their_top() {
-        let q = parse_query(
-            "let seen = has_existed(a == 1); \
-             duration_where(seen && !has_existed_within(b == 2, 5) && latest_event_to_state(c) == \"x\") \
-             > 3 || (seen && latest_event_to_state(c) == \"x\")",
-        )
-        .unwrap();
+    /// Each node's role in `query`, by its text.
+    fn roles(query: &str) -> Vec<(String, &'static str)> {
+        let q = parse_query(query).unwrap();
         let engine = Engine::new(&q, EngineOptions::default()).unwrap();
-        let kept: Vec<(String, &str)> = engine
+        engine
             .plan
             .nodes
             .iter()
@@ -573,17 +641,38 @@ mod tests {
                     Role::Node => "node",
                     Role::Pointwise(_) => "tree",
                     Role::Inside => "inside",
+                    Role::Rebuilt => "rebuilt",
                 };
                 (n.op.to_string(), role)
             })
-            .collect();
+            .collect()
+    }
+
+    /// Which nodes keep a timeline: leaves that depend on their whole history or are read by
+    /// a node that is not pointwise, durations, the top of each pointwise tree, a pointwise node
+    /// read twice, and a comparison of a growing duration.
+    #[test]
+    fn pointwise_trees_keep_only_their_top() {
+        let q = parse_query(
+            "let seen = has_existed(a == 1); \
+             duration_where(seen && !has_existed_within(b == 2, 5) && latest_event_to_state(c) == \"x\") \
+             > 3 || (seen && latest_event_to_state(c) == \"x\")",
+        )
+        .unwrap();
+        let kept = roles(&q.to_string());
         let role = |text: &str| {
             kept.iter()
                 .find(|(t, _)| t == text)
                 .unwrap_or_else(|| panic!("no node {text} in {kept:?}"))
                 .1
         };
-        assert_eq!(role("has_existed(a == 1)"), "node");
+        assert_eq!(
+            role("has_existed(a == 1)"),
+            "node",
+            "it depends on all history"
+        );
+        assert_eq!(role("has_existed_within(b == 2, 5)"), "rebuilt");
+        assert_eq!(role("latest_event_to_state(c)"), "rebuilt");
         assert_eq!(role("!has_existed_within(b == 2, 5)"), "inside");
         // Read by two trees: kept, as the top of its own.
         assert_eq!(role("latest_event_to_state(c) == \"x\""), "tree");
@@ -593,5 +682,14 @@ mod tests {
             "a comparison of a growing duration has crossing instants of its own"
         );
         assert_eq!(role(&q.to_string()), "tree");
+        // Read by a duration: kept.
+        let kept = roles(
+            "duration_where(has_existed_within(b == 2, 5)) > 1 && count_within(b == 1, 5) > 1",
+        );
+        assert_eq!(kept[0], ("has_existed_within(b == 2, 5)".into(), "node"));
+        assert!(
+            kept.contains(&("count_within(b == 1, 5)".into(), "rebuilt")),
+            "{kept:?}"
+        );
     }
 }

@@ -140,6 +140,14 @@ impl LeafSpec {
         }
     }
 
+    /// Whether the leaf's value at any time follows from its rows near that time (the latest
+    /// value, or a window's), so that its timeline can be rebuilt from any time on without
+    /// being kept ([`LeafState::rebuild_from`]). `has_existed` and `count` depend on the whole
+    /// history before.
+    pub fn is_local(&self) -> bool {
+        !matches!(self.kind, LeafKind::HasExisted | LeafKind::Count)
+    }
+
     /// Whether the leaf reads `column`.
     pub fn reads(&self, column: &str) -> bool {
         self.columns.iter().any(|c| &**c == column)
@@ -286,7 +294,6 @@ impl LeafState {
 
     /// Rebuilds the output from `from` on.
     pub fn recompute(&mut self, spec: &LeafSpec, from: u64) {
-        let width = spec.width();
         let before = if from == 0 {
             self.output.initial().clone()
         } else {
@@ -294,6 +301,47 @@ impl LeafState {
         };
         let mut out = std::mem::replace(&mut self.output, Timeline::new(State::Unknown));
         out.truncate_from(from);
+        self.extend(spec, from, &before, &mut out);
+        self.output = out;
+    }
+
+    /// Makes the output a timeline that is exact from `from` on and holds nothing before (its
+    /// initial value stands in for all earlier times), from the rows alone: for a
+    /// [local](LeafSpec::is_local) leaf whose timeline is not kept between batches, only built
+    /// for its readers when they are evaluated from `from` (into a buffer the engine lends).
+    pub fn rebuild_from(&mut self, spec: &LeafSpec, from: u64) {
+        let mut out = std::mem::replace(&mut self.output, Timeline::new(State::Unknown));
+        self.build_local(spec, from, &mut out);
+        self.output = out;
+    }
+
+    /// The whole timeline of a [local](LeafSpec::is_local) leaf whose output is not kept.
+    pub fn local_timeline(&self, spec: &LeafSpec) -> Timeline {
+        let mut out = Timeline::new(self.output.initial().clone());
+        self.build_local(spec, 0, &mut out);
+        out
+    }
+
+    fn build_local(&self, spec: &LeafSpec, from: u64, out: &mut Timeline) {
+        debug_assert!(spec.is_local());
+        out.truncate_from(0);
+        if matches!(spec.kind, LeafKind::Latest) && from > 0 {
+            // The value in force at `from`, unless a row at `from` replaces it.
+            let before = partition_point_from_end(&self.rows, |r| r.time < from);
+            let last = (0..before)
+                .rev()
+                .find_map(|i| self.value(spec.width(), i, 0));
+            if let Some(v) = last {
+                out.push(from, State::Value(v.clone()));
+            }
+        }
+        self.extend(spec, from, &State::Unknown, out);
+    }
+
+    /// Appends the output from `from` on (`before`: the value just before `from`, which
+    /// `has_existed` and `count` continue from).
+    fn extend(&self, spec: &LeafSpec, from: u64, before: &State, out: &mut Timeline) {
+        let width = spec.width();
         let rows = &self.rows;
         let first = partition_point_from_end(rows, |r| r.time < from);
         match spec.kind {
@@ -312,7 +360,7 @@ impl LeafState {
                 }
             }
             LeafKind::Count => {
-                let mut n = instant_int(&before);
+                let mut n = instant_int(before);
                 for r in rows[first..].iter().filter(|r| r.matched) {
                     n += 1;
                     out.push(r.time, State::int(n));
@@ -381,18 +429,28 @@ impl LeafState {
                 }
             }
         }
-        self.output = out;
     }
 
-    /// Drops rows that can no longer affect the output at or after `keep_from`.
+    /// Drops rows that can no longer affect the output at or after `keep_from`, and collapses
+    /// the output before it.
     pub fn forget_before(&mut self, spec: &LeafSpec, keep_from: u64) {
+        self.forget_rows_before(spec, keep_from);
+        self.output.collapse_before(keep_from);
+    }
+
+    /// Drops rows that can no longer affect the output at or after `keep_from`: those before
+    /// the window, except, for `latest_event_to_state`, the last one (its value is still in
+    /// force at `keep_from`, and a leaf that keeps no timeline reads it from there).
+    pub fn forget_rows_before(&mut self, spec: &LeafSpec, keep_from: u64) {
         let keep_rows_from = keep_from.saturating_sub(spec.window());
-        let n = self.rows.partition_point(|r| r.time < keep_rows_from);
+        let mut n = self.rows.partition_point(|r| r.time < keep_rows_from);
+        if matches!(spec.kind, LeafKind::Latest) {
+            n = n.saturating_sub(1);
+        }
         self.rows.drain(..n);
         self.values.drain(..n * spec.width());
         crate::timeline::shrink(&mut self.rows);
         crate::timeline::shrink(&mut self.values);
-        self.output.collapse_before(keep_from);
     }
 
     /// The number of stored event rows.
