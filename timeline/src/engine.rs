@@ -41,6 +41,9 @@ pub struct Engine {
     specs: Vec<NodeSpec>,
     /// How each plan node is computed here.
     roles: Vec<Role>,
+    /// Where each plan node's state is among a key's node states (`None`: [`Role::Inside`],
+    /// which keeps nothing). Slots follow plan order, so a node's inputs come before it.
+    slots: Vec<Option<usize>>,
     routes: LeafRoutes,
     /// Per plan node, the buffer a [`Role::Rebuilt`] leaf's timeline is built in when its
     /// readers are evaluated, lent to one key at a time (empty for other nodes).
@@ -186,35 +189,26 @@ struct KeyState {
     collapsed_before: u64,
 }
 
+/// What a key keeps for one plan node that is not [`Role::Inside`].
 #[derive(Clone, Debug)]
 enum NodeState {
     Leaf(LeafState),
     Derived(DerivedState),
-    /// A node computed inside a pointwise tree ([`Role::Inside`]): nothing kept.
-    Inside,
 }
 
 impl NodeState {
-    /// The node's timeline, if it keeps one.
-    fn output(&self) -> Option<&Timeline> {
+    /// The node's timeline (empty between batches for a [`Role::Rebuilt`] leaf).
+    fn output(&self) -> &Timeline {
         match self {
-            NodeState::Leaf(l) => Some(&l.output),
-            NodeState::Derived(d) => Some(&d.output),
-            NodeState::Inside => None,
+            NodeState::Leaf(l) => &l.output,
+            NodeState::Derived(d) => &d.output,
         }
-    }
-
-    /// The timeline of a node that keeps one; the engine only asks for those.
-    fn kept(&self) -> &Timeline {
-        self.output()
-            .expect("inputs of a node keep their timelines")
     }
 
     fn mismatches(&self) -> u64 {
         match self {
             NodeState::Leaf(l) => l.mismatches,
             NodeState::Derived(d) => d.mismatches,
-            NodeState::Inside => 0,
         }
     }
 
@@ -222,7 +216,6 @@ impl NodeState {
         match self {
             NodeState::Leaf(l) => l.heap_bytes(),
             NodeState::Derived(d) => d.heap_bytes(),
-            NodeState::Inside => 0,
         }
     }
 }
@@ -298,8 +291,20 @@ impl Engine {
                 _ => Timeline::new(State::Unknown),
             })
             .collect();
+        let mut next = 0;
+        let slots = roles
+            .iter()
+            .map(|role| match role {
+                Role::Inside => None,
+                _ => {
+                    next += 1;
+                    Some(next - 1)
+                }
+            })
+            .collect();
         Ok(Engine {
             roles,
+            slots,
             rebuilt,
             routes: LeafRoutes::new(&specs),
             plan,
@@ -332,24 +337,23 @@ impl Engine {
                     .nodes
                     .iter()
                     .zip(&self.roles)
-                    .map(|(n, role)| match (role, n.op.is_leaf()) {
-                        (Role::Inside, _) => NodeState::Inside,
-                        (_, true) => NodeState::Leaf(LeafState::new(n.op.initial_state())),
-                        (_, false) => NodeState::Derived(DerivedState::new(n.op.initial_state())),
+                    .filter(|(_, role)| !matches!(role, Role::Inside))
+                    .map(|(n, _)| match n.op.is_leaf() {
+                        true => NodeState::Leaf(LeafState::new(n.op.initial_state())),
+                        false => NodeState::Derived(DerivedState::new(n.op.initial_state())),
                     })
                     .collect(),
                 collapsed_before: 0,
             });
-            state.apply(
-                &self.plan,
-                &self.specs,
-                &self.roles,
-                &mut self.routes,
-                &mut self.rebuilt,
-                &events,
-            );
+            let layout = Layout {
+                plan: &self.plan,
+                specs: &self.specs,
+                roles: &self.roles,
+                slots: &self.slots,
+            };
+            state.apply(layout, &mut self.routes, &mut self.rebuilt, &events);
             if let Some(h) = self.retention {
-                state.retain(&self.specs, &self.roles, h);
+                state.retain(layout, h);
             }
         }
         Ok(())
@@ -382,9 +386,8 @@ impl Engine {
     /// The result timeline of `key`.
     pub fn timeline(&self, key: Option<&Value>) -> Result<&Timeline, QueryError> {
         let state = self.key_state(key)?;
-        Ok(state.nodes[self.plan.root()]
-            .output()
-            .expect("the result keeps its timeline"))
+        let root = self.slots[self.plan.root()].expect("the result keeps its timeline");
+        Ok(state.nodes[root].output())
     }
 
     /// The timeline of plan node `node` (an index into [`Plan::nodes`]) for `key`. A pointwise
@@ -396,17 +399,18 @@ impl Engine {
         node: usize,
     ) -> Result<Cow<'_, Timeline>, QueryError> {
         let state = self.key_state(key)?;
-        let kept = state
-            .nodes
+        let slot = self
+            .slots
             .get(node)
             .ok_or_else(|| QueryError::UnknownNode(format!("#{node}")))?;
+        let kept = slot.map(|s| &state.nodes[s]);
         let mut tl = match (&self.roles[node], &self.specs[node], kept) {
-            (Role::Rebuilt, NodeSpec::Leaf(spec), NodeState::Leaf(leaf)) => {
+            (Role::Rebuilt, NodeSpec::Leaf(spec), Some(NodeState::Leaf(leaf))) => {
                 leaf.local_timeline(spec)
             }
-            (_, _, NodeState::Inside) => {
+            (_, _, None) => {
                 let kinds = derived_kinds(&self.specs);
-                let inside = |n: usize| matches!(state.nodes[n], NodeState::Inside);
+                let inside = |n: usize| self.slots[n].is_none();
                 let tree = Pointwise::new(&self.plan, &kinds, node, &inside);
                 let inputs = tree
                     .inputs
@@ -418,7 +422,7 @@ impl Engine {
                 tree.recompute(&inputs, &mut tl, 0, &mut 0);
                 tl
             }
-            (_, _, kept) => return Ok(Cow::Borrowed(kept.kept())),
+            (_, _, Some(kept)) => return Ok(Cow::Borrowed(kept.output())),
         };
         if state.collapsed_before > 0 {
             tl.collapse_before(state.collapsed_before);
@@ -459,7 +463,7 @@ impl Engine {
         };
         for k in self.keys.values() {
             for n in &k.nodes {
-                s.change_points += n.output().map_or(0, |tl| tl.points().len());
+                s.change_points += n.output().points().len();
                 s.mismatches += n.mismatches();
                 s.bytes += n.heap_bytes() + std::mem::size_of::<NodeState>();
                 if let NodeState::Leaf(l) = n {
@@ -478,15 +482,17 @@ impl Engine {
 /// (`None`, after), they are swapped back as they are.
 fn swap_rebuilt(
     tree: &Pointwise,
-    specs: &[NodeSpec],
-    roles: &[Role],
+    layout: Layout,
     nodes: &mut [NodeState],
     rebuilt: &mut [Timeline],
     build_from: Option<u64>,
 ) {
     for &c in &tree.inputs {
+        let Some(slot) = layout.slots[c] else {
+            continue;
+        };
         if let (Role::Rebuilt, NodeSpec::Leaf(spec), NodeState::Leaf(leaf)) =
-            (&roles[c], &specs[c], &mut nodes[c])
+            (&layout.roles[c], &layout.specs[c], &mut nodes[slot])
         {
             std::mem::swap(&mut leaf.output, &mut rebuilt[c]);
             if let Some(from) = build_from {
@@ -496,19 +502,33 @@ fn swap_rebuilt(
     }
 }
 
+/// What the engine knows of each plan node, the same for every key.
+#[derive(Clone, Copy)]
+struct Layout<'a> {
+    plan: &'a Plan,
+    specs: &'a [NodeSpec],
+    roles: &'a [Role],
+    /// See [`Engine::slots`].
+    slots: &'a [Option<usize>],
+}
+
 impl KeyState {
     /// Feeds events to the leaves, then recomputes every node whose inputs changed, in
     /// topological order, each from the earliest time at which something below it changed.
     fn apply(
         &mut self,
-        plan: &Plan,
-        specs: &[NodeSpec],
-        roles: &[Role],
+        layout: Layout,
         routes: &mut LeafRoutes,
         rebuilt: &mut [Timeline],
         events: &[&Event],
     ) {
-        let n = self.nodes.len();
+        let Layout {
+            plan,
+            specs,
+            roles,
+            slots,
+        } = layout;
+        let n = plan.nodes.len();
         let mut dirty: Vec<Option<u64>> = vec![None; n];
         let mut origin_moved = None;
         let mut leaves = Vec::new();
@@ -525,19 +545,20 @@ impl KeyState {
                     dirty[i] = Some(dirty[i].map_or(t, |d| d.min(t)));
                 }
             };
+            // Leaves are never inside a pointwise tree: each has a slot.
             for group in leaves.chunk_by(|a, b| a.0 == b.0) {
                 let i = group[0].0;
                 values.clear();
                 values.extend(group.iter().map(|&(_, j, f)| (j, &e.fields[f].1)));
-                if let (NodeSpec::Leaf(spec), NodeState::Leaf(leaf)) =
-                    (&specs[i], &mut self.nodes[i])
+                if let (NodeSpec::Leaf(spec), Some(NodeState::Leaf(leaf))) =
+                    (&specs[i], slots[i].map(|s| &mut self.nodes[s]))
                 {
                     mark(i, leaf.insert_values(spec, e.time, &values));
                 }
             }
             for &i in &routes.every_event {
-                if let (NodeSpec::Leaf(spec), NodeState::Leaf(leaf)) =
-                    (&specs[i], &mut self.nodes[i])
+                if let (NodeSpec::Leaf(spec), Some(NodeState::Leaf(leaf))) =
+                    (&specs[i], slots[i].map(|s| &mut self.nodes[s]))
                 {
                     mark(i, leaf.insert(spec, e.time, &e.fields));
                 }
@@ -551,46 +572,52 @@ impl KeyState {
                 }
             }
             let Some(from) = from else { continue };
-            if let Role::Rebuilt = roles[i] {
-                // Nothing kept: the readers build what they need from the rows.
-                for &p in &plan.nodes[i].parents {
-                    dirty[p] = Some(dirty[p].map_or(from, |d| d.min(from)));
+            let slot = match (&roles[i], slots[i]) {
+                // Inside a pointwise tree, or a leaf only such trees read, rebuilt from its rows
+                // when they need it: nothing kept, the change passes on to the readers.
+                (Role::Inside | Role::Rebuilt, _) | (_, None) => {
+                    for &p in &plan.nodes[i].parents {
+                        dirty[p] = Some(dirty[p].map_or(from, |d| d.min(from)));
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let (below, rest) = self.nodes.split_at_mut(i);
+                (_, Some(slot)) => slot,
+            };
+            let (below, rest) = self.nodes.split_at_mut(slot);
             let node = &mut rest[0];
             // The old suffix is moved out, not copied (no reference counts touched); the
             // operators read only what lies before `from`, which stays.
             let old = match node {
                 NodeState::Leaf(l) => l.output.split_off_from(from),
                 NodeState::Derived(d) => d.output.split_off_from(from),
-                NodeState::Inside => Vec::new(),
             };
+            // The inputs of a node keep their timelines, in slots below its own.
+            let input = |c: usize| slots[c].expect("inputs keep their timelines");
             let changed = match (&specs[i], &roles[i], node) {
                 (NodeSpec::Leaf(spec), _, NodeState::Leaf(leaf)) => {
                     leaf.recompute(spec, from);
                     leaf.output.first_difference_from(&old, from)
                 }
                 (_, Role::Pointwise(tree), NodeState::Derived(d)) => {
-                    swap_rebuilt(tree, specs, roles, below, rebuilt, Some(from));
-                    let inputs: Vec<&Timeline> =
-                        tree.inputs.iter().map(|&c| below[c].kept()).collect();
+                    swap_rebuilt(tree, layout, below, rebuilt, Some(from));
+                    let inputs: Vec<&Timeline> = tree
+                        .inputs
+                        .iter()
+                        .map(|&c| below[input(c)].output())
+                        .collect();
                     tree.recompute(&inputs, &mut d.output, from, &mut d.mismatches);
-                    swap_rebuilt(tree, specs, roles, below, rebuilt, None);
+                    swap_rebuilt(tree, layout, below, rebuilt, None);
                     d.output.first_difference_from(&old, from)
                 }
                 (NodeSpec::Derived(kind), _, NodeState::Derived(d)) => {
                     let inputs: Vec<&Timeline> = plan.nodes[i]
                         .inputs
                         .iter()
-                        .map(|&c| below[c].kept())
+                        .map(|&c| below[input(c)].output())
                         .collect();
                     d.recompute(kind, &inputs, from, self.origin);
                     d.output.first_difference_from(&old, from)
                 }
-                // Inside a pointwise tree: the change passes on to the tree's top.
-                (_, _, NodeState::Inside) => Some(from),
                 _ => unreachable!("node states are built from their specs"),
             };
             if let Some(changed) = changed {
@@ -603,18 +630,22 @@ impl KeyState {
 
     /// Collapses history older than the retention horizon (see [`collapse_point`]); leaves also
     /// keep the events inside their window.
-    fn retain(&mut self, specs: &[NodeSpec], roles: &[Role], h: u64) {
+    fn retain(&mut self, layout: Layout, h: u64) {
         let Some(keep_from) = collapse_point(self.max_time, h, self.collapsed_before) else {
             return;
         };
-        for ((spec, role), node) in specs.iter().zip(roles).zip(&mut self.nodes) {
-            match (spec, node) {
-                (NodeSpec::Leaf(spec), NodeState::Leaf(l)) if matches!(role, Role::Rebuilt) => {
+        for (i, spec) in layout.specs.iter().enumerate() {
+            let Some(slot) = layout.slots[i] else {
+                continue;
+            };
+            match (spec, &mut self.nodes[slot]) {
+                (NodeSpec::Leaf(spec), NodeState::Leaf(l))
+                    if matches!(layout.roles[i], Role::Rebuilt) =>
+                {
                     l.forget_rows_before(spec, keep_from)
                 }
                 (NodeSpec::Leaf(spec), NodeState::Leaf(l)) => l.forget_before(spec, keep_from),
                 (_, NodeState::Derived(d)) => d.output.collapse_before(keep_from),
-                (_, NodeState::Inside) => {}
                 _ => unreachable!("node states are built from their specs"),
             }
         }
