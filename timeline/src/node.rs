@@ -164,20 +164,14 @@ impl LeafSpec {
     }
 }
 
-/// The events a leaf has seen at one time (merged: for the same time and column, the value
-/// ingested last wins). Its values live in [`LeafState::values`], `columns.len()` per row, so
-/// that a row costs no allocation of its own.
-#[derive(Clone, Copy, Debug)]
-struct Row {
-    time: u64,
-    /// Whether the row counts: the predicate holds, or (without predicate) the column is present.
-    matched: bool,
-}
-
 /// One leaf's state for one key.
 #[derive(Clone, Debug)]
 pub struct LeafState {
-    rows: Vec<Row>,
+    /// The times of the leaf's rows, increasing. A row is the events the leaf has seen at one
+    /// time, merged: for the same time and column, the value ingested last wins. Whether a row
+    /// counts (its predicate holds, or without one its column is present) is evaluated when it
+    /// is read, rather than stored: a flag would double the size of a row.
+    times: Vec<u64>,
     /// The rows' values, projected to the leaf's columns: row `i` holds
     /// `values[i * width..(i + 1) * width]`, `width` being the number of columns.
     values: Vec<Option<Value>>,
@@ -203,7 +197,7 @@ impl LeafSpec {
 impl LeafState {
     pub fn new(initial: State) -> LeafState {
         LeafState {
-            rows: Vec::new(),
+            times: Vec::new(),
             values: Vec::new(),
             output: Timeline::new(initial),
             mismatches: 0,
@@ -240,9 +234,9 @@ impl LeafState {
         }
         let width = spec.width();
         // In-order arrival appends (one probe of the last row); a late event gallops back.
-        let i = partition_point_from_end(&self.rows, |r| r.time < time);
+        let i = partition_point_from_end(&self.times, |&t| t < time);
         let slots = i * width..(i + 1) * width;
-        let existed = self.rows.get(i).is_some_and(|r| r.time == time);
+        let existed = self.times.get(i) == Some(&time);
         if existed {
             let mut changed = false;
             for &(j, v) in values {
@@ -256,7 +250,7 @@ impl LeafState {
                 return None;
             }
         } else {
-            if i == self.rows.len() {
+            if i == self.times.len() {
                 self.values.resize(self.values.len() + width, None);
             } else {
                 self.values
@@ -265,13 +259,7 @@ impl LeafState {
             for &(j, v) in values {
                 self.values[slots.start + j] = Some(v.clone());
             }
-            self.rows.insert(
-                i,
-                Row {
-                    time,
-                    matched: false,
-                },
-            );
+            self.times.insert(i, time);
         }
         let verdict = evaluate(spec, &self.values[slots.clone()]);
         if verdict.is_none() {
@@ -279,17 +267,22 @@ impl LeafState {
         }
         if spec.drops_false_rows && verdict == Some(false) {
             // The row can never count, and the next value of its only column replaces it whole.
-            self.rows.remove(i);
+            self.times.remove(i);
             self.values.drain(slots);
             return existed.then_some(time);
         }
-        self.rows[i].matched = verdict == Some(true);
         Some(time)
     }
 
     /// The value of column `j` in row `i`.
     fn value(&self, width: usize, i: usize, j: usize) -> Option<&Value> {
         self.values[i * width + j].as_ref()
+    }
+
+    /// Whether row `i` counts: its predicate holds (or, without one, its column is present).
+    fn matched(&self, spec: &LeafSpec, i: usize) -> bool {
+        let width = spec.width();
+        evaluate(spec, &self.values[i * width..(i + 1) * width]) == Some(true)
     }
 
     /// Rebuilds the output from `from` on.
@@ -327,7 +320,7 @@ impl LeafState {
         out.truncate_from(0);
         if matches!(spec.kind, LeafKind::Latest) && from > 0 {
             // The value in force at `from`, unless a row at `from` replaces it.
-            let before = partition_point_from_end(&self.rows, |r| r.time < from);
+            let before = partition_point_from_end(&self.times, |&t| t < from);
             let last = (0..before)
                 .rev()
                 .find_map(|i| self.value(spec.width(), i, 0));
@@ -342,37 +335,38 @@ impl LeafState {
     /// `has_existed` and `count` continue from).
     fn extend(&self, spec: &LeafSpec, from: u64, before: &State, out: &mut Timeline) {
         let width = spec.width();
-        let rows = &self.rows;
-        let first = partition_point_from_end(rows, |r| r.time < from);
+        let times = &self.times;
+        let matched = |i: usize| self.matched(spec, i);
+        let first = partition_point_from_end(times, |&t| t < from);
         match spec.kind {
             LeafKind::Latest => {
-                for (i, r) in rows.iter().enumerate().skip(first) {
+                for (i, &t) in times.iter().enumerate().skip(first) {
                     if let Some(v) = self.value(width, i, 0) {
-                        out.push(r.time, State::Value(v.clone()));
+                        out.push(t, State::Value(v.clone()));
                     }
                 }
             }
             LeafKind::HasExisted => {
                 if before.as_bool() != Some(true) {
-                    if let Some(r) = rows[first..].iter().find(|r| r.matched) {
-                        out.push(r.time, State::bool(true));
+                    if let Some(i) = (first..times.len()).find(|&i| matched(i)) {
+                        out.push(times[i], State::bool(true));
                     }
                 }
             }
             LeafKind::Count => {
                 let mut n = instant_int(before);
-                for r in rows[first..].iter().filter(|r| r.matched) {
+                for i in (first..times.len()).filter(|&i| matched(i)) {
                     n += 1;
-                    out.push(r.time, State::int(n));
+                    out.push(times[i], State::int(n));
                 }
             }
             LeafKind::HasExistedWithin(d) => {
                 // The union of [m, m + d) over matches m, from `from` on.
                 out.push(from, State::bool(false));
-                let start = partition_point_from_end(rows, |r| r.time.saturating_add(d) <= from);
+                let start = partition_point_from_end(times, |&t| t.saturating_add(d) <= from);
                 let mut open: Option<(u64, u64)> = None;
-                for r in rows[start..].iter().filter(|r| r.matched) {
-                    let (s, e) = (r.time.max(from), r.time.saturating_add(d));
+                for i in (start..times.len()).filter(|&i| matched(i)) {
+                    let (s, e) = (times[i].max(from), times[i].saturating_add(d));
                     match &mut open {
                         Some((_, end)) if s <= *end => *end = (*end).max(e),
                         _ => {
@@ -398,17 +392,16 @@ impl LeafState {
                 };
                 let key = |i: usize| self.value(width, i, 0);
                 // Events in (from - d, from] are in the window at `from`.
-                let mut leave =
-                    partition_point_from_end(rows, |r| r.time.saturating_add(d) <= from);
+                let mut leave = partition_point_from_end(times, |&t| t.saturating_add(d) <= from);
                 let mut enter = leave;
-                while enter < rows.len() && rows[enter].time <= from {
-                    window.add(rows[enter].matched, key(enter));
+                while enter < times.len() && times[enter] <= from {
+                    window.add(matched(enter), key(enter));
                     enter += 1;
                 }
                 out.push(from, window.state());
                 loop {
-                    let next_in = rows.get(enter).map(|r| r.time);
-                    let next_out = rows.get(leave).map(|r| r.time.saturating_add(d));
+                    let next_in = times.get(enter).copied();
+                    let next_out = times.get(leave).map(|t| t.saturating_add(d));
                     let t = match (next_in, next_out) {
                         (None, None) => break,
                         (Some(a), Some(b)) => a.min(b),
@@ -417,12 +410,12 @@ impl LeafState {
                     if t == u64::MAX && next_in != Some(t) {
                         break; // the window closes only after the end of time
                     }
-                    while leave < enter && rows[leave].time.saturating_add(d) == t {
-                        window.remove(rows[leave].matched, key(leave));
+                    while leave < enter && times[leave].saturating_add(d) == t {
+                        window.remove(matched(leave), key(leave));
                         leave += 1;
                     }
-                    while enter < rows.len() && rows[enter].time == t {
-                        window.add(rows[enter].matched, key(enter));
+                    while enter < times.len() && times[enter] == t {
+                        window.add(matched(enter), key(enter));
                         enter += 1;
                     }
                     out.push(t, window.state());
@@ -443,24 +436,24 @@ impl LeafState {
     /// force at `keep_from`, and a leaf that keeps no timeline reads it from there).
     pub fn forget_rows_before(&mut self, spec: &LeafSpec, keep_from: u64) {
         let keep_rows_from = keep_from.saturating_sub(spec.window());
-        let mut n = self.rows.partition_point(|r| r.time < keep_rows_from);
+        let mut n = self.times.partition_point(|&t| t < keep_rows_from);
         if matches!(spec.kind, LeafKind::Latest) {
             n = n.saturating_sub(1);
         }
-        self.rows.drain(..n);
+        self.times.drain(..n);
         self.values.drain(..n * spec.width());
-        crate::timeline::shrink(&mut self.rows);
+        crate::timeline::shrink(&mut self.times);
         crate::timeline::shrink(&mut self.values);
     }
 
     /// The number of stored event rows.
     pub fn rows(&self) -> usize {
-        self.rows.len()
+        self.times.len()
     }
 
     /// Bytes held (an estimate for memory statistics).
     pub fn heap_bytes(&self) -> usize {
-        self.rows.capacity() * std::mem::size_of::<Row>()
+        self.times.capacity() * std::mem::size_of::<u64>()
             + self.values.capacity() * std::mem::size_of::<Option<Value>>()
             + self.output.heap_bytes()
     }
