@@ -170,7 +170,8 @@ pub struct LeafState {
     /// The times of the leaf's rows, increasing. A row is the events the leaf has seen at one
     /// time, merged: for the same time and column, the value ingested last wins. Whether a row
     /// counts (its predicate holds, or without one its column is present) is evaluated when it
-    /// is read, rather than stored: a flag would double the size of a row.
+    /// is read, rather than stored: a flag beside each time would take as much room as the time
+    /// (alignment).
     times: Vec<u64>,
     /// The rows' values, projected to the leaf's columns: row `i` holds
     /// `values[i * width..(i + 1) * width]`, `width` being the number of columns.
