@@ -3,7 +3,10 @@
 //! A query is a tree of [`TimeLineOp`]s (built in Rust with [`op`]'s builder, or parsed from the
 //! text DSL with [`parse_query`]). The [`Engine`] evaluates it per partition key, incrementally:
 //! every node keeps its output [`Timeline`] and, when events arrive (in any order), recomputes
-//! only the changed suffix and passes it up as a [`Delta`].
+//! only the changed suffix and passes it up as a [`Delta`]. (In-process, a tree of pointwise
+//! operators keeps only its top's timeline, and the leaves only such trees read keep their
+//! events alone when their value follows from recent events; see [`engine`].) The [`wire`]
+//! format packs batches of events and deltas for workers that pass them to each other.
 //!
 //! The crate does no I/O and has no Golem dependency; the CLI and the Golem components are thin
 //! layers over it.
