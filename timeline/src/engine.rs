@@ -502,6 +502,11 @@ fn swap_rebuilt(
     }
 }
 
+/// Lowers `dirty` (the earliest time from which something must be recomputed) to `t`.
+fn lower_to(dirty: &mut Option<u64>, t: u64) {
+    *dirty = Some(dirty.map_or(t, |d| d.min(t)));
+}
+
 /// What the engine knows of each plan node, the same for every key.
 #[derive(Clone, Copy)]
 struct Layout<'a> {
@@ -542,7 +547,7 @@ impl KeyState {
             routes.leaves_for(e, &mut leaves);
             let mut mark = |i: usize, t: Option<u64>| {
                 if let Some(t) = t {
-                    dirty[i] = Some(dirty[i].map_or(t, |d| d.min(t)));
+                    lower_to(&mut dirty[i], t);
                 }
             };
             // Leaves are never inside a pointwise tree: each has a slot.
@@ -568,63 +573,76 @@ impl KeyState {
             let mut from = dirty[i];
             if let (NodeSpec::Derived(kind), Some(o)) = (&specs[i], origin_moved) {
                 if kind.uses_origin() {
-                    from = Some(from.map_or(o, |f| f.min(o)));
+                    lower_to(&mut from, o);
                 }
             }
             let Some(from) = from else { continue };
-            let slot = match (&roles[i], slots[i]) {
+            let changed = match (&roles[i], slots[i]) {
                 // Inside a pointwise tree, or a leaf only such trees read, rebuilt from its rows
                 // when they need it: nothing kept, the change passes on to the readers.
-                (Role::Inside | Role::Rebuilt, _) | (_, None) => {
-                    for &p in &plan.nodes[i].parents {
-                        dirty[p] = Some(dirty[p].map_or(from, |d| d.min(from)));
-                    }
-                    continue;
-                }
-                (_, Some(slot)) => slot,
-            };
-            let (below, rest) = self.nodes.split_at_mut(slot);
-            let node = &mut rest[0];
-            // The old suffix is moved out, not copied (no reference counts touched); the
-            // operators read only what lies before `from`, which stays.
-            let old = match node {
-                NodeState::Leaf(l) => l.output.split_off_from(from),
-                NodeState::Derived(d) => d.output.split_off_from(from),
-            };
-            // The inputs of a node keep their timelines, in slots below its own.
-            let input = |c: usize| slots[c].expect("inputs keep their timelines");
-            let changed = match (&specs[i], &roles[i], node) {
-                (NodeSpec::Leaf(spec), _, NodeState::Leaf(leaf)) => {
-                    leaf.recompute(spec, from);
-                    leaf.output.first_difference_from(&old, from)
-                }
-                (_, Role::Pointwise(tree), NodeState::Derived(d)) => {
-                    swap_rebuilt(tree, layout, below, rebuilt, Some(from));
-                    let inputs: Vec<&Timeline> = tree
-                        .inputs
-                        .iter()
-                        .map(|&c| below[input(c)].output())
-                        .collect();
-                    tree.recompute(&inputs, &mut d.output, from, &mut d.mismatches);
-                    swap_rebuilt(tree, layout, below, rebuilt, None);
-                    d.output.first_difference_from(&old, from)
-                }
-                (NodeSpec::Derived(kind), _, NodeState::Derived(d)) => {
-                    let inputs: Vec<&Timeline> = plan.nodes[i]
-                        .inputs
-                        .iter()
-                        .map(|&c| below[input(c)].output())
-                        .collect();
-                    d.recompute(kind, &inputs, from, self.origin);
-                    d.output.first_difference_from(&old, from)
-                }
-                _ => unreachable!("node states are built from their specs"),
+                (Role::Rebuilt, _) | (_, None) => Some(from),
+                (_, Some(slot)) => self.recompute(layout, rebuilt, i, slot, from),
             };
             if let Some(changed) = changed {
                 for &p in &plan.nodes[i].parents {
-                    dirty[p] = Some(dirty[p].map_or(changed, |d| d.min(changed)));
+                    lower_to(&mut dirty[p], changed);
                 }
             }
+        }
+    }
+
+    /// Recomputes plan node `i` (kept in `slot`) from `from` on; returns the first time its
+    /// output differs from before, if it does.
+    fn recompute(
+        &mut self,
+        layout: Layout,
+        rebuilt: &mut [Timeline],
+        i: usize,
+        slot: usize,
+        from: u64,
+    ) -> Option<u64> {
+        let Layout {
+            plan,
+            specs,
+            roles,
+            slots,
+        } = layout;
+        let (below, rest) = self.nodes.split_at_mut(slot);
+        let node = &mut rest[0];
+        // The old suffix is moved out, not copied (no reference counts touched); the operators
+        // read only what lies before `from`, which stays.
+        let old = match node {
+            NodeState::Leaf(l) => l.output.split_off_from(from),
+            NodeState::Derived(d) => d.output.split_off_from(from),
+        };
+        // The inputs of a node keep their timelines, in slots below its own.
+        let input = |c: usize| slots[c].expect("inputs keep their timelines");
+        match (&specs[i], &roles[i], node) {
+            (NodeSpec::Leaf(spec), _, NodeState::Leaf(leaf)) => {
+                leaf.recompute(spec, from);
+                leaf.output.first_difference_from(&old, from)
+            }
+            (_, Role::Pointwise(tree), NodeState::Derived(d)) => {
+                swap_rebuilt(tree, layout, below, rebuilt, Some(from));
+                let inputs: Vec<&Timeline> = tree
+                    .inputs
+                    .iter()
+                    .map(|&c| below[input(c)].output())
+                    .collect();
+                tree.recompute(&inputs, &mut d.output, from, &mut d.mismatches);
+                swap_rebuilt(tree, layout, below, rebuilt, None);
+                d.output.first_difference_from(&old, from)
+            }
+            (NodeSpec::Derived(kind), _, NodeState::Derived(d)) => {
+                let inputs: Vec<&Timeline> = plan.nodes[i]
+                    .inputs
+                    .iter()
+                    .map(|&c| below[input(c)].output())
+                    .collect();
+                d.recompute(kind, &inputs, from, self.origin);
+                d.output.first_difference_from(&old, from)
+            }
+            _ => unreachable!("node states are built from their specs"),
         }
     }
 
