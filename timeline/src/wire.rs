@@ -276,14 +276,27 @@ struct Reader<'a> {
 /// values are few enough that most repeats find their slot still holding them.
 struct RecentStrings<'a> {
     slots: Vec<Option<(&'a str, Str)>>,
+    /// How many slots a batch of this size gets: a power of two, up to [`Self::MAX_SLOTS`], and
+    /// no more than a few per string the batch can hold, so that a small batch (one event over
+    /// HTTP, a delta or two between workers) does not clear a large table.
+    size: usize,
 }
 
 impl<'a> RecentStrings<'a> {
-    const SLOTS: usize = 4096;
+    const MAX_SLOTS: usize = 4096;
+
+    fn for_batch(text: &str) -> RecentStrings<'a> {
+        RecentStrings {
+            slots: Vec::new(),
+            size: (text.len() / 8)
+                .next_power_of_two()
+                .clamp(16, Self::MAX_SLOTS),
+        }
+    }
 
     fn get(&mut self, s: &'a str) -> Str {
         if self.slots.is_empty() {
-            self.slots.resize(Self::SLOTS, None);
+            self.slots.resize(self.size, None);
         }
         // FxHash-style over 8-byte words: cheap on wasm32, where 128-bit multiplies are calls.
         let mut h = s.len() as u64;
@@ -292,7 +305,8 @@ impl<'a> RecentStrings<'a> {
             w[..word.len()].copy_from_slice(word);
             h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
-        let slot = &mut self.slots[(h >> 52) as usize];
+        // The top bits of the hash, as many as the table has slots.
+        let slot = &mut self.slots[(h >> (64 - self.size.trailing_zeros())) as usize];
         match slot {
             Some((text, shared)) if *text == s => shared.clone(),
             _ => {
@@ -310,7 +324,7 @@ impl<'a> Reader<'a> {
             text,
             at: 0,
             columns: Vec::new(),
-            strings: RecentStrings { slots: Vec::new() },
+            strings: RecentStrings::for_batch(text),
         };
         if !text.starts_with(header) {
             return Err(r.error(format!("expected packed {what}, starting with `{header}`")));
