@@ -320,7 +320,10 @@ impl CsvDecoder {
             let cell = cell.text()?;
             if k == self.time {
                 time = Some(cell.trim().parse::<u64>().map_err(|_| {
-                    format!("`time` must be a non-negative integer, found `{cell}`")
+                    format!(
+                        "`time` must be a non-negative integer, found `{}`",
+                        timeline::limits::clip(&cell, timeline::limits::EXCERPT_CHARS)
+                    )
                 })?);
                 continue;
             }

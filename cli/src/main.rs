@@ -61,8 +61,9 @@ fn load_query(source: &QuerySource) -> Result<TimeLineOp, String> {
         QuerySource::File(p) => (p.clone(), input::read_text(p).map_err(|e| e.to_string())?),
     };
     parse_query(&text).map_err(|e| {
-        let line = text.lines().nth(e.line - 1).unwrap_or("");
-        let caret = " ".repeat(e.column.saturating_sub(1));
+        let (line, column) =
+            timeline::limits::excerpt(text.lines().nth(e.line - 1).unwrap_or(""), e.column);
+        let caret = " ".repeat(column.saturating_sub(1));
         format!(
             "{name}:{}:{}: {}\n  | {line}\n  | {caret}^",
             e.line, e.column, e.message

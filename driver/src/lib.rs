@@ -29,8 +29,11 @@ thread_local! {
 
 /// Routes events to the job's leaf workers: each leaf worker gets, per shard, every event
 /// reduced to the columns it reads, packed in one string. Returns the number of worker calls.
+///
+/// The batch is applied everywhere or nowhere: it is checked whole here, and when a leaf can
+/// refuse what passed here (a retention horizon), every leaf is asked before any ingests it.
 fn ingest(job_name: &str, events: &[timeline::Event]) -> Result<u32, String> {
-    let batches: Vec<(WorkerRef, String)> = with_job(job_name, |job| {
+    let (batches, ask_first) = with_job(job_name, |job| {
         let plan = &job.plan;
         let key_column = plan
             .key_column
@@ -55,12 +58,30 @@ fn ingest(job_name: &str, events: &[timeline::Event]) -> Result<u32, String> {
                     batch.push(e.time, leaf.projected_fields(e));
                 }
                 if !batch.is_empty() {
-                    batches.push((worker.clone(), batch.finish()));
+                    let batch = batch.finish();
+                    if batch.len() > timeline::limits::MAX_PACKED_BYTES {
+                        return Err(format!(
+                            "the batch packs to {} bytes for one leaf worker; the limit is {}: split it",
+                            batch.len(),
+                            timeline::limits::MAX_PACKED_BYTES
+                        ));
+                    }
+                    batches.push((worker.clone(), batch));
                 }
             }
         }
-        Ok(batches)
+        let ask_first = job.leaves.iter().any(|(_, leaf)| leaf.can_refuse());
+        Ok((batches, ask_first))
     })?;
+    if ask_first {
+        for (worker, batch) in &batches {
+            call_result(
+                worker,
+                &worker.function("check-packed"),
+                vec![V::Str(batch.clone())],
+            )?;
+        }
+    }
     let calls = batches.len() as u32;
     for (worker, batch) in batches {
         call_result(

@@ -84,6 +84,11 @@ impl Guest for Component {
         ingest(&timeline::wire::decode_events(&events).map_err(|e| e.to_string())?)
     }
 
+    fn check_packed(events: String) -> Result<(), String> {
+        let events = timeline::wire::decode_events(&events).map_err(|e| e.to_string())?;
+        with_worker(|w| w.node.check(&events).map_err(|e| e.to_string()))
+    }
+
     fn snapshot() -> Result<Vec<KeyDelta>, String> {
         with_worker(|w| {
             Ok(w.node

@@ -3,6 +3,7 @@
 use crate::value::Value;
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
+use crate::limits::{clip, EXCERPT_CHARS};
 use std::sync::Arc;
 
 /// One event of a stream: a time (in the user's unit; the engine never reads a clock) and the
@@ -67,7 +68,7 @@ impl Event {
         let time = match obj.get("time") {
             Some(t) => t
                 .as_u64()
-                .ok_or_else(|| format!("\"time\" must be a non-negative integer, found {t}"))?,
+                .ok_or_else(|| format!("\"time\" must be a non-negative integer, found {}", clip(&t.to_string(), EXCERPT_CHARS)))?,
             None => return Err("the event has no \"time\" field".into()),
         };
         let mut fields = Vec::new();
@@ -87,7 +88,7 @@ impl Event {
             }
             Some(other) => {
                 return Err(format!(
-                    "\"event\" must be an object of columns or a list of [column, value] pairs, found {other}"
+                    "\"event\" must be an object of columns or a list of [column, value] pairs, found {}", clip(&other.to_string(), EXCERPT_CHARS)
                 ))
             }
             None => return Err("the event has no \"event\" field".into()),
@@ -95,7 +96,7 @@ impl Event {
         for extra in obj.keys() {
             if extra != "time" && extra != "event" {
                 return Err(format!(
-                    "unexpected field \"{extra}\": an event has only \"time\" and \"event\""
+                    "unexpected field \"{}\": an event has only \"time\" and \"event\"", clip(extra, EXCERPT_CHARS)
                 ));
             }
         }
@@ -113,7 +114,7 @@ fn plain_json_value(col: &str, v: &serde_json::Value) -> Result<Option<Value>, S
         })?,
         other => {
             return Err(format!(
-                "column \"{col}\": a value must be a string, number or bool, found {other}"
+                "column \"{}\": a value must be a string, number or bool, found {}", clip(col, EXCERPT_CHARS), clip(&other.to_string(), EXCERPT_CHARS)
             ))
         }
     }))
@@ -130,7 +131,12 @@ fn json_number(n: &serde_json::Number) -> Option<Value> {
 }
 
 fn wit_pair(pair: &serde_json::Value) -> Result<(&str, Value), String> {
-    let bad = || format!("expected a [column, {{\"string-value\": …}}] pair, found {pair}");
+    let bad = || {
+        format!(
+            "expected a [column, {{\"string-value\": …}}] pair, found {}",
+            clip(&pair.to_string(), EXCERPT_CHARS)
+        )
+    };
     let items = pair.as_array().ok_or_else(bad)?;
     let [col, val] = items.as_slice() else {
         return Err(bad());
@@ -151,7 +157,7 @@ fn wit_pair(pair: &serde_json::Value) -> Result<(&str, Value), String> {
         ),
         (tag, inner) => {
             return Err(format!(
-                "column \"{col}\": unknown value {{\"{tag}\": {inner}}}; expected string-value, int-value, float-value or bool-value"
+                "column \"{}\": unknown value {}; expected string-value, int-value, float-value or bool-value", clip(col, EXCERPT_CHARS), clip(&format!("{{\"{tag}\": {inner}}}"), EXCERPT_CHARS)
             ))
         }
     };

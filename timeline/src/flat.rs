@@ -1,7 +1,8 @@
 //! A flat form of the query tree, for interfaces that cannot carry recursive types (WIT records):
 //! a list of nodes, each naming its inputs by index, the result last.
 
-use crate::op::TimeLineOp;
+use crate::limits::{MAX_QUERY_DEPTH, MAX_QUERY_OPERATORS};
+use crate::op::{Predicate, TimeLineOp};
 use crate::parser::{parse_predicate, ParseError};
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
@@ -70,47 +71,85 @@ impl FlatOp {
     }
 
     /// Rebuilds (and validates) the tree; errors name the node at fault.
+    ///
+    /// Every node must be read by the result (the last node), directly or not. The tree a
+    /// flat query stands for can be exponentially larger than the list (a node may be read
+    /// twice by each of several nodes), so its depth and size are checked against
+    /// [`crate::limits`] before anything is built.
     pub fn to_op(&self) -> Result<TimeLineOp, String> {
-        if self.nodes.is_empty() {
+        let count = self.nodes.len();
+        if count == 0 {
             return Err("the query has no nodes".into());
         }
-        let mut built: Vec<TimeLineOp> = Vec::with_capacity(self.nodes.len());
-        for (i, n) in self.nodes.iter().enumerate() {
-            let op = build(n, &built).map_err(|e| format!("node {i} ({}): {e}", n.operator))?;
-            built.push(op);
+        if count > MAX_QUERY_OPERATORS {
+            return Err(format!(
+                "the query has {count} nodes; the limit is {MAX_QUERY_OPERATORS}"
+            ));
         }
-        let op = built.pop().expect("non-empty");
+        let at = |i: usize, e: String| format!("node {i} ({}): {e}", self.nodes[i].operator);
+        let mut predicates = Vec::with_capacity(count);
+        let mut shapes: Vec<(usize, usize)> = Vec::with_capacity(count);
+        for (i, n) in self.nodes.iter().enumerate() {
+            let arity = arity(&n.operator).map_err(|e| at(i, e))?;
+            if n.inputs.len() != arity {
+                let found = n.inputs.len();
+                return Err(at(i, format!("takes {arity} input(s), found {found}")));
+            }
+            if let Some(&bad) = n.inputs.iter().find(|&&k| k as usize >= i) {
+                return Err(at(i, format!("input {bad} is not an earlier node")));
+            }
+            let predicate = match &n.predicate {
+                Some(text) => Some(
+                    parse_predicate(text).map_err(|e: ParseError| at(i, format!("predicate: {e}")))?,
+                ),
+                None => None,
+            };
+            let own = predicate.as_ref().map_or((0, 0), Predicate::shape);
+            let (depth, size) = n.inputs.iter().map(|&k| shapes[k as usize]).chain([own]).fold(
+                (1usize, 1usize),
+                |(depth, size), (d, s)| {
+                    (depth.max(d.saturating_add(1)), size.saturating_add(s))
+                },
+            );
+            if depth > MAX_QUERY_DEPTH || size > MAX_QUERY_OPERATORS {
+                return Err(at(i, format!(
+                    "the tree up to here nests {depth} levels deep and has {size} operators and predicate terms; the limits are {MAX_QUERY_DEPTH} levels and {MAX_QUERY_OPERATORS} operators"
+                )));
+            }
+            shapes.push((depth, size));
+            predicates.push(predicate);
+        }
+        let mut read = vec![false; count];
+        read[count - 1] = true;
+        for i in (0..count).rev() {
+            if !read[i] {
+                return Err(at(i, "is not read by the result (the last node)".into()));
+            }
+            for &k in &self.nodes[i].inputs {
+                read[k as usize] = true;
+            }
+        }
+        let op = self.build(count - 1, &predicates)?;
         op.validate().map_err(|e| e.to_string())?;
         Ok(op)
     }
+
+    /// Builds node `i`'s tree; the recursion is as deep as the tree, which was checked.
+    fn build(&self, i: usize, predicates: &[Option<Predicate>]) -> Result<TimeLineOp, String> {
+        let n = &self.nodes[i];
+        let inputs = n
+            .inputs
+            .iter()
+            .map(|&k| self.build(k as usize, predicates))
+            .collect::<Result<Vec<_>, String>>()?;
+        build(n, inputs, predicates[i].clone())
+            .map_err(|e| format!("node {i} ({}): {e}", n.operator))
+    }
 }
 
-fn build(n: &FlatNode, built: &[TimeLineOp]) -> Result<TimeLineOp, String> {
-    let input = |k: usize| -> Result<Box<TimeLineOp>, String> {
-        let i = *n.inputs.get(k).ok_or(format!("needs {} input(s)", k + 1))? as usize;
-        built
-            .get(i)
-            .cloned()
-            .map(Box::new)
-            .ok_or(format!("input {i} is not an earlier node"))
-    };
-    let column = || -> Result<Arc<str>, String> {
-        n.column
-            .as_deref()
-            .map(Arc::from)
-            .ok_or("needs a column".into())
-    };
-    let within = || n.within.ok_or("needs a window (within)".to_string());
-    let predicate = || {
-        let text = n.predicate.as_deref().ok_or("needs a predicate")?;
-        parse_predicate(text).map_err(|e: ParseError| format!("predicate: {e}"))
-    };
-    let value = || {
-        n.value
-            .clone()
-            .ok_or("needs a constant (value)".to_string())
-    };
-    let arity = match n.operator.as_str() {
+/// The number of inputs an operator takes; an error for an unknown operator.
+fn arity(operator: &str) -> Result<usize, String> {
+    Ok(match operator {
         "and" | "or" => 2,
         "not"
         | "duration_where"
@@ -121,11 +160,40 @@ fn build(n: &FlatNode, built: &[TimeLineOp]) -> Result<TimeLineOp, String> {
         | "less_than_or_equal_to"
         | "greater_than"
         | "greater_than_or_equal_to" => 1,
-        _ => 0,
+        "latest_event_to_state"
+        | "distinct_within"
+        | "has_existed"
+        | "has_existed_within"
+        | "count"
+        | "count_within" => 0,
+        other => return Err(format!("unknown operator `{other}`")),
+    })
+}
+
+fn build(
+    n: &FlatNode,
+    inputs: Vec<TimeLineOp>,
+    predicate: Option<Predicate>,
+) -> Result<TimeLineOp, String> {
+    let input = |k: usize| {
+        inputs
+            .get(k)
+            .map(|op| Box::new(op.clone()))
+            .ok_or(format!("needs {} input(s)", k + 1))
     };
-    if n.inputs.len() != arity {
-        return Err(format!("takes {arity} input(s), found {}", n.inputs.len()));
-    }
+    let column = || -> Result<Arc<str>, String> {
+        n.column
+            .as_deref()
+            .map(Arc::from)
+            .ok_or("needs a column".into())
+    };
+    let within = || n.within.ok_or("needs a window (within)".to_string());
+    let predicate = || predicate.clone().ok_or("needs a predicate".to_string());
+    let value = || {
+        n.value
+            .clone()
+            .ok_or("needs a constant (value)".to_string())
+    };
     let cmp = |op| {
         Ok(TimeLineOp::Compare {
             input: input(0)?,

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod event;
 pub mod flat;
 pub mod keys;
+pub mod limits;
 pub mod node;
 pub mod op;
 pub mod parser;

@@ -14,6 +14,7 @@
 //! assert_eq!(cirr.to_string().parse::<TimeLineOp>().unwrap(), cirr);
 //! ```
 
+use crate::limits::{MAX_QUERY_DEPTH, MAX_QUERY_OPERATORS};
 use crate::value::{State, Value};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -136,6 +137,11 @@ impl Predicate {
             Predicate::Or(a, b) => kleene_or(a.eval(get), b.eval(get)),
             Predicate::Not(a) => a.eval(get).map(|x| !x),
         }
+    }
+
+    /// The nesting depth and the number of terms, as [`TimeLineOp::shape`] counts them.
+    pub fn shape(&self) -> (usize, usize) {
+        measure(Part::Predicate(self))
     }
 
     fn precedence(&self) -> u8 {
@@ -406,7 +412,23 @@ impl TimeLineOp {
     /// Checks what can be checked before any event: windows are > 0, constants are finite, and
     /// types fit where they are known (a column's type is not known until events arrive, so
     /// `latest_event_to_state(col) == "x"` is always accepted).
+    ///
+    /// A tree past the depth or size limits of [`crate::limits`] is refused first, without
+    /// walking it recursively.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        let (depth, size) = self.shape();
+        if depth > MAX_QUERY_DEPTH || size > MAX_QUERY_OPERATORS {
+            return Err(ValidationError {
+                operator: self.name().to_string(),
+                message: format!(
+                    "the query nests {depth} levels deep and has {size} operators and predicate terms; the limits are {MAX_QUERY_DEPTH} levels and {MAX_QUERY_OPERATORS} operators (group a long `&&` or `||` chain into balanced halves)"
+                ),
+            });
+        }
+        self.validate_within_limits()
+    }
+
+    fn validate_within_limits(&self) -> Result<(), ValidationError> {
         let fail = |message: String| {
             Err(ValidationError {
                 operator: self.to_string(),
@@ -414,7 +436,7 @@ impl TimeLineOp {
             })
         };
         for child in self.children() {
-            child.validate()?;
+            child.validate_within_limits()?;
         }
         match self {
             TimeLineOp::HasExisted { predicate } | TimeLineOp::Count { predicate } => {
@@ -465,10 +487,57 @@ impl TimeLineOp {
         }
     }
 
-    /// The number of operators in the tree.
-    pub fn size(&self) -> usize {
-        1 + self.children().iter().map(|c| c.size()).sum::<usize>()
+    /// The nesting depth of the tree and its number of operators, event-predicate terms
+    /// included, found without recursion (so that a tree of any depth can be measured safely).
+    /// Counting stops a little past the limits of [`crate::limits`].
+    pub fn shape(&self) -> (usize, usize) {
+        measure(Part::Op(self))
     }
+
+    /// The event predicate of a leaf that has one.
+    pub fn predicate(&self) -> Option<&Predicate> {
+        match self {
+            TimeLineOp::HasExisted { predicate }
+            | TimeLineOp::HasExistedWithin { predicate, .. }
+            | TimeLineOp::Count { predicate }
+            | TimeLineOp::CountWithin { predicate, .. } => Some(predicate),
+            _ => None,
+        }
+    }
+}
+
+enum Part<'a> {
+    Op(&'a TimeLineOp),
+    Predicate(&'a Predicate),
+}
+
+/// The depth and size of a tree, walked with a stack of its own instead of recursion; counting
+/// stops a little past the limits.
+fn measure(root: Part<'_>) -> (usize, usize) {
+    let (mut depth, mut size) = (0, 0);
+    let mut stack = vec![(root, 1)];
+    while let Some((part, d)) = stack.pop() {
+        depth = depth.max(d);
+        size += 1;
+        if size > MAX_QUERY_OPERATORS || depth > MAX_QUERY_DEPTH {
+            break;
+        }
+        match part {
+            Part::Op(op) => {
+                stack.extend(op.children().into_iter().map(|c| (Part::Op(c), d + 1)));
+                if let Some(p) = op.predicate() {
+                    stack.push((Part::Predicate(p), d + 1));
+                }
+            }
+            Part::Predicate(Predicate::Compare { .. }) => {}
+            Part::Predicate(Predicate::Not(a)) => stack.push((Part::Predicate(a), d + 1)),
+            Part::Predicate(Predicate::And(a, b) | Predicate::Or(a, b)) => {
+                stack.push((Part::Predicate(a), d + 1));
+                stack.push((Part::Predicate(b), d + 1));
+            }
+        }
+    }
+    (depth, size)
 }
 
 fn opt_bool(b: Option<bool>) -> State {

@@ -5,6 +5,7 @@
 //! `has_existed(a == 1)` reads `a == 1` as an event predicate while `x == 1` at the top level
 //! compares a timeline.
 
+use crate::limits::{MAX_QUERY_BYTES, MAX_QUERY_DEPTH, MAX_QUERY_OPERATORS};
 use crate::op::{CmpOp, Predicate, TimeLineOp};
 use crate::value::Value;
 use std::collections::HashMap;
@@ -45,8 +46,7 @@ impl std::error::Error for ParseError {}
 /// assert_eq!((err.line, err.column), (1, 18));
 /// ```
 pub fn parse_query(text: &str) -> Result<TimeLineOp, ParseError> {
-    let tokens = lex(text)?;
-    let mut p = Parser { tokens, i: 0 };
+    let mut p = Parser::new(text)?;
     let mut env: HashMap<String, (Pos, Expr)> = HashMap::new();
     while p.peek_is_ident("let") {
         p.i += 1;
@@ -58,11 +58,11 @@ pub fn parse_query(text: &str) -> Result<TimeLineOp, ParseError> {
             )));
         }
         p.expect(&Tok::Assign, "`=`")?;
-        let expr = p.expr()?.inline(&env);
+        let expr = p.expr()?.expand(&env)?;
         p.expect(&Tok::Semi, "`;` after the binding")?;
         env.insert(name, (pos, expr));
     }
-    let result = p.expr()?.inline(&env);
+    let result = p.expr()?.expand(&env)?;
     if p.peek() == &Tok::Semi {
         p.i += 1;
     }
@@ -76,8 +76,7 @@ pub fn parse_query(text: &str) -> Result<TimeLineOp, ParseError> {
 
 /// Parses an event predicate on its own, such as `userAction == "seek" && !(cdn == "CDN2")`.
 pub fn parse_predicate(text: &str) -> Result<Predicate, ParseError> {
-    let tokens = lex(text)?;
-    let mut p = Parser { tokens, i: 0 };
+    let mut p = Parser::new(text)?;
     let expr = p.expr()?;
     if p.peek() != &Tok::Eof {
         return Err(p.unexpected("an operator or the end of the predicate"));
@@ -300,7 +299,56 @@ fn lex(text: &str) -> Result<Vec<(Tok, Pos)>, ParseError> {
 struct Expr {
     pos: Pos,
     kind: ExprKind,
+    /// The levels of nesting, this one included (a literal or a name is 1).
+    depth: usize,
+    /// The number of parts (calls, operators, names, literals), saturating.
+    size: usize,
 }
+
+impl Expr {
+    fn new(pos: Pos, kind: ExprKind) -> Expr {
+        let shapes = |xs: &[&Expr]| shape_of(xs.iter().map(|c| (c.depth, c.size)));
+        let (depth, size) = match &kind {
+            ExprKind::Ident(_) | ExprKind::Literal(_) => (1, 1),
+            ExprKind::Call(_, args) => shape_of(args.iter().map(|c| (c.depth, c.size))),
+            ExprKind::Not(a) => shapes(&[a]),
+            ExprKind::And(a, b) | ExprKind::Or(a, b) | ExprKind::Compare(a, _, b) => shapes(&[a, b]),
+        };
+        Expr { pos, kind, depth, size }
+    }
+
+    /// Refuses an expression past the depth or size limits, pointing at it.
+    fn within_limits(self) -> Result<Expr, ParseError> {
+        check_shape(self.pos, self.depth, self.size)?;
+        Ok(self)
+    }
+}
+
+/// The depth and size of a node with children of these shapes.
+fn shape_of(children: impl Iterator<Item = (usize, usize)>) -> (usize, usize) {
+    children.fold((1, 1), |(depth, size), (d, s)| {
+        (depth.max(d.saturating_add(1)), size.saturating_add(s))
+    })
+}
+
+fn check_shape(pos: Pos, depth: usize, size: usize) -> Result<(), ParseError> {
+    if depth > MAX_QUERY_DEPTH {
+        return Err(pos.error(too_deep()));
+    }
+    if size > MAX_QUERY_OPERATORS {
+        return Err(pos.error(format!(
+            "the query has more than {MAX_QUERY_OPERATORS} operators, names and constants (with `let` bindings expanded where they are used); this is the limit"
+        )));
+    }
+    Ok(())
+}
+
+fn too_deep() -> String {
+    format!(
+        "the query nests more than {MAX_QUERY_DEPTH} levels deep (the limit); a long chain of `&&` or `||` nests one level per term: group it into balanced halves, as in (a && b) && (c && d)"
+    )
+}
+
 
 #[derive(Clone, Debug)]
 enum ExprKind {
@@ -316,9 +364,35 @@ enum ExprKind {
 struct Parser {
     tokens: Vec<(Tok, Pos)>,
     i: usize,
+    /// How many `(`, calls and `!` enclose the current token: bounds the parser's recursion.
+    nesting: usize,
 }
 
 impl Parser {
+    /// Lexes `text`, refusing a text past the size limit before reading it.
+    fn new(text: &str) -> Result<Parser, ParseError> {
+        if text.len() > MAX_QUERY_BYTES {
+            return Err(Pos { line: 1, column: 1 }.error(format!(
+                "the query is {} bytes long; the limit is {MAX_QUERY_BYTES}",
+                text.len()
+            )));
+        }
+        Ok(Parser {
+            tokens: lex(text)?,
+            i: 0,
+            nesting: 0,
+        })
+    }
+
+    /// Enters one more level of nesting (at `pos`), refusing to go past the depth limit.
+    fn enter(&mut self, pos: Pos) -> Result<(), ParseError> {
+        self.nesting += 1;
+        if self.nesting > MAX_QUERY_DEPTH {
+            return Err(pos.error(too_deep()));
+        }
+        Ok(())
+    }
+
     fn peek(&self) -> &Tok {
         &self.tokens[self.i].0
     }
@@ -361,10 +435,8 @@ impl Parser {
         while self.peek() == &Tok::OrOr {
             self.i += 1;
             let right = self.and()?;
-            left = Expr {
-                pos: left.pos,
-                kind: ExprKind::Or(Box::new(left), Box::new(right)),
-            };
+            left = Expr::new(left.pos, ExprKind::Or(Box::new(left), Box::new(right)))
+                .within_limits()?;
         }
         Ok(left)
     }
@@ -374,10 +446,8 @@ impl Parser {
         while self.peek() == &Tok::AndAnd {
             self.i += 1;
             let right = self.comparison()?;
-            left = Expr {
-                pos: left.pos,
-                kind: ExprKind::And(Box::new(left), Box::new(right)),
-            };
+            left = Expr::new(left.pos, ExprKind::And(Box::new(left), Box::new(right)))
+                .within_limits()?;
         }
         Ok(left)
     }
@@ -394,21 +464,17 @@ impl Parser {
                 .pos()
                 .error("comparisons do not chain; group them with parentheses and && or ||"));
         }
-        Ok(Expr {
-            pos: left.pos,
-            kind: ExprKind::Compare(Box::new(left), op, Box::new(right)),
-        })
+        Expr::new(left.pos, ExprKind::Compare(Box::new(left), op, Box::new(right))).within_limits()
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
         if self.peek() == &Tok::Bang {
             let pos = self.pos();
+            self.enter(pos)?;
             self.i += 1;
             let inner = self.unary()?;
-            return Ok(Expr {
-                pos,
-                kind: ExprKind::Not(Box::new(inner)),
-            });
+            self.nesting -= 1;
+            return Expr::new(pos, ExprKind::Not(Box::new(inner))).within_limits();
         }
         self.primary()
     }
@@ -417,9 +483,11 @@ impl Parser {
         let pos = self.pos();
         let kind = match self.peek().clone() {
             Tok::LParen => {
+                self.enter(pos)?;
                 self.i += 1;
                 let inner = self.expr()?;
                 self.expect(&Tok::RParen, "`)`")?;
+                self.nesting -= 1;
                 return Ok(inner);
             }
             Tok::Str(s) => ExprKind::Literal(Value::str(&s)),
@@ -434,11 +502,9 @@ impl Parser {
             Tok::Ident(s) => {
                 self.i += 1;
                 if self.peek() != &Tok::LParen {
-                    return Ok(Expr {
-                        pos,
-                        kind: ExprKind::Ident(s),
-                    });
+                    return Ok(Expr::new(pos, ExprKind::Ident(s)));
                 }
+                self.enter(pos)?;
                 self.i += 1;
                 let mut args = Vec::new();
                 if self.peek() != &Tok::RParen {
@@ -452,15 +518,13 @@ impl Parser {
                     }
                 }
                 self.expect(&Tok::RParen, "`,` or `)`")?;
-                return Ok(Expr {
-                    pos,
-                    kind: ExprKind::Call(s, args),
-                });
+                self.nesting -= 1;
+                return Expr::new(pos, ExprKind::Call(s, args)).within_limits();
             }
             _ => return Err(self.unexpected("an expression")),
         };
         self.i += 1;
-        Ok(Expr { pos, kind })
+        Ok(Expr::new(pos, kind))
     }
 }
 
@@ -529,7 +593,29 @@ fn flip(op: CmpOp) -> CmpOp {
 }
 
 impl Expr {
-    /// Replaces identifiers bound by `let` with their expressions.
+    /// Replaces identifiers bound by `let` with their expressions, after checking that the
+    /// result stays within the depth and size limits (a binding used twice doubles its size, so
+    /// a few lines could otherwise expand to billions of operators).
+    fn expand(self, env: &HashMap<String, (Pos, Expr)>) -> Result<Expr, ParseError> {
+        let (depth, size) = self.expanded_shape(env);
+        check_shape(self.pos, depth, size)?;
+        Ok(self.inline(env))
+    }
+
+    /// The depth and size the expression will have once `env` is inlined, without inlining it.
+    fn expanded_shape(&self, env: &HashMap<String, (Pos, Expr)>) -> (usize, usize) {
+        let shapes = |xs: &[&Expr]| shape_of(xs.iter().map(|c| c.expanded_shape(env)));
+        match &self.kind {
+            ExprKind::Ident(name) => env.get(name).map_or((1, 1), |(_, e)| (e.depth, e.size)),
+            ExprKind::Literal(_) => (1, 1),
+            ExprKind::Call(_, args) => shape_of(args.iter().map(|c| c.expanded_shape(env))),
+            ExprKind::Not(a) => shapes(&[a]),
+            ExprKind::And(a, b) | ExprKind::Or(a, b) | ExprKind::Compare(a, _, b) => {
+                shapes(&[a, b])
+            }
+        }
+    }
+
     fn inline(self, env: &HashMap<String, (Pos, Expr)>) -> Expr {
         let pos = self.pos;
         let kind = match self.kind {
@@ -548,7 +634,7 @@ impl Expr {
                 ExprKind::Compare(Box::new(a.inline(env)), op, Box::new(b.inline(env)))
             }
         };
-        Expr { pos, kind }
+        Expr::new(pos, kind)
     }
 
     fn args<const N: usize>(

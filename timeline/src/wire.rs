@@ -19,7 +19,8 @@
 //! ```
 //!
 //! Times and counts are decimal `u64`s, ints decimal `i64`s, floats Rust's shortest round-trip
-//! form (`0.1`, `1e300`); NaN and infinities are refused, as everywhere else.
+//! form (`0.1`, `1e300`); NaN and infinities are refused, as everywhere else. A batch past the
+//! limits of [`crate::limits`] (bytes, events, columns per event, string length) is refused.
 //!
 //! ```
 //! use timeline::{wire, Event};
@@ -29,12 +30,15 @@
 //! assert_eq!(wire::decode_events(&text).unwrap(), events);
 //! ```
 
+use crate::limits::{MAX_BATCH_EVENTS, MAX_EVENT_COLUMNS, MAX_PACKED_BYTES, MAX_STRING_BYTES};
 use crate::value::{State, Str, Value};
 use crate::{Delta, Event, KeyDelta};
 use std::fmt;
 use std::sync::Arc;
 
 const EVENTS: &str = "e1";
+/// How many distinct column names a batch's decoder shares.
+const SHARED_COLUMNS: usize = 64;
 const DELTAS: &str = "d1";
 
 /// A packed batch that does not follow the format: where, and what was expected.
@@ -210,9 +214,23 @@ pub fn decode_events(text: &str) -> Result<Vec<Event>, WireError> {
     let mut r = Reader::new(text, EVENTS, "events")?;
     let mut events = Vec::new();
     while r.more()? {
+        if events.len() == MAX_BATCH_EVENTS {
+            return Err(r.error(format!(
+                "the batch has more than {MAX_BATCH_EVENTS} events (the limit): split it"
+            )));
+        }
         let time = r.u64("an event time")?;
         r.space()?;
+        let at = r.at;
         let count = r.u64("a field count")?;
+        if count > MAX_EVENT_COLUMNS as u64 {
+            return Err(WireError {
+                at,
+                message: format!(
+                    "an event of {count} columns; the limit is {MAX_EVENT_COLUMNS}"
+                ),
+            });
+        }
         let mut fields = Vec::with_capacity(count.min(64) as usize);
         for _ in 0..count {
             r.space()?;
@@ -320,6 +338,15 @@ impl<'a> RecentStrings<'a> {
 
 impl<'a> Reader<'a> {
     fn new(text: &'a str, header: &str, what: &str) -> Result<Reader<'a>, WireError> {
+        if text.len() > MAX_PACKED_BYTES {
+            return Err(WireError {
+                at: 0,
+                message: format!(
+                    "the batch is {} bytes; the limit is {MAX_PACKED_BYTES}: split it",
+                    text.len()
+                ),
+            });
+        }
         let mut r = Reader {
             text,
             at: 0,
@@ -411,7 +438,14 @@ impl<'a> Reader<'a> {
 
     /// A length-prefixed string.
     fn bytes(&mut self) -> Result<&'a str, WireError> {
+        let at = self.at;
         let len = self.u64("a string's length in bytes")?;
+        if len > MAX_STRING_BYTES as u64 {
+            return Err(WireError {
+                at,
+                message: format!("a string of {len} bytes; the limit is {MAX_STRING_BYTES}"),
+            });
+        }
         if !self.eat(b':') {
             return Err(self.error("expected `:` after a string's length".into()));
         }
@@ -436,7 +470,11 @@ impl<'a> Reader<'a> {
             return Ok(c.clone());
         }
         let c: Arc<str> = Arc::from(name);
-        self.columns.push(c.clone());
+        // A batch names few columns; past that many, sharing is not worth a longer search (and
+        // a batch of distinct names must not make every lookup scan all of them).
+        if self.columns.len() < SHARED_COLUMNS {
+            self.columns.push(c.clone());
+        }
         Ok(c)
     }
 

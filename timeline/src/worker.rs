@@ -133,6 +133,21 @@ impl LeafNode {
             .collect()
     }
 
+    /// Checks a batch as [`LeafNode::ingest`] would, changing nothing: a sender feeding several
+    /// leaves asks each of them first, so that a batch refused by one changes none.
+    pub fn check(&self, events: &[Event]) -> Result<(), IngestError> {
+        split_batch(events, self.key_column.as_ref(), self.retention, |id| {
+            self.keys.get(id).map(|(c, _)| c.max_time)
+        })
+        .map(|_| ())
+    }
+
+    /// Whether [`LeafNode::check`] can refuse a batch the sender checked itself (complete keys,
+    /// finite numbers): only a leaf with a retention horizon can.
+    pub fn can_refuse(&self) -> bool {
+        self.retention.is_some()
+    }
+
     /// Ingests a batch (checked whole first: nothing is applied if any event is refused) and
     /// returns one delta per key in the batch.
     pub fn ingest(&mut self, events: &[Event]) -> Result<Vec<KeyDelta>, IngestError> {

@@ -425,7 +425,8 @@ macro_rules! wit_conversions {
                         .map_err(|m| format!("event {} (time {}): {m}", i + 1, e.time))?;
                     Ok(Event { time: e.time, fields })
                 })
-                .collect()
+                .collect::<Result<Vec<Event>, String>>()
+                .and_then(|events| timeline::limits::check_batch(&events).map(|()| events))
         }
     };
     (@ states) => {

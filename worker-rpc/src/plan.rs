@@ -2,6 +2,7 @@
 
 use crate::{opt, read_worker_ref, worker_ref, V};
 use timeline::{Plan, Scope, TimeLineOp};
+use timeline::limits::{MAX_JOB_WORKERS, MAX_SHARDS};
 
 /// A worker, by component and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -64,9 +65,21 @@ impl JobPlan {
         options: &JobOptions,
         event_processor: &str,
         timeline_processor: &str,
-    ) -> JobPlan {
-        let plan = Plan::new(query);
+    ) -> Result<JobPlan, String> {
         let shards = options.shards.max(1);
+        if shards > MAX_SHARDS {
+            return Err(format!(
+                "a job may have at most {MAX_SHARDS} shards; {shards} were asked for"
+            ));
+        }
+        let plan = Plan::new(query);
+        let workers = plan.nodes.len() * shards as usize;
+        if workers > MAX_JOB_WORKERS {
+            return Err(format!(
+                "the job would create {workers} workers ({} nodes x {shards} shards); the limit is {MAX_JOB_WORKERS}: use fewer shards",
+                plan.nodes.len()
+            ));
+        }
         let scope = Scope {
             key_column: options.key_column.clone(),
             retention: options.retention,
@@ -101,7 +114,7 @@ impl JobPlan {
                 }
             })
             .collect();
-        JobPlan {
+        Ok(JobPlan {
             job_name: options.job_name.clone(),
             query: query.to_string(),
             key_column: options.key_column.clone(),
@@ -109,7 +122,7 @@ impl JobPlan {
             retention: options.retention,
             result_node: plan.nodes[plan.root()].id.to_string(),
             nodes,
-        }
+        })
     }
 
     /// The node with this id.
