@@ -19,12 +19,7 @@ fn job_plan(query: Query, options: JobOptions, ids: &ComponentIds) -> Result<Job
     if options.job_name.trim().is_empty() {
         return Err("the job needs a name (job-options.job-name)".into());
     }
-    JobPlan::new(
-        &op,
-        &options,
-        &ids.event_processor,
-        &ids.timeline_processor,
-    )
+    JobPlan::new(&op, &options, &ids.event_processor, &ids.timeline_processor)
 }
 
 struct Component;

@@ -70,7 +70,8 @@ fn ingest(job_name: &str, events: &[timeline::Event]) -> Result<u32, String> {
                 }
             }
         }
-        let ask_first = job.leaves.iter().any(|(_, leaf)| leaf.can_refuse());
+        // Only a leaf with a retention horizon can refuse what passed the checks here.
+        let ask_first = plan.retention.is_some();
         Ok((batches, ask_first))
     })?;
     if ask_first {

@@ -11,7 +11,7 @@ use crate::wit_value::{val_to_wit_typed, wit_to_val, wit_tuple_to_vals, LoggedVa
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, TryLockError, Weak};
 use wasmtime::component::{Component, Func, HasSelf, Instance, Linker, ResourceTable, Type, Val};
@@ -105,7 +105,7 @@ impl WorkerState {
                     return Err(RpcError::RemoteInternalError("the emulator is gone".into()));
                 };
                 let caller = self.id.worker_name.clone();
-                let result = golem.invoke(&target, function, params, Some(&caller));
+                let result = invoke_nested(&golem, &target, function, params, &caller);
                 if let Mode::Live { calls } = &mut self.mode {
                     calls.push(LoggedCall {
                         target,
@@ -120,6 +120,47 @@ impl WorkerState {
             }
         }
     }
+}
+
+/// How many worker-to-worker calls nest on one host thread before the next continues on a
+/// fresh one.
+const CALLS_PER_THREAD: usize = 8;
+
+thread_local! {
+    /// The worker-to-worker calls in progress on this host thread.
+    static NESTED_CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A worker-to-worker call made from inside another invocation. Each nests on the host's stack
+/// (a WebAssembly call inside a host call inside a WebAssembly call), and a delta climbs a
+/// query's nodes one call inside the next, as deep as the deepest query accepted; so every few
+/// levels the call continues on a fresh thread with a stack of its own. Golem runs every
+/// invocation on its own.
+fn invoke_nested(
+    golem: &Arc<Inner>,
+    target: &WorkerId,
+    function: &str,
+    params: Vec<WitValue>,
+    caller: &str,
+) -> Result<WitValue, RpcError> {
+    let depth = NESTED_CALLS.get();
+    if depth < CALLS_PER_THREAD {
+        NESTED_CALLS.set(depth + 1);
+        let result = golem.invoke(target, function, params, Some(caller));
+        NESTED_CALLS.set(depth);
+        return result;
+    }
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name(format!("call to {}", target.worker_name))
+            .stack_size(64 << 20)
+            .spawn_scoped(scope, || {
+                golem.invoke(target, function, params, Some(caller))
+            })
+            .map_err(|e| RpcError::RemoteInternalError(format!("no thread for the call: {e}")))?
+            .join()
+            .map_err(|_| RpcError::RemoteInternalError("the call's thread panicked".into()))?
+    })
 }
 
 pub fn rpc_error_text(e: &RpcError) -> String {
@@ -318,11 +359,7 @@ impl Golem {
 /// Loads a component, compiling it once and caching the compiled form beside the `.wasm`.
 fn load_cached(engine: &Engine, path: &Path) -> Result<Component> {
     let bytes = std::fs::read(path)?;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes.iter().chain(env!("CARGO_PKG_VERSION").as_bytes()) {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = fnv1a(&[&bytes[..], env!("CARGO_PKG_VERSION").as_bytes()].concat());
     let cache = path.with_extension(format!("{h:016x}.cwasm"));
     if let Ok(cached) = std::fs::read(&cache) {
         // SAFETY: the file was written by `Component::serialize` of this same program (its name
@@ -486,11 +523,8 @@ impl Inner {
         self.counters.lock().expect("lock").instances_created += 1;
         // Replay the log, if any.
         let path = self.log_path(id);
-        if let Ok(file) = std::fs::File::open(&path) {
-            for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-                let line = line?;
-                let entry: LogEntry = serde_json::from_str(&line)
-                    .with_context(|| format!("{}:{}", path.display(), n + 1))?;
+        if path.exists() {
+            for entry in read_log(&path)? {
                 live.store.data_mut().mode = Mode::Replay {
                     calls: entry.calls.into(),
                 };
@@ -523,11 +557,78 @@ impl Inner {
             .create(true)
             .append(true)
             .open(&path)?;
-        let mut line = serde_json::to_string(entry)?;
-        line.push('\n');
-        file.write_all(line.as_bytes())?;
+        file.write_all(log_record(entry)?.as_bytes())?;
         Ok(())
     }
+}
+
+/// A log record as written to disk: a checksum of the entry's JSON, the JSON, a newline
+/// (`{16 hex digits} {json}\n`). The checksum and the newline show a record that a crash or a
+/// power cut cut short or garbled.
+fn log_record(entry: &LogEntry) -> Result<String> {
+    let json = serde_json::to_string(entry)?;
+    Ok(format!("{:016x} {json}\n", fnv1a(json.as_bytes())))
+}
+
+/// Reads a worker's log: its complete records, in order.
+///
+/// A record is appended once its invocation has completed and before its result is returned,
+/// so a last record that breaks off or fails its checksum is an invocation whose caller never
+/// had an answer: as Golem does with an incomplete oplog entry, it is dropped (and cut off the
+/// file, so the next record follows the last good one) and the rest replays. A bad record
+/// before the last cannot come from an interrupted append; the worker is then refused.
+fn read_log(path: &Path) -> Result<Vec<LogEntry>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut entries = Vec::new();
+    let mut good_end = 0;
+    let mut rest = &bytes[..];
+    let mut line = 0;
+    while !rest.is_empty() {
+        line += 1;
+        let (record, complete) = match rest.iter().position(|&b| b == b'\n') {
+            Some(end) => (&rest[..end], true),
+            None => (rest, false),
+        };
+        let is_last = !complete || record.len() + 1 == rest.len();
+        match complete.then(|| parse_record(record)).flatten() {
+            Some(entry) => entries.push(entry),
+            None if is_last => {
+                eprintln!(
+                    "golem-emulator: {}:{line}: the last record is incomplete (an interrupted append); dropped",
+                    path.display()
+                );
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)?
+                    .set_len(good_end as u64)?;
+                break;
+            }
+            None => bail!(
+                "{}:{line}: the record is corrupt (its checksum does not match) and is not the last: the worker's log is damaged",
+                path.display()
+            ),
+        }
+        good_end += record.len() + 1;
+        rest = &rest[(record.len() + 1).min(rest.len())..];
+    }
+    Ok(entries)
+}
+
+/// A record's entry, if its checksum matches its JSON and the JSON reads.
+fn parse_record(record: &[u8]) -> Option<LogEntry> {
+    let text = std::str::from_utf8(record).ok()?;
+    let (sum, json) = text.split_once(' ')?;
+    let sum = u64::from_str_radix(sum, 16).ok()?;
+    (sum == fnv1a(json.as_bytes()))
+        .then(|| serde_json::from_str(json).ok())
+        .flatten()
+}
+
+/// The 64-bit FNV-1a hash: a stable checksum, the same on every platform and run.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn find_func(live: &mut Live, function: &str) -> Result<Func> {

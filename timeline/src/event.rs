@@ -1,9 +1,9 @@
 //! Events: a time and a list of `(column, value)` pairs, and their JSON shapes.
 
+use crate::limits::{clip, EXCERPT_CHARS};
 use crate::value::Value;
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
-use crate::limits::{clip, EXCERPT_CHARS};
 use std::sync::Arc;
 
 /// One event of a stream: a time (in the user's unit; the engine never reads a clock) and the
@@ -66,9 +66,12 @@ impl Event {
             .as_object()
             .ok_or("an event must be a JSON object with \"time\" and \"event\"")?;
         let time = match obj.get("time") {
-            Some(t) => t
-                .as_u64()
-                .ok_or_else(|| format!("\"time\" must be a non-negative integer, found {}", clip(&t.to_string(), EXCERPT_CHARS)))?,
+            Some(t) => t.as_u64().ok_or_else(|| {
+                format!(
+                    "\"time\" must be a non-negative integer, found {}",
+                    clip(&t.to_string(), EXCERPT_CHARS)
+                )
+            })?,
             None => return Err("the event has no \"time\" field".into()),
         };
         let mut fields = Vec::new();
@@ -96,7 +99,8 @@ impl Event {
         for extra in obj.keys() {
             if extra != "time" && extra != "event" {
                 return Err(format!(
-                    "unexpected field \"{}\": an event has only \"time\" and \"event\"", clip(extra, EXCERPT_CHARS)
+                    "unexpected field \"{}\": an event has only \"time\" and \"event\"",
+                    clip(extra, EXCERPT_CHARS)
                 ));
             }
         }
@@ -114,7 +118,9 @@ fn plain_json_value(col: &str, v: &serde_json::Value) -> Result<Option<Value>, S
         })?,
         other => {
             return Err(format!(
-                "column \"{}\": a value must be a string, number or bool, found {}", clip(col, EXCERPT_CHARS), clip(&other.to_string(), EXCERPT_CHARS)
+                "column \"{}\": a value must be a string, number or bool, found {}",
+                clip(col, EXCERPT_CHARS),
+                clip(&other.to_string(), EXCERPT_CHARS)
             ))
         }
     }))

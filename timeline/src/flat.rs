@@ -100,17 +100,20 @@ impl FlatOp {
             }
             let predicate = match &n.predicate {
                 Some(text) => Some(
-                    parse_predicate(text).map_err(|e: ParseError| at(i, format!("predicate: {e}")))?,
+                    parse_predicate(text)
+                        .map_err(|e: ParseError| at(i, format!("predicate: {e}")))?,
                 ),
                 None => None,
             };
             let own = predicate.as_ref().map_or((0, 0), Predicate::shape);
-            let (depth, size) = n.inputs.iter().map(|&k| shapes[k as usize]).chain([own]).fold(
-                (1usize, 1usize),
-                |(depth, size), (d, s)| {
+            let (depth, size) = n
+                .inputs
+                .iter()
+                .map(|&k| shapes[k as usize])
+                .chain([own])
+                .fold((1usize, 1usize), |(depth, size), (d, s)| {
                     (depth.max(d.saturating_add(1)), size.saturating_add(s))
-                },
-            );
+                });
             if depth > MAX_QUERY_DEPTH || size > MAX_QUERY_OPERATORS {
                 return Err(at(i, format!(
                     "the tree up to here nests {depth} levels deep and has {size} operators and predicate terms; the limits are {MAX_QUERY_DEPTH} levels and {MAX_QUERY_OPERATORS} operators"

@@ -119,7 +119,10 @@ pub fn check_batch(events: &[crate::Event]) -> Result<(), String> {
             }
             if let crate::Value::Str(s) = value {
                 if s.len() > MAX_STRING_BYTES {
-                    return long(&format!("column \"{}\": a string", clip(column, 40)), s.len());
+                    return long(
+                        &format!("column \"{}\": a string", clip(column, 40)),
+                        s.len(),
+                    );
                 }
             }
         }
@@ -133,22 +136,34 @@ mod tests {
 
     #[test]
     fn short_lines_are_quoted_whole() {
-        assert_eq!(excerpt("has_existed(a == )", 18), ("has_existed(a == )".into(), 18));
+        assert_eq!(
+            excerpt("has_existed(a == )", 18),
+            ("has_existed(a == )".into(), 18)
+        );
         assert_eq!(excerpt("", 1), (String::new(), 1));
     }
 
     #[test]
     fn long_lines_are_windowed_around_the_column() {
-        let line: String = (0..1000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let line: String = (0..1000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
         for column in [1, 2, 40, 41, 500, 960, 999, 1000, 1001] {
             let (window, at) = excerpt(&line, column);
-            assert!(window.chars().count() <= EXCERPT_CHARS + 2, "{column}: {window}");
+            assert!(
+                window.chars().count() <= EXCERPT_CHARS + 2,
+                "{column}: {window}"
+            );
             assert_eq!(
                 window.chars().nth(at - 1),
                 line.chars().nth(column - 1),
                 "{column}: {window} at {at}"
             );
-            assert_eq!(window.starts_with('…'), column > EXCERPT_CHARS / 2 + 1, "{column}");
+            assert_eq!(
+                window.starts_with('…'),
+                column > EXCERPT_CHARS / 2 + 1,
+                "{column}"
+            );
         }
     }
 

@@ -312,9 +312,16 @@ impl Expr {
             ExprKind::Ident(_) | ExprKind::Literal(_) => (1, 1),
             ExprKind::Call(_, args) => shape_of(args.iter().map(|c| (c.depth, c.size))),
             ExprKind::Not(a) => shapes(&[a]),
-            ExprKind::And(a, b) | ExprKind::Or(a, b) | ExprKind::Compare(a, _, b) => shapes(&[a, b]),
+            ExprKind::And(a, b) | ExprKind::Or(a, b) | ExprKind::Compare(a, _, b) => {
+                shapes(&[a, b])
+            }
         };
-        Expr { pos, kind, depth, size }
+        Expr {
+            pos,
+            kind,
+            depth,
+            size,
+        }
     }
 
     /// Refuses an expression past the depth or size limits, pointing at it.
@@ -348,7 +355,6 @@ fn too_deep() -> String {
         "the query nests more than {MAX_QUERY_DEPTH} levels deep (the limit); a long chain of `&&` or `||` nests one level per term: group it into balanced halves, as in (a && b) && (c && d)"
     )
 }
-
 
 #[derive(Clone, Debug)]
 enum ExprKind {
@@ -464,7 +470,11 @@ impl Parser {
                 .pos()
                 .error("comparisons do not chain; group them with parentheses and && or ||"));
         }
-        Expr::new(left.pos, ExprKind::Compare(Box::new(left), op, Box::new(right))).within_limits()
+        Expr::new(
+            left.pos,
+            ExprKind::Compare(Box::new(left), op, Box::new(right)),
+        )
+        .within_limits()
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {

@@ -226,9 +226,7 @@ pub fn decode_events(text: &str) -> Result<Vec<Event>, WireError> {
         if count > MAX_EVENT_COLUMNS as u64 {
             return Err(WireError {
                 at,
-                message: format!(
-                    "an event of {count} columns; the limit is {MAX_EVENT_COLUMNS}"
-                ),
+                message: format!("an event of {count} columns; the limit is {MAX_EVENT_COLUMNS}"),
             });
         }
         let mut fields = Vec::with_capacity(count.min(64) as usize);

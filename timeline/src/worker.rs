@@ -142,12 +142,6 @@ impl LeafNode {
         .map(|_| ())
     }
 
-    /// Whether [`LeafNode::check`] can refuse a batch the sender checked itself (complete keys,
-    /// finite numbers): only a leaf with a retention horizon can.
-    pub fn can_refuse(&self) -> bool {
-        self.retention.is_some()
-    }
-
     /// Ingests a batch (checked whole first: nothing is applied if any event is refused) and
     /// returns one delta per key in the batch.
     pub fn ingest(&mut self, events: &[Event]) -> Result<Vec<KeyDelta>, IngestError> {

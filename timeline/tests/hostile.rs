@@ -13,7 +13,11 @@ use timeline::{parse_query, wire, Engine, EngineOptions, Event, FlatNode, FlatOp
 /// Runs `f` on a thread with a worker-sized stack.
 fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::Builder::new()
-        .stack_size(if cfg!(debug_assertions) { 4 << 20 } else { 1 << 20 })
+        .stack_size(if cfg!(debug_assertions) {
+            4 << 20
+        } else {
+            1 << 20
+        })
         .spawn(f)
         .expect("spawn")
         .join()
@@ -85,7 +89,10 @@ fn the_same_chain_in_balanced_halves_works_end_to_end() {
             .map(|i| Event::new(i as u64, [("a", Value::Int(i))]))
             .collect();
         engine.ingest(&events).unwrap();
-        (engine.value_at(None, 1_498).unwrap(), engine.value_at(None, 1_499).unwrap())
+        (
+            engine.value_at(None, 1_498).unwrap(),
+            engine.value_at(None, 1_499).unwrap(),
+        )
     });
     assert_eq!(answers.0.to_string(), "false");
     assert_eq!(answers.1.to_string(), "true");
@@ -213,7 +220,10 @@ fn flat_trees_past_the_depth_or_node_limits_are_refused() {
     }
     .to_op()
     .unwrap_err();
-    assert_eq!(err, "node 0 (has_existed): is not read by the result (the last node)");
+    assert_eq!(
+        err,
+        "node 0 (has_existed): is not read by the result (the last node)"
+    );
     let err = FlatOp {
         nodes: vec![leaf(), node("not", vec![0, 0])],
     }
@@ -273,7 +283,10 @@ fn typed_batches_are_checked_against_the_same_limits() {
     check_batch(&ok).unwrap();
     let long = Event::new(1, [("a", Value::str(&"y".repeat(MAX_STRING_BYTES + 1)))]);
     let err = check_batch(&[ok[0].clone(), long]).unwrap_err();
-    assert!(err.starts_with("event 2 (time 1): column \"a\": a string of 65537 bytes"), "{err}");
+    assert!(
+        err.starts_with("event 2 (time 1): column \"a\": a string of 65537 bytes"),
+        "{err}"
+    );
     let name = "n".repeat(MAX_STRING_BYTES + 1);
     let err = check_batch(&[Event::new(1, [(name.as_str(), Value::Int(1))])]).unwrap_err();
     assert!(err.contains("a column name of 65537 bytes"), "{err}");
@@ -286,8 +299,8 @@ fn typed_batches_are_checked_against_the_same_limits() {
 #[test]
 fn errors_quote_a_window_of_a_long_line_not_the_whole_line() {
     let value = "v".repeat(100_000);
-    let err = Event::from_json(&format!(r#"{{"time": 1, "event": {{"a": ["{value}"]}}}}"#))
-        .unwrap_err();
+    let err =
+        Event::from_json(&format!(r#"{{"time": 1, "event": {{"a": ["{value}"]}}}}"#)).unwrap_err();
     assert!(err.len() < 300, "{} bytes: {}", err.len(), &err[..300]);
     assert!(err.contains('…'), "{err}");
     let err = Event::from_json(&format!(r#"{{"time": "{value}", "event": {{}}}}"#)).unwrap_err();

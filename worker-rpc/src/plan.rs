@@ -1,8 +1,8 @@
 //! A job's plan with its workers: the `plan` record of the WIT, built from the library's plan.
 
 use crate::{opt, read_worker_ref, worker_ref, V};
-use timeline::{Plan, Scope, TimeLineOp};
 use timeline::limits::{MAX_JOB_WORKERS, MAX_SHARDS};
+use timeline::{Plan, Scope, TimeLineOp};
 
 /// A worker, by component and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
