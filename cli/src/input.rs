@@ -322,7 +322,7 @@ impl CsvDecoder {
                 time = Some(cell.trim().parse::<u64>().map_err(|_| {
                     format!(
                         "`time` must be a non-negative integer, found `{}`",
-                        timeline::limits::clip(&cell, timeline::limits::EXCERPT_CHARS)
+                        timeline::limits::clip(cell, timeline::limits::EXCERPT_CHARS)
                     )
                 })?);
                 continue;

@@ -5,10 +5,9 @@
 //! nothing is printed as a result unless the whole input was read and evaluated.
 
 mod args;
-mod input;
-mod progress;
 mod run;
-mod shards;
+
+use timeline_cli::{input, progress, shards};
 
 use args::{Command, EvalArgs, Format, QuerySource};
 use progress::Progress;

@@ -29,7 +29,6 @@ impl Progress {
     }
 
     /// A progress line that never shows.
-    #[cfg(test)]
     pub fn hidden() -> Progress {
         Progress {
             enabled: false,

@@ -2,12 +2,12 @@
 //! in-process (`native`), printing the plan and every worker's result.
 
 use crate::args::{RunArgs, Runtime};
-use crate::input;
 use golem_emulator::{components_dir, TimelineSystem};
 use progress::Progress;
 use timeline::{Engine, EngineOptions, Event, Plan, Scope, Segment, TimeLineOp, Value};
+use timeline_cli::input;
 
-use crate::progress;
+use timeline_cli::progress;
 
 /// One node's results: per key, its segments from time 0 to just after the last event.
 type NodeResults = Vec<(Option<Value>, Vec<Segment>)>;

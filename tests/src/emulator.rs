@@ -192,6 +192,27 @@ pub struct Counters {
     pub invocations: u64,
     /// Invocations re-run from logs.
     pub replayed: u64,
+    /// Crashes injected by [`Golem::inject_crashes`] that fired.
+    pub crashes_injected: u64,
+}
+
+/// Where an injected crash strikes an invocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CrashPoint {
+    /// The worker's instance is lost just before the invocation runs: it is rebuilt from its
+    /// log, then runs the invocation.
+    Before,
+    /// The instance is lost after the invocation ran (its calls to other workers made) but
+    /// before it completed: as Golem resumes a pending invocation, the instance is rebuilt from
+    /// its log and the invocation runs again, the calls it had made answered from the record
+    /// instead of made twice. The second run must return what the first did.
+    Midway,
+}
+
+/// Random crashes at invocation points: a seeded generator and a rate.
+struct CrashInjection {
+    rng: rand::rngs::StdRng,
+    per_million: u32,
 }
 
 struct Inner {
@@ -202,6 +223,7 @@ struct Inner {
     log_dir: PathBuf,
     env: Vec<(String, String)>,
     counters: Mutex<Counters>,
+    crashes: Mutex<Option<CrashInjection>>,
 }
 
 /// The emulated Golem host.
@@ -264,6 +286,7 @@ impl Golem {
                 log_dir: log_dir.to_path_buf(),
                 env,
                 counters: Mutex::new(Counters::default()),
+                crashes: Mutex::new(None),
             }),
         })
     }
@@ -329,6 +352,19 @@ impl Golem {
             .collect();
         ids.sort();
         ids
+    }
+
+    /// From now on, crashes each live invocation with probability `per_million` / 10^6, just
+    /// before it runs or midway (after its effects, before it completes), chosen at random
+    /// from `seed`; `per_million` 0 stops. Golem hides both from the caller (the worker is
+    /// rebuilt from its log and the invocation resumed), and so does the emulator: a crash that
+    /// changes any answer is a bug in a component or in replay. [`Counters::crashes_injected`]
+    /// counts the crashes that fired.
+    pub fn inject_crashes(&self, seed: u64, per_million: u32) {
+        *self.inner.crashes.lock().expect("lock") = (per_million > 0).then(|| CrashInjection {
+            rng: <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed),
+            per_million,
+        });
     }
 
     pub fn counters(&self) -> Counters {
@@ -451,6 +487,10 @@ impl Inner {
             }
         };
         let internal = |e: anyhow::Error| RpcError::RemoteInternalError(format!("{e:#}"));
+        let crash = self.draw_crash();
+        if crash == Some(CrashPoint::Before) {
+            *guard = None;
+        }
         let live = self.ensure_live(worker, &mut guard).map_err(internal)?;
         let entry = LogEntry {
             function: function.to_string(),
@@ -467,6 +507,11 @@ impl Inner {
                     Mode::Live { calls } => calls,
                     Mode::Replay { .. } => Vec::new(),
                 };
+                if crash == Some(CrashPoint::Midway) {
+                    *guard = None;
+                    self.resume(worker, &mut guard, function, &params, &calls, &result)
+                        .map_err(internal)?;
+                }
                 self.append_log(worker, &LogEntry { calls, ..entry })
                     .map_err(internal)?;
                 self.counters.lock().expect("lock").invocations += 1;
@@ -480,6 +525,56 @@ impl Inner {
                 )))
             }
         }
+    }
+
+    /// Whether an injected crash strikes the invocation about to run, and where.
+    fn draw_crash(&self) -> Option<CrashPoint> {
+        let mut crashes = self.crashes.lock().expect("lock");
+        let injection = crashes.as_mut()?;
+        let draw = rand::RngExt::random_range(&mut injection.rng, 0..2_000_000u32);
+        let point = match draw {
+            d if d < injection.per_million => CrashPoint::Before,
+            d if d >= 1_000_000 && d - 1_000_000 < injection.per_million => CrashPoint::Midway,
+            _ => return None,
+        };
+        drop(crashes);
+        self.counters.lock().expect("lock").crashes_injected += 1;
+        Some(point)
+    }
+
+    /// Resumes an invocation whose instance was lost midway: rebuilds the worker from its log
+    /// and runs the invocation again, answering the calls it had made from `calls`. The second
+    /// run must make the same calls and return the same result as the first.
+    fn resume(
+        self: &Arc<Self>,
+        worker: &WorkerId,
+        slot: &mut Option<Live>,
+        function: &str,
+        params: &[WitValue],
+        calls: &[LoggedCall],
+        first: &WitValue,
+    ) -> Result<()> {
+        let live = self.ensure_live(worker, slot)?;
+        live.store.data_mut().mode = Mode::Replay {
+            calls: calls.to_vec().into(),
+        };
+        let again = run(live, function, params)
+            .with_context(|| format!("resuming {function} on {}", worker.worker_name))?;
+        let left = match &live.store.data().mode {
+            Mode::Replay { calls } => calls.len(),
+            Mode::Live { .. } => 0,
+        };
+        live.store.data_mut().mode = Mode::Live { calls: Vec::new() };
+        let text = |v: &WitValue| serde_json::to_string(&LoggedValue::from(v)).unwrap_or_default();
+        if left > 0 || text(&again) != text(first) {
+            bail!(
+                "resuming {function} on {} diverged: {left} of its calls were not made again, or it returned {} instead of {}",
+                worker.worker_name,
+                text(&again),
+                text(first)
+            );
+        }
+        Ok(())
     }
 
     /// Makes sure the worker has an instance, rebuilding it from its log if needed.

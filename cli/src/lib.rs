@@ -1,0 +1,11 @@
+//! The `timeline` command's reading of event files, as a library: the binary (`src/main.rs`)
+//! and the fuzz targets (`fuzz/`) share it.
+//!
+//! - [`input`]: JSON Lines and CSV, recognised from the first line, with file, line and reason
+//!   for every refusal.
+//! - [`shards`]: a CSV file's keys split over threads, each feeding an engine of its own.
+//! - [`progress`]: the progress line on a terminal.
+
+pub mod input;
+pub mod progress;
+pub mod shards;
