@@ -526,3 +526,49 @@ fn threads_give_the_same_answers_and_errors() {
         bad_input(&o, ":4: column `a`: NaN");
     }
 }
+
+#[test]
+fn hostile_queries_are_refused_with_exit_2_not_a_crash() {
+    let events = temp_file("one.jsonl", "{\"time\": 1, \"event\": {\"a\": 1}}\n");
+    let events = events.to_str().unwrap();
+    let deep = temp_file("deep.tl", &("!".repeat(100_000) + "has_existed(a == 1)"));
+    let o = timeline(
+        &[
+            "eval",
+            "--query-file",
+            deep.to_str().unwrap(),
+            "--events",
+            events,
+            "--at",
+            "1",
+        ],
+        None,
+    );
+    bad_input(&o, "nests more than 256 levels deep");
+    // The error quotes a window of the 100 KB line around the column, not the whole line.
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.len() < 1_000, "{} bytes of error", err.len());
+    assert!(err.contains("…"), "{err}");
+    let parens = temp_file(
+        "parens.tl",
+        &("(".repeat(50_000) + "has_existed(a == 1)" + &")".repeat(50_000)),
+    );
+    let o = timeline(
+        &[
+            "eval",
+            "--query-file",
+            parens.to_str().unwrap(),
+            "--events",
+            events,
+        ],
+        None,
+    );
+    bad_input(&o, "nests more than 256 levels deep");
+    let chain = (0..20_000)
+        .map(|i| format!("has_existed(a == {i})"))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    let chain = temp_file("chain.tl", &chain);
+    let o = timeline(&["explain", "--query-file", chain.to_str().unwrap()], None);
+    bad_input(&o, "group it into balanced halves");
+}

@@ -386,6 +386,32 @@ impl Golem {
         imports
     }
 
+    /// The functions a component exports, as `package/interface.{name}` with their parameter
+    /// types (for fuzzing every way in).
+    pub fn exported_functions(&self, name: &str) -> Vec<(String, Vec<Type>)> {
+        use wasmtime::component::types::ComponentItem;
+        let Some(c) = self.inner.components.get(&component_id(name)) else {
+            return Vec::new();
+        };
+        let engine = &self.inner.engine;
+        let mut out = Vec::new();
+        for (interface, item) in c.component.component_type().exports(engine) {
+            let ComponentItem::ComponentInstance(instance) = item.ty else {
+                continue;
+            };
+            for (function, item) in instance.exports(engine) {
+                if let ComponentItem::ComponentFunc(f) = item.ty {
+                    out.push((
+                        format!("{interface}.{{{function}}}"),
+                        f.params().map(|(_, t)| t).collect(),
+                    ));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// The name of the component with this id.
     pub fn component_name(&self, id: &str) -> Option<&str> {
         self.inner.components.get(id).map(|c| c.name.as_str())
