@@ -23,7 +23,7 @@ const CIRR: &str = r#"duration_where(has_existed(playerStateChange == "play") &&
 
 fn main() {
     match fuzz() {
-        Ok(traps) if traps == 0 => {}
+        Ok(0) => {}
         Ok(_) => std::process::exit(1),
         Err(e) => {
             eprintln!("component-fuzz: {e:#}");
@@ -31,6 +31,9 @@ fn main() {
         }
     }
 }
+
+/// An exported function: its full name and its parameter types.
+type Exported = (String, Vec<Type>);
 
 /// Strings worth sending to a component, besides random ones.
 struct Strings {
@@ -262,7 +265,7 @@ fn fuzz() -> Result<u64> {
             component,
         ));
     }
-    let functions: Vec<(&str, Vec<(String, Vec<Type>)>)> =
+    let functions: Vec<(&str, Vec<Exported>)> =
         ["driver", "core", "event-processor", "timeline-processor"]
             .into_iter()
             .map(|c| (c, sys.golem.exported_functions(c)))
