@@ -9,7 +9,15 @@
 mod bindings;
 
 use bindings::exports::timeline::core::api::{ComponentIds, Guest, JobOptions, Plan, Query};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use worker_rpc::{call_result, node_config, JobPlan};
+
+thread_local! {
+    /// Every job submitted, by name: the driver workers keep copies, and any of them (a new
+    /// one, or one deleted after it failed) can rebuild a job from here.
+    static JOBS: RefCell<BTreeMap<String, JobPlan>> = const { RefCell::new(BTreeMap::new()) };
+}
 
 worker_rpc::wit_conversions!(crate::bindings::timeline::types::types: values, jobs);
 
@@ -27,6 +35,14 @@ struct Component;
 impl Guest for Component {
     fn submit(query: Query, options: JobOptions, components: ComponentIds) -> Result<Plan, String> {
         let plan = job_plan(query, options, &components)?;
+        if let Some(known) = JOBS.with_borrow(|jobs| jobs.get(&plan.job_name).cloned()) {
+            if known.query != plan.query || known.options() != plan.options() {
+                return Err(format!(
+                    "a job named \"{}\" already runs another query or other options: {}",
+                    known.job_name, known.query
+                ));
+            }
+        }
         for node in &plan.nodes {
             for shard in 0..plan.shards as usize {
                 let inputs: Vec<_> = node
@@ -50,7 +66,17 @@ impl Guest for Component {
                 call_result(worker, &worker.function("initialize"), vec![config])?;
             }
         }
-        Ok(convert::plan_out(&plan))
+        let out = convert::plan_out(&plan);
+        JOBS.with_borrow_mut(|jobs| jobs.insert(plan.job_name.clone(), plan));
+        Ok(out)
+    }
+
+    fn job(job_name: String) -> Result<Option<Plan>, String> {
+        Ok(JOBS.with_borrow(|jobs| jobs.get(&job_name).map(convert::plan_out)))
+    }
+
+    fn jobs() -> Vec<Plan> {
+        JOBS.with_borrow(|jobs| jobs.values().map(convert::plan_out).collect())
     }
 
     fn explain(

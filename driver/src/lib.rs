@@ -33,6 +33,7 @@ thread_local! {
 /// The batch is applied everywhere or nowhere: it is checked whole here, and when a leaf can
 /// refuse what passed here (a retention horizon), every leaf is asked before any ingests it.
 fn ingest(job_name: &str, events: &[timeline::Event]) -> Result<u32, String> {
+    load_job(job_name)?;
     let (batches, ask_first) = with_job(job_name, |job| {
         let plan = &job.plan;
         let key_column = plan
@@ -110,17 +111,57 @@ fn component_ids() -> Result<(String, String, String), String> {
 
 const CORE_WORKER: &str = "timeline-core";
 
-fn core_call(
-    function: &str,
-    op: &TimeLineOp,
-    options: &worker_rpc::JobOptions,
-) -> Result<JobPlan, String> {
+fn core_worker() -> Result<(WorkerRef, String, String, String), String> {
     let (core, events, timelines) = component_ids()?;
     let worker = WorkerRef {
         component_id: core.clone(),
         worker_name: CORE_WORKER.into(),
         interface: "timeline:core/api".into(),
     };
+    Ok((worker, core, events, timelines))
+}
+
+/// Makes sure this worker knows the job: a job submitted through another driver worker, or
+/// through this one before it was deleted and created again, is rebuilt from the core, which
+/// keeps every job's plan. So any driver worker is disposable: nothing is lost with it.
+fn load_job(name: &str) -> Result<(), String> {
+    if JOBS.with_borrow(|jobs| jobs.contains_key(name)) {
+        return Ok(());
+    }
+    let (core, ..) = core_worker()?;
+    let plan = call_result(&core, &core.function("job"), vec![V::Str(name.to_string())])?
+        .ok_or("the core returned nothing")?;
+    match plan.option()? {
+        Some(plan) => remember(JobPlan::from_v(plan)?).map(|_| ()),
+        None => Ok(()), // `with_job` says no job has that name, listing the known ones
+    }
+}
+
+/// Keeps a job's plan, with a leaf per leaf node (to project events onto what each reads).
+fn remember(plan: JobPlan) -> Result<Plan, String> {
+    let leaves = plan
+        .nodes
+        .iter()
+        .filter(|n| n.kind == "leaf")
+        .map(|n| {
+            let op: TimeLineOp = n.expression.parse().map_err(|e| format!("{e}"))?;
+            Ok((
+                n.clone(),
+                LeafNode::new(&op, plan.key_column.as_deref(), None)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let out = convert::plan_out(&plan);
+    JOBS.with_borrow_mut(|jobs| jobs.insert(plan.job_name.clone(), Job { plan, leaves }));
+    Ok(out)
+}
+
+fn core_call(
+    function: &str,
+    op: &TimeLineOp,
+    options: &worker_rpc::JobOptions,
+) -> Result<JobPlan, String> {
+    let (worker, core, events, timelines) = core_worker()?;
     let ids = V::Record(vec![V::Str(core), V::Str(events), V::Str(timelines)]);
     let query = V::Variant(0, Some(Box::new(V::Str(op.to_string()))));
     let plan = call_result(
@@ -178,22 +219,7 @@ impl Guest for Component {
                 plan.job_name, plan.query
             ));
         }
-        let plan = core_call("submit", &op, &options)?;
-        let leaves = plan
-            .nodes
-            .iter()
-            .filter(|n| n.kind == "leaf")
-            .map(|n| {
-                let op: TimeLineOp = n.expression.parse().map_err(|e| format!("{e}"))?;
-                Ok((
-                    n.clone(),
-                    LeafNode::new(&op, plan.key_column.as_deref(), None)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        let out = convert::plan_out(&plan);
-        JOBS.with_borrow_mut(|jobs| jobs.insert(plan.job_name.clone(), Job { plan, leaves }));
-        Ok(out)
+        remember(core_call("submit", &op, &options)?)
     }
 
     fn explain(query: Query, options: JobOptions) -> Result<Plan, String> {
@@ -218,6 +244,7 @@ impl Guest for Component {
         t: u64,
     ) -> Result<State, String> {
         let key = convert::key_in(key)?;
+        load_job(&job_name)?;
         let worker = with_job(&job_name, |job| {
             result_worker(job, node_id.as_deref(), key.as_ref())
         })?;
@@ -238,6 +265,7 @@ impl Guest for Component {
         t2: u64,
     ) -> Result<Vec<Segment>, String> {
         let key = convert::key_in(key)?;
+        load_job(&job_name)?;
         let worker = with_job(&job_name, |job| {
             result_worker(job, node_id.as_deref(), key.as_ref())
         })?;
@@ -262,8 +290,19 @@ impl Guest for Component {
             .collect()
     }
 
+    /// Every job the core knows (submitted through any driver worker); this worker's own if
+    /// the core cannot be reached.
     fn jobs() -> Vec<Plan> {
-        JOBS.with_borrow(|jobs| jobs.values().map(|j| convert::plan_out(&j.plan)).collect())
+        let from_core = core_worker().and_then(|(core, ..)| {
+            worker_rpc::call(&core, &core.function("jobs"), vec![])?
+                .list()?
+                .into_iter()
+                .map(|p| JobPlan::from_v(p).map(|p| convert::plan_out(&p)))
+                .collect::<Result<Vec<_>, String>>()
+        });
+        from_core.unwrap_or_else(|_| {
+            JOBS.with_borrow(|jobs| jobs.values().map(|j| convert::plan_out(&j.plan)).collect())
+        })
     }
 }
 

@@ -279,6 +279,14 @@ impl TimelineSystem {
         PlanView::read(&plan)
     }
 
+    /// `driver.jobs`: the plans of every job.
+    pub fn jobs(&self) -> Result<Vec<PlanView>> {
+        match self.call("jobs", &[])?.as_slice() {
+            [Val::List(plans)] => plans.iter().map(PlanView::read).collect(),
+            other => bail!("jobs returned {other:?}"),
+        }
+    }
+
     /// `driver.ingest`: returns the number of worker calls it made.
     pub fn ingest(&self, job: &str, events: &[Event]) -> Result<u32> {
         let list = Val::List(events.iter().map(event_val).collect());

@@ -224,6 +224,8 @@ struct Inner {
     env: Vec<(String, String)>,
     counters: Mutex<Counters>,
     crashes: Mutex<Option<CrashInjection>>,
+    /// Workers failed for good, with the reason (also kept on disk beside their logs).
+    failed: Mutex<HashMap<WorkerId, String>>,
 }
 
 /// The emulated Golem host.
@@ -287,26 +289,55 @@ impl Golem {
                 env,
                 counters: Mutex::new(Counters::default()),
                 crashes: Mutex::new(None),
+                failed: Mutex::new(HashMap::new()),
             }),
         })
     }
 
     /// Invokes `function` (`package/interface.{name}`) on a worker, creating it on first use,
     /// with component values; returns the function's results.
+    ///
+    /// As on Golem 1.1: a function the component does not export is refused (`InvalidRequest`)
+    /// and changes nothing; parameters that do not fit the function (`Parameter type mismatch`)
+    /// and a trap fail the worker for good, and every later call to it is refused with
+    /// `PreviousInvocationFailed` until it is deleted ([`Golem::delete_worker`]).
     pub fn invoke(&self, worker: &WorkerId, function: &str, params: &[Val]) -> Result<Vec<Val>> {
-        let types = self.inner.signature(worker, function)?;
-        if params.len() != types.0.len() {
+        if let Some(why) = self.inner.failure(worker) {
             bail!(
-                "{function} takes {} parameters, {} given",
+                "PreviousInvocationFailed: worker {} failed: {why}",
+                worker.worker_name
+            );
+        }
+        let types = self
+            .inner
+            .signature(worker, function)
+            .map_err(|e| anyhow!("InvalidRequest: {e:#}"))?;
+        if params.len() != types.0.len() {
+            let why = format!(
+                "Parameter type mismatch: expected {}, got {} parameters",
                 types.0.len(),
                 params.len()
             );
+            self.inner.fail(worker, &why)?;
+            bail!(why);
         }
-        let wit: Vec<WitValue> = params
+        let wit = match params
             .iter()
             .zip(&types.0)
-            .map(|(v, t)| val_to_wit_typed(v, t))
-            .collect::<Result<_>>()?;
+            .map(|(v, t)| {
+                let wit = val_to_wit_typed(v, t)?;
+                wit_to_val(&wit, t)?; // the value must fit the type, not only convert
+                Ok(wit)
+            })
+            .collect::<Result<Vec<WitValue>>>()
+        {
+            Ok(wit) => wit,
+            Err(e) => {
+                let why = format!("Parameter type mismatch: {e:#}");
+                self.inner.fail(worker, &why)?;
+                bail!(why);
+            }
+        };
         let result = self
             .inner
             .invoke(worker, function, wit, None)
@@ -318,6 +349,22 @@ impl Golem {
                 )
             })?;
         wit_tuple_to_vals(&result, &types.1)
+    }
+
+    /// Deletes a worker, as `golem-cli worker delete` does: its instance, its log and a failure
+    /// are gone, and its next use creates it afresh.
+    pub fn delete_worker(&self, worker: &WorkerId) -> Result<()> {
+        self.crash(worker)?;
+        for path in [self.inner.log_path(worker), self.inner.failure_path(worker)] {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("deleting {}", path.display()))
+                }
+                _ => {}
+            }
+        }
+        self.inner.failed.lock().expect("lock").remove(worker);
+        Ok(())
     }
 
     /// Drops a worker's instance, as if its executor crashed; its next use replays its log.
@@ -465,6 +512,38 @@ impl Inner {
             .join(format!("{}.jsonl", id.worker_name))
     }
 
+    fn failure_path(&self, id: &WorkerId) -> PathBuf {
+        self.log_dir
+            .join(&id.component_id)
+            .join(format!("{}.failed", id.worker_name))
+    }
+
+    /// Why the worker failed for good, if it did (as this emulator or an earlier one on the
+    /// same logs saw).
+    fn failure(&self, id: &WorkerId) -> Option<String> {
+        let mut failed = self.failed.lock().expect("lock");
+        if let Some(why) = failed.get(id) {
+            return Some(why.clone());
+        }
+        let why = std::fs::read_to_string(self.failure_path(id)).ok()?;
+        failed.insert(id.clone(), why.clone());
+        Some(why)
+    }
+
+    /// Fails the worker for good: its instance is dropped and every later call refused.
+    fn fail(&self, id: &WorkerId, why: &str) -> Result<()> {
+        let path = self.failure_path(id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, why)?;
+        self.failed
+            .lock()
+            .expect("lock")
+            .insert(id.clone(), why.to_string());
+        Ok(())
+    }
+
     /// The parameter and result types of a function of a worker's component.
     fn signature(
         self: &Arc<Self>,
@@ -496,6 +575,12 @@ impl Inner {
             return Err(RpcError::NotFound(format!(
                 "no component {}",
                 worker.component_id
+            )));
+        }
+        if let Some(why) = self.failure(worker) {
+            return Err(RpcError::RemoteInternalError(format!(
+                "PreviousInvocationFailed: worker {} failed: {why}",
+                worker.worker_name
             )));
         }
         let slot = self.slot(worker);
@@ -543,12 +628,17 @@ impl Inner {
                 self.counters.lock().expect("lock").invocations += 1;
                 Ok(result)
             }
-            Err(e) => {
-                // A trap leaves the instance unusable: drop it; the log rebuilds it on next use.
+            Err(e) if e.is::<Trapped>() => {
+                // On Golem 1.1 a trap fails the worker for good.
                 *guard = None;
-                Err(RpcError::RemoteInternalError(format!(
-                    "{function} trapped: {e:#}"
-                )))
+                let why = format!("{function} trapped: {e:#}");
+                self.fail(worker, &why).map_err(internal)?;
+                Err(RpcError::RemoteInternalError(why))
+            }
+            Err(e) => {
+                // Refused before it ran (no such function, parameters that do not convert):
+                // nothing changed, and the instance is as it was.
+                Err(RpcError::RemoteInternalError(format!("{function}: {e:#}")))
             }
         }
     }
@@ -789,7 +879,8 @@ fn run(live: &mut Live, function: &str, params: &[WitValue]) -> Result<WitValue>
         })
         .collect::<Result<_>>()?;
     let mut results = vec![Val::Bool(false); result_types.len()];
-    func.call(&mut live.store, &args, &mut results)?;
+    func.call(&mut live.store, &args, &mut results)
+        .map_err(|e| anyhow::Error::new(Trapped(format!("{e:#}"))))?;
     let mut nodes = vec![crate::host::WitNode::TupleValue(Vec::new())];
     let mut indices = Vec::new();
     for (r, t) in results.iter().zip(&result_types) {
@@ -801,6 +892,18 @@ fn run(live: &mut Live, function: &str, params: &[WitValue]) -> Result<WitValue>
     nodes[0] = crate::host::WitNode::TupleValue(indices);
     Ok(WitValue { nodes })
 }
+
+/// The invocation trapped (as opposed to being refused before it ran).
+#[derive(Debug)]
+struct Trapped(String);
+
+impl std::fmt::Display for Trapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Trapped {}
 
 /// Moves a node's child indices by `offset` (when a value is embedded in a larger one).
 fn shift(n: crate::host::WitNode, offset: i32) -> crate::host::WitNode {

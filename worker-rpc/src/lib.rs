@@ -214,7 +214,7 @@ pub fn self_worker_name() -> String {
     get_self_metadata().worker_id.worker_name
 }
 
-// ---------- the timeline types as WIT values (see wit/types/types.wit) ----------
+// ---------- the timeline types as WIT values (see wit/common/types/types.wit) ----------
 
 pub fn event_value(v: &Value) -> V {
     match v {
