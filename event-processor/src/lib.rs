@@ -12,31 +12,18 @@ use bindings::exports::timeline::event_processor::api::{
 };
 use std::cell::RefCell;
 use timeline::LeafNode;
-use worker_rpc::WorkerRef;
+use worker_rpc::{NodeWorker, WorkerRef};
 
 worker_rpc::wit_conversions!(crate::bindings::timeline::types::types: values, events, states, nodes);
 
-/// What the worker holds: its node, and whom to tell about changes.
-struct Worker {
-    op: String,
-    key_column: Option<String>,
-    retention: Option<u64>,
-    node: LeafNode,
-    parents: Vec<(WorkerRef, u32)>,
-}
-
 thread_local! {
-    static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
+    static WORKER: RefCell<Option<NodeWorker<LeafNode>>> = const { RefCell::new(None) };
 }
 
-fn with_worker<T>(f: impl FnOnce(&mut Worker) -> Result<T, String>) -> Result<T, String> {
-    WORKER.with_borrow_mut(|w| match w {
-        Some(w) => f(w),
-        None => Err(format!(
-            "worker {} is not initialised: create it through a job (driver.run)",
-            worker_rpc::self_worker_name()
-        )),
-    })
+fn with_worker<T>(
+    f: impl FnOnce(&mut NodeWorker<LeafNode>) -> Result<T, String>,
+) -> Result<T, String> {
+    worker_rpc::with_worker(&WORKER, f)
 }
 
 struct Component;
@@ -49,31 +36,27 @@ impl Guest for Component {
             .into_iter()
             .map(|p| (convert::worker_ref_in(p.worker), p.input))
             .collect();
+        let text = op.to_string();
+        if worker_rpc::reinitialize(
+            &WORKER,
+            &text,
+            &config.key_column,
+            config.retention,
+            &parents,
+        )? {
+            return Ok(());
+        }
+        let node = LeafNode::new(&op, config.key_column.as_deref(), config.retention)?;
         WORKER.with_borrow_mut(|slot| {
-            if let Some(w) = slot {
-                if w.op != op.to_string() || w.key_column != config.key_column || w.retention != config.retention {
-                    return Err(format!(
-                        "this worker computes `{}` (key {:?}, retention {:?}); it cannot become `{op}`",
-                        w.op, w.key_column, w.retention
-                    ));
-                }
-                for p in parents {
-                    if !w.parents.contains(&p) {
-                        w.parents.push(p);
-                    }
-                }
-                return Ok(());
-            }
-            let node = LeafNode::new(&op, config.key_column.as_deref(), config.retention)?;
-            *slot = Some(Worker {
-                op: op.to_string(),
+            *slot = Some(NodeWorker {
+                op: text,
                 key_column: config.key_column,
                 retention: config.retention,
                 node,
                 parents,
-            });
-            Ok(())
-        })
+            })
+        });
+        Ok(())
     }
 
     fn ingest(events: Vec<Event>) -> Result<(), String> {

@@ -12,31 +12,18 @@ use bindings::exports::timeline::timeline_processor::api::{
 };
 use std::cell::RefCell;
 use timeline::DerivedNode;
-use worker_rpc::WorkerRef;
+use worker_rpc::{NodeWorker, WorkerRef};
 
 worker_rpc::wit_conversions!(crate::bindings::timeline::types::types: values, states, nodes);
 
-/// What the worker holds: its node, and whom to tell about changes.
-struct Worker {
-    op: String,
-    key_column: Option<String>,
-    retention: Option<u64>,
-    node: DerivedNode,
-    parents: Vec<(WorkerRef, u32)>,
-}
-
 thread_local! {
-    static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
+    static WORKER: RefCell<Option<NodeWorker<DerivedNode>>> = const { RefCell::new(None) };
 }
 
-fn with_worker<T>(f: impl FnOnce(&mut Worker) -> Result<T, String>) -> Result<T, String> {
-    WORKER.with_borrow_mut(|w| match w {
-        Some(w) => f(w),
-        None => Err(format!(
-            "worker {} is not initialised: create it through a job (driver.run)",
-            worker_rpc::self_worker_name()
-        )),
-    })
+fn with_worker<T>(
+    f: impl FnOnce(&mut NodeWorker<DerivedNode>) -> Result<T, String>,
+) -> Result<T, String> {
+    worker_rpc::with_worker(&WORKER, f)
 }
 
 struct Component;
@@ -49,28 +36,13 @@ impl Guest for Component {
             .into_iter()
             .map(|p| (convert::worker_ref_in(p.worker), p.input))
             .collect();
-        let already = WORKER.with_borrow_mut(|slot| match slot {
-            Some(w)
-                if w.op != op.to_string()
-                    || w.key_column != config.key_column
-                    || w.retention != config.retention =>
-            {
-                Err(format!(
-                    "this worker computes `{}` (key {:?}, retention {:?}); it cannot become `{op}`",
-                    w.op, w.key_column, w.retention
-                ))
-            }
-            Some(w) => {
-                for p in &parents {
-                    if !w.parents.contains(p) {
-                        w.parents.push(p.clone());
-                    }
-                }
-                Ok(true)
-            }
-            None => Ok(false),
-        })?;
-        if already {
+        if worker_rpc::reinitialize(
+            &WORKER,
+            &op.to_string(),
+            &config.key_column,
+            config.retention,
+            &parents,
+        )? {
             return Ok(());
         }
         let mut node = DerivedNode::new(&op, config.retention)?;
@@ -87,7 +59,7 @@ impl Guest for Component {
             node.apply(i, &snapshot)?;
         }
         WORKER.with_borrow_mut(|slot| {
-            *slot = Some(Worker {
+            *slot = Some(NodeWorker {
                 op: op.to_string(),
                 key_column: config.key_column,
                 retention: config.retention,

@@ -1,6 +1,7 @@
 //! What the timeline components share about Golem: calls from one worker to another over
 //! `golem:rpc` (Golem 1.1 generation, through `golem-rust`), the encoding of the timeline types as
-//! WIT values, and the job plan that names every worker.
+//! WIT values, the job plan that names every worker, and the bookkeeping every node worker
+//! shares.
 //!
 //! This is the one place that constructs a `WasmRpc` or reads worker metadata; moving to a later
 //! Golem changes this crate, not the components.
@@ -11,7 +12,9 @@ use golem_rust::bindings::golem::rpc::types::{
 };
 use timeline::{Delta, Event, KeyDelta, State, Value};
 
+mod node_worker;
 mod plan;
+pub use node_worker::{reinitialize, with_worker, NodeWorker, WorkerSlot};
 pub use plan::{
     JobNode, JobOptions, JobPlan, WorkerRef, EVENT_PROCESSOR_API, TIMELINE_PROCESSOR_API,
 };
