@@ -14,7 +14,8 @@ USAGE:
 
 EVAL OPTIONS:
     --key COL          evaluate per partition key (the value of column COL)
-    --at T             the value at time T (repeatable)
+    --at T             the value at time T (repeatable); `--at end`: each key's value at its
+                       own last event (its final answer, e.g. CIRR per session)
     --range T1..T2     the segments covering [T1, T2)
     --timeline         every change point (the default when no --at or --range is given)
     --format json|table  output format (default: json, one JSON object per line)
@@ -69,12 +70,20 @@ pub struct RunArgs {
     pub shards: u32,
 }
 
+/// A time asked for with `--at`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum At {
+    Time(u64),
+    /// Each key's own last event time.
+    End,
+}
+
 #[derive(Debug, PartialEq)]
 pub struct EvalArgs {
     pub query: QuerySource,
     pub events: String,
     pub key: Option<String>,
-    pub at: Vec<u64>,
+    pub at: Vec<At>,
     pub range: Option<(u64, u64)>,
     pub timeline: bool,
     pub format: Format,
@@ -224,7 +233,10 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
             }
             "--events" => events = Some(value()?),
             "--key" => out.key = Some(value()?),
-            "--at" => out.at.push(time("--at", &value()?)?),
+            "--at" => out.at.push(match value()?.as_str() {
+                "end" => At::End,
+                t => At::Time(time("--at", t)?),
+            }),
             "--range" => {
                 let v = value()?;
                 let (a, b) = v
@@ -297,7 +309,7 @@ mod tests {
                 query: QuerySource::Text("q".into()),
                 events: "e.csv".into(),
                 key: Some("sid".into()),
-                at: vec![5, 7],
+                at: vec![At::Time(5), At::Time(7)],
                 range: Some((1, 9)),
                 timeline: false,
                 format: Format::Table,

@@ -164,7 +164,11 @@ fn collect_rows<'a>(engines: &'a [Engine], a: &EvalArgs) -> Result<Vec<Row<'a>>,
             Some(k) => format!("key {k}: {e}"),
             None => e.to_string(),
         };
-        for &t in &a.at {
+        for at in &a.at {
+            let t = match *at {
+                args::At::Time(t) => t,
+                args::At::End => engine.last_time(key).map_err(fail)?,
+            };
             rows.push(Row::At {
                 key,
                 at: t,

@@ -572,3 +572,29 @@ fn hostile_queries_are_refused_with_exit_2_not_a_crash() {
     let o = timeline(&["explain", "--query-file", chain.to_str().unwrap()], None);
     bad_input(&o, "group it into balanced halves");
 }
+
+#[test]
+fn at_end_gives_each_key_its_value_at_its_own_last_event() {
+    let cirr = [
+        "eval",
+        "--query-file",
+        "examples/cirr.tl",
+        "--events",
+        "examples/player.csv",
+        "--key",
+        "sessionId",
+    ];
+    let run = |extra: &[&str]| stdout(&timeline(&[&cirr[..], extra].concat(), None));
+    let end = run(&["--at", "end"]);
+    assert_eq!(
+        end,
+        "{\"key\":\"s1\",\"at\":14,\"value\":1}\n{\"key\":\"s2\",\"at\":55,\"value\":12}\n"
+    );
+    // The same as asking each key at that time, on one thread or several.
+    let s1 = run(&["--at", "14"]);
+    assert!(end.starts_with(s1.lines().next().unwrap()), "{s1}");
+    assert_eq!(run(&["--at", "end", "--threads", "1"]), end);
+    assert_eq!(run(&["--at", "end", "--threads", "2"]), end);
+    let o = timeline(&[&cirr[..], &["--at", "ending"]].concat(), None);
+    bad_input(&o, "--at expects a time");
+}

@@ -442,6 +442,12 @@ impl Engine {
         Ok(self.timeline(key)?.range(t1, t2))
     }
 
+    /// The time of `key`'s latest event (whatever the order they arrived in): where its
+    /// timelines reach their final value so far.
+    pub fn last_time(&self, key: Option<&Value>) -> Result<u64, QueryError> {
+        Ok(self.key_state(key)?.max_time)
+    }
+
     /// The retention horizon of `key`: the earliest time that can still be queried or ingested.
     pub fn horizon(&self, key: Option<&Value>) -> Result<Option<u64>, QueryError> {
         let state = self.key_state(key)?;

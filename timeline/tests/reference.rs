@@ -125,6 +125,41 @@ proptest! {
         }
     }
 
+    /// A key's final answer (`--at end`): its last event time is the latest of its events
+    /// whatever order they arrived in, and the value there is the reference's.
+    #[test]
+    fn each_key_answers_at_its_own_last_event(
+        query in any_query(2),
+        events in events(30, 30),
+        keys in prop::collection::vec(0u8..3, 30),
+        seed in any::<u64>(),
+    ) {
+        let mut keyed: Vec<Event> = events.iter().zip(&keys).map(|(e, k)| {
+            let mut e = e.clone();
+            e.fields.push(("session".into(), Value::Int(*k as i64)));
+            e
+        }).collect();
+        // Late arrivals: a seeded rotation and reversal of the stream.
+        if !keyed.is_empty() {
+            let at = (seed % keyed.len() as u64) as usize;
+            keyed.rotate_left(at);
+            if seed % 2 == 1 {
+                keyed.reverse();
+            }
+        }
+        let mut engine = Engine::new(&query, EngineOptions { key_column: Some("session".into()), retention: None }).unwrap();
+        engine.ingest(&keyed).unwrap();
+        for key in engine.keys() {
+            let mine: Vec<&Event> = keyed.iter().filter(|e| e.get("session") == key).collect();
+            let rows = Rows::new(mine.iter().copied());
+            let last = engine.last_time(key).unwrap();
+            prop_assert_eq!(last, mine.iter().map(|e| e.time).max().unwrap());
+            let reference = rows.eval(&query, horizon_of(&query, rows.max_time()));
+            let got = engine.value_at(key, last).unwrap();
+            prop_assert!(reference[last as usize].matches_state(&got), "{} key {:?} at {}: {:?} vs {:?}", query, key, last, got, reference[last as usize]);
+        }
+    }
+
     /// With a retention horizon, answers at and after the horizon are those of an engine without
     /// one, for events arriving late but within the horizon.
     #[test]
