@@ -204,20 +204,17 @@ impl Guest for Component {
         let op = convert::query_in(query)?;
         let options = convert::options_in(options);
         let existing = JOBS.with_borrow(|jobs| jobs.get(&options.job_name).map(|j| j.plan.clone()));
-        if let Some(plan) = existing {
-            if plan.query == op.to_string()
+        // The same job again is answered from here; anything else goes to the core, which
+        // refuses another query under a taken name, whichever driver worker submitted it.
+        if let Some(plan) = existing.filter(|plan| {
+            plan.query == op.to_string()
                 && plan.options()
                     == (worker_rpc::JobOptions {
                         shards: options.shards.max(1),
                         ..options.clone()
                     })
-            {
-                return Ok(convert::plan_out(&plan));
-            }
-            return Err(format!(
-                "a job named \"{}\" already runs another query or other options: {}",
-                plan.job_name, plan.query
-            ));
+        }) {
+            return Ok(convert::plan_out(&plan));
         }
         remember(core_call("submit", &op, &options)?)
     }

@@ -109,19 +109,22 @@ pub fn wire(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match wire::decode_events(text) {
-        Ok(events) => {
-            let again = wire::encode_events(&events);
-            let back = wire::decode_events(&again).expect("re-packed events decode");
-            assert_eq!(wire::encode_events(&back), again);
-        }
-        Err(e) => assert!(e.at <= text.len(), "{e}"),
-    }
-    match wire::decode_key_deltas(text) {
-        Ok(deltas) => {
-            let again = wire::encode_key_deltas(&deltas);
-            let back = wire::decode_key_deltas(&again).expect("re-packed deltas decode");
-            assert_eq!(wire::encode_key_deltas(&back), again);
+    round_trip(text, wire::decode_events, wire::encode_events);
+    round_trip(text, wire::decode_key_deltas, wire::encode_key_deltas);
+}
+
+/// `text` decodes or is refused at a byte inside it; what decodes packs to text that decodes
+/// and packs to the same text again.
+fn round_trip<T>(
+    text: &str,
+    decode: fn(&str) -> Result<Vec<T>, wire::WireError>,
+    encode: fn(&[T]) -> String,
+) {
+    match decode(text) {
+        Ok(batch) => {
+            let again = encode(&batch);
+            let back = decode(&again).expect("a re-packed batch decodes");
+            assert_eq!(encode(&back), again);
         }
         Err(e) => assert!(e.at <= text.len(), "{e}"),
     }

@@ -178,12 +178,9 @@ fn build(
     inputs: Vec<TimeLineOp>,
     predicate: Option<Predicate>,
 ) -> Result<TimeLineOp, String> {
-    let input = |k: usize| {
-        inputs
-            .get(k)
-            .map(|op| Box::new(op.clone()))
-            .ok_or(format!("needs {} input(s)", k + 1))
-    };
+    // The inputs in argument order (their number was checked against the operator's arity).
+    let mut inputs = inputs.into_iter().map(Box::new);
+    let mut input = || inputs.next().ok_or("needs another input".to_string());
     let column = || -> Result<Arc<str>, String> {
         n.column
             .as_deref()
@@ -191,15 +188,15 @@ fn build(
             .ok_or("needs a column".into())
     };
     let within = || n.within.ok_or("needs a window (within)".to_string());
-    let predicate = || predicate.clone().ok_or("needs a predicate".to_string());
+    let predicate = || predicate.ok_or("needs a predicate".to_string());
     let value = || {
         n.value
             .clone()
             .ok_or("needs a constant (value)".to_string())
     };
-    let cmp = |op| {
+    let cmp = |op, input| {
         Ok(TimeLineOp::Compare {
-            input: input(0)?,
+            input,
             op,
             value: value()?,
         })
@@ -225,17 +222,17 @@ fn build(
             predicate: predicate()?,
             within: within()?,
         }),
-        "equal_to" => cmp(Eq),
-        "not_equal_to" => cmp(Ne),
-        "less_than" => cmp(Lt),
-        "less_than_or_equal_to" => cmp(Le),
-        "greater_than" => cmp(Gt),
-        "greater_than_or_equal_to" => cmp(Ge),
-        "and" => Ok(TimeLineOp::And(input(0)?, input(1)?)),
-        "or" => Ok(TimeLineOp::Or(input(0)?, input(1)?)),
-        "not" => Ok(TimeLineOp::Not(input(0)?)),
-        "duration_where" => Ok(TimeLineOp::DurationWhere(input(0)?)),
-        "duration_in_cur_state" => Ok(TimeLineOp::DurationInCurState(input(0)?)),
+        "equal_to" => cmp(Eq, input()?),
+        "not_equal_to" => cmp(Ne, input()?),
+        "less_than" => cmp(Lt, input()?),
+        "less_than_or_equal_to" => cmp(Le, input()?),
+        "greater_than" => cmp(Gt, input()?),
+        "greater_than_or_equal_to" => cmp(Ge, input()?),
+        "and" => Ok(TimeLineOp::And(input()?, input()?)),
+        "or" => Ok(TimeLineOp::Or(input()?, input()?)),
+        "not" => Ok(TimeLineOp::Not(input()?)),
+        "duration_where" => Ok(TimeLineOp::DurationWhere(input()?)),
+        "duration_in_cur_state" => Ok(TimeLineOp::DurationInCurState(input()?)),
         other => Err(format!("unknown operator `{other}`")),
     }
 }
