@@ -324,10 +324,22 @@ impl Engine {
     /// refused (no key column, a non-finite number, older than the retention horizon), nothing is
     /// applied and the error names the event.
     pub fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
+        self.ingest_touching(events).map(drop)
+    }
+
+    /// As [`ingest`](Self::ingest), and returns each key the batch touched with the time of its
+    /// earliest event in the batch: nothing of the key changed before that time.
+    pub fn ingest_touching(
+        &mut self,
+        events: &[Event],
+    ) -> Result<Vec<(Option<Value>, u64)>, IngestError> {
         let batch = split_batch(events, self.key_column.as_ref(), self.retention, |id| {
             self.keys.get(id).map(|k| k.max_time)
         })?;
+        let mut touched = Vec::with_capacity(batch.keys.len());
         for (key_id, key, events) in batch.keys {
+            let earliest = events.iter().map(|e| e.time).min().unwrap_or(0);
+            touched.push((key.clone(), earliest));
             let state = self.keys.entry(key_id).or_insert_with(|| KeyState {
                 key,
                 origin: None,
@@ -356,7 +368,7 @@ impl Engine {
                 state.retain(layout, h);
             }
         }
-        Ok(())
+        Ok(touched)
     }
 
     fn key_state(&self, key: Option<&Value>) -> Result<&KeyState, QueryError> {
@@ -446,6 +458,11 @@ impl Engine {
     /// timelines reach their final value so far.
     pub fn last_time(&self, key: Option<&Value>) -> Result<u64, QueryError> {
         Ok(self.key_state(key)?.max_time)
+    }
+
+    /// The time of `key`'s first event: where its timelines start (SPEC §2).
+    pub fn origin(&self, key: Option<&Value>) -> Result<u64, QueryError> {
+        Ok(self.key_state(key)?.origin.unwrap_or(0))
     }
 
     /// The retention horizon of `key`: the earliest time that can still be queried or ingested.

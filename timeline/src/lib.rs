@@ -11,6 +11,7 @@
 //! The crate does no I/O and has no Golem dependency; the CLI and the Golem components are thin
 //! layers over it.
 
+pub mod aggregate;
 pub mod engine;
 pub mod event;
 pub mod flat;

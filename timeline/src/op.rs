@@ -640,7 +640,7 @@ pub(crate) fn is_bare_identifier(name: &str) -> bool {
         && !matches!(name, "true" | "false" | "let" | "col")
 }
 
-struct ColumnName<'a>(&'a str);
+pub(crate) struct ColumnName<'a>(pub(crate) &'a str);
 
 impl fmt::Display for ColumnName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

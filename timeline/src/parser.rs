@@ -5,6 +5,7 @@
 //! `has_existed(a == 1)` reads `a == 1` as an event predicate while `x == 1` at the top level
 //! compares a timeline.
 
+use crate::aggregate::{AggFn, Aggregation, Query};
 use crate::limits::{MAX_QUERY_BYTES, MAX_QUERY_DEPTH, MAX_QUERY_OPERATORS};
 use crate::op::{CmpOp, Predicate, TimeLineOp};
 use crate::value::Value;
@@ -46,6 +47,32 @@ impl std::error::Error for ParseError {}
 /// assert_eq!((err.line, err.column), (1, 18));
 /// ```
 pub fn parse_query(text: &str) -> Result<TimeLineOp, ParseError> {
+    let (query, pipe) = parse_with_pipe(text)?;
+    match (query.aggregate, pipe) {
+        (Some(_), Some(pos)) => Err(pos.error(
+            "this query aggregates across keys (`| aggregate(…)`); it is not a per-key query",
+        )),
+        _ => Ok(query.op),
+    }
+}
+
+/// Parses a query that may end in `| aggregate(group_by(col), f, …)` (SPEC §6) and validates it.
+///
+/// ```
+/// let q = timeline::parser::parse(r#"
+///     let buffering = latest_event_to_state(state) == "buffer";
+///     duration_where(buffering) | aggregate(group_by(cdn), sum, avg)
+/// "#).unwrap();
+/// assert_eq!(q.aggregate.unwrap().functions.len(), 2);
+///
+/// let err = timeline::parser::parse("count(a == 1) | aggregate(sum, sum)").unwrap_err();
+/// assert_eq!((err.line, err.column), (1, 32));
+/// ```
+pub fn parse(text: &str) -> Result<Query, ParseError> {
+    parse_with_pipe(text).map(|(q, _)| q)
+}
+
+fn parse_with_pipe(text: &str) -> Result<(Query, Option<Pos>), ParseError> {
     let mut p = Parser::new(text)?;
     let mut env: HashMap<String, (Pos, Expr)> = HashMap::new();
     while p.peek_is_ident("let") {
@@ -59,19 +86,41 @@ pub fn parse_query(text: &str) -> Result<TimeLineOp, ParseError> {
         }
         p.expect(&Tok::Assign, "`=`")?;
         let expr = p.expr()?.expand(&env)?;
+        if p.peek() == &Tok::Pipe {
+            return Err(p
+                .pos()
+                .error("`| aggregate(…)` can only end the query, not a `let` binding"));
+        }
         p.expect(&Tok::Semi, "`;` after the binding")?;
         env.insert(name, (pos, expr));
     }
     let result = p.expr()?.expand(&env)?;
+    let mut pipe = None;
+    let mut aggregate = None;
+    if p.peek() == &Tok::Pipe {
+        pipe = Some(p.pos());
+        p.i += 1;
+        let call = p.expr()?;
+        aggregate = Some(call.to_aggregation()?);
+        if p.peek() == &Tok::Pipe {
+            return Err(p
+                .pos()
+                .error("a query ends with one `| aggregate(…)`; nothing can follow it"));
+        }
+    }
     if p.peek() == &Tok::Semi {
         p.i += 1;
     }
     if p.peek() != &Tok::Eof {
-        return Err(p.unexpected("an operator or the end of the query"));
+        return Err(p.unexpected(if aggregate.is_some() {
+            "the end of the query after `aggregate(…)`"
+        } else {
+            "an operator or the end of the query"
+        }));
     }
     let op = result.to_op()?;
     op.validate().map_err(|e| result.pos.error(e.to_string()))?;
-    Ok(op)
+    Ok((Query { op, aggregate }, pipe))
 }
 
 /// Parses an event predicate on its own, such as `userAction == "seek" && !(cdn == "CDN2")`.
@@ -121,6 +170,8 @@ enum Tok {
     Cmp(CmpOp),
     AndAnd,
     OrOr,
+    /// `|`, before `aggregate(…)`.
+    Pipe,
     Bang,
     Eof,
 }
@@ -140,6 +191,7 @@ impl fmt::Display for Tok {
             Tok::Cmp(op) => write!(f, "`{}`", op.symbol()),
             Tok::AndAnd => f.write_str("`&&`"),
             Tok::OrOr => f.write_str("`||`"),
+            Tok::Pipe => f.write_str("`|`"),
             Tok::Bang => f.write_str("`!`"),
             Tok::Eof => f.write_str("the end of the query"),
         }
@@ -199,6 +251,7 @@ fn lex(text: &str) -> Result<Vec<(Tok, Pos)>, ParseError> {
                     _ => Tok::Cmp(CmpOp::Gt),
                 }
             }
+            '|' if chars.get(i + 1) != Some(&'|') => Tok::Pipe,
             '&' | '|' => {
                 if chars.get(i + 1) != Some(&c) {
                     return Err(start.error(format!("expected `{c}{c}`, found a single `{c}`")));
@@ -736,6 +789,9 @@ impl Expr {
                 let [a] = self.args(name, args, "a timeline")?;
                 TimeLineOp::Not(Box::new(a.to_op()?))
             }
+            "aggregate" => return Err(self.pos.error(
+                "`aggregate(…)` ends a query, after `|`: `Q | aggregate(group_by(col), sum)`",
+            )),
             "col" => return Err(self.pos.error(
                 "col(...) names a column, not a timeline (use latest_event_to_state(col(...)))",
             )),
@@ -780,6 +836,63 @@ impl Expr {
                 .pos
                 .error("expected an event predicate such as `column == \"value\"`")),
         }
+    }
+
+    /// `aggregate(group_by(col), f, …)` after `|`.
+    fn to_aggregation(&self) -> Result<Aggregation, ParseError> {
+        let ExprKind::Call(name, args) = &self.kind else {
+            return Err(self.pos.error(
+                "expected `aggregate(…)` after `|`, as in `| aggregate(group_by(cdn), sum)`",
+            ));
+        };
+        if normalize(name) != "aggregate" {
+            return Err(self.pos.error(format!(
+                "expected `aggregate(…)` after `|`, found `{name}(…)`"
+            )));
+        }
+        let mut group_by = None;
+        let mut functions: Vec<AggFn> = Vec::new();
+        for arg in args {
+            match &arg.kind {
+                ExprKind::Call(f, inner) if normalize(f) == "groupby" => {
+                    if group_by.is_some() {
+                        return Err(arg
+                            .pos
+                            .error("`group_by` is given twice; group by one column"));
+                    }
+                    if !functions.is_empty() {
+                        return Err(arg
+                            .pos
+                            .error("`group_by(…)` comes first, before the functions"));
+                    }
+                    let [c] = arg.args(f, inner, "the column to group by")?;
+                    group_by = Some(c.to_column()?);
+                }
+                ExprKind::Ident(f) => {
+                    let func = AggFn::from_name(f).ok_or_else(|| {
+                        arg.pos.error(format!(
+                            "unknown aggregate function `{f}`; expected count, sum, avg, min or max"
+                        ))
+                    })?;
+                    if functions.contains(&func) {
+                        return Err(arg.pos.error(format!("`{func}` is asked for twice")));
+                    }
+                    functions.push(func);
+                }
+                _ => return Err(arg.pos.error(
+                    "expected an aggregate function (count, sum, avg, min or max) or group_by(col)",
+                )),
+            }
+        }
+        if functions.is_empty() {
+            return Err(self
+                .pos
+                .error("`aggregate(…)` needs at least one function: count, sum, avg, min or max"));
+        }
+        Ok(Aggregation {
+            group_by,
+            functions,
+        })
     }
 
     fn to_column(&self) -> Result<Arc<str>, ParseError> {

@@ -242,7 +242,7 @@ impl Number {
 }
 
 /// Compares an `i64` with a finite `f64` exactly (a plain `as f64` cast rounds above 2^53).
-fn cmp_int_float(i: i64, f: f64) -> Ordering {
+pub(crate) fn cmp_int_float(i: i64, f: f64) -> Ordering {
     if f >= 9_223_372_036_854_775_808.0 {
         return Ordering::Less;
     }

@@ -1,0 +1,348 @@
+//! Aggregation across keys (SPEC §6): `Q | aggregate(group_by(col), count, sum, avg, min, max)`.
+//!
+//! `Q` is evaluated per key as usual; the aggregate combines the keys' results at every instant,
+//! per group (the value of `latest_event_to_state(col)` for each key at that instant), into one
+//! timeline per group and function.
+//!
+//! ```
+//! use timeline::aggregate::{AggFn, Query};
+//! use timeline::{Event, EngineOptions};
+//!
+//! let q: Query = r#"latest_event_to_state(state) == "buffer" | aggregate(group_by(cdn), sum)"#
+//!     .parse().unwrap();
+//! let mut engine = timeline::aggregate::AggregateEngine::new(&q, EngineOptions {
+//!     key_column: Some("session".into()),
+//!     retention: None,
+//! }).unwrap();
+//! engine.ingest(&[
+//!     Event::new(1, [("session", 1.into()), ("cdn", "CDN1".into()), ("state", "buffer".into())]),
+//!     Event::new(2, [("session", 2.into()), ("cdn", "CDN1".into()), ("state", "buffer".into())]),
+//!     Event::new(4, [("session", 1.into()), ("state", "play".into())]),
+//! ]).unwrap();
+//! let rows = engine.aggregates().at(3);
+//! assert_eq!(rows[0].values, vec![(AggFn::Sum, Some(timeline::aggregate::Num::Int(2)))]);
+//! ```
+
+mod aggregator;
+mod exact;
+mod partial;
+
+pub use aggregator::{Aggregates, Aggregator, GroupKey, GroupRow};
+pub use exact::ExactSum;
+pub use partial::{merge_points, partial_at, segments, AggSegment, Extreme, Num, Partial};
+
+use crate::engine::{Engine, EngineOptions, IngestError};
+use crate::event::Event;
+use crate::op::{tl_latest_event_to_state, Column, TimeLineOp, ValidationError};
+use crate::value::Value;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// An aggregate function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AggFn {
+    /// The number of members with a known value.
+    Count,
+    /// The sum of the members' numeric values (`true` is 1, `false` 0).
+    Sum,
+    /// `sum / count` of the numeric values, a float; unknown with none.
+    Avg,
+    /// The least numeric value; unknown with none.
+    Min,
+    /// The greatest numeric value; unknown with none.
+    Max,
+}
+
+impl AggFn {
+    pub const ALL: [AggFn; 5] = [AggFn::Count, AggFn::Sum, AggFn::Avg, AggFn::Min, AggFn::Max];
+
+    /// The function's name in the DSL and in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            AggFn::Count => "count",
+            AggFn::Sum => "sum",
+            AggFn::Avg => "avg",
+            AggFn::Min => "min",
+            AggFn::Max => "max",
+        }
+    }
+
+    /// The function named `name` (exactly as [`name`](Self::name) prints it, any case).
+    pub fn from_name(name: &str) -> Option<AggFn> {
+        AggFn::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(name))
+    }
+}
+
+impl fmt::Display for AggFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The grouping of an aggregate: a column, or (`GroupBy::none()`) one group of all keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupBy(pub Option<Arc<str>>);
+
+impl GroupBy {
+    /// One group of all keys.
+    pub fn none() -> GroupBy {
+        GroupBy(None)
+    }
+}
+
+/// `group_by(column)`, for [`TimeLineOp::aggregate`].
+pub fn group_by(column: &str) -> GroupBy {
+    GroupBy(Some(Arc::from(column)))
+}
+
+/// `| aggregate(group_by(col), f, …)`: how a query's per-key results combine across keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Aggregation {
+    /// The group-by column; `None`: one group.
+    pub group_by: Option<Arc<str>>,
+    /// The functions, in the order asked for (at least one, none twice).
+    pub functions: Vec<AggFn>,
+}
+
+impl Aggregation {
+    /// The leaf that gives each key's group: `latest_event_to_state(col)`.
+    pub fn group_leaf(&self) -> Option<TimeLineOp> {
+        self.group_by
+            .as_ref()
+            .map(|c| tl_latest_event_to_state(Column(c.clone())))
+    }
+}
+
+/// A query: a per-key timeline operator tree, optionally aggregated across keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Query {
+    pub op: TimeLineOp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<Aggregation>,
+}
+
+impl From<TimeLineOp> for Query {
+    fn from(op: TimeLineOp) -> Query {
+        Query {
+            op,
+            aggregate: None,
+        }
+    }
+}
+
+impl TimeLineOp {
+    /// `self | aggregate(group, functions…)`.
+    ///
+    /// ```
+    /// use timeline::op::*;
+    /// use timeline::aggregate::{group_by, AggFn::*};
+    /// let q = tl_duration_where(tl_latest_event_to_state(col("s")).equal_to("buffer"))
+    ///     .aggregate(group_by("cdnChange"), [Sum, Avg]);
+    /// assert_eq!(q.to_string(),
+    ///     r#"duration_where(latest_event_to_state(s) == "buffer") | aggregate(group_by(cdnChange), sum, avg)"#);
+    /// ```
+    pub fn aggregate(self, group: GroupBy, functions: impl IntoIterator<Item = AggFn>) -> Query {
+        Query {
+            op: self,
+            aggregate: Some(Aggregation {
+                group_by: group.0,
+                functions: functions.into_iter().collect(),
+            }),
+        }
+    }
+}
+
+impl Query {
+    /// Validates the per-key tree, then the aggregate: at least one function, none twice, a
+    /// group-by column that is not empty.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.op.validate()?;
+        let Some(a) = &self.aggregate else {
+            return Ok(());
+        };
+        let fail = |message: String| {
+            Err(ValidationError {
+                operator: "aggregate".into(),
+                message,
+            })
+        };
+        if a.functions.is_empty() {
+            return fail("name at least one function: count, sum, avg, min or max".into());
+        }
+        for (i, f) in a.functions.iter().enumerate() {
+            if a.functions[..i].contains(f) {
+                return fail(format!("`{f}` is asked for twice"));
+            }
+        }
+        if a.group_by.as_deref() == Some("") {
+            return fail("the group_by column has no name".into());
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Aggregation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("aggregate(")?;
+        let mut first = true;
+        if let Some(c) = &self.group_by {
+            write!(f, "group_by({})", crate::op::ColumnName(c))?;
+            first = false;
+        }
+        for func in &self.functions {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            write!(f, "{func}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl fmt::Display for Query {
+    /// The query in the text DSL; it parses back to an equal query.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.op)?;
+        if let Some(a) = &self.aggregate {
+            write!(f, " | {a}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Query {
+    type Err = crate::parser::ParseError;
+    fn from_str(s: &str) -> Result<Query, Self::Err> {
+        crate::parser::parse(s)
+    }
+}
+
+/// An aggregate query evaluated over a stream of events: the per-key query (and the group
+/// column) in [`Engine`]s, their changes fed to an [`Aggregator`].
+#[derive(Clone, Debug)]
+pub struct AggregateEngine {
+    aggregation: Aggregation,
+    result: Engine,
+    group: Option<Engine>,
+    aggregator: Aggregator,
+    retention: Option<u64>,
+    /// Each key's retention horizon, and how many keys have each (for the oldest one).
+    horizons: crate::keys::KeyMap<Option<crate::value::ValueKey>, u64>,
+    horizon_counts: BTreeMap<u64, usize>,
+    collapsed_before: u64,
+    last_time: Option<u64>,
+}
+
+impl AggregateEngine {
+    /// Validates `query` (which must aggregate) and sets up its engines.
+    pub fn new(query: &Query, options: EngineOptions) -> Result<AggregateEngine, ValidationError> {
+        query.validate()?;
+        let aggregation = query.aggregate.clone().ok_or_else(|| ValidationError {
+            operator: query.op.to_string(),
+            message: "the query does not aggregate; use Engine".into(),
+        })?;
+        let group = match aggregation.group_leaf() {
+            Some(leaf) => Some(Engine::new(&leaf, options.clone())?),
+            None => None,
+        };
+        Ok(AggregateEngine {
+            retention: options.retention,
+            result: Engine::new(&query.op, options)?,
+            group,
+            aggregation,
+            aggregator: Aggregator::default(),
+            horizons: Default::default(),
+            horizon_counts: BTreeMap::new(),
+            collapsed_before: 0,
+            last_time: None,
+        })
+    }
+
+    /// The per-key engine (its plan, its keys' results).
+    pub fn per_key(&self) -> &Engine {
+        &self.result
+    }
+
+    /// The aggregation.
+    pub fn aggregation(&self) -> &Aggregation {
+        &self.aggregation
+    }
+
+    /// Ingests a batch of events in any time order; a refused batch changes nothing.
+    pub fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
+        let touched = self.result.ingest_touching(events)?;
+        if let Some(g) = &mut self.group {
+            // The same checks as above passed, on the same keys and times.
+            g.ingest(events)?;
+        }
+        for (key, from) in touched {
+            let k = key.as_ref();
+            let (Ok(result), Ok(origin), Ok(last)) = (
+                self.result.timeline(k),
+                self.result.origin(k),
+                self.result.last_time(k),
+            ) else {
+                continue;
+            };
+            let group = self.group.as_ref().and_then(|g| g.timeline(k).ok());
+            self.aggregator
+                .update(key.clone(), from, origin, result, group);
+            self.last_time = Some(self.last_time.map_or(last, |l| l.max(last)));
+            if let Ok(Some(h)) = self.result.horizon(k) {
+                let id = key.as_ref().map(crate::value::ValueKey::from);
+                if let Some(old) = self.horizons.insert(id, h) {
+                    if let Some(n) = self.horizon_counts.get_mut(&old) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.horizon_counts.remove(&old);
+                        }
+                    }
+                }
+                *self.horizon_counts.entry(h).or_insert(0) += 1;
+            }
+        }
+        if self.retention.is_some() {
+            if let Some((&oldest, _)) = self.horizon_counts.first_key_value() {
+                if oldest > self.collapsed_before {
+                    self.aggregator.collapse_before(oldest);
+                    self.collapsed_before = oldest;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every group's aggregate, up to date.
+    pub fn aggregates(&mut self) -> Aggregates {
+        self.aggregator
+            .aggregates(self.aggregation.functions.clone())
+    }
+
+    /// The aggregator (for its statistics).
+    pub fn aggregator(&self) -> &Aggregator {
+        &self.aggregator
+    }
+
+    /// The latest event time of any key.
+    pub fn last_time(&self) -> Option<u64> {
+        self.last_time
+    }
+
+    /// The oldest live horizon: history before it has been collapsed.
+    pub fn horizon(&self) -> Option<u64> {
+        self.retention.map(|_| self.collapsed_before)
+    }
+}
+
+/// The group of a value of the group-by column (for looking a group up by value).
+pub fn group_of(v: Option<&Value>) -> GroupKey {
+    GroupKey(v.map(crate::value::ValueKey::from))
+}

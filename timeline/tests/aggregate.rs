@@ -1,0 +1,473 @@
+//! Aggregation across keys (SPEC §6) against a brute-force reference: every group at every
+//! instant, straight from the definitions, for random queries, groupings and functions, keys that
+//! switch groups or start late, shuffled arrival, random batching, and keys split over several
+//! aggregators (threads, shards) whose partials are merged.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use timeline::aggregate::*;
+use timeline::op::*;
+use timeline::value::ValueKey;
+use timeline::{EngineOptions, Event, Value};
+
+/// What the definitions give for one group at one instant: its members' count and each
+/// function's value.
+#[derive(Debug)]
+struct Expected {
+    members: usize,
+    values: Vec<(AggFn, Option<Num>)>,
+}
+
+fn key_of(e: &Event) -> i64 {
+    match e.fields.iter().find(|(c, _)| &**c == "k") {
+        Some((_, Value::Int(k))) => *k,
+        _ => unreachable!("every test event has an int key"),
+    }
+}
+
+/// Every group with a member at `t`, for every `t` in `0..=end`.
+fn reference(query: &Query, arrived: &[Event], end: u64) -> Vec<BTreeMap<GroupKey, Expected>> {
+    let agg = query.aggregate.as_ref().unwrap();
+    let mut by_key: BTreeMap<i64, Vec<&Event>> = BTreeMap::new();
+    for e in arrived {
+        by_key.entry(key_of(e)).or_default().push(e);
+    }
+    // Per key: its origin, its result and its group at every instant.
+    let keys: Vec<(u64, Vec<Inst>, Vec<Inst>)> = by_key
+        .values()
+        .map(|events| {
+            let rows = Rows::new(events.iter().copied());
+            let result = rows.eval(&query.op, end);
+            let group = match agg.group_leaf() {
+                Some(leaf) => rows.eval(&leaf, end),
+                None => vec![Inst::Unknown; end as usize + 1],
+            };
+            (rows.origin().unwrap(), result, group)
+        })
+        .collect();
+    (0..=end)
+        .map(|t| {
+            let mut members: BTreeMap<GroupKey, Vec<&Inst>> = BTreeMap::new();
+            for (origin, result, group) in &keys {
+                if t < *origin {
+                    continue;
+                }
+                let g = match &group[t as usize] {
+                    Inst::Unknown => GroupKey(None),
+                    Inst::Value(v) => GroupKey(Some(ValueKey::from(v))),
+                };
+                members.entry(g).or_default().push(&result[t as usize]);
+            }
+            members
+                .into_iter()
+                .map(|(g, vals)| {
+                    let expected = Expected {
+                        members: vals.len(),
+                        values: agg
+                            .functions
+                            .iter()
+                            .map(|&f| (f, apply(f, &vals)))
+                            .collect(),
+                    };
+                    (g, expected)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// One function over the members' values at an instant, from the SPEC table.
+fn apply(f: AggFn, vals: &[&Inst]) -> Option<Num> {
+    let known = vals.iter().filter(|v| matches!(v, Inst::Value(_))).count();
+    let nums: Vec<Num> = vals
+        .iter()
+        .filter_map(|v| match v {
+            Inst::Value(Value::Int(i)) => Some(Num::Int(*i)),
+            Inst::Value(Value::Bool(b)) => Some(Num::Int(*b as i64)),
+            Inst::Value(Value::Float(x)) => Some(Num::Float(*x)),
+            _ => None,
+        })
+        .collect();
+    // The test floats are multiples of 1/2: every sum of them is exact in any order.
+    let sum = if nums.iter().any(|n| matches!(n, Num::Float(_))) {
+        Num::Float(nums.iter().map(|n| n.as_f64()).sum())
+    } else {
+        Num::Int(
+            nums.iter()
+                .map(|n| match n {
+                    Num::Int(i) => *i,
+                    Num::Float(_) => unreachable!(),
+                })
+                .sum(),
+        )
+    };
+    let extreme = |keep: Ordering| {
+        nums.iter()
+            .copied()
+            .reduce(|a, b| if b.numeric_cmp(&a) == keep { b } else { a })
+    };
+    match f {
+        AggFn::Count => Some(Num::Int(known as i64)),
+        AggFn::Sum => Some(sum),
+        AggFn::Avg => (!nums.is_empty()).then(|| Num::Float(sum.as_f64() / nums.len() as f64)),
+        AggFn::Min => extreme(Ordering::Less),
+        AggFn::Max => extreme(Ordering::Greater),
+    }
+}
+
+fn same(a: Option<Num>, b: Option<Num>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn close(a: Option<Num>, b: Option<Num>) -> bool {
+    match (a, b) {
+        (Some(Num::Float(x)), Some(y)) | (Some(y), Some(Num::Float(x))) => {
+            (x - y.as_f64()).abs() <= 1e-9 * x.abs().max(1.0)
+        }
+        _ => same(a, b),
+    }
+}
+
+/// A segment's value at `t` (inside it).
+fn along(s: &AggSegment, t: u64) -> Option<Num> {
+    let dt = t - s.from;
+    s.value.map(|v| match (v, s.slope) {
+        (Num::Int(v), Num::Int(k)) => Num::Int(v + k * dt as i64),
+        (v, k) => Num::Float(v.as_f64() + k.as_f64() * dt as f64),
+    })
+}
+
+/// The aggregates, checked against the reference at every instant: the rows `at` gives, and
+/// every function's timeline (canonical, and equal to the reference along every segment).
+fn check_against(
+    got: &Aggregates,
+    want: &[BTreeMap<GroupKey, Expected>],
+    context: &str,
+) -> Result<(), TestCaseError> {
+    for (t, groups) in want.iter().enumerate() {
+        let rows = got.at(t as u64);
+        let expected: Vec<_> = groups.iter().filter(|(_, e)| e.members > 0).collect();
+        prop_assert_eq!(
+            rows.len(),
+            expected.len(),
+            "{}\nat {}: {:?} vs {:?}",
+            context,
+            t,
+            rows,
+            expected
+        );
+        for (row, (g, e)) in rows.iter().zip(&expected) {
+            prop_assert_eq!(&row.group, &g.value(), "{}\nat {}", context, t);
+            for ((f, v), (_, w)) in row.values.iter().zip(&e.values) {
+                prop_assert!(
+                    same(*v, *w),
+                    "{context}\nat {t}, group {g:?}, {f}: engine {v:?}, reference {w:?}"
+                );
+            }
+        }
+    }
+    for &f in &got.functions {
+        for (g, segs) in got.segments(f, 0, None) {
+            for w in segs.windows(2) {
+                let continued = along(&w[0], w[1].from);
+                prop_assert!(
+                    !(close(continued, w[1].value)
+                        && w[0].slope == w[1].slope
+                        && w[0].value.is_some() == w[1].value.is_some()),
+                    "{context}\n{f} of {g:?} not canonical: {segs:?}"
+                );
+            }
+            for (t, groups) in want.iter().enumerate() {
+                let t = t as u64;
+                let s = segs.iter().rev().find(|s| s.from <= t).unwrap();
+                let expected = groups.get(g).map_or_else(
+                    || apply(f, &[]),
+                    |e| e.values.iter().find(|(x, _)| *x == f).unwrap().1,
+                );
+                let v = along(s, t);
+                let ok = if s.from == t {
+                    same(v, expected)
+                } else {
+                    close(v, expected)
+                };
+                prop_assert!(ok, "{context}\n{f} of {g:?} at {t}: timeline {v:?}, reference {expected:?}\n{segs:?}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Events of keys 0..4 (column `k`), at times `0..max_time`, over columns a, b and c.
+fn keyed_events(max_time: u64, max_len: usize) -> impl Strategy<Value = Vec<Event>> {
+    let event = (
+        0i64..4,
+        0..max_time,
+        prop::collection::vec((column(), value()), 1..3),
+    )
+        .prop_map(|(k, t, fs)| {
+            let mut fields = vec![("k", Value::Int(k))];
+            fields.extend(fs.iter().map(|(c, v)| (*c, v.clone())));
+            Event::new(t, fields)
+        });
+    prop::collection::vec(event, 1..max_len)
+}
+
+fn aggregation() -> impl Strategy<Value = (Option<&'static str>, Vec<AggFn>)> {
+    (
+        prop::option::weighted(0.8, column()),
+        Just(AggFn::ALL.to_vec()).prop_shuffle(),
+        1usize..=5,
+    )
+        .prop_map(|(g, fns, n)| (g, fns[..n].to_vec()))
+}
+
+fn options() -> EngineOptions {
+    EngineOptions {
+        key_column: Some("k".into()),
+        retention: None,
+    }
+}
+
+/// Feeds `arrived` to `engines` (each key to engine `key % engines.len()`) in batches.
+fn feed(engines: &mut [AggregateEngine], arrived: &[Event], batch_sizes: &[usize]) {
+    let mut rest = arrived;
+    let mut k = 0;
+    while !rest.is_empty() {
+        let n = batch_sizes[k % batch_sizes.len()].clamp(1, rest.len());
+        let mut parts = vec![Vec::new(); engines.len()];
+        for e in &rest[..n] {
+            parts[key_of(e) as usize % engines.len()].push(e.clone());
+        }
+        for (engine, part) in engines.iter_mut().zip(parts) {
+            engine.ingest(&part).unwrap();
+        }
+        rest = &rest[n..];
+        k += 1;
+    }
+}
+
+fn query_of(op: TimeLineOp, group: Option<&str>, functions: Vec<AggFn>) -> Query {
+    let g = group.map_or(GroupBy::none(), group_by);
+    op.aggregate(g, functions)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn aggregates_match_reference(
+        op in any_query(2),
+        (group, functions) in aggregation(),
+        (events, order) in keyed_events(25, 30).prop_flat_map(|e| { let n = e.len(); (Just(e), shuffled(n)) }),
+        batch_sizes in prop::collection::vec(1usize..6, 1..4),
+        threads in 1usize..4,
+    ) {
+        let query = query_of(op, group, functions);
+        let arrived: Vec<Event> = order.iter().map(|&i| events[i].clone()).collect();
+        let max_time = events.iter().map(|e| e.time).max().unwrap();
+        let end = horizon_of(&query.op, max_time);
+        let want = reference(&query, &arrived, end);
+        let context = format!("query: {query}\nevents (arrival order): {arrived:?}");
+
+        let mut one = vec![AggregateEngine::new(&query, options()).unwrap()];
+        feed(&mut one, &arrived, &batch_sizes);
+        let single = one[0].aggregates();
+        check_against(&single, &want, &context)?;
+
+        // The same keys spread over several aggregators, merged: the same answers.
+        let mut many: Vec<AggregateEngine> =
+            (0..threads).map(|_| AggregateEngine::new(&query, options()).unwrap()).collect();
+        feed(&mut many, &arrived, &batch_sizes);
+        let merged = Aggregates::merge(many.iter_mut().map(|e| e.aggregates()).collect());
+        check_against(&merged, &want, &format!("{context}\n{threads} aggregators merged"))?;
+    }
+
+    /// Durations make sums grow with any slope and extremes cross: the queries most likely to
+    /// get slopes and crossings wrong.
+    #[test]
+    fn duration_aggregates_match_reference(
+        op in bool_query(1).prop_map(tl_duration_where),
+        (group, _) in aggregation(),
+        (events, order) in keyed_events(30, 25).prop_flat_map(|e| { let n = e.len(); (Just(e), shuffled(n)) }),
+        batch_sizes in prop::collection::vec(1usize..4, 1..3),
+    ) {
+        let query = query_of(op, group, AggFn::ALL.to_vec());
+        let arrived: Vec<Event> = order.iter().map(|&i| events[i].clone()).collect();
+        let max_time = events.iter().map(|e| e.time).max().unwrap();
+        let end = horizon_of(&query.op, max_time);
+        let want = reference(&query, &arrived, end);
+        let mut one = vec![AggregateEngine::new(&query, options()).unwrap()];
+        feed(&mut one, &arrived, &batch_sizes);
+        check_against(&one[0].aggregates(), &want, &format!("query: {query}\nevents: {arrived:?}"))?;
+    }
+
+    #[test]
+    fn aggregate_queries_round_trip(
+        op in any_query(2),
+        (group, functions) in aggregation(),
+    ) {
+        let query = query_of(op, group, functions);
+        let text = query.to_string();
+        let back: Query = text.parse().unwrap();
+        prop_assert_eq!(&back, &query);
+        let json = serde_json::to_string(&query).unwrap();
+        prop_assert_eq!(serde_json::from_str::<Query>(&json).unwrap(), query);
+    }
+}
+
+#[test]
+fn spec_example_sessions_buffering_per_cdn() {
+    let q: Query = r#"latest_event_to_state(s) == "buffer" | aggregate(group_by(cdn), sum)"#
+        .parse()
+        .unwrap();
+    let mut engine = AggregateEngine::new(
+        &q,
+        EngineOptions {
+            key_column: Some("id".into()),
+            retention: None,
+        },
+    )
+    .unwrap();
+    let e = |t, id: i64, fields: &[(&str, &str)]| {
+        let mut f = vec![("id", Value::Int(id))];
+        f.extend(fields.iter().map(|(c, v)| (*c, Value::str(v))));
+        Event::new(t, f)
+    };
+    engine
+        .ingest(&[
+            e(1, 1, &[("cdn", "CDN1"), ("s", "buffer")]),
+            e(2, 2, &[("cdn", "CDN1"), ("s", "buffer")]),
+            e(3, 3, &[("cdn", "CDN2"), ("s", "play")]),
+            e(5, 1, &[("s", "play")]),
+            // Session 2 moves to CDN2 at 6, still buffering.
+            e(6, 2, &[("cdn", "CDN2")]),
+        ])
+        .unwrap();
+    let a = engine.aggregates();
+    let at = |t| -> Vec<(Option<Value>, Option<Num>)> {
+        a.at(t)
+            .into_iter()
+            .map(|r| (r.group, r.values[0].1))
+            .collect()
+    };
+    assert_eq!(at(0), vec![]);
+    assert_eq!(at(2), vec![(Some("CDN1".into()), Some(Num::Int(2)))]);
+    assert_eq!(
+        at(4),
+        vec![
+            (Some("CDN1".into()), Some(Num::Int(2))),
+            (Some("CDN2".into()), Some(Num::Int(0)))
+        ]
+    );
+    assert_eq!(
+        at(6),
+        vec![
+            (Some("CDN1".into()), Some(Num::Int(0))),
+            (Some("CDN2".into()), Some(Num::Int(1)))
+        ]
+    );
+    // A late event corrects the past: session 3 buffered on CDN2 from 4.
+    engine.ingest(&[e(4, 3, &[("s", "buffer")])]).unwrap();
+    let a = engine.aggregates();
+    assert_eq!(a.at(4)[1].values[0].1, Some(Num::Int(1)));
+    assert_eq!(a.at(6)[1].values[0].1, Some(Num::Int(2)));
+}
+
+#[test]
+fn sum_of_growing_durations_has_the_slope_of_the_growing_members() {
+    let q: Query =
+        r#"duration_where(latest_event_to_state(s) == "buffer") | aggregate(sum, avg, min, max)"#
+            .parse()
+            .unwrap();
+    let mut engine = AggregateEngine::new(
+        &q,
+        EngineOptions {
+            key_column: Some("id".into()),
+            retention: None,
+        },
+    )
+    .unwrap();
+    let e = |t, id: i64, s: &str| Event::new(t, [("id", Value::Int(id)), ("s", Value::str(s))]);
+    engine
+        .ingest(&[
+            e(0, 1, "buffer"),
+            e(0, 2, "buffer"),
+            e(0, 3, "buffer"),
+            e(4, 3, "play"),
+        ])
+        .unwrap();
+    let a = engine.aggregates();
+    let sum = &a.segments(AggFn::Sum, 0, None)[0].1;
+    assert_eq!(
+        sum.iter()
+            .map(|s| (s.from, s.value, s.slope))
+            .collect::<Vec<_>>(),
+        vec![
+            (0, Some(Num::Int(0)), Num::Int(3)),
+            (4, Some(Num::Int(12)), Num::Int(2))
+        ]
+    );
+    let avg = &a.segments(AggFn::Avg, 0, None)[0].1;
+    assert_eq!(avg[0].slope, Num::Float(1.0));
+    assert_eq!(avg[1].slope, Num::Float(2.0 / 3.0));
+    // The least member stops at 4 (session 3); the greatest keeps growing.
+    let min = &a.segments(AggFn::Min, 0, None)[0].1;
+    assert_eq!(
+        min.iter().map(|s| (s.from, s.slope)).collect::<Vec<_>>(),
+        vec![(0, Num::Int(1)), (4, Num::Int(0))]
+    );
+    let max = &a.segments(AggFn::Max, 0, None)[0].1;
+    assert_eq!(max.len(), 1);
+}
+
+#[test]
+fn min_changes_where_a_growing_member_crosses_a_still_one() {
+    // Session 1 buffered on [0, 3) (then holds 3); session 2 buffers from 1 on (worth t - 1).
+    let q: Query = r#"duration_where(latest_event_to_state(s) == "buffer") | aggregate(min, max)"#
+        .parse()
+        .unwrap();
+    let mut engine = AggregateEngine::new(
+        &q,
+        EngineOptions {
+            key_column: Some("id".into()),
+            retention: None,
+        },
+    )
+    .unwrap();
+    let e = |t, id: i64, s: &str| Event::new(t, [("id", Value::Int(id)), ("s", Value::str(s))]);
+    engine
+        .ingest(&[e(0, 1, "buffer"), e(3, 1, "play"), e(1, 2, "buffer")])
+        .unwrap();
+    let a = engine.aggregates();
+    let min = &a.segments(AggFn::Min, 0, None)[0].1;
+    // Until 1 only session 1 (growing); at 1 session 2 starts at 0 and is least, growing,
+    // until it reaches 3 at 4, where session 1's 3 (held still since 3) is least again.
+    let got: Vec<_> = min.iter().map(|s| (s.from, s.value, s.slope)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, Some(Num::Int(0)), Num::Int(1)),
+            (1, Some(Num::Int(0)), Num::Int(1)),
+            (4, Some(Num::Int(3)), Num::Int(0))
+        ]
+    );
+    let max = &a.segments(AggFn::Max, 0, None)[0].1;
+    // Session 1 is greatest and holds 3 from 3; session 2 reaches it at 4 and grows past it.
+    let got: Vec<_> = max.iter().map(|s| (s.from, s.value, s.slope)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, Some(Num::Int(0)), Num::Int(1)),
+            (3, Some(Num::Int(3)), Num::Int(0)),
+            (4, Some(Num::Int(3)), Num::Int(1))
+        ]
+    );
+}
