@@ -53,6 +53,19 @@ pub struct Engine {
     keys: KeyMap<Option<ValueKey>, KeyState>,
 }
 
+/// A key that a batch changed, as [`Engine::ingest_observing`] shows it.
+pub struct Changed<'a> {
+    pub key: Option<&'a Value>,
+    /// The time of the key's earliest event in the batch: nothing changed before it.
+    pub from: u64,
+    /// The key's first event time.
+    pub origin: u64,
+    /// The key's latest event time.
+    pub last_time: u64,
+    /// The key's result timeline, history before retention's horizon still in it.
+    pub result: &'a Timeline,
+}
+
 /// How the engine computes a plan node for each key.
 #[derive(Clone, Debug)]
 enum Role {
@@ -324,22 +337,23 @@ impl Engine {
     /// refused (no key column, a non-finite number, older than the retention horizon), nothing is
     /// applied and the error names the event.
     pub fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
-        self.ingest_touching(events).map(drop)
+        self.ingest_observing(events, |_| {})
     }
 
-    /// As [`ingest`](Self::ingest), and returns each key the batch touched with the time of its
-    /// earliest event in the batch: nothing of the key changed before that time.
-    pub fn ingest_touching(
+    /// As [`ingest`](Self::ingest), and shows `observe` each key the batch changed, after its
+    /// events are applied and before retention collapses its history (what an aggregate over
+    /// keys needs to see).
+    pub fn ingest_observing(
         &mut self,
         events: &[Event],
-    ) -> Result<Vec<(Option<Value>, u64)>, IngestError> {
+        mut observe: impl FnMut(Changed<'_>),
+    ) -> Result<(), IngestError> {
         let batch = split_batch(events, self.key_column.as_ref(), self.retention, |id| {
             self.keys.get(id).map(|k| k.max_time)
         })?;
-        let mut touched = Vec::with_capacity(batch.keys.len());
+        let root = self.slots[self.plan.root()].expect("the result keeps its timeline");
         for (key_id, key, events) in batch.keys {
             let earliest = events.iter().map(|e| e.time).min().unwrap_or(0);
-            touched.push((key.clone(), earliest));
             let state = self.keys.entry(key_id).or_insert_with(|| KeyState {
                 key,
                 origin: None,
@@ -364,11 +378,18 @@ impl Engine {
                 slots: &self.slots,
             };
             state.apply(layout, &mut self.routes, &mut self.rebuilt, &events);
+            observe(Changed {
+                key: state.key.as_ref(),
+                from: earliest,
+                origin: state.origin.unwrap_or(earliest),
+                last_time: state.max_time,
+                result: state.nodes[root].output(),
+            });
             if let Some(h) = self.retention {
                 state.retain(layout, h);
             }
         }
-        Ok(touched)
+        Ok(())
     }
 
     fn key_state(&self, key: Option<&Value>) -> Result<&KeyState, QueryError> {

@@ -27,7 +27,7 @@ pub mod value;
 pub mod wire;
 pub mod worker;
 
-pub use engine::{Engine, EngineOptions, IngestError, QueryError, Stats};
+pub use engine::{Changed, Engine, EngineOptions, IngestError, QueryError, Stats};
 pub use event::Event;
 pub use flat::{FlatNode, FlatOp};
 pub use op::{CmpOp, Predicate, TimeLineOp, ValidationError};

@@ -100,7 +100,7 @@ fn parse_with_pipe(text: &str) -> Result<(Query, Option<Pos>), ParseError> {
     if p.peek() == &Tok::Pipe {
         pipe = Some(p.pos());
         p.i += 1;
-        let call = p.expr()?;
+        let call = p.unary()?;
         aggregate = Some(call.to_aggregation()?);
         if p.peek() == &Tok::Pipe {
             return Err(p

@@ -471,3 +471,124 @@ fn min_changes_where_a_growing_member_crosses_a_still_one() {
         ]
     );
 }
+
+#[test]
+fn aggregate_syntax_errors_name_line_column_and_what_is_wrong() {
+    let cases: &[(&str, (usize, usize), &str)] = &[
+        (
+            "count(a == 1) | aggregate()",
+            (1, 17),
+            "at least one function",
+        ),
+        (
+            "count(a == 1) | aggregate(median)",
+            (1, 27),
+            "unknown aggregate function `median`",
+        ),
+        (
+            "count(a == 1) | aggregate(sum, sum)",
+            (1, 32),
+            "`sum` is asked for twice",
+        ),
+        (
+            "count(a == 1) | aggregate(group_by(a), group_by(b), sum)",
+            (1, 40),
+            "`group_by` is given twice",
+        ),
+        (
+            "count(a == 1) | aggregate(sum, group_by(a))",
+            (1, 32),
+            "comes first",
+        ),
+        (
+            "count(a == 1) | aggregate(group_by(a, b), sum)",
+            (1, 27),
+            "takes 1 argument",
+        ),
+        (
+            "count(a == 1) | aggregate(sum(), count)",
+            (1, 27),
+            "expected an aggregate function",
+        ),
+        (
+            "has_existed(a == 1) && aggregate(sum)",
+            (1, 24),
+            "ends a query, after `|`",
+        ),
+        (
+            "let x = count(a == 1) | aggregate(sum);\nx",
+            (1, 23),
+            "only end the query",
+        ),
+        (
+            "count(a == 1) | aggregate(sum) | aggregate(count)",
+            (1, 32),
+            "nothing can follow",
+        ),
+        (
+            "count(a == 1) | aggregate(sum) && has_existed(a == 2)",
+            (1, 32),
+            "end of the query after `aggregate(…)`",
+        ),
+        (
+            "count(a == 1) | sum",
+            (1, 17),
+            "expected `aggregate(…)` after `|`",
+        ),
+        ("count(a == 1) |", (1, 16), "expected"),
+    ];
+    for (text, (line, column), message) in cases {
+        let err = timeline::parser::parse(text).unwrap_err();
+        assert_eq!((err.line, err.column), (*line, *column), "{text}: {err}");
+        assert!(err.message.contains(message), "{text}: {err}");
+    }
+    // A per-key parse refuses an aggregate, pointing at the `|`.
+    let err = timeline::parse_query("count(a == 1) | aggregate(sum)").unwrap_err();
+    assert_eq!((err.line, err.column), (1, 15));
+    assert!(err.message.contains("aggregates across keys"), "{err}");
+}
+
+#[test]
+fn aggregate_text_accepts_spelling_variants_and_prints_canonically() {
+    let q: Query = "tl_count(a == 1) | Aggregate(GroupBy(col(\"the cdn\")), SUM, count)"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        q.to_string(),
+        r#"count(a == 1) | aggregate(group_by(col("the cdn")), sum, count)"#
+    );
+    let q: Query = "has_existed(a == 1) | aggregate(count)".parse().unwrap();
+    assert_eq!(q.aggregate.as_ref().unwrap().group_by, None);
+    assert_eq!(q.to_string().parse::<Query>().unwrap(), q);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// With a retention horizon, the aggregate answers every instant at or after the oldest
+    /// live horizon as without one, for in-order streams (late events within the horizon too).
+    #[test]
+    fn retention_keeps_answers_after_the_oldest_horizon(
+        op in any_query(1),
+        (group, functions) in aggregation(),
+        mut events in keyed_events(40, 40),
+        h in 3u64..15,
+    ) {
+        events.sort_by_key(|e| e.time);
+        let query = query_of(op, group, functions);
+        let mut kept = AggregateEngine::new(&query, options()).unwrap();
+        let mut retained = AggregateEngine::new(&query, EngineOptions { retention: Some(h), ..options() }).unwrap();
+        for chunk in events.chunks(3) {
+            kept.ingest(chunk).unwrap();
+            retained.ingest(chunk).unwrap();
+        }
+        let horizon = retained.horizon().unwrap();
+        let (all, recent) = (kept.aggregates(), retained.aggregates());
+        let end = horizon_of(&query.op, events.last().unwrap().time);
+        for t in horizon..=end {
+            prop_assert_eq!(all.at(t), recent.at(t), "query {} at {} (horizon {})\nevents {:?}", query, t, horizon, events);
+        }
+        let stats = retained.aggregator().stats();
+        prop_assert!(stats.1 <= kept.aggregator().stats().1);
+    }
+}

@@ -34,7 +34,8 @@ pub use partial::{merge_points, partial_at, segments, AggSegment, Extreme, Num, 
 use crate::engine::{Engine, EngineOptions, IngestError};
 use crate::event::Event;
 use crate::op::{tl_latest_event_to_state, Column, TimeLineOp, ValidationError};
-use crate::value::Value;
+use crate::timeline::Timeline;
+use crate::value::{State, Value, ValueKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -235,7 +236,7 @@ pub struct AggregateEngine {
     aggregator: Aggregator,
     retention: Option<u64>,
     /// Each key's retention horizon, and how many keys have each (for the oldest one).
-    horizons: crate::keys::KeyMap<Option<crate::value::ValueKey>, u64>,
+    horizons: crate::keys::KeyMap<Option<ValueKey>, u64>,
     horizon_counts: BTreeMap<u64, usize>,
     collapsed_before: u64,
     last_time: Option<u64>,
@@ -278,43 +279,49 @@ impl AggregateEngine {
 
     /// Ingests a batch of events in any time order; a refused batch changes nothing.
     pub fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
-        let touched = self.result.ingest_touching(events)?;
+        // Each changed key's group column from its earliest new event on, read before retention
+        // collapses it. The group engine runs the same checks on the same keys and times as the
+        // result engine below, so either both refuse the batch or neither does.
+        let mut groups: crate::keys::KeyMap<Option<ValueKey>, Timeline> = Default::default();
         if let Some(g) = &mut self.group {
-            // The same checks as above passed, on the same keys and times.
-            g.ingest(events)?;
+            g.ingest_observing(events, |c| {
+                let mut suffix = Timeline::new(State::Unknown);
+                suffix.push(c.from, c.result.value_at(c.from));
+                for (t, s) in c.result.points().iter().filter(|(t, _)| *t > c.from) {
+                    suffix.push(*t, s.clone());
+                }
+                groups.insert(c.key.map(ValueKey::from), suffix);
+            })?;
         }
-        for (key, from) in touched {
-            let k = key.as_ref();
-            let (Ok(result), Ok(origin), Ok(last)) = (
-                self.result.timeline(k),
-                self.result.origin(k),
-                self.result.last_time(k),
-            ) else {
-                continue;
-            };
-            let group = self.group.as_ref().and_then(|g| g.timeline(k).ok());
-            self.aggregator
-                .update(key.clone(), from, origin, result, group);
+        let aggregator = &mut self.aggregator;
+        let mut changed: Vec<(Option<ValueKey>, u64)> = Vec::new();
+        self.result.ingest_observing(events, |c| {
+            let id = c.key.map(ValueKey::from);
+            let group = groups.get(&id);
+            aggregator.update(c.key.cloned(), c.from, c.origin, c.result, group);
+            changed.push((id, c.last_time));
+        })?;
+        let Some(h) = self.retention else {
+            self.last_time = changed.iter().map(|(_, t)| *t).chain(self.last_time).max();
+            return Ok(());
+        };
+        for (id, last) in changed {
             self.last_time = Some(self.last_time.map_or(last, |l| l.max(last)));
-            if let Ok(Some(h)) = self.result.horizon(k) {
-                let id = key.as_ref().map(crate::value::ValueKey::from);
-                if let Some(old) = self.horizons.insert(id, h) {
-                    if let Some(n) = self.horizon_counts.get_mut(&old) {
-                        *n -= 1;
-                        if *n == 0 {
-                            self.horizon_counts.remove(&old);
-                        }
+            let horizon = crate::keys::horizon(last, h);
+            if let Some(old) = self.horizons.insert(id, horizon) {
+                if let Some(n) = self.horizon_counts.get_mut(&old) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.horizon_counts.remove(&old);
                     }
                 }
-                *self.horizon_counts.entry(h).or_insert(0) += 1;
             }
+            *self.horizon_counts.entry(horizon).or_insert(0) += 1;
         }
-        if self.retention.is_some() {
-            if let Some((&oldest, _)) = self.horizon_counts.first_key_value() {
-                if oldest > self.collapsed_before {
-                    self.aggregator.collapse_before(oldest);
-                    self.collapsed_before = oldest;
-                }
+        if let Some((&oldest, _)) = self.horizon_counts.first_key_value() {
+            if oldest > self.collapsed_before {
+                self.aggregator.collapse_before(oldest);
+                self.collapsed_before = oldest;
             }
         }
         Ok(())
