@@ -22,6 +22,14 @@ EVAL OPTIONS:
     --retain H         keep H time units of history per key; older events are refused
     --threads N        with --key, split the keys over N threads (default: the number of cores)
 
+AGGREGATES:
+    A query ending in `| aggregate(group_by(COL), count, sum, avg, min, max)` answers per group
+    of keys (SPEC §6). `--at T` prints one line per group with a member at T, unknown group
+    (null) first: {\"group\": G, \"at\": T, \"count\": 3, \"sum\": 12, ...} with the functions asked
+    for; `--at end` is the latest event time of any key. `--timeline` and `--range` print
+    {\"group\": G, \"agg\": \"sum\", \"from\": T1, \"to\": T2, \"value\": V, \"slope\": S} per segment.
+    With --threads, each thread aggregates its keys and the partial aggregates are merged.
+
 RUN:
     Runs the query as a job of node workers and prints the plan (which worker computes which
     node) and every worker's result. `wasm` runs the four Golem components on the in-process

@@ -13,8 +13,11 @@ use args::{Command, EvalArgs, Format, QuerySource};
 use progress::Progress;
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
+use timeline::aggregate::{
+    AggFn, AggSegment, AggregateEngine, Aggregates, GroupRow, Num, Query, QueryPlan,
+};
 use timeline::value::ValueKey;
-use timeline::{parse_query, Engine, EngineOptions, Plan, Segment, State, TimeLineOp, Value};
+use timeline::{Engine, EngineOptions, Segment, State, Value};
 
 /// glibc's malloc spent a third of ingestion consolidating free chunks; mimalloc does not.
 #[global_allocator]
@@ -42,7 +45,13 @@ fn main() -> ExitCode {
         }
         Ok(Command::Explain(source)) => explain(&source),
         Ok(Command::Eval(a)) => eval(&a),
-        Ok(Command::Run(a)) => load_query(&a.query).and_then(|q| run::run(&a, &q)),
+        Ok(Command::Run(a)) => load_query(&a.query).and_then(|q| match q.aggregate {
+            None => run::run(&a, &q.op),
+            Some(_) => Err(
+                "`run` does not take aggregate queries yet; use `timeline eval` for `| aggregate(…)`"
+                    .to_string(),
+            ),
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,12 +63,12 @@ fn main() -> ExitCode {
 }
 
 /// Reads and parses the query; errors point at the line and column, with the line shown.
-fn load_query(source: &QuerySource) -> Result<TimeLineOp, String> {
+fn load_query(source: &QuerySource) -> Result<Query, String> {
     let (name, text) = match source {
         QuerySource::Text(t) => ("query".to_string(), t.clone()),
         QuerySource::File(p) => (p.clone(), input::read_text(p).map_err(|e| e.to_string())?),
     };
-    parse_query(&text).map_err(|e| {
+    timeline::parser::parse(&text).map_err(|e| {
         let (line, column) =
             timeline::limits::excerpt(text.lines().nth(e.line - 1).unwrap_or(""), e.column);
         let caret = " ".repeat(column.saturating_sub(1));
@@ -72,7 +81,7 @@ fn load_query(source: &QuerySource) -> Result<TimeLineOp, String> {
 
 fn explain(source: &QuerySource) -> Result<(), String> {
     let query = load_query(source)?;
-    print!("{}", Plan::new(&query));
+    print!("{}", QueryPlan::new(&query));
     Ok(())
 }
 
@@ -88,14 +97,23 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let engines = match shards::eval_csv(&a.events, text, &query, &options, threads, &mut progress)
-    {
-        Some(engines) => engines.map_err(|e| e.to_string())?,
-        None => vec![eval_on_one_thread(a, text, &query, options, &mut progress)?],
+    let key_engines: Vec<Engine>;
+    let rows = if query.aggregate.is_some() {
+        let make = || AggregateEngine::new(&query, options.clone()).map_err(|e| e.to_string());
+        let mut engines = read_events(a, text, &options, threads, &make, &mut progress)?;
+        drop(file);
+        progress.finish();
+        let horizon = engines.iter().filter_map(|e| e.horizon()).max();
+        let last = engines.iter().filter_map(|e| e.last_time()).max();
+        let parts = engines.iter_mut().map(|e| e.aggregates()).collect();
+        aggregate_rows(&Aggregates::merge(parts), a, horizon, last)?
+    } else {
+        let make = || Engine::new(&query.op, options.clone()).map_err(|e| e.to_string());
+        key_engines = read_events(a, text, &options, threads, &make, &mut progress)?;
+        drop(file);
+        progress.finish();
+        collect_rows(&key_engines, a)?
     };
-    drop(file);
-    progress.finish();
-    let rows = collect_rows(&engines, a)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let written = match a.format {
@@ -107,20 +125,25 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot write the result: {e}"))
 }
 
-/// Reads the events of `text` and feeds them to one engine.
-fn eval_on_one_thread(
+/// Reads the events of `text` into sinks that `make` builds: one per thread for a CSV file
+/// split by key, else one.
+fn read_events<S: shards::Sink>(
     a: &EvalArgs,
     text: &str,
-    query: &TimeLineOp,
-    options: EngineOptions,
+    options: &EngineOptions,
+    threads: usize,
+    make: &(dyn Fn() -> Result<S, String> + Sync),
     progress: &mut Progress,
-) -> Result<Engine, String> {
-    let mut engine = Engine::new(query, options).map_err(|e| e.to_string())?;
+) -> Result<Vec<S>, String> {
+    if let Some(sinks) = shards::eval_csv(&a.events, text, options, threads, make, progress) {
+        return sinks.map_err(|e| e.to_string());
+    }
+    let mut sink = make()?;
     // Events are ingested in chunks as they are read; the result does not depend on the chunking.
     const CHUNK: usize = 1 << 16;
     let mut ingested = 0;
     input::for_each_chunk(&a.events, text, progress, CHUNK, |events| {
-        engine.ingest(events).map_err(|e| {
+        sink.ingest(events).map_err(|e| {
             format!(
                 "event {} (time {}): {}",
                 ingested + e.index + 1,
@@ -132,7 +155,55 @@ fn eval_on_one_thread(
         Ok(())
     })
     .map_err(|e| e.to_string())?;
-    Ok(engine)
+    Ok(vec![sink])
+}
+
+/// The answers of an aggregate query: per group at each `--at` time, or per group and
+/// function, the segments of `--range` or of the whole timeline.
+fn aggregate_rows(
+    agg: &Aggregates,
+    a: &EvalArgs,
+    horizon: Option<u64>,
+    last: Option<u64>,
+) -> Result<Vec<Row<'static>>, String> {
+    let check = |t: u64| {
+        match horizon {
+        Some(h) if t < h => Err(format!(
+            "time {t} is before the retention horizon {h} (the oldest key's horizon): history before it has been collapsed"
+        )),
+        _ => Ok(t),
+    }
+    };
+    let mut rows = Vec::new();
+    for at in &a.at {
+        let t = check(match *at {
+            args::At::Time(t) => t,
+            args::At::End => last.unwrap_or(0),
+        })?;
+        rows.extend(agg.at(t).into_iter().map(Row::Group));
+    }
+    let mut segments = |t1: u64, t2: Option<u64>| {
+        for (g, f) in agg
+            .groups
+            .keys()
+            .flat_map(|g| agg.functions.iter().map(move |f| (g, *f)))
+        {
+            for segment in timeline::aggregate::segments(&agg.groups[g], f, t1, t2) {
+                rows.push(Row::AggSegment {
+                    group: g.value(),
+                    agg: f,
+                    segment,
+                });
+            }
+        }
+    };
+    if let Some((t1, t2)) = a.range {
+        segments(check(t1)?, Some(t2));
+    }
+    if a.timeline {
+        segments(horizon.unwrap_or(0), None);
+    }
+    Ok(rows)
 }
 
 /// One line of output: a point answer or a segment.
@@ -145,6 +216,14 @@ enum Row<'a> {
     Segment {
         key: Option<&'a Value>,
         segment: Segment,
+    },
+    /// An aggregate's functions for one group at one time.
+    Group(GroupRow),
+    /// A segment of one function of one group.
+    AggSegment {
+        group: Option<Value>,
+        agg: AggFn,
+        segment: AggSegment,
     },
 }
 
@@ -207,9 +286,53 @@ struct SegmentLine<'a> {
     slope: u8,
 }
 
+/// An aggregate's functions for one group at one time: `group`, `at`, then each function
+/// asked for, in the order asked for.
+struct GroupLine<'a>(&'a GroupRow);
+
+impl serde::Serialize for GroupLine<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2 + self.0.values.len()))?;
+        m.serialize_entry("group", &self.0.group)?;
+        m.serialize_entry("at", &self.0.at)?;
+        for (f, v) in &self.0.values {
+            m.serialize_entry(f.name(), v)?;
+        }
+        m.end()
+    }
+}
+
+/// A segment of one function of one group, fields in the documented order.
+#[derive(serde::Serialize)]
+struct AggSegmentLine<'a> {
+    group: &'a Option<Value>,
+    agg: &'static str,
+    from: u64,
+    to: Option<u64>,
+    value: Option<Num>,
+    slope: Num,
+}
+
 fn write_json(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
     for row in rows {
         match row {
+            Row::Group(g) => serde_json::to_writer(&mut *out, &GroupLine(g))?,
+            Row::AggSegment {
+                group,
+                agg,
+                segment: s,
+            } => serde_json::to_writer(
+                &mut *out,
+                &AggSegmentLine {
+                    group,
+                    agg: agg.name(),
+                    from: s.from,
+                    to: s.to,
+                    value: s.value,
+                    slope: s.slope,
+                },
+            )?,
             Row::At { key, at, state } => serde_json::to_writer(
                 &mut *out,
                 &PointLine {
@@ -242,6 +365,55 @@ fn write_table(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
     };
     let key = |k: &Option<&Value>| k.map_or("-".to_string(), |k| show(&State::Value(k.clone())));
     let mut cells: Vec<Vec<String>> = Vec::new();
+    let num = |n: &Option<Num>| n.map_or("unknown".to_string(), |n| n.to_value().to_string());
+    let group = |g: &Option<Value>| {
+        g.as_ref()
+            .map_or("null".to_string(), |v| show(&State::Value(v.clone())))
+    };
+    let groups: Vec<&GroupRow> = rows
+        .iter()
+        .filter_map(|r| match r {
+            Row::Group(g) => Some(g),
+            _ => None,
+        })
+        .collect();
+    if let Some(first) = groups.first() {
+        let mut header = vec!["group".to_string(), "at".to_string()];
+        header.extend(first.values.iter().map(|(f, _)| f.name().to_string()));
+        cells.push(header);
+        for g in &groups {
+            let mut line = vec![group(&g.group), g.at.to_string()];
+            line.extend(g.values.iter().map(|(_, v)| num(v)));
+            cells.push(line);
+        }
+    }
+    if rows.iter().any(|r| matches!(r, Row::AggSegment { .. })) {
+        if !cells.is_empty() {
+            cells.push(Vec::new());
+        }
+        cells.push(
+            ["group", "agg", "from", "to", "value", "slope"]
+                .map(String::from)
+                .to_vec(),
+        );
+        for r in rows {
+            if let Row::AggSegment {
+                group: g,
+                agg,
+                segment: s,
+            } = r
+            {
+                cells.push(vec![
+                    group(g),
+                    agg.name().to_string(),
+                    s.from.to_string(),
+                    s.to.map_or("-".to_string(), |t| t.to_string()),
+                    num(&s.value),
+                    num(&Some(s.slope)),
+                ]);
+            }
+        }
+    }
     let points = rows.iter().any(|r| matches!(r, Row::At { .. }));
     let segments = rows.iter().any(|r| matches!(r, Row::Segment { .. }));
     if points {

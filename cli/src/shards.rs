@@ -12,22 +12,41 @@
 use crate::input::{display_path, infer_scalar, CsvDecoder, CsvHeader, InputError, Scalar};
 use crate::progress::Progress;
 use std::hash::{Hash, Hasher};
+use timeline::aggregate::AggregateEngine;
 use timeline::value::ValueKey;
-use timeline::{Engine, EngineOptions, Event, TimeLineOp};
+use timeline::{Engine, EngineOptions, Event, IngestError};
 
 /// Events handed to an engine at a time.
 const CHUNK: usize = 1 << 16;
 
-/// Evaluates `query` over the CSV `text` on `threads` threads, one engine per thread, or returns
-/// `None` if the file is not one this reader takes (see the module documentation).
-pub fn eval_csv(
+/// What a thread feeds its events to: a per-key [`Engine`], or an [`AggregateEngine`] whose
+/// partial aggregates are merged afterwards.
+pub trait Sink: Sized + Send {
+    fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError>;
+}
+
+impl Sink for Engine {
+    fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
+        Engine::ingest(self, events)
+    }
+}
+
+impl Sink for AggregateEngine {
+    fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
+        AggregateEngine::ingest(self, events)
+    }
+}
+
+/// Evaluates the CSV `text` on `threads` threads, each feeding a sink that `make` builds, or
+/// returns `None` if the file is not one this reader takes (see the module documentation).
+pub fn eval_csv<S: Sink>(
     path: &str,
     text: &str,
-    query: &TimeLineOp,
     options: &EngineOptions,
     threads: usize,
+    make: &(dyn Fn() -> Result<S, String> + Sync),
     progress: &mut Progress,
-) -> Option<Result<Vec<Engine>, InputError>> {
+) -> Option<Result<Vec<S>, InputError>> {
     let key_column = options.key_column.as_deref()?;
     if threads < 2 || text.contains('"') {
         return None;
@@ -38,10 +57,10 @@ pub fn eval_csv(
     let key = header.columns.iter().position(|c| c == key_column)?;
     let body_start = text.len() - body.len();
     let run = |shard: usize, progress: Option<&mut Progress>| {
-        let engine = Engine::new(query, options.clone()).map_err(|e| InputError {
+        let engine = make().map_err(|message| InputError {
             path: display_path(path),
             line: 0,
-            message: e.to_string(),
+            message,
         })?;
         Shard {
             shard,
@@ -57,7 +76,7 @@ pub fn eval_csv(
             message,
         })
     };
-    let results: Vec<Result<Engine, InputError>> = std::thread::scope(|scope| {
+    let results: Vec<Result<S, InputError>> = std::thread::scope(|scope| {
         let others: Vec<_> = (1..threads)
             .map(|shard| scope.spawn(move || run(shard, None)))
             .collect();
@@ -87,16 +106,16 @@ pub fn eval_csv(
 }
 
 /// One thread's part: the keys whose hash falls on `shard`.
-struct Shard<'a> {
+struct Shard<'a, S> {
     shard: usize,
     shards: usize,
     header: &'a CsvHeader,
     /// The position of the key column.
     key: usize,
-    engine: Engine,
+    engine: S,
 }
 
-impl Shard<'_> {
+impl<S: Sink> Shard<'_, S> {
     /// Reads the lines of `body` (which starts at byte `offset` of the file, on line 2) that
     /// belong to this shard, and feeds them to the engine. An error comes with its line.
     fn read(
@@ -104,7 +123,7 @@ impl Shard<'_> {
         body: &str,
         offset: usize,
         mut progress: Option<&mut Progress>,
-    ) -> Result<Engine, (usize, String)> {
+    ) -> Result<S, (usize, String)> {
         let mut decoder = CsvDecoder::new(self.header);
         let mut events: Vec<Event> = Vec::with_capacity(CHUNK);
         // The line of each event in `events`, to locate an error the engine finds.

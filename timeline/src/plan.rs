@@ -86,6 +86,11 @@ pub fn shard_of(key: Option<&crate::Value>, shards: u32) -> u32 {
     (h % u64::from(shards)) as u32
 }
 
+/// The id of a node computing the query with this canonical text.
+pub fn node_id_of_text(text: &str) -> Uuid {
+    Uuid::new_v5(&NODE_NAMESPACE, text.as_bytes())
+}
+
 /// The id of the node that computes `op`.
 pub fn node_id(op: &TimeLineOp) -> Uuid {
     Uuid::new_v5(&NODE_NAMESPACE, op.to_string().as_bytes())
@@ -100,10 +105,25 @@ impl Plan {
     /// assert_eq!(plan.nodes.len(), 3); // the leaf, the `!`, the `&&`
     /// ```
     pub fn new(query: &TimeLineOp) -> Plan {
+        Plan::with_leaves(query, &[])
+    }
+
+    /// Plans `query` and the extra `leaves` a node above it reads (an aggregate's group
+    /// column); the leaves come first, so the query's result is still the last node.
+    pub fn with_leaves(query: &TimeLineOp, leaves: &[TimeLineOp]) -> Plan {
         let mut plan = Plan { nodes: Vec::new() };
         let mut seen = HashMap::new();
+        for leaf in leaves {
+            plan.add(leaf, &mut seen);
+        }
         plan.add(query, &mut seen);
         plan
+    }
+
+    /// The index of the node computing `op`, if the plan has one.
+    pub fn position(&self, op: &TimeLineOp) -> Option<usize> {
+        let id = node_id(op);
+        self.find(&id)
     }
 
     fn add(&mut self, op: &TimeLineOp, seen: &mut HashMap<String, usize>) -> usize {

@@ -349,6 +349,85 @@ impl AggregateEngine {
     }
 }
 
+/// The plan of a query: its per-key nodes (with the group column's leaf, for an aggregate) and
+/// the aggregate node over them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryPlan {
+    pub plan: crate::plan::Plan,
+    pub aggregate: Option<AggregateNode>,
+}
+
+/// The aggregate node of a plan: it reads every key's result and group column.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggregateNode {
+    /// A name-based UUID of the whole query's canonical text.
+    pub id: uuid::Uuid,
+    /// The per-key result it aggregates (an index into the plan's nodes).
+    pub result: usize,
+    /// The group column's leaf, if it groups.
+    pub group: Option<usize>,
+    pub aggregation: Aggregation,
+    /// The whole query, as text.
+    pub text: String,
+}
+
+impl QueryPlan {
+    /// Plans `query`.
+    ///
+    /// ```
+    /// let q: timeline::aggregate::Query =
+    ///     "has_existed(a == 1) | aggregate(group_by(cdn), count)".parse().unwrap();
+    /// let plan = timeline::aggregate::QueryPlan::new(&q);
+    /// assert_eq!(plan.plan.nodes.len(), 2); // latest_event_to_state(cdn), has_existed(a == 1)
+    /// assert_eq!(plan.aggregate.unwrap().group, Some(0));
+    /// ```
+    pub fn new(query: &Query) -> QueryPlan {
+        let leaves: Vec<TimeLineOp> = query
+            .aggregate
+            .as_ref()
+            .and_then(Aggregation::group_leaf)
+            .into_iter()
+            .collect();
+        let plan = crate::plan::Plan::with_leaves(&query.op, &leaves);
+        let aggregate = query.aggregate.as_ref().map(|a| AggregateNode {
+            id: crate::plan::node_id_of_text(&query.to_string()),
+            result: plan.root(),
+            group: leaves.first().and_then(|l| plan.position(l)),
+            aggregation: a.clone(),
+            text: query.to_string(),
+        });
+        QueryPlan { plan, aggregate }
+    }
+}
+
+impl fmt::Display for QueryPlan {
+    /// The per-key plan, then the aggregate node (the result) with its inputs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(a) = &self.aggregate else {
+            return write!(f, "{}", self.plan);
+        };
+        let text = self.plan.to_string();
+        let text = text
+            .trim_end()
+            .strip_suffix(" (result)")
+            .unwrap_or(text.trim_end());
+        writeln!(f, "{text}")?;
+        let inputs: Vec<String> = std::iter::once(a.result)
+            .chain(a.group)
+            .map(|i| self.plan.nodes[i].id.to_string())
+            .collect();
+        writeln!(
+            f,
+            "{}  {:<7}  {:<21}  inputs=[{}]  {} (result)",
+            a.id,
+            "across",
+            "aggregate",
+            inputs.join(", "),
+            a.text
+        )
+    }
+}
+
 /// The group of a value of the group-by column (for looking a group up by value).
 pub fn group_of(v: Option<&Value>) -> GroupKey {
     GroupKey(v.map(crate::value::ValueKey::from))
