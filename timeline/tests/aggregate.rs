@@ -592,3 +592,125 @@ proptest! {
         prop_assert!(stats.1 <= kept.aggregator().stats().1);
     }
 }
+
+/// One shard of a distributed aggregate job: a node per plan node for the shard's keys, and the
+/// shard's partial aggregate, wired by deltas as the components wire their workers.
+struct ShardNetwork {
+    plan: timeline::Plan,
+    leaves: Vec<Option<timeline::LeafNode>>,
+    derived: Vec<Option<timeline::DerivedNode>>,
+    partial: PartialAggregateNode,
+    group: Option<usize>,
+}
+
+impl ShardNetwork {
+    fn new(query: &Query) -> ShardNetwork {
+        let qp = QueryPlan::new(query);
+        let (mut leaves, mut derived) = (Vec::new(), Vec::new());
+        for n in &qp.plan.nodes {
+            let leaf = n.op.is_leaf();
+            leaves.push(leaf.then(|| timeline::LeafNode::new(&n.op, Some("k"), None).unwrap()));
+            derived.push((!leaf).then(|| timeline::DerivedNode::new(&n.op, None).unwrap()));
+        }
+        ShardNetwork {
+            group: qp.aggregate.as_ref().unwrap().group,
+            plan: qp.plan,
+            leaves,
+            derived,
+            partial: PartialAggregateNode::new(query, None).unwrap(),
+        }
+    }
+
+    /// Ingests events and returns the partial's batches for the merge, encoded.
+    fn ingest(&mut self, events: &[Event]) -> Vec<String> {
+        let mut sent = Vec::new();
+        let mut pending: Vec<(usize, Vec<timeline::KeyDelta>)> = Vec::new();
+        for (i, leaf) in self.leaves.iter_mut().enumerate() {
+            if let Some(leaf) = leaf {
+                pending.push((i, leaf.ingest(events).unwrap()));
+            }
+        }
+        let root = self.plan.root();
+        while let Some((from, deltas)) = pending.pop() {
+            for (slot, node) in [(0, Some(root)), (1, self.group)] {
+                if node == Some(from) {
+                    sent.push(self.partial.apply(slot, &deltas).unwrap().encode());
+                }
+            }
+            for &p in &self.plan.nodes[from].parents.clone() {
+                for (slot, &input) in self.plan.nodes[p].inputs.clone().iter().enumerate() {
+                    if input == from {
+                        let out = self.derived[p]
+                            .as_mut()
+                            .unwrap()
+                            .apply(slot, &deltas)
+                            .unwrap();
+                        pending.push((p, out));
+                    }
+                }
+            }
+        }
+        sent
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Shards of leaf, derived and partial nodes, merged by a merge node through the encoded
+    /// partials, agree with the reference.
+    #[test]
+    fn distributed_aggregate_matches_reference(
+        op in any_query(2),
+        (group, functions) in aggregation(),
+        (events, order) in keyed_events(25, 30).prop_flat_map(|e| { let n = e.len(); (Just(e), shuffled(n)) }),
+        batch in 1usize..6,
+        shards in 1u32..4,
+    ) {
+        let query = query_of(op, group, functions);
+        let arrived: Vec<Event> = order.iter().map(|&i| events[i].clone()).collect();
+        let max_time = events.iter().map(|e| e.time).max().unwrap();
+        let end = horizon_of(&query.op, max_time);
+        let want = reference(&query, &arrived, end);
+        let mut network: Vec<ShardNetwork> = (0..shards).map(|_| ShardNetwork::new(&query)).collect();
+        let mut merge = MergeAggregateNode::new(&query, shards as usize).unwrap();
+        for chunk in arrived.chunks(batch) {
+            for (s, shard) in network.iter_mut().enumerate() {
+                let mine: Vec<Event> = chunk
+                    .iter()
+                    .filter(|e| timeline::shard_of(Some(&Value::Int(key_of(e))), shards) == s as u32)
+                    .cloned()
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                for packed in shard.ingest(&mine) {
+                    merge.apply(s, &PartialBatch::decode(&packed).unwrap()).unwrap();
+                }
+            }
+        }
+        check_against(&merge.aggregates(), &want, &format!("query: {query}\n{shards} shards\nevents: {arrived:?}"))?;
+        // The merge answers per group too.
+        for t in [0, max_time / 2, max_time] {
+            let all = merge.at(&GroupSelector::All, t).unwrap();
+            for row in &all {
+                let one = merge.at(&GroupSelector::One(group_of(row.group.as_ref())), t).unwrap();
+                prop_assert_eq!(&one, &vec![row.clone()]);
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_partials_are_refused() {
+    for bad in [
+        "",
+        "{}",
+        r#"{"horizon":0,"groups":[{"group":null,"from":5,"points":[[3,{}]]}]}"#,
+        r#"{"horizon":0,"groups":[{"group":null,"from":0,"points":[[3,null],[2,null]]}]}"#,
+    ] {
+        assert!(PartialBatch::decode(bad).is_err(), "{bad}");
+    }
+    let big = "x".repeat(timeline::limits::MAX_PACKED_BYTES + 1);
+    assert!(PartialBatch::decode(&big).unwrap_err().contains("limit"));
+}

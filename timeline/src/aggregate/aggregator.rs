@@ -13,7 +13,8 @@
 //! of its keys.
 
 use super::partial::{
-    merge_points, partial_at, segments, Accumulator, AggSegment, Contrib, Num, NumKey, Partial,
+    collapse_points, merge_points, partial_at, segments, Accumulator, AggSegment, Contrib, Num,
+    NumKey, Partial,
 };
 use super::AggFn;
 use crate::keys::KeyMap;
@@ -141,11 +142,7 @@ impl Group {
     fn collapse_before(&mut self, h: u64) {
         self.refresh();
         self.entries = self.entries.split_off(&(h, Contrib::FIRST));
-        let i = self.points.partition_point(|(t, _)| *t <= h);
-        if i > 0 && self.points[i - 1].0 < h {
-            self.points[i - 1].0 = h;
-        }
-        self.points.drain(..i.saturating_sub(1));
+        collapse_points(&mut self.points, h);
     }
 }
 
@@ -234,6 +231,37 @@ impl Aggregator {
         for g in self.groups.values_mut() {
             g.collapse_before(h);
         }
+    }
+
+    /// Brings every group's step function up to date, and returns what changed: each changed
+    /// group's step function from the earliest time it may have changed.
+    pub fn refresh_changes(&mut self) -> Vec<GroupDelta> {
+        let mut out = Vec::new();
+        for (g, group) in self.groups.iter_mut() {
+            if let Some(from) = group.dirty {
+                group.refresh();
+                let i = group.points.partition_point(|(t, _)| *t < from);
+                out.push(GroupDelta {
+                    group: g.clone(),
+                    from,
+                    points: group.points[i..].to_vec(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Every group's whole step function, for a reader that starts from nothing.
+    pub fn snapshot(&mut self) -> Vec<GroupDelta> {
+        self.refresh();
+        self.groups
+            .iter()
+            .map(|(g, group)| GroupDelta {
+                group: g.clone(),
+                from: 0,
+                points: group.points.clone(),
+            })
+            .collect()
     }
 
     /// Brings every group's step function up to date.
@@ -326,6 +354,49 @@ fn contribution(state: &State, since: u64) -> Contrib {
         State::Value(Value::Str(_)) => Contrib::Other,
         State::Duration(v) => Contrib::Int(*v),
         State::Growing(v) => Contrib::Grow(*v as i128 - since as i128),
+    }
+}
+
+/// What changed in one group's step function: from `from` on, it follows `points`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupDelta {
+    pub group: GroupKey,
+    pub from: u64,
+    pub points: Vec<(u64, Partial)>,
+}
+
+/// Each key's retention horizon, and the oldest of them: the aggregate can forget what is
+/// older, since no key can change or be asked about it any more.
+#[derive(Clone, Debug, Default)]
+pub struct Horizons {
+    of_key: KeyMap<Option<ValueKey>, u64>,
+    counts: BTreeMap<u64, usize>,
+    collapsed_before: u64,
+}
+
+impl Horizons {
+    /// Records `key`'s horizon; returns the oldest horizon of all keys if it moved on (the time
+    /// before which the aggregate collapses).
+    pub fn update(&mut self, key: Option<ValueKey>, horizon: u64) -> Option<u64> {
+        if let Some(old) = self.of_key.insert(key, horizon) {
+            if let Some(n) = self.counts.get_mut(&old) {
+                *n -= 1;
+                if *n == 0 {
+                    self.counts.remove(&old);
+                }
+            }
+        }
+        *self.counts.entry(horizon).or_insert(0) += 1;
+        let oldest = *self.counts.first_key_value()?.0;
+        (oldest > self.collapsed_before).then(|| {
+            self.collapsed_before = oldest;
+            oldest
+        })
+    }
+
+    /// The time before which history has been collapsed.
+    pub fn collapsed_before(&self) -> u64 {
+        self.collapsed_before
     }
 }
 

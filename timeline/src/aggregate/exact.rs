@@ -11,7 +11,7 @@
 /// s.add(-0.1);
 /// assert_eq!(s.value(), Some(1.0 + 0.2));
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExactSum {
     /// Non-overlapping parts in increasing magnitude; their exact sum is the value.
     parts: Vec<f64>,
@@ -114,6 +114,11 @@ impl ExactSum {
             }
         }
         Some(hi)
+    }
+
+    /// Whether every part is finite (a sum read from another worker must be).
+    pub fn is_finite(&self) -> bool {
+        self.parts.iter().all(|p| p.is_finite())
     }
 
     /// Whether nothing has been added (or everything added was removed again).

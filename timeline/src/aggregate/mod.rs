@@ -25,11 +25,15 @@
 
 mod aggregator;
 mod exact;
+mod nodes;
 mod partial;
 
-pub use aggregator::{Aggregates, Aggregator, GroupKey, GroupRow};
+pub use aggregator::{Aggregates, Aggregator, GroupDelta, GroupKey, GroupRow, Horizons};
 pub use exact::ExactSum;
-pub use partial::{merge_points, partial_at, segments, AggSegment, Extreme, Num, Partial};
+pub use nodes::{GroupSelector, MergeAggregateNode, PartialAggregateNode, PartialBatch};
+pub use partial::{
+    merge_points, merge_points_from, partial_at, segments, AggSegment, Extreme, Num, Partial,
+};
 
 use crate::engine::{Engine, EngineOptions, IngestError};
 use crate::event::Event;
@@ -37,7 +41,6 @@ use crate::op::{tl_latest_event_to_state, Column, TimeLineOp, ValidationError};
 use crate::timeline::Timeline;
 use crate::value::{State, Value, ValueKey};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -235,10 +238,7 @@ pub struct AggregateEngine {
     group: Option<Engine>,
     aggregator: Aggregator,
     retention: Option<u64>,
-    /// Each key's retention horizon, and how many keys have each (for the oldest one).
-    horizons: crate::keys::KeyMap<Option<ValueKey>, u64>,
-    horizon_counts: BTreeMap<u64, usize>,
-    collapsed_before: u64,
+    horizons: Horizons,
     last_time: Option<u64>,
 }
 
@@ -260,9 +260,7 @@ impl AggregateEngine {
             group,
             aggregation,
             aggregator: Aggregator::default(),
-            horizons: Default::default(),
-            horizon_counts: BTreeMap::new(),
-            collapsed_before: 0,
+            horizons: Horizons::default(),
             last_time: None,
         })
     }
@@ -307,21 +305,8 @@ impl AggregateEngine {
         };
         for (id, last) in changed {
             self.last_time = Some(self.last_time.map_or(last, |l| l.max(last)));
-            let horizon = crate::keys::horizon(last, h);
-            if let Some(old) = self.horizons.insert(id, horizon) {
-                if let Some(n) = self.horizon_counts.get_mut(&old) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.horizon_counts.remove(&old);
-                    }
-                }
-            }
-            *self.horizon_counts.entry(horizon).or_insert(0) += 1;
-        }
-        if let Some((&oldest, _)) = self.horizon_counts.first_key_value() {
-            if oldest > self.collapsed_before {
+            if let Some(oldest) = self.horizons.update(id, crate::keys::horizon(last, h)) {
                 self.aggregator.collapse_before(oldest);
-                self.collapsed_before = oldest;
             }
         }
         Ok(())
@@ -345,7 +330,7 @@ impl AggregateEngine {
 
     /// The oldest live horizon: history before it has been collapsed.
     pub fn horizon(&self) -> Option<u64> {
-        self.retention.map(|_| self.collapsed_before)
+        self.retention.map(|_| self.horizons.collapsed_before())
     }
 }
 

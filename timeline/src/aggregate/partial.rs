@@ -10,7 +10,7 @@
 use super::exact::ExactSum;
 use super::AggFn;
 use crate::value::{cmp_int_float, Value};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
@@ -78,6 +78,35 @@ impl Serialize for Num {
     }
 }
 
+impl<'de> Deserialize<'de> for Num {
+    /// An integer as `Int`, anything else numeric as `Float` (what [`Serialize`] writes).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Num, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Num;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_i64<E>(self, i: i64) -> Result<Num, E> {
+                Ok(Num::Int(i))
+            }
+            fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<Num, E> {
+                i64::try_from(u)
+                    .map(Num::Int)
+                    .map_err(|_| E::custom("integer out of range"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<Num, E> {
+                if f.is_finite() {
+                    Ok(Num::Float(f))
+                } else {
+                    Err(E::custom("not a finite number"))
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 /// [`Num`] in its total order, as a map key.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct NumKey(pub Num);
@@ -121,14 +150,14 @@ impl Contrib {
 
 /// The least and the greatest member of a group, in the form that holds between changes: the
 /// extreme value among the members that hold still, and the extreme intercept among the growing.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Extreme {
     pub constant: Option<Num>,
     pub growing: Option<i128>,
 }
 
 /// A group's aggregate state between two changes of its members (see the module docs).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Partial {
     /// Members: keys in the group that have started.
     pub members: u64,
@@ -159,6 +188,12 @@ pub struct AggSegment {
 }
 
 impl Partial {
+    /// Whether every number in it is finite (what a partial from another worker must be).
+    pub fn is_well_formed(&self) -> bool {
+        let finite = |n: &Option<Num>| !matches!(n, Some(Num::Float(f)) if !f.is_finite());
+        self.float_sum.is_finite() && finite(&self.min.constant) && finite(&self.max.constant)
+    }
+
     /// Adds the members of another partial (of other keys) to this one.
     pub fn combine(&mut self, other: &Partial) {
         self.members += other.members;
@@ -332,6 +367,15 @@ fn bump<K: Ord + Copy>(map: &mut BTreeMap<K, u64>, k: K, n: i64) {
     }
 }
 
+/// Folds a step function's points before `h` into one point at `h` (retention).
+pub fn collapse_points(points: &mut Vec<(u64, Partial)>, h: u64) {
+    let i = points.partition_point(|(t, _)| *t <= h);
+    if i > 0 && points[i - 1].0 < h {
+        points[i - 1].0 = h;
+    }
+    points.drain(..i.saturating_sub(1));
+}
+
 /// The partial in force at `t` in a step function of partials.
 pub fn partial_at(points: &[(u64, Partial)], t: u64) -> Option<&Partial> {
     let i = points.partition_point(|(pt, _)| *pt <= t);
@@ -423,14 +467,30 @@ fn push(out: &mut Vec<AggSegment>, from: u64, value: Option<Num>, slope: Num) {
 
 /// The step function of partials of the union of disjoint sets of keys, from each set's.
 pub fn merge_points(inputs: &[&[(u64, Partial)]]) -> Vec<(u64, Partial)> {
+    let mut out = Vec::new();
+    merge_points_from(inputs, 0, &mut out);
+    out
+}
+
+/// Recomputes `out`, the merge of `inputs`, from time `from` on (its points before `from` stay):
+/// what a merge costs when the inputs changed from `from` on.
+pub fn merge_points_from(inputs: &[&[(u64, Partial)]], from: u64, out: &mut Vec<(u64, Partial)>) {
+    out.truncate(out.partition_point(|(t, _)| *t < from));
     let mut times: Vec<u64> = inputs
         .iter()
-        .flat_map(|p| p.iter().map(|(t, _)| *t))
+        .flat_map(|p| {
+            p[p.partition_point(|(t, _)| *t < from)..]
+                .iter()
+                .map(|(t, _)| *t)
+        })
+        .chain([from])
         .collect();
     times.sort_unstable();
     times.dedup();
-    let mut next = vec![0usize; inputs.len()];
-    let mut out: Vec<(u64, Partial)> = Vec::with_capacity(times.len());
+    let mut next: Vec<usize> = inputs
+        .iter()
+        .map(|p| p.partition_point(|(t, _)| *t < from))
+        .collect();
     for t in times {
         let mut sum = Partial::default();
         for (input, i) in inputs.iter().zip(next.iter_mut()) {
@@ -451,5 +511,4 @@ pub fn merge_points(inputs: &[&[(u64, Partial)]]) -> Vec<(u64, Partial)> {
             out.push((t, sum));
         }
     }
-    out
 }
