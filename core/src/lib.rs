@@ -11,7 +11,7 @@ mod bindings;
 use bindings::exports::timeline::core::api::{ComponentIds, Guest, JobOptions, Plan, Query};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use worker_rpc::{call_result, node_config, JobPlan};
+use worker_rpc::{call_result, JobPlan};
 
 thread_local! {
     /// Every job submitted, by name: the driver workers keep copies, and any of them (a new
@@ -22,12 +22,17 @@ thread_local! {
 worker_rpc::wit_conversions!(crate::bindings::timeline::types::types: values, jobs);
 
 fn job_plan(query: Query, options: JobOptions, ids: &ComponentIds) -> Result<JobPlan, String> {
-    let op = convert::query_in(query)?;
+    let query = convert::query_in(query)?;
     let options = convert::options_in(options);
     if options.job_name.trim().is_empty() {
         return Err("the job needs a name (job-options.job-name)".into());
     }
-    JobPlan::new(&op, &options, &ids.event_processor, &ids.timeline_processor)
+    JobPlan::new(
+        &query,
+        &options,
+        &ids.event_processor,
+        &ids.timeline_processor,
+    )
 }
 
 struct Component;
@@ -43,28 +48,8 @@ impl Guest for Component {
                 ));
             }
         }
-        for node in &plan.nodes {
-            for shard in 0..plan.shards as usize {
-                let inputs: Vec<_> = node
-                    .inputs
-                    .iter()
-                    .map(|id| plan.node(id).expect("inputs are plan nodes").workers[shard].clone())
-                    .collect();
-                let parents: Vec<_> = plan
-                    .parents_of(&node.node_id)
-                    .into_iter()
-                    .map(|(p, slot)| (p.workers[shard].clone(), slot))
-                    .collect();
-                let config = node_config(
-                    &node.expression,
-                    plan.key_column.as_deref(),
-                    plan.retention,
-                    &inputs,
-                    &parents,
-                );
-                let worker = &node.workers[shard];
-                call_result(worker, &worker.function("initialize"), vec![config])?;
-            }
+        for (worker, function, params) in plan.initializations() {
+            call_result(&worker, &function, params)?;
         }
         let out = convert::plan_out(&plan);
         JOBS.with_borrow_mut(|jobs| jobs.insert(plan.job_name.clone(), plan));

@@ -8,14 +8,15 @@
 mod bindings;
 
 use bindings::exports::timeline::driver::api::{
-    Event, EventValue, Guest, JobOptions, Plan, Query, Segment, State,
+    Event, EventValue, GroupRow, GroupSegment, GroupSelector, Guest, JobOptions, Plan, Query,
+    Segment, State,
 };
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use timeline::{shard_of, LeafNode, TimeLineOp};
 use worker_rpc::{call_result, opt, JobNode, JobPlan, WorkerRef, V};
 
-worker_rpc::wit_conversions!(crate::bindings::timeline::types::types: values, events, states, jobs);
+worker_rpc::wit_conversions!(crate::bindings::timeline::types::types: values, events, states, jobs, aggregates);
 
 /// A submitted job: its plan, and its leaves (to project events onto what each reads).
 struct Job {
@@ -158,12 +159,12 @@ fn remember(plan: JobPlan) -> Result<Plan, String> {
 
 fn core_call(
     function: &str,
-    op: &TimeLineOp,
+    query: &timeline::aggregate::Query,
     options: &worker_rpc::JobOptions,
 ) -> Result<JobPlan, String> {
     let (worker, core, events, timelines) = core_worker()?;
     let ids = V::Record(vec![V::Str(core), V::Str(events), V::Str(timelines)]);
-    let query = V::Variant(0, Some(Box::new(V::Str(op.to_string()))));
+    let query = V::Variant(0, Some(Box::new(V::Str(query.to_string()))));
     let plan = call_result(
         &worker,
         &worker.function(function),
@@ -194,20 +195,41 @@ fn result_worker(
     let node = plan
         .node(id)
         .ok_or_else(|| format!("job \"{}\" has no node {id}", plan.job_name))?;
+    if node.kind == worker_rpc::AGGREGATE || node.kind == worker_rpc::PARTIAL {
+        return Err(format!(
+            "job \"{}\" aggregates across keys: read its result per group with aggregate-result or aggregate-range (or name a per-key node with node-id)",
+            plan.job_name
+        ));
+    }
     Ok(node.workers[shard_of(key, plan.shards) as usize].clone())
+}
+
+/// The worker holding an aggregate job's result (its merge node).
+fn aggregate_worker(job_name: &str) -> Result<WorkerRef, String> {
+    load_job(job_name)?;
+    with_job(job_name, |job| {
+        let plan = &job.plan;
+        match plan.node(&plan.result_node) {
+            Some(node) if node.kind == worker_rpc::AGGREGATE => Ok(node.workers[0].clone()),
+            _ => Err(format!(
+                "job \"{}\" does not aggregate across keys: read its result per key with result or result-range",
+                plan.job_name
+            )),
+        }
+    })
 }
 
 struct Component;
 
 impl Guest for Component {
     fn run(query: Query, options: JobOptions) -> Result<Plan, String> {
-        let op = convert::query_in(query)?;
+        let query = convert::query_in(query)?;
         let options = convert::options_in(options);
         let existing = JOBS.with_borrow(|jobs| jobs.get(&options.job_name).map(|j| j.plan.clone()));
         // The same job again is answered from here; anything else goes to the core, which
         // refuses another query under a taken name, whichever driver worker submitted it.
         if let Some(plan) = existing.filter(|plan| {
-            plan.query == op.to_string()
+            plan.query == query.to_string()
                 && plan.options()
                     == (worker_rpc::JobOptions {
                         shards: options.shards.max(1),
@@ -216,12 +238,12 @@ impl Guest for Component {
         }) {
             return Ok(convert::plan_out(&plan));
         }
-        remember(core_call("submit", &op, &options)?)
+        remember(core_call("submit", &query, &options)?)
     }
 
     fn explain(query: Query, options: JobOptions) -> Result<Plan, String> {
-        let op = convert::query_in(query)?;
-        let plan = core_call("explain", &op, &convert::options_in(options))?;
+        let query = convert::query_in(query)?;
+        let plan = core_call("explain", &query, &convert::options_in(options))?;
         Ok(convert::plan_out(&plan))
     }
 
@@ -285,6 +307,42 @@ impl Guest for Component {
                 })
             })
             .collect()
+    }
+
+    fn aggregate_result(
+        job_name: String,
+        groups: GroupSelector,
+        t: u64,
+    ) -> Result<Vec<GroupRow>, String> {
+        let groups = convert::selector_in(groups)?;
+        let worker = aggregate_worker(&job_name)?;
+        let rows = call_result(
+            &worker,
+            &worker.function("aggregate-at"),
+            vec![worker_rpc::group_selector(&groups), V::U64(t)],
+        )?
+        .ok_or("aggregate-at returned nothing")?;
+        Ok(worker_rpc::read_group_rows(rows)?
+            .iter()
+            .map(convert::group_row_out)
+            .collect())
+    }
+
+    fn aggregate_range(
+        job_name: String,
+        groups: GroupSelector,
+        t1: u64,
+        t2: u64,
+    ) -> Result<Vec<GroupSegment>, String> {
+        let groups = convert::selector_in(groups)?;
+        let worker = aggregate_worker(&job_name)?;
+        let params = vec![worker_rpc::group_selector(&groups), V::U64(t1), V::U64(t2)];
+        let segments = call_result(&worker, &worker.function("aggregate-range"), params)?
+            .ok_or("aggregate-range returned nothing")?;
+        Ok(worker_rpc::read_group_segments(segments)?
+            .iter()
+            .map(|(g, f, s)| convert::group_segment_out(g.as_ref(), *f, s))
+            .collect())
     }
 
     /// Every job the core knows (submitted through any driver worker); this worker's own if

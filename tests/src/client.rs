@@ -3,6 +3,7 @@
 use crate::emulator::{component_id, Golem, WorkerId};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
+use timeline::aggregate::{AggFn, AggSegment, GroupRow, GroupSelector, Num};
 use timeline::{Event, Segment, State, Value};
 use wasmtime::component::Val;
 
@@ -90,6 +91,42 @@ fn read_state(v: &Val) -> Result<State> {
         },
         _ => bail!("bad state {v:?}"),
     })
+}
+
+/// The `group-selector` variant.
+pub fn selector_val(g: &GroupSelector) -> Val {
+    match g {
+        GroupSelector::All => Val::Variant("all".into(), None),
+        GroupSelector::One(k) => match k.value() {
+            None => Val::Variant("unknown".into(), None),
+            Some(v) => Val::Variant("value".into(), Some(Box::new(event_value(&v)))),
+        },
+    }
+}
+
+fn read_opt_value(v: &Val) -> Result<Option<Value>> {
+    match v {
+        Val::Option(x) => x.as_deref().map(read_event_value).transpose(),
+        other => bail!("not an option: {other:?}"),
+    }
+}
+
+fn read_number(v: &Val) -> Result<Num> {
+    match v {
+        Val::Variant(case, Some(p)) => match (case.as_str(), &**p) {
+            ("int", Val::S64(i)) => Ok(Num::Int(*i)),
+            ("float", Val::Float64(f)) => Ok(Num::Float(*f)),
+            _ => bail!("bad agg-number {v:?}"),
+        },
+        _ => bail!("bad agg-number {v:?}"),
+    }
+}
+
+fn read_opt_number(v: &Val) -> Result<Option<Num>> {
+    match v {
+        Val::Option(x) => x.as_deref().map(read_number).transpose(),
+        other => bail!("not an option: {other:?}"),
+    }
 }
 
 /// A field of a record value.
@@ -360,6 +397,90 @@ impl TimelineSystem {
                 })
                 .collect(),
             other => bail!("result-range returned {other:?}"),
+        }
+    }
+
+    /// `driver.aggregate-result`: an aggregate job's rows at `t` for the selected groups.
+    pub fn aggregate_result(
+        &self,
+        job: &str,
+        groups: &GroupSelector,
+        t: u64,
+    ) -> Result<Vec<GroupRow>> {
+        let params = [Val::String(job.into()), selector_val(groups), Val::U64(t)];
+        match ok(self.call("aggregate-result", &params)?)? {
+            Some(Val::List(rows)) => rows
+                .iter()
+                .map(|r| {
+                    let values = match field(r, "values")? {
+                        Val::List(vs) => vs
+                            .iter()
+                            .map(|v| {
+                                let f = string(field(v, "function")?)?;
+                                let f = AggFn::from_name(&f).context("function")?;
+                                Ok((f, read_opt_number(field(v, "value")?)?))
+                            })
+                            .collect::<Result<Vec<_>>>()?,
+                        other => bail!("values: {other:?}"),
+                    };
+                    Ok(GroupRow {
+                        group: read_opt_value(field(r, "group")?)?,
+                        at: match field(r, "at")? {
+                            Val::U64(t) => *t,
+                            other => bail!("at: {other:?}"),
+                        },
+                        values,
+                    })
+                })
+                .collect(),
+            other => bail!("aggregate-result returned {other:?}"),
+        }
+    }
+
+    /// `driver.aggregate-range`: per selected group and function, the segments over `[t1, t2)`.
+    pub fn aggregate_range(
+        &self,
+        job: &str,
+        groups: &GroupSelector,
+        t1: u64,
+        t2: u64,
+    ) -> Result<Vec<(Option<Value>, AggFn, AggSegment)>> {
+        let params = [
+            Val::String(job.into()),
+            selector_val(groups),
+            Val::U64(t1),
+            Val::U64(t2),
+        ];
+        match ok(self.call("aggregate-range", &params)?)? {
+            Some(Val::List(segments)) => segments
+                .iter()
+                .map(|s| {
+                    let f =
+                        AggFn::from_name(&string(field(s, "function")?)?).context("function")?;
+                    let to = match field(s, "to")? {
+                        Val::Option(x) => match x.as_deref() {
+                            Some(Val::U64(t)) => Some(*t),
+                            None => None,
+                            other => bail!("to: {other:?}"),
+                        },
+                        other => bail!("to: {other:?}"),
+                    };
+                    Ok((
+                        read_opt_value(field(s, "group")?)?,
+                        f,
+                        AggSegment {
+                            from: match field(s, "from")? {
+                                Val::U64(x) => *x,
+                                other => bail!("from: {other:?}"),
+                            },
+                            to,
+                            value: read_opt_number(field(s, "value")?)?,
+                            slope: read_number(field(s, "slope")?)?,
+                        },
+                    ))
+                })
+                .collect(),
+            other => bail!("aggregate-range returned {other:?}"),
         }
     }
 

@@ -37,17 +37,7 @@ impl PlanNode {
     /// name-based UUID of the canonical sub-expression and the scope, then the shard. A
     /// re-submitted query, or another one sharing the sub-expression, gets the same name.
     pub fn worker_name(&self, scope: &Scope, shard: u32) -> String {
-        let text = format!(
-            "{}\nkey={}\nretain={}\nshards={}",
-            self.op,
-            scope.key_column.as_deref().unwrap_or(""),
-            scope.retention.map_or(String::new(), |h| h.to_string()),
-            scope.shards.max(1)
-        );
-        format!(
-            "tl-{}-{shard}",
-            Uuid::new_v5(&NODE_NAMESPACE, text.as_bytes())
-        )
+        worker_name(&self.op.to_string(), scope, shard)
     }
 
     /// `leaf` for a node that reads events, `derived` for one that reads other timelines.
@@ -84,6 +74,21 @@ pub fn shard_of(key: Option<&crate::Value>, shards: u32) -> u32 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     (h % u64::from(shards)) as u32
+}
+
+/// The deterministic name of the worker computing the node with this canonical text for shard
+/// `shard` of `scope` (see [`PlanNode::worker_name`]).
+pub fn worker_name(text: &str, scope: &Scope, shard: u32) -> String {
+    let text = format!(
+        "{text}\nkey={}\nretain={}\nshards={}",
+        scope.key_column.as_deref().unwrap_or(""),
+        scope.retention.map_or(String::new(), |h| h.to_string()),
+        scope.shards.max(1)
+    );
+    format!(
+        "tl-{}-{shard}",
+        Uuid::new_v5(&NODE_NAMESPACE, text.as_bytes())
+    )
 }
 
 /// The id of a node computing the query with this canonical text.

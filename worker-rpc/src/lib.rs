@@ -10,13 +10,15 @@ use golem_rust::bindings::golem::api::host::get_self_metadata;
 use golem_rust::bindings::golem::rpc::types::{
     NodeIndex, RpcError, Uri, WasmRpc, WitNode, WitValue,
 };
+use timeline::aggregate::{AggFn, AggSegment, GroupRow, GroupSelector, Num, PartialBatch};
 use timeline::{Delta, Event, KeyDelta, State, Value};
 
 mod node_worker;
 mod plan;
 pub use node_worker::{reinitialize, with_worker, NodeWorker, WorkerSlot};
 pub use plan::{
-    JobNode, JobOptions, JobPlan, WorkerRef, EVENT_PROCESSOR_API, TIMELINE_PROCESSOR_API,
+    JobNode, JobOptions, JobPlan, WorkerRef, AGGREGATE, EVENT_PROCESSOR_API, PARTIAL,
+    TIMELINE_PROCESSOR_API,
 };
 
 /// A WIT value as a tree, for building and reading the flat `wit-value` of `golem:rpc`.
@@ -526,10 +528,11 @@ macro_rules! wit_conversions {
         pub fn options_in(o: t::JobOptions) -> worker_rpc::JobOptions {
             worker_rpc::JobOptions { job_name: o.job_name, key_column: o.key_column, shards: o.shards, retention: o.retention }
         }
-        /// Reads a query given as text or as a flat tree, and validates it.
-        pub fn query_in(q: t::Query) -> Result<timeline::TimeLineOp, String> {
+        /// Reads a query given as text (which may aggregate) or as a flat tree (per key), and
+        /// validates it.
+        pub fn query_in(q: t::Query) -> Result<timeline::aggregate::Query, String> {
             match q {
-                t::Query::Text(text) => timeline::parse_query(&text).map_err(|e| e.to_string()),
+                t::Query::Text(text) => timeline::parser::parse(&text).map_err(|e| e.to_string()),
                 t::Query::Tree(nodes) => {
                     let nodes = nodes
                         .into_iter()
@@ -544,8 +547,49 @@ macro_rules! wit_conversions {
                             })
                         })
                         .collect::<Result<Vec<_>, String>>()?;
-                    timeline::FlatOp { nodes }.to_op()
+                    timeline::FlatOp { nodes }.to_op().map(timeline::aggregate::Query::from)
                 }
+            }
+        }
+    };
+    (@ aggregates) => {
+        fn number_out(n: timeline::aggregate::Num) -> t::AggNumber {
+            match n {
+                timeline::aggregate::Num::Int(i) => t::AggNumber::Int(i),
+                timeline::aggregate::Num::Float(f) => t::AggNumber::Float(f),
+            }
+        }
+        pub fn selector_in(g: t::GroupSelector) -> Result<timeline::aggregate::GroupSelector, String> {
+            use timeline::aggregate::{group_of, GroupSelector};
+            Ok(match g {
+                t::GroupSelector::All => GroupSelector::All,
+                t::GroupSelector::Unknown => GroupSelector::One(group_of(None)),
+                t::GroupSelector::Value(v) => GroupSelector::One(group_of(Some(&value_in(v)?))),
+            })
+        }
+        pub fn group_row_out(r: &timeline::aggregate::GroupRow) -> t::GroupRow {
+            t::GroupRow {
+                group: r.group.as_ref().map(value_out),
+                at: r.at,
+                values: r
+                    .values
+                    .iter()
+                    .map(|(f, v)| t::AggValue { function: f.name().to_string(), value: v.map(number_out) })
+                    .collect(),
+            }
+        }
+        pub fn group_segment_out(
+            group: Option<&Value>,
+            f: timeline::aggregate::AggFn,
+            s: &timeline::aggregate::AggSegment,
+        ) -> t::GroupSegment {
+            t::GroupSegment {
+                group: group.map(value_out),
+                function: f.name().to_string(),
+                from: s.from,
+                to: s.to,
+                value: s.value.map(number_out),
+                slope: number_out(s.slope),
             }
         }
     };
@@ -566,6 +610,157 @@ pub fn push_deltas(parents: &[(WorkerRef, u32)], deltas: &[KeyDelta]) -> Result<
         )?;
     }
     Ok(())
+}
+
+/// Sends a partial aggregate's changed groups to the merge worker(s).
+pub fn push_partials(parents: &[(WorkerRef, u32)], batch: &PartialBatch) -> Result<(), String> {
+    if batch.groups.is_empty() {
+        return Ok(());
+    }
+    let packed = batch.encode();
+    for (parent, input) in parents {
+        call_result(
+            parent,
+            &parent.function("apply-partials"),
+            vec![V::U32(*input), V::Str(packed.clone())],
+        )?;
+    }
+    Ok(())
+}
+
+/// A partial aggregate worker's whole state, for a merge worker that starts reading it.
+pub fn snapshot_partials(input: &WorkerRef) -> Result<PartialBatch, String> {
+    let packed = call_result(input, &input.function("snapshot-partials"), vec![])?
+        .ok_or("snapshot-partials returned nothing")?
+        .string()?;
+    PartialBatch::decode(&packed)
+}
+
+// ---------- aggregate answers as WIT values ----------
+
+fn agg_number(n: Num) -> V {
+    match n {
+        Num::Int(i) => V::Variant(0, Some(Box::new(V::S64(i)))),
+        Num::Float(f) => V::Variant(1, Some(Box::new(V::F64(f)))),
+    }
+}
+
+fn read_agg_number(v: V) -> Result<Num, String> {
+    match v {
+        V::Variant(0, Some(x)) => match *x {
+            V::S64(i) => Ok(Num::Int(i)),
+            other => Err(other.wrong("an s64")),
+        },
+        V::Variant(1, Some(x)) => match *x {
+            V::F64(f) if f.is_finite() => Ok(Num::Float(f)),
+            other => Err(other.wrong("a finite f64")),
+        },
+        other => Err(other.wrong("an agg-number")),
+    }
+}
+
+fn read_agg_fn(v: V) -> Result<AggFn, String> {
+    let name = v.string()?;
+    AggFn::from_name(&name).ok_or_else(|| format!("unknown aggregate function {name:?}"))
+}
+
+/// The `group-selector` variant.
+pub fn group_selector(g: &GroupSelector) -> V {
+    match g {
+        GroupSelector::All => V::Variant(0, None),
+        GroupSelector::One(k) => match k.value() {
+            None => V::Variant(1, None),
+            Some(v) => V::Variant(2, Some(Box::new(event_value(&v)))),
+        },
+    }
+}
+
+/// A `list<group-row>`.
+pub fn group_rows(rows: &[GroupRow]) -> V {
+    V::List(
+        rows.iter()
+            .map(|r| {
+                V::Record(vec![
+                    opt(r.group.as_ref(), event_value),
+                    V::U64(r.at),
+                    V::List(
+                        r.values
+                            .iter()
+                            .map(|(f, v)| {
+                                V::Record(vec![V::Str(f.name().into()), opt(*v, agg_number)])
+                            })
+                            .collect(),
+                    ),
+                ])
+            })
+            .collect(),
+    )
+}
+
+pub fn read_group_rows(v: V) -> Result<Vec<GroupRow>, String> {
+    v.list()?
+        .into_iter()
+        .map(|r| {
+            let [group, at, values] = r.fields()?;
+            let values = values
+                .list()?
+                .into_iter()
+                .map(|x| {
+                    let [f, value] = x.fields()?;
+                    Ok((
+                        read_agg_fn(f)?,
+                        value.option()?.map(read_agg_number).transpose()?,
+                    ))
+                })
+                .collect::<Result<_, String>>()?;
+            Ok(GroupRow {
+                group: group.option()?.map(read_event_value).transpose()?,
+                at: at.u64()?,
+                values,
+            })
+        })
+        .collect()
+}
+
+/// A segment of one function of one group, as the `group-segment` record carries it.
+pub type GroupSegment = (Option<Value>, AggFn, AggSegment);
+
+/// A `list<group-segment>`.
+pub fn group_segments(segments: &[GroupSegment]) -> V {
+    V::List(
+        segments
+            .iter()
+            .map(|(g, f, s)| {
+                V::Record(vec![
+                    opt(g.as_ref(), event_value),
+                    V::Str(f.name().into()),
+                    V::U64(s.from),
+                    opt(s.to, V::U64),
+                    opt(s.value, agg_number),
+                    agg_number(s.slope),
+                ])
+            })
+            .collect(),
+    )
+}
+
+pub fn read_group_segments(v: V) -> Result<Vec<GroupSegment>, String> {
+    v.list()?
+        .into_iter()
+        .map(|x| {
+            let [group, f, from, to, value, slope] = x.fields()?;
+            Ok((
+                group.option()?.map(read_event_value).transpose()?,
+                read_agg_fn(f)?,
+                AggSegment {
+                    from: from.u64()?,
+                    to: to.option()?.map(V::u64).transpose()?,
+                    value: value.option()?.map(read_agg_number).transpose()?,
+                    slope: read_agg_number(slope)?,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The whole current output of an input worker, for a node that starts reading it.

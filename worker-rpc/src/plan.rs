@@ -1,8 +1,15 @@
 //! A job's plan with its workers: the `plan` record of the WIT, built from the library's plan.
 
-use crate::{opt, read_worker_ref, worker_ref, V};
+use crate::{node_config, opt, read_worker_ref, worker_ref, V};
+use timeline::aggregate::{Query, QueryPlan};
 use timeline::limits::{MAX_JOB_WORKERS, MAX_SHARDS};
-use timeline::{Plan, Scope, TimeLineOp};
+use timeline::plan::{node_id_of_text, worker_name};
+use timeline::Scope;
+
+/// The kind of the plan node holding one shard's partial aggregate.
+pub const PARTIAL: &str = "partial";
+/// The kind of the plan node merging the partials: an aggregate job's result.
+pub const AGGREGATE: &str = "aggregate";
 
 /// A worker, by component and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -38,7 +45,8 @@ pub struct JobOptions {
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobNode {
     pub node_id: String,
-    /// `leaf` (an event-processor worker) or `derived` (a timeline-processor worker).
+    /// `leaf` (an event-processor worker), `derived`, [`PARTIAL`] or [`AGGREGATE`] (a
+    /// timeline-processor worker each).
     pub kind: String,
     pub operator: String,
     pub expression: String,
@@ -59,9 +67,11 @@ pub struct JobPlan {
 }
 
 impl JobPlan {
-    /// Plans `query` for `options`, naming every worker deterministically.
+    /// Plans `query` for `options`, naming every worker deterministically. An aggregate adds a
+    /// `partial` node (a worker per shard) and the `aggregate` node (one worker merging the
+    /// partials), which holds the job's result.
     pub fn new(
-        query: &TimeLineOp,
+        query: &Query,
         options: &JobOptions,
         event_processor: &str,
         timeline_processor: &str,
@@ -72,8 +82,13 @@ impl JobPlan {
                 "a job may have at most {MAX_SHARDS} shards; {shards} were asked for"
             ));
         }
-        let plan = Plan::new(query);
-        let workers = plan.nodes.len() * shards as usize;
+        let planned = QueryPlan::new(query);
+        let plan = &planned.plan;
+        let aggregate_workers = planned
+            .aggregate
+            .as_ref()
+            .map_or(0, |_| shards as usize + 1);
+        let workers = plan.nodes.len() * shards as usize + aggregate_workers;
         if workers > MAX_JOB_WORKERS {
             return Err(format!(
                 "the job would create {workers} workers ({} nodes x {shards} shards); the limit is {MAX_JOB_WORKERS}: use fewer shards",
@@ -85,7 +100,12 @@ impl JobPlan {
             retention: options.retention,
             shards,
         };
-        let nodes = plan
+        let processor = |name: String| WorkerRef {
+            component_id: timeline_processor.to_string(),
+            worker_name: name,
+            interface: TIMELINE_PROCESSOR_API.to_string(),
+        };
+        let mut nodes: Vec<JobNode> = plan
             .nodes
             .iter()
             .map(|n| {
@@ -114,15 +134,95 @@ impl JobPlan {
                 }
             })
             .collect();
+        let mut result_node = plan.nodes[plan.root()].id.to_string();
+        if let Some(a) = &planned.aggregate {
+            let partial_text = format!("partial: {}", a.text);
+            let partial = JobNode {
+                node_id: node_id_of_text(&partial_text).to_string(),
+                kind: PARTIAL.to_string(),
+                operator: "aggregate".to_string(),
+                expression: a.text.clone(),
+                workers: (0..shards)
+                    .map(|s| processor(worker_name(&partial_text, &scope, s)))
+                    .collect(),
+                inputs: std::iter::once(a.result)
+                    .chain(a.group)
+                    .map(|i| plan.nodes[i].id.to_string())
+                    .collect(),
+            };
+            let merge = JobNode {
+                node_id: a.id.to_string(),
+                kind: AGGREGATE.to_string(),
+                operator: "aggregate".to_string(),
+                expression: a.text.clone(),
+                workers: vec![processor(worker_name(&a.text, &scope, 0))],
+                inputs: vec![partial.node_id.clone()],
+            };
+            result_node = merge.node_id.clone();
+            nodes.push(partial);
+            nodes.push(merge);
+        }
         Ok(JobPlan {
             job_name: options.job_name.clone(),
             query: query.to_string(),
             key_column: options.key_column.clone(),
             shards,
             retention: options.retention,
-            result_node: plan.nodes[plan.root()].id.to_string(),
+            result_node,
             nodes,
         })
+    }
+
+    /// Whether the job aggregates across keys (its result is an `aggregate` node).
+    pub fn aggregates(&self) -> bool {
+        self.node(&self.result_node)
+            .is_some_and(|n| n.kind == AGGREGATE)
+    }
+
+    /// Every worker of the job with the call that initialises it (function and parameters),
+    /// children before parents: what the core does, in order, to start a job.
+    pub fn initializations(&self) -> Vec<(WorkerRef, String, Vec<V>)> {
+        let mut out = Vec::new();
+        for node in &self.nodes {
+            for (shard, worker) in node.workers.iter().enumerate() {
+                let inputs: Vec<WorkerRef> = if node.kind == AGGREGATE {
+                    // The merge reads every shard's partial, input `i` being shard `i`.
+                    node.inputs
+                        .iter()
+                        .filter_map(|id| self.node(id))
+                        .flat_map(|n| n.workers.iter().cloned())
+                        .collect()
+                } else {
+                    node.inputs
+                        .iter()
+                        .filter_map(|id| self.node(id))
+                        .map(|n| n.workers[shard].clone())
+                        .collect()
+                };
+                let parents: Vec<(WorkerRef, u32)> = self
+                    .parents_of(&node.node_id)
+                    .into_iter()
+                    .map(|(p, slot)| match p.kind.as_str() {
+                        AGGREGATE => (p.workers[0].clone(), shard as u32),
+                        _ => (p.workers[shard].clone(), slot),
+                    })
+                    .collect();
+                let config = node_config(
+                    &node.expression,
+                    self.key_column.as_deref(),
+                    self.retention,
+                    &inputs,
+                    &parents,
+                );
+                let (function, params) = match node.kind.as_str() {
+                    PARTIAL => ("initialize-aggregate", vec![config, V::Bool(false)]),
+                    AGGREGATE => ("initialize-aggregate", vec![config, V::Bool(true)]),
+                    _ => ("initialize", vec![config]),
+                };
+                out.push((worker.clone(), worker.function(function), params));
+            }
+        }
+        out
     }
 
     /// The node with this id.

@@ -11,8 +11,9 @@
 //! events included). Crashes strike live invocations at the given rate, before an invocation
 //! runs or midway through it (see `Golem::inject_crashes`); between batches a random worker may
 //! crash, or the whole emulator (a new one starts on the same logs, as after a server restart).
-//! At the end, every node of every job, for every key, must equal the library's evaluation of
-//! the same events over the whole time range. It prints the counts and exits 1 on any
+//! Half the scenarios add a job aggregating one of the queries across keys (partial workers per
+//! shard and a merge worker). At the end, every node of every job, for every key, and every
+//! aggregate must equal the library's evaluation of the same events over the whole time range. It prints the counts and exits 1 on any
 //! divergence (the components must be built first: `scripts/setup`).
 
 use anyhow::{bail, Context, Result};
@@ -20,6 +21,7 @@ use golem_emulator::{components_dir, PlanView, TimelineSystem};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::path::PathBuf;
+use timeline::aggregate::{AggregateEngine, GroupSelector, Query};
 use timeline::{Engine, EngineOptions, Event, TimeLineOp, Value};
 
 struct Options {
@@ -178,9 +180,18 @@ fn scenario(seed: u64, per_million: u32, tally: &mut Tally) -> Result<()> {
     };
     let mut sys = start(&dir, &mut rng)?;
     let shards = rng.random_range(1..4);
-    let jobs: Vec<(String, String)> = (0..rng.random_range(2..4))
+    let mut jobs: Vec<(String, String)> = (0..rng.random_range(2..4))
         .map(|j| (format!("job{j}"), query(&mut rng, 2)))
         .collect();
+    // Half the scenarios aggregate one job's query across keys, grouped by a column of mixed
+    // types, besides running it per key (so that the two share workers).
+    if rng.random_range(0..2) == 0 {
+        let q = format!(
+            "{} | aggregate(group_by(a), count, sum, avg, min, max)",
+            jobs[0].1
+        );
+        jobs.push(("aggregate".into(), q));
+    }
     for (name, q) in &jobs {
         sys.run(name, q, Some("k"), shards, None)
             .with_context(|| format!("run {name}: {q}"))?;
@@ -226,7 +237,8 @@ fn scenario(seed: u64, per_million: u32, tally: &mut Tally) -> Result<()> {
     Ok(())
 }
 
-/// Compares every node of the job, for every key, with the library; returns the divergences.
+/// Compares every per-key node of the job, for every key, and its aggregate if it has one,
+/// with the library; returns the divergences.
 fn compare(
     sys: &TimelineSystem,
     job: &str,
@@ -235,25 +247,21 @@ fn compare(
     events: &[Event],
     compared: &mut u64,
 ) -> Result<u64> {
-    let op: TimeLineOp = query.parse()?;
-    let mut oracle = Engine::new(
-        &op,
-        EngineOptions {
-            key_column: Some("k".into()),
-            retention: None,
-        },
-    )?;
-    oracle.ingest(events)?;
+    let options = EngineOptions {
+        key_column: Some("k".into()),
+        retention: None,
+    };
     let mut divergences = 0;
-    for node in &plan.nodes {
-        let index = oracle
-            .plan()
-            .nodes
-            .iter()
-            .position(|n| n.id.to_string() == node.node_id)
-            .with_context(|| format!("node {} is not in the library's plan", node.node_id))?;
+    for node in plan
+        .nodes
+        .iter()
+        .filter(|n| n.kind == "leaf" || n.kind == "derived")
+    {
+        let op: TimeLineOp = node.expression.parse()?;
+        let mut oracle = Engine::new(&op, options.clone())?;
+        oracle.ingest(events)?;
         for key in oracle.keys() {
-            let want = oracle.node_timeline(key, index)?.range(0, END);
+            let want = oracle.timeline(key)?.range(0, END);
             let got = sys.result_range(job, Some(&node.node_id), key, 0, END)?;
             *compared += 1;
             if got != want {
@@ -263,6 +271,35 @@ fn compare(
                     node.expression
                 );
             }
+        }
+    }
+    let query: Query = query.parse()?;
+    if query.aggregate.is_some() {
+        let mut oracle = AggregateEngine::new(&query, options)?;
+        oracle.ingest(events)?;
+        let want = oracle.aggregates();
+        let mut expected = Vec::new();
+        for (g, points) in &want.groups {
+            for &f in &want.functions {
+                for s in timeline::aggregate::segments(points, f, 0, Some(END)) {
+                    expected.push((g.value(), f, s));
+                }
+            }
+        }
+        let got = sys.aggregate_range(job, &GroupSelector::All, 0, END)?;
+        *compared += 1;
+        if got != expected {
+            divergences += 1;
+            let first = got
+                .iter()
+                .zip(&expected)
+                .position(|(a, b)| a != b)
+                .unwrap_or(got.len().min(expected.len()));
+            eprintln!(
+                "divergence: job {job}, aggregate {query}, first at segment {first}\n  components: {:?}\n  library:    {:?}",
+                got.get(first),
+                expected.get(first)
+            );
         }
     }
     Ok(divergences)

@@ -350,7 +350,7 @@ impl MergeAggregateNode {
     ) -> Result<Vec<(GroupKey, AggFn, Vec<AggSegment>)>, String> {
         self.check(t1)?;
         let mut out = Vec::new();
-        for (g, points) in self.merged.iter().filter(|(g, _)| groups.takes(g)) {
+        for (g, points) in self.groups().filter(|(g, _)| groups.takes(g)) {
             for &f in &self.functions {
                 out.push((g.clone(), f, segments(points, f, t1, Some(t2))));
             }
@@ -362,8 +362,14 @@ impl MergeAggregateNode {
     pub fn aggregates(&self) -> Aggregates {
         Aggregates {
             functions: self.functions.clone(),
-            groups: self.merged.clone(),
+            groups: self.groups().map(|(g, p)| (g.clone(), p.clone())).collect(),
         }
+    }
+
+    /// The groups that ever had a member (a key can pass through a group only transiently,
+    /// while the deltas of its result and of its group column are on their way).
+    fn groups(&self) -> impl Iterator<Item = (&GroupKey, &Vec<(u64, Partial)>)> {
+        self.merged.iter().filter(|(_, points)| !points.is_empty())
     }
 
     pub fn stats(&self) -> Stats {
