@@ -45,13 +45,7 @@ fn main() -> ExitCode {
         }
         Ok(Command::Explain(source)) => explain(&source),
         Ok(Command::Eval(a)) => eval(&a),
-        Ok(Command::Run(a)) => load_query(&a.query).and_then(|q| match q.aggregate {
-            None => run::run(&a, &q.op),
-            Some(_) => Err(
-                "`run` does not take aggregate queries yet; use `timeline eval` for `| aggregate(…)`"
-                    .to_string(),
-            ),
-        }),
+        Ok(Command::Run(a)) => load_query(&a.query).and_then(|q| run::run(&a, &q)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -252,3 +252,41 @@ fn bad_aggregates_are_refused_with_a_position() {
     );
     bad_input(&o, "before the retention horizon");
 }
+
+#[test]
+fn run_aggregates_on_the_components_as_natively() {
+    let args = |runtime, shards| {
+        vec![
+            "run",
+            "--runtime",
+            runtime,
+            "--query-file",
+            "examples/cirr-by-cdn.tl",
+            "--events",
+            "examples/player.csv",
+            "--key",
+            "sessionId",
+            "--shards",
+            shards,
+        ]
+    };
+    let native = stdout(&timeline(&args("native", "1"), None));
+    assert!(native.contains("[result] duration_where("), "{native}");
+    assert!(
+        native.contains("  \"CDN2\" sum:  [0,11) 0  [11,13) 1  [13,14) 1 +1/t  [14,50) 2  [50,51) 14  [51,55) 14 +1/t  [55,…) 18\n"),
+        "{native}"
+    );
+    for shards in ["1", "3"] {
+        let wasm = stdout(&timeline(&args("wasm", shards), None));
+        let (first, rest) = wasm.split_once('\n').unwrap();
+        assert!(first.starts_with("ran on the emulated Golem: "), "{first}");
+        // The same answers; only the plan's shard count and worker names differ.
+        let answers = |out: &str| -> Vec<String> {
+            out.lines()
+                .filter(|l| l.starts_with("  \"") || l.starts_with("  null"))
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(answers(rest), answers(&native), "{shards} shard(s)");
+    }
+}
