@@ -9,6 +9,7 @@
 
 mod client;
 mod emulator;
+pub mod golem_json;
 pub mod host;
 pub mod wit_value;
 

@@ -1,0 +1,232 @@
+//! Golem 1.1's typed JSON for values (`{"typ": …, "value": …}`, as its REST API takes
+//! parameters and gives results): types in its `AnalysedType` form (`{"type": "Record",
+//! "fields": [{"name", "typ"}]}`, …) and values in its JSON mapping (records as objects,
+//! variants as `{"case": payload}`, options as the value or `null`).
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Map, Value as Json};
+use wasmtime::component::{Type, Val};
+
+/// A component type as Golem 1.1 writes it in `typ`.
+pub fn typ(ty: &Type) -> Json {
+    match ty {
+        Type::Bool => json!({"type": "Bool"}),
+        Type::U8 => json!({"type": "U8"}),
+        Type::U16 => json!({"type": "U16"}),
+        Type::U32 => json!({"type": "U32"}),
+        Type::U64 => json!({"type": "U64"}),
+        Type::S8 => json!({"type": "S8"}),
+        Type::S16 => json!({"type": "S16"}),
+        Type::S32 => json!({"type": "S32"}),
+        Type::S64 => json!({"type": "S64"}),
+        Type::Float32 => json!({"type": "F32"}),
+        Type::Float64 => json!({"type": "F64"}),
+        Type::Char => json!({"type": "Chr"}),
+        Type::String => json!({"type": "Str"}),
+        Type::List(l) => json!({"type": "List", "inner": typ(&l.ty())}),
+        Type::Option(o) => json!({"type": "Option", "inner": typ(&o.ty())}),
+        Type::Tuple(t) => {
+            json!({"type": "Tuple", "items": t.types().map(|t| typ(&t)).collect::<Vec<_>>()})
+        }
+        Type::Record(r) => json!({"type": "Record", "fields": r
+            .fields()
+            .map(|f| json!({"name": f.name, "typ": typ(&f.ty)}))
+            .collect::<Vec<_>>()}),
+        Type::Variant(v) => json!({"type": "Variant", "cases": v
+            .cases()
+            .map(|c| json!({"name": c.name, "typ": c.ty.as_ref().map(typ)}))
+            .collect::<Vec<_>>()}),
+        Type::Enum(e) => json!({"type": "Enum", "cases": e.names().collect::<Vec<_>>()}),
+        Type::Flags(f) => json!({"type": "Flags", "names": f.names().collect::<Vec<_>>()}),
+        Type::Result(r) => {
+            json!({"type": "Result", "ok": r.ok().as_ref().map(typ), "err": r.err().as_ref().map(typ)})
+        }
+        other => json!({"type": format!("{other:?}")}),
+    }
+}
+
+/// Reads a JSON value as a component value of type `ty`; the error says where it does not fit
+/// (`$.options.shards: expected u32`).
+pub fn to_val(v: &Json, ty: &Type) -> Result<Val> {
+    at(v, ty, "$")
+}
+
+fn at(v: &Json, ty: &Type, path: &str) -> Result<Val> {
+    let expected = |what: &str| anyhow!("{path}: expected {what}, found {v}");
+    let int = |lo: i128, hi: i128| -> Result<i128> {
+        v.as_i64()
+            .map(i128::from)
+            .or_else(|| v.as_u64().map(i128::from))
+            .filter(|i| (lo..=hi).contains(i))
+            .ok_or_else(|| expected(&format!("an integer in {lo}..={hi}")))
+    };
+    Ok(match ty {
+        Type::Bool => Val::Bool(v.as_bool().ok_or_else(|| expected("a bool"))?),
+        Type::U8 => Val::U8(int(0, u8::MAX.into())? as u8),
+        Type::U16 => Val::U16(int(0, u16::MAX.into())? as u16),
+        Type::U32 => Val::U32(int(0, u32::MAX.into())? as u32),
+        Type::U64 => Val::U64(int(0, u64::MAX.into())? as u64),
+        Type::S8 => Val::S8(int(i8::MIN.into(), i8::MAX.into())? as i8),
+        Type::S16 => Val::S16(int(i16::MIN.into(), i16::MAX.into())? as i16),
+        Type::S32 => Val::S32(int(i32::MIN.into(), i32::MAX.into())? as i32),
+        Type::S64 => Val::S64(int(i64::MIN.into(), i64::MAX.into())? as i64),
+        Type::Float32 => Val::Float32(v.as_f64().ok_or_else(|| expected("a number"))? as f32),
+        Type::Float64 => Val::Float64(v.as_f64().ok_or_else(|| expected("a number"))?),
+        Type::String => Val::String(v.as_str().ok_or_else(|| expected("a string"))?.to_string()),
+        Type::List(l) => {
+            let items = v.as_array().ok_or_else(|| expected("a list"))?;
+            let t = l.ty();
+            Val::List(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| at(x, &t, &format!("{path}[{i}]")))
+                    .collect::<Result<_>>()?,
+            )
+        }
+        Type::Tuple(t) => {
+            let items = v.as_array().ok_or_else(|| expected("a tuple (a list)"))?;
+            let types: Vec<Type> = t.types().collect();
+            if items.len() != types.len() {
+                bail!(
+                    "{path}: expected {} items, found {}",
+                    types.len(),
+                    items.len()
+                );
+            }
+            Val::Tuple(
+                items
+                    .iter()
+                    .zip(&types)
+                    .enumerate()
+                    .map(|(i, (x, t))| at(x, t, &format!("{path}[{i}]")))
+                    .collect::<Result<_>>()?,
+            )
+        }
+        Type::Option(o) => match v {
+            Json::Null => Val::Option(None),
+            x => Val::Option(Some(Box::new(at(x, &o.ty(), path)?))),
+        },
+        Type::Record(r) => {
+            let fields = v
+                .as_object()
+                .ok_or_else(|| expected("a record (an object)"))?;
+            Val::Record(
+                r.fields()
+                    .map(|f| {
+                        let p = format!("{path}.{}", f.name);
+                        let x = fields.get(f.name).unwrap_or(&Json::Null);
+                        Ok((f.name.to_string(), at(x, &f.ty, &p)?))
+                    })
+                    .collect::<Result<_>>()?,
+            )
+        }
+        Type::Variant(var) => {
+            let (name, payload) =
+                single_entry(v).ok_or_else(|| expected("a variant ({\"case\": value})"))?;
+            let case = var
+                .cases()
+                .find(|c| c.name == name)
+                .ok_or_else(|| anyhow!("{path}: no case {name:?}"))?;
+            let p = format!("{path}.{name}");
+            Val::Variant(
+                name.to_string(),
+                match case.ty {
+                    Some(t) => Some(Box::new(at(payload, &t, &p)?)),
+                    None if payload.is_null() => None,
+                    None => bail!("{p}: the case has no value, found {payload}"),
+                },
+            )
+        }
+        Type::Enum(e) => {
+            let name = v
+                .as_str()
+                .ok_or_else(|| expected("an enum case (a string)"))?;
+            if !e.names().any(|n| n == name) {
+                bail!("{path}: no case {name:?}");
+            }
+            Val::Enum(name.to_string())
+        }
+        Type::Result(r) => {
+            let (name, payload) =
+                single_entry(v).ok_or_else(|| expected("{\"ok\": …} or {\"err\": …}"))?;
+            let side = |t: Option<Type>| -> Result<Option<Box<Val>>> {
+                t.map(|t| at(payload, &t, &format!("{path}.{name}")).map(Box::new))
+                    .transpose()
+            };
+            match name {
+                "ok" => Val::Result(Ok(side(r.ok())?)),
+                "err" => Val::Result(Err(side(r.err())?)),
+                _ => bail!("{path}: expected ok or err, found {name:?}"),
+            }
+        }
+        other => bail!("{path}: values of type {other:?} are not supported"),
+    })
+}
+
+fn single_entry(v: &Json) -> Option<(&str, &Json)> {
+    let m: &Map<String, Json> = v.as_object()?;
+    if m.len() != 1 {
+        return None;
+    }
+    m.iter().next().map(|(k, v)| (k.as_str(), v))
+}
+
+/// A component value in Golem's JSON mapping.
+pub fn from_val(v: &Val) -> Json {
+    match v {
+        Val::Bool(b) => json!(b),
+        Val::U8(x) => json!(x),
+        Val::U16(x) => json!(x),
+        Val::U32(x) => json!(x),
+        Val::U64(x) => json!(x),
+        Val::S8(x) => json!(x),
+        Val::S16(x) => json!(x),
+        Val::S32(x) => json!(x),
+        Val::S64(x) => json!(x),
+        Val::Float32(x) => json!(x),
+        Val::Float64(x) => json!(x),
+        Val::Char(c) => json!(c.to_string()),
+        Val::String(s) => json!(s),
+        Val::List(xs) | Val::Tuple(xs) => Json::Array(xs.iter().map(from_val).collect()),
+        Val::Record(fs) => Json::Object(fs.iter().map(|(k, v)| (k.clone(), from_val(v))).collect()),
+        Val::Variant(name, p) => json!({ name.clone(): p.as_deref().map(from_val) }),
+        Val::Enum(name) => json!(name),
+        Val::Option(x) => x.as_deref().map_or(Json::Null, from_val),
+        Val::Result(Ok(x)) => json!({"ok": x.as_deref().map(from_val)}),
+        Val::Result(Err(x)) => json!({"err": x.as_deref().map(from_val)}),
+        Val::Flags(names) => json!(names),
+        other => json!(format!("{other:?}")),
+    }
+}
+
+/// Parses Golem's `{"params": [{"typ": …, "value": …}]}` for a function taking `params`: each
+/// `typ` must be the parameter's type exactly, and each value must fit it.
+pub fn params(body: &Json, params: &[Type]) -> Result<Vec<Val>> {
+    let given = body
+        .get("params")
+        .and_then(Json::as_array)
+        .context("expected {\"params\": [{\"typ\": …, \"value\": …}, …]}")?;
+    if given.len() != params.len() {
+        bail!("expected {} parameters, got {}", params.len(), given.len());
+    }
+    given
+        .iter()
+        .zip(params)
+        .enumerate()
+        .map(|(i, (p, ty))| {
+            let want = typ(ty);
+            let got = p
+                .get("typ")
+                .with_context(|| format!("parameter {i} has no typ"))?;
+            if *got != want {
+                bail!("parameter {i}: typ {got} is not the function's {want}");
+            }
+            at(
+                p.get("value").unwrap_or(&Json::Null),
+                ty,
+                &format!("$[{i}]"),
+            )
+        })
+        .collect()
+}

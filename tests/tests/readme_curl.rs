@@ -1,0 +1,237 @@
+//! The README's `curl` calls, run as written against the components on the emulated Golem: each
+//! parameter's `typ` must be the function's parameter type exactly (as Golem 1.1 checks), each
+//! value must fit it, and every call must succeed.
+
+use golem_emulator::{component_id, golem_json, TimelineSystem, WorkerId};
+use serde_json::{json, Value as Json};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Splits shell text into words: single quotes literal, double quotes and bare words with
+/// `$NAME` expanded from `vars`.
+fn words(text: &str, vars: &HashMap<String, String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = text.chars().peekable();
+    let expand = |chars: &mut std::iter::Peekable<std::str::Chars>, w: &mut String| {
+        let mut name = String::new();
+        while let Some(&c) = chars.peek() {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                name.push(c);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        w.push_str(vars.get(&name).map_or(&format!("${name}"), |v| v));
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    w.push(c);
+                }
+            }
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '$' => expand(&mut chars, w),
+                        '\\' => w.extend(chars.next()),
+                        c => w.push(c),
+                    }
+                }
+            }
+            '$' => expand(&mut chars, word.get_or_insert_with(String::new)),
+            '\\' if chars.peek() == Some(&'\n') => {
+                chars.next();
+            }
+            c if c.is_whitespace() => out.extend(word.take()),
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    out.extend(word);
+    out
+}
+
+/// A `curl` call: which worker (`G`: the driver, `W`: the result worker), the function, the body.
+struct Call {
+    target: String,
+    function: String,
+    body: Json,
+}
+
+/// The shell commands of the README's code blocks, a command running on while a quote is open.
+fn commands(readme: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_code = false;
+    let mut pending = String::new();
+    for line in readme.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            pending.clear();
+            continue;
+        }
+        if !in_code || (pending.is_empty() && line.trim_start().starts_with('#')) {
+            continue;
+        }
+        pending.push_str(line);
+        pending.push('\n');
+        if pending.matches('\'').count() % 2 == 0 && !line.ends_with('\\') {
+            out.push(std::mem::take(&mut pending));
+        }
+    }
+    out
+}
+
+fn calls(readme: &str) -> Vec<Call> {
+    let mut vars: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::new();
+    for command in commands(readme) {
+        let trimmed = command.trim();
+        if let Some((name, value)) = trimmed.split_once('=') {
+            if name.chars().all(|c| c.is_ascii_uppercase() || c == '_') && !name.is_empty() {
+                let value = words(value, &vars).join(" ");
+                vars.insert(name.to_string(), value);
+                continue;
+            }
+        }
+        if !trimmed.starts_with("curl ") {
+            continue;
+        }
+        let raw_url = trimmed
+            .split_whitespace()
+            .find(|w| w.contains("?function="))
+            .unwrap();
+        let target = raw_url
+            .trim_matches('"')
+            .trim_start_matches('$')
+            .split('?')
+            .next()
+            .unwrap();
+        let w = words(trimmed, &vars);
+        let url = w.iter().find(|x| x.contains("?function=")).unwrap();
+        let function = url
+            .split("?function=")
+            .nth(1)
+            .unwrap()
+            .replace("%7B", "{")
+            .replace("%7D", "}");
+        let body = &w[w.iter().position(|x| x == "-d").expect("a -d body") + 1];
+        let body: Json = serde_json::from_str(body).unwrap_or_else(|e| {
+            panic!("README: the body of {function} is not JSON ({e}):\n{body}")
+        });
+        out.push(Call {
+            target: target.to_string(),
+            function,
+            body,
+        });
+    }
+    out
+}
+
+#[test]
+fn the_readme_curl_calls_run_as_written() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let calls = calls(&readme);
+    let functions: Vec<&str> = calls.iter().map(|c| c.function.as_str()).collect();
+    for f in [
+        "run",
+        "ingest",
+        "ingest-packed",
+        "result",
+        "get-result",
+        "aggregate-result",
+        "aggregate-range",
+    ] {
+        assert!(
+            functions.iter().any(|x| x.ends_with(&format!("{{{f}}}"))),
+            "no {f} call in {functions:?}"
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("readme-curl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sys = TimelineSystem::start(&golem_emulator::components_dir(), &dir).unwrap();
+    let mut result_worker: Option<String> = None;
+    let mut answers: HashMap<String, Json> = HashMap::new();
+    for call in &calls {
+        let (worker, component) = match call.target.as_str() {
+            "G" => (sys.driver.clone(), "driver"),
+            "W" => (
+                WorkerId {
+                    component_id: component_id("timeline-processor"),
+                    worker_name: result_worker.clone().expect("the CIRR job ran first"),
+                },
+                "timeline-processor",
+            ),
+            other => panic!("README: unknown curl target ${other}"),
+        };
+        let types = sys
+            .golem
+            .exported_functions(component)
+            .into_iter()
+            .find(|(name, _)| *name == call.function)
+            .unwrap_or_else(|| {
+                panic!(
+                    "README calls {} which {component} does not export",
+                    call.function
+                )
+            })
+            .1;
+        let params = golem_json::params(&call.body, &types)
+            .unwrap_or_else(|e| panic!("README: {}: {e:#}", call.function));
+        let out = sys.golem.invoke(&worker, &call.function, &params).unwrap();
+        let out = golem_json::from_val(&out[0]);
+        assert!(
+            out.get("err").is_none(),
+            "README: {} answered {out}",
+            call.function
+        );
+        if call.function.ends_with("{run}") && result_worker.is_none() {
+            // `$RESULT_WORKER`: the worker of the CIRR job's result node (one shard).
+            let plan = &out["ok"];
+            let result = plan["result-node"].as_str().unwrap();
+            let node = plan["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["node-id"] == result)
+                .unwrap();
+            result_worker = Some(
+                node["workers"][0]["worker-name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        answers.insert(call.function.clone(), out);
+    }
+    // What the README says the aggregate calls give back.
+    assert_eq!(
+        answers["timeline:driver/api.{aggregate-result}"],
+        json!({"ok": [{"group": {"string-value": "CDN1"}, "at": 10, "values": [
+            {"function": "count", "value": {"int": 1}},
+            {"function": "sum", "value": {"int": 1}}]}]})
+    );
+    let segments = answers["timeline:driver/api.{aggregate-range}"]["ok"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        segments.contains(&json!({"group": {"string-value": "CDN1"}, "function": "sum", "from": 6, "to": 60, "value": {"int": 1}, "slope": {"int": 0}})),
+        "{segments:?}"
+    );
+    // The CIRR job's s1 at 100: the one buffering event sent (at 6) never ends.
+    assert_eq!(
+        answers["timeline:driver/api.{result}"],
+        json!({"ok": {"duration": [0, 0]}})
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
