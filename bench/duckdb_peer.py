@@ -1,6 +1,7 @@
 """The SQL peer: each benchmark query as DuckDB SQL with window functions, over the same CSV.
 
 Usage: python3 duckdb_peer.py WORKLOAD EVENTS.csv THREADS END
+(END is the time the answers are read at; for an aggregate workload, per group and function.)
 Prints one JSON object: {"seconds": wall time of the query (reading the CSV included),
 "rss_kb": peak memory, "results": {key: the query's value at time END}}.
 
@@ -135,7 +136,52 @@ SELECT s3.k, coalesce(sum(CASE WHEN device_now = 'iPhone' AND quit_at IS NULL AN
     ELSE 0 END), 0)
 FROM s3 LEFT JOIN long_ad USING (k) GROUP BY s3.k
 """,
+    # CIRR per session (on any CDN), grouped by the session's CDN at END: count, sum, max.
+    "cirr-by-cdn": f"""
+WITH ev AS (
+  {source(PLAYER)}
+),
+state AS (
+  SELECT sessionId AS k, time,
+    coalesce(lead(time) OVER w, {END}) AS next_time,
+    last_value(playerStateChange IGNORE NULLS) OVER w AS psc_now,
+    max(CASE WHEN userAction = 'seek' THEN time END) OVER w AS last_seek,
+    min(CASE WHEN playerStateChange = 'play' THEN time END) OVER w AS first_play
+  FROM ev
+  WINDOW w AS (PARTITION BY sessionId ORDER BY time {ROWS})
+),
+per_key AS (
+  SELECT k, coalesce(sum(CASE
+      WHEN first_play IS NOT NULL AND psc_now = 'buffer'
+      THEN greatest(0, next_time - greatest(time, coalesce(last_seek + 5, time)))
+      ELSE 0 END), 0) AS cirr
+  FROM state GROUP BY k
+),
+cdn AS (
+  SELECT sessionId AS k, arg_max(cdnChange, time) AS cdn
+  FROM ev WHERE cdnChange IS NOT NULL GROUP BY sessionId
+)
+SELECT cdn, count(*), sum(cirr), max(cirr)
+FROM per_key LEFT JOIN cdn USING (k) GROUP BY cdn
+""",
+    # At the instant END: the sessions started, per CDN then; how many have a known player
+    # state and how many are buffering.
+    "buffering-per-cdn": f"""
+WITH ev AS (
+  {source(PLAYER)}
+)
+SELECT cdn, count(psc), coalesce(sum(CASE WHEN psc = 'buffer' THEN 1 ELSE 0 END), 0)
+FROM (
+  SELECT sessionId,
+    arg_max(playerStateChange, time) FILTER (WHERE playerStateChange IS NOT NULL) AS psc,
+    arg_max(cdnChange, time) FILTER (WHERE cdnChange IS NOT NULL) AS cdn
+  FROM ev WHERE time <= {END} GROUP BY sessionId
+) GROUP BY cdn
+""",
 }
+
+# The aggregate queries answer per group: their columns after the group, by function.
+AGGREGATES = {"cirr-by-cdn": ["count", "sum", "max"], "buffering-per-cdn": ["count", "sum"]}
 
 con = duckdb.connect()
 con.execute(f"SET threads = {threads}")
@@ -143,4 +189,11 @@ start = time.perf_counter()
 rows = con.execute(QUERIES[workload]).fetchall()
 seconds = time.perf_counter() - start
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": seconds, "rss_kb": rss, "results": {k: int(v) for k, v in rows}}))
+if workload in AGGREGATES:
+    results = {
+        f"{'null' if row[0] is None else row[0]} {f}": int(v)
+        for row in rows for f, v in zip(AGGREGATES[workload], row[1:])
+    }
+else:
+    results = {k: int(v) for k, v in rows}
+print(json.dumps({"seconds": seconds, "rss_kb": rss, "results": results}))

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+use timeline::aggregate::{AggregateEngine, GroupSelector, Query};
 use timeline::{Engine, EngineOptions, Event, Value};
 use workload::Workload;
 
@@ -106,7 +107,7 @@ fn run(args: &[String]) -> Result<(), String> {
     for name in queries.split(',') {
         let w = Workload::named(name)?;
         let results = compare(&w, &runners, keys, per_key, &out)?;
-        print_table(&results);
+        print_table(&results, keys);
         println!();
     }
     println!("(x DuckDB: DuckDB's wall time over the runner's; above 1 means faster than DuckDB. The native");
@@ -147,20 +148,27 @@ fn compare(
         rows
     };
     let mut results: Vec<Measurement> = Vec::new();
+    // A retention horizon forgets what is older than a minute before each key's end: answers
+    // read earlier (an instant in the middle) cannot be asked of it.
+    let retained = w.at(per_key, END) == END;
     for runner in runners.split(',') {
         match runner {
             "native" => {
                 results.push(in_child(w, "native", keys, per_key, None)?);
-                results.push(in_child(w, "native", keys, per_key, Some(RETAIN))?);
+                if retained {
+                    results.push(in_child(w, "native", keys, per_key, Some(RETAIN))?);
+                }
             }
             "cli" => {
-                results.push(cli(w, &csv, rows, None)?);
-                results.push(cli(w, &csv, rows, Some(RETAIN))?);
+                results.push(cli(w, &csv, rows, per_key, None)?);
+                if retained {
+                    results.push(cli(w, &csv, rows, per_key, Some(RETAIN))?);
+                }
             }
             "components" => results.push(in_child(w, "components", keys, per_key, None)?),
             "duckdb" => {
-                results.push(duckdb(w, &csv, rows, 1)?);
-                results.push(duckdb(w, &csv, rows, available_threads())?);
+                results.push(duckdb(w, &csv, rows, per_key, 1)?);
+                results.push(duckdb(w, &csv, rows, per_key, available_threads())?);
             }
             other => return Err(format!("unknown runner {other}")),
         }
@@ -168,8 +176,9 @@ fn compare(
     check_equal(&results)?;
     let reference = &results[0];
     let total: i64 = reference.answers.values().sum();
+    let what = if w.aggregate.is_some() { "group x function answers" } else { "keys" };
     println!(
-        "  answers: equal across all {} runs ({} keys, sum of values {total})",
+        "  answers: equal across all {} runs ({} {what}, sum of values {total})",
         results.len(),
         reference.answers.len()
     );
@@ -396,6 +405,9 @@ fn native(
         key_column: Some(w.stream.key_column.into()),
         retention,
     };
+    if let Some(q) = &w.aggregate {
+        return native_aggregate(w, q, options, keys, per_key);
+    }
     let mut engine = Engine::new(&w.query, options).map_err(|e| e.to_string())?;
     let mut seconds = 0.0;
     let mut events = 0u64;
@@ -428,6 +440,64 @@ fn native(
     })
 }
 
+/// An aggregate in-process: only ingestion (and the aggregate's refresh before the answers) is
+/// timed.
+fn native_aggregate(
+    w: &Workload,
+    query: &Query,
+    options: EngineOptions,
+    keys: usize,
+    per_key: usize,
+) -> Result<Measurement, String> {
+    let retention = options.retention;
+    let mut engine = AggregateEngine::new(query, options).map_err(|e| e.to_string())?;
+    let mut seconds = 0.0;
+    let mut events = 0u64;
+    let mut names = Vec::with_capacity(keys);
+    for batch in batches(w, keys, per_key, 500, BATCH, &mut names) {
+        events += batch.len() as u64;
+        let start = Instant::now();
+        engine.ingest(&batch).map_err(|e| e.to_string())?;
+        seconds += start.elapsed().as_secs_f64();
+    }
+    let start = Instant::now();
+    let all = engine.aggregates();
+    seconds += start.elapsed().as_secs_f64();
+    let stats = engine.per_key().stats();
+    let (_, _, aggregate_bytes) = engine.aggregator().stats();
+    Ok(Measurement {
+        runner: match retention {
+            None => "native engine".into(),
+            Some(h) => format!("native engine, retain {h}"),
+        },
+        seconds,
+        events,
+        peak_rss_kb: peak_rss_kb(),
+        bytes_per_key: Some((stats.bytes + aggregate_bytes) as f64 / stats.keys.max(1) as f64),
+        note: None,
+        answers: group_answers(&all.at(w.at(per_key, END))),
+    })
+}
+
+/// Per group and function (`"CDN1 sum"`), the value: an aggregate's answers.
+fn group_answers(rows: &[timeline::aggregate::GroupRow]) -> Answers {
+    let mut answers = Answers::new();
+    for row in rows {
+        let group = row.group.as_ref().map_or("null".to_string(), |g| match g {
+            Value::Str(s) => s.to_string(),
+            other => other.to_string(),
+        });
+        for (f, v) in &row.values {
+            let v = match v {
+                Some(timeline::aggregate::Num::Int(i)) => *i,
+                _ => -1,
+            };
+            answers.insert(format!("{group} {f}"), v);
+        }
+    }
+    answers
+}
+
 fn as_int(v: &timeline::State) -> i64 {
     match v.instant_value() {
         Some(Value::Int(i)) => i,
@@ -455,18 +525,31 @@ fn cli_binary() -> Result<PathBuf, String> {
 }
 
 /// The `timeline` CLI end to end over the CSV file, under /usr/bin/time.
-fn cli(w: &Workload, csv: &Path, rows: u64, retention: Option<u64>) -> Result<Measurement, String> {
+/// The query as the CLI and the components take it.
+fn query_text(w: &Workload) -> String {
+    w.aggregate
+        .as_ref()
+        .map_or_else(|| w.query.to_string(), |q| q.to_string())
+}
+
+fn cli(
+    w: &Workload,
+    csv: &Path,
+    rows: u64,
+    per_key: usize,
+    retention: Option<u64>,
+) -> Result<Measurement, String> {
     let binary = cli_binary()?;
     let start = Instant::now();
     let mut command = Command::new("/usr/bin/time");
     command
         .args(["-f", "%M"])
         .arg(&binary)
-        .args(["eval", "--query", &w.query.to_string(), "--key"])
+        .args(["eval", "--query", &query_text(w), "--key"])
         .arg(w.stream.key_column)
         .arg("--events")
         .arg(csv)
-        .args(["--at", &END.to_string()]);
+        .args(["--at", &w.at(per_key, END).to_string()]);
     if let Some(h) = retention {
         command.args(["--retain", &h.to_string()]);
     }
@@ -483,10 +566,17 @@ fn cli(w: &Workload, csv: &Path, rows: u64, retention: Option<u64>) -> Result<Me
     let mut answers = Answers::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
-        answers.insert(
-            v["key"].as_str().unwrap_or_default().to_string(),
-            v["value"].as_i64().unwrap_or(-1),
-        );
+        if let Some(fns) = w.aggregate.as_ref().and_then(|q| q.aggregate.as_ref()) {
+            let group = v["group"].as_str().unwrap_or("null");
+            for f in &fns.functions {
+                answers.insert(format!("{group} {f}"), v[f.name()].as_i64().unwrap_or(-1));
+            }
+        } else {
+            answers.insert(
+                v["key"].as_str().unwrap_or_default().to_string(),
+                v["value"].as_i64().unwrap_or(-1),
+            );
+        }
     }
     let rss = String::from_utf8_lossy(&out.stderr)
         .lines()
@@ -513,7 +603,7 @@ fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, 
     let sys = TimelineSystem::start(&components_dir(), &logs).map_err(|e| format!("{e:#}"))?;
     sys.run(
         "bench",
-        &w.query.to_string(),
+        &query_text(w),
         Some(w.stream.key_column),
         1,
         None,
@@ -538,15 +628,27 @@ fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, 
     let mut answers = Answers::new();
     let queries = Instant::now();
     let reads_before = sys.golem.counters().invocations;
-    for name in &names {
+    if w.aggregate.is_some() {
+        let rows = sys
+            .aggregate_result("bench", &GroupSelector::All, w.at(per_key, END))
+            .map_err(|e| format!("{e:#}"))?;
+        answers = group_answers(&rows);
+    }
+    for name in names.iter().filter(|_| w.aggregate.is_none()) {
         let v = sys
             .result("bench", None, Some(&Value::from(name.as_str())), END)
             .map_err(|e| format!("{e:#}"))?;
         answers.insert(name.clone(), as_int(&v));
     }
     // A point query is the smallest call: the driver asks the result worker.
-    let per_query = queries.elapsed().as_secs_f64() / names.len().max(1) as f64;
-    let read_invocations = (sys.golem.counters().invocations - reads_before) / names.len() as u64;
+    let reads = if w.aggregate.is_some() { 1 } else { names.len().max(1) };
+    let per_query = queries.elapsed().as_secs_f64() / reads as f64;
+    let read_invocations = (sys.golem.counters().invocations - reads_before) / reads as u64;
+    let read = if w.aggregate.is_some() {
+        "an aggregate-result call through the driver"
+    } else {
+        "a point query through the driver"
+    };
     let _ = std::fs::remove_dir_all(&logs);
     Ok(Measurement {
         runner: "components (emulated Golem)".into(),
@@ -556,7 +658,7 @@ fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, 
         bytes_per_key: None,
         note: Some(format!(
             "{calls} ingest calls of ~{} events made {invocations} worker invocations, {:.0} µs each; \
-             a point query through the driver ({read_invocations} invocations) takes {:.0} µs",
+             {read} ({read_invocations} invocations) takes {:.0} µs",
             events / calls.max(1),
             seconds * 1e6 / invocations.max(1) as f64,
             per_query * 1e6
@@ -566,7 +668,13 @@ fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, 
 }
 
 /// DuckDB from PyPI (installed if missing) with the equivalent SQL over the same CSV.
-fn duckdb(w: &Workload, csv: &Path, rows: u64, threads: usize) -> Result<Measurement, String> {
+fn duckdb(
+    w: &Workload,
+    csv: &Path,
+    rows: u64,
+    per_key: usize,
+    threads: usize,
+) -> Result<Measurement, String> {
     let has = Command::new("python3")
         .args(["-c", "import duckdb"])
         .status()
@@ -587,7 +695,7 @@ fn duckdb(w: &Workload, csv: &Path, rows: u64, threads: usize) -> Result<Measure
             .arg(w.name)
             .arg(csv)
             .arg(threads.to_string())
-            .arg(END.to_string()),
+            .arg(w.at(per_key, END).to_string()),
         "duckdb",
     )?;
     Ok(Measurement {
@@ -607,7 +715,7 @@ fn duckdb(w: &Workload, csv: &Path, rows: u64, threads: usize) -> Result<Measure
 /// The DuckDB release the peer is pinned to.
 const DUCKDB: &str = "2.0.1";
 
-fn print_table(results: &[Measurement]) {
+fn print_table(results: &[Measurement], keys: usize) {
     let duck = |one: bool| {
         results
             .iter()
@@ -615,7 +723,7 @@ fn print_table(results: &[Measurement]) {
             .map(|m| m.seconds)
     };
     let (duck1, duck_all) = (duck(true), duck(false));
-    let keys = results.first().map_or(1, |m| m.answers.len().max(1));
+    let keys = keys.max(1);
     println!(
         "{:<30} {:>9} {:>10} {:>10} {:>10} {:>10} {:>12} {:>13}",
         "runner",

@@ -147,11 +147,72 @@ fn point_query(c: &mut Criterion) {
     group.finish();
 }
 
+/// An aggregate (one group, `sum` and `max` of each key's buffering time) over 100 to 10 000
+/// keys of 200 events each; one key's state changes 20 events before its end, alternately to
+/// two values (one of them its own, so half the calls change nothing).
+/// The delta costs that key's changed suffix, whatever the number of keys in the group; the
+/// read after it (the group's step function brought up to date) costs the group's entries after
+/// the late time, which grow with the keys active then.
+fn aggregate_late_event(c: &mut Criterion) {
+    let query: timeline::aggregate::Query =
+        r#"duration_where(latest_event_to_state(s) == "buffer") | aggregate(sum, max)"#
+            .parse()
+            .expect("valid");
+    let per_key = 200usize;
+    for keys in [100usize, 1_000, 10_000] {
+        let options = EngineOptions {
+            key_column: Some("k".into()),
+            retention: None,
+        };
+        let mut engine = timeline::aggregate::AggregateEngine::new(&query, options).expect("ok");
+        let states: [Value; 3] = ["play".into(), "buffer".into(), "pause".into()];
+        let events: Vec<Event> = (0..per_key)
+            .flat_map(|i| {
+                let states = &states;
+                // Each key at times of its own, so that no two keys' pieces coincide.
+                (0..keys).map(move |k| {
+                    Event::new(
+                        (i * 20_000 + k) as u64,
+                        [("k", Value::Int(k as i64)), ("s", states[(i + k) % 3].clone())],
+                    )
+                })
+            })
+            .collect();
+        for chunk in events.chunks(65_536) {
+            engine.ingest(chunk).expect("valid");
+        }
+        engine.refresh();
+        let late = ((per_key - 20) * 20_000 + 7) as u64;
+        let values: [Value; 2] = ["buffer".into(), "play".into()];
+        let mut i = 0;
+        let mut delta = c.benchmark_group("aggregate: a late event at one key, keys in the group");
+        delta.bench_function(keys.to_string(), |b| {
+            b.iter(|| {
+                let e = Event::new(late, [("k", Value::Int(7)), ("s", values[i % 2].clone())]);
+                engine.ingest(std::slice::from_ref(&e)).expect("valid");
+                i += 1;
+            })
+        });
+        delta.finish();
+        let mut read = c.benchmark_group("aggregate: the late event and the read after it, keys in the group");
+        read.bench_function(keys.to_string(), |b| {
+            b.iter(|| {
+                let e = Event::new(late, [("k", Value::Int(7)), ("s", values[i % 2].clone())]);
+                engine.ingest(std::slice::from_ref(&e)).expect("valid");
+                engine.refresh();
+                i += 1;
+            })
+        });
+        read.finish();
+    }
+}
+
 criterion_group!(
     benches,
     insert_in_order,
     insert_late,
     delta_propagation,
-    point_query
+    point_query,
+    aggregate_late_event
 );
 criterion_main!(benches);

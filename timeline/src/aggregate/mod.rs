@@ -312,6 +312,11 @@ impl AggregateEngine {
         Ok(())
     }
 
+    /// Brings every group's timeline up to date (what a read does first).
+    pub fn refresh(&mut self) {
+        self.aggregator.refresh();
+    }
+
     /// Every group's aggregate, up to date.
     pub fn aggregates(&mut self) -> Aggregates {
         self.aggregator
