@@ -176,7 +176,11 @@ fn compare(
     check_equal(&results)?;
     let reference = &results[0];
     let total: i64 = reference.answers.values().sum();
-    let what = if w.aggregate.is_some() { "group x function answers" } else { "keys" };
+    let what = if w.aggregate.is_some() {
+        "group x function answers"
+    } else {
+        "keys"
+    };
     println!(
         "  answers: equal across all {} runs ({} {what}, sum of values {total})",
         results.len(),
@@ -601,14 +605,8 @@ fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, 
     let logs = std::env::temp_dir().join(format!("timeline-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&logs);
     let sys = TimelineSystem::start(&components_dir(), &logs).map_err(|e| format!("{e:#}"))?;
-    sys.run(
-        "bench",
-        &query_text(w),
-        Some(w.stream.key_column),
-        1,
-        None,
-    )
-    .map_err(|e| format!("{e:#}"))?;
+    sys.run("bench", &query_text(w), Some(w.stream.key_column), 1, None)
+        .map_err(|e| format!("{e:#}"))?;
     let before = sys.golem.counters().invocations;
     let mut events = 0;
     let mut seconds = 0.0;
@@ -641,7 +639,11 @@ fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, 
         answers.insert(name.clone(), as_int(&v));
     }
     // A point query is the smallest call: the driver asks the result worker.
-    let reads = if w.aggregate.is_some() { 1 } else { names.len().max(1) };
+    let reads = if w.aggregate.is_some() {
+        1
+    } else {
+        names.len().max(1)
+    };
     let per_query = queries.elapsed().as_secs_f64() / reads as f64;
     let read_invocations = (sys.golem.counters().invocations - reads_before) / reads as u64;
     let read = if w.aggregate.is_some() {

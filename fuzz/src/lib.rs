@@ -5,6 +5,9 @@
 //! The AFL++ binaries (`src/bin/fuzz-*.rs`, `scripts/fuzz`) call these functions; so does
 //! `tests/corpus.rs`, which replays every corpus file in `corpus/` under `cargo test`.
 
+use timeline::aggregate::{
+    AggregateEngine, GroupSelector, MergeAggregateNode, PartialBatch, Query, QueryPlan,
+};
 use timeline::limits::{excerpt, MAX_QUERY_DEPTH};
 use timeline::{parse_query, wire, Engine, EngineOptions, FlatOp, Plan, TimeLineOp};
 use timeline_cli::input;
@@ -22,14 +25,26 @@ pub const TARGETS: &[(&str, Target)] = &[
 ];
 
 /// The query DSL: any text is parsed or refused with a position inside the text; an accepted
-/// query validates, plans, prints back to the same tree, and flattens and rebuilds.
+/// query (with or without `| aggregate(…)`) validates, plans, runs, prints back to the same
+/// tree, and flattens and rebuilds.
 pub fn dsl(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match parse_query(text) {
-        Ok(query) => accepted(&query),
+    // The per-key parse and the full one (which also takes `| aggregate(…)`) agree.
+    let per_key = parse_query(text);
+    match timeline::parser::parse(text) {
+        Ok(query) => {
+            match (&query.aggregate, &per_key) {
+                (None, Ok(op)) => assert_eq!(op, &query.op),
+                (Some(_), Err(_)) => {}
+                (a, p) => panic!("the two parses disagree: {a:?} vs {p:?}"),
+            }
+            accepted_aggregate(&query);
+            accepted(&query.op)
+        }
         Err(e) => {
+            assert!(per_key.is_err(), "only the per-key parse accepted it");
             let lines = text.split('\n').count();
             assert!(
                 e.line >= 1 && e.line <= lines.max(1),
@@ -62,6 +77,27 @@ fn accepted(query: &TimeLineOp) {
         assert_eq!(&back, query, "`{printed}` reads back as another query");
         let flat = FlatOp::from_op(query);
         assert_eq!(&flat.to_op().expect("a flattened query rebuilds"), query);
+    }
+}
+
+/// What every accepted query with an aggregate must do: plan, run, print back, serialize back.
+fn accepted_aggregate(query: &Query) {
+    query.validate().expect("an accepted query validates");
+    let plan = QueryPlan::new(query);
+    assert_eq!(plan.aggregate.is_some(), query.aggregate.is_some());
+    if query.aggregate.is_some() {
+        AggregateEngine::new(query, EngineOptions::default()).expect("an accepted aggregate runs");
+    }
+    let (depth, _) = query.op.shape();
+    if depth + 8 < MAX_QUERY_DEPTH {
+        let printed = query.to_string();
+        let back: Query = printed
+            .parse()
+            .unwrap_or_else(|e| panic!("`{printed}` does not read back: {e}"));
+        assert_eq!(&back, query, "`{printed}` reads back as another query");
+        let json = serde_json::to_string(query).expect("serializes");
+        let back: Query = serde_json::from_str(&json).expect("deserializes");
+        assert_eq!(&back, query);
     }
 }
 
@@ -104,13 +140,31 @@ pub fn events(data: &[u8]) {
 }
 
 /// Packed batches (`timeline::wire`), events and key deltas: decoded or refused at a byte inside
-/// the text; what decodes packs back to text that decodes to the same batch.
+/// the text; what decodes packs back to text that decodes to the same batch. Partial aggregates
+/// (`PartialBatch`): decoded or refused; what decodes encodes back the same and merges.
 pub fn wire(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
     round_trip(text, wire::decode_events, wire::encode_events);
     round_trip(text, wire::decode_key_deltas, wire::encode_key_deltas);
+    // A partial aggregate, as one shard's worker sends it to the merge worker.
+    if let Ok(batch) = PartialBatch::decode(text) {
+        let again = batch.encode();
+        let back = PartialBatch::decode(&again).expect("a re-encoded partial batch decodes");
+        assert_eq!(back.encode(), again);
+        let mut merge = MergeAggregateNode::new(
+            &"count(a == 1) | aggregate(count, sum, avg, min, max)"
+                .parse()
+                .expect("valid"),
+            1,
+        )
+        .expect("valid");
+        merge.apply(0, &batch).expect("a decoded batch applies");
+        for row in merge.at(&GroupSelector::All, u64::MAX).unwrap_or_default() {
+            assert_eq!(row.values.len(), 5);
+        }
+    }
 }
 
 /// `text` decodes or is refused at a byte inside it; what decodes packs to text that decodes

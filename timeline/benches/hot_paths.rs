@@ -173,7 +173,10 @@ fn aggregate_late_event(c: &mut Criterion) {
                 (0..keys).map(move |k| {
                     Event::new(
                         (i * 20_000 + k) as u64,
-                        [("k", Value::Int(k as i64)), ("s", states[(i + k) % 3].clone())],
+                        [
+                            ("k", Value::Int(k as i64)),
+                            ("s", states[(i + k) % 3].clone()),
+                        ],
                     )
                 })
             })
@@ -194,7 +197,8 @@ fn aggregate_late_event(c: &mut Criterion) {
             })
         });
         delta.finish();
-        let mut read = c.benchmark_group("aggregate: the late event and the read after it, keys in the group");
+        let mut read =
+            c.benchmark_group("aggregate: the late event and the read after it, keys in the group");
         read.bench_function(keys.to_string(), |b| {
             b.iter(|| {
                 let e = Event::new(late, [("k", Value::Int(7)), ("s", values[i % 2].clone())]);

@@ -711,6 +711,10 @@ fn bad_partials_are_refused() {
     ] {
         assert!(PartialBatch::decode(bad).is_err(), "{bad}");
     }
+    // The fuzz corpus's seed decodes (so the fuzzer starts from a batch that reaches the merge).
+    let seed = include_str!("../../fuzz/corpus/wire/partials-cdn1");
+    let batch = PartialBatch::decode(seed).unwrap();
+    assert_eq!(batch.groups[0].points.len(), 2);
     let big = "x".repeat(timeline::limits::MAX_PACKED_BYTES + 1);
     assert!(PartialBatch::decode(&big).unwrap_err().contains("limit"));
 }
