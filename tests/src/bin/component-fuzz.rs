@@ -3,7 +3,7 @@
 //! names, node ids and junk), against every worker of a running job and against strays.
 //!
 //! ```text
-//! cargo run --release -p golem-emulator --bin component-fuzz -- [--calls N] [--seed S]
+//! cargo run --release -p component-tests --bin component-fuzz -- [--calls N] [--seed S]
 //! ```
 //!
 //! Every call must return (an `ok` or an `err`); a trap fails the run. Every 100 calls, every

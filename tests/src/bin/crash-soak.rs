@@ -2,7 +2,7 @@
 //! at random invocation points, checked against the library.
 //!
 //! ```text
-//! cargo run --release -p golem-emulator --bin crash-soak -- [--scenarios N] [--seed S] [--rate PER_MILLION]
+//! cargo run --release -p component-tests --bin crash-soak -- [--scenarios N] [--seed S] [--rate PER_MILLION]
 //! ```
 //!
 //! Each scenario starts an emulator on a fresh log directory and submits two or three random

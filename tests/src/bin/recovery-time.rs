@@ -2,7 +2,7 @@
 //! many reads, through the driver and straight from the result worker.
 //!
 //! ```text
-//! cargo run --release -p golem-emulator --bin recovery-time -- [--reads N]
+//! cargo run --release -p component-tests --bin recovery-time -- [--reads N]
 //! ```
 //!
 //! Every invocation is logged, reads included, and a restarted worker replays its whole log on
