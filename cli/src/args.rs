@@ -9,6 +9,7 @@ timeline: answer timeline queries over event files
 USAGE:
     timeline eval (--query TEXT | --query-file PATH) --events (PATH | -) [OPTIONS]
     timeline explain (QUERY | --query-file PATH)
+    timeline serve [--addr 127.0.0.1:9881] [--data DIR] [-v]
     timeline run --runtime wasm|native (--query TEXT | --query-file PATH) --events (PATH | -)
                  [--key COL] [--shards N]
 
@@ -30,6 +31,12 @@ AGGREGATES:
     {\"group\": G, \"agg\": \"sum\", \"from\": T1, \"to\": T2, \"value\": V, \"slope\": S} per segment.
     With --threads, each thread aggregates its keys and the partial aggregates are merged.
 
+SERVE:
+    Golem 1.1's worker API over HTTP (invoke-and-await, invoke, components, workers) on the four
+    components, emulated in-process: the README's curl calls and `timeline golem` work against
+    it as against a Golem server. Worker state lives in --data (default ./timeline-data), so a
+    restart keeps every job. One log line per request on stderr (-v: the full URI). Ctrl-C stops.
+
 RUN:
     Runs the query as a job of node workers and prints the plan (which worker computes which
     node) and every worker's result. `wasm` runs the four Golem components on the in-process
@@ -47,6 +54,7 @@ pub enum Command {
     Eval(EvalArgs),
     Explain(QuerySource),
     Run(RunArgs),
+    Serve(ServeArgs),
     Help,
     Version,
 }
@@ -76,6 +84,14 @@ pub struct RunArgs {
     pub events: String,
     pub key: Option<String>,
     pub shards: u32,
+}
+
+/// `timeline serve`: where to listen, where worker state lives, how much to log.
+#[derive(Debug, PartialEq)]
+pub struct ServeArgs {
+    pub addr: String,
+    pub data: std::path::PathBuf,
+    pub verbose: bool,
 }
 
 /// A time asked for with `--at`.
@@ -135,6 +151,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         "-V" | "--version" => Ok(Command::Version),
         "eval" => parse_eval(rest).map(Command::Eval),
         "run" => parse_run(rest).map(Command::Run),
+        "serve" => parse_serve(rest).map(Command::Serve),
         "explain" => match rest {
             [flag, path] if flag == "--query-file" => {
                 Ok(Command::Explain(QuerySource::File(path.clone())))
@@ -148,6 +165,37 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "unknown command `{other}`: use `eval` or `explain`"
         ))),
     }
+}
+
+fn parse_serve(args: &[String]) -> Result<ServeArgs, UsageError> {
+    let mut out = ServeArgs {
+        addr: "127.0.0.1:9881".into(),
+        data: "timeline-data".into(),
+        verbose: false,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "-v" | "--verbose" => {
+                out.verbose = true;
+                i += 1;
+                continue;
+            }
+            flag @ ("--addr" | "--data") => {
+                let value = args
+                    .get(i + 1)
+                    .ok_or_else(|| usage(format!("{flag} expects a value")))?;
+                if flag == "--addr" {
+                    out.addr = value.clone();
+                } else {
+                    out.data = value.into();
+                }
+            }
+            other => return Err(usage(format!("unknown option `{other}` for `serve`"))),
+        }
+        i += 2;
+    }
+    Ok(out)
 }
 
 fn parse_run(args: &[String]) -> Result<RunArgs, UsageError> {

@@ -6,6 +6,7 @@
 
 mod args;
 mod run;
+mod serve;
 
 use timeline_cli::{input, progress, shards};
 
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         Ok(Command::Explain(source)) => explain(&source),
         Ok(Command::Eval(a)) => eval(&a),
         Ok(Command::Run(a)) => load_query(&a.query).and_then(|q| run::run(&a, &q)),
+        Ok(Command::Serve(a)) => serve::serve(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

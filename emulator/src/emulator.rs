@@ -351,11 +351,96 @@ impl Golem {
         wit_tuple_to_vals(&result, &types.1)
     }
 
+    /// Creates a worker with environment variables, as `golem-cli worker add --env` does (kept
+    /// beside its log, so a restart keeps them). A worker that exists is refused.
+    pub fn create_worker(&self, worker: &WorkerId, env: &[(String, String)]) -> Result<()> {
+        if !self.inner.components.contains_key(&worker.component_id) {
+            bail!("no component {}", worker.component_id);
+        }
+        if self.worker_exists(worker) {
+            bail!("worker {} already exists", worker.worker_name);
+        }
+        let path = self.inner.env_path(worker);
+        std::fs::create_dir_all(path.parent().expect("in the log dir"))?;
+        std::fs::write(&path, serde_json::to_vec(env)?)?;
+        Ok(())
+    }
+
+    /// Whether a worker exists: it was created, or called, and not deleted since.
+    pub fn worker_exists(&self, worker: &WorkerId) -> bool {
+        self.inner.log_path(worker).exists()
+            || self.inner.env_path(worker).exists()
+            || self.inner.failure(worker).is_some()
+            || self.live_workers().contains(worker)
+    }
+
+    /// A worker's environment variables.
+    pub fn worker_env(&self, worker: &WorkerId) -> Vec<(String, String)> {
+        self.inner.env_of(worker)
+    }
+
+    /// Why a worker failed for good, if it did.
+    pub fn worker_failure(&self, worker: &WorkerId) -> Option<String> {
+        self.inner.failure(worker)
+    }
+
+    /// Marks a worker failed for good, as Golem 1.1 does when a call's parameters do not fit.
+    pub fn fail_worker(&self, worker: &WorkerId, why: &str) -> Result<()> {
+        self.inner.fail(worker, why)
+    }
+
+    /// A function's parameter and result types, from the component (no worker needed); `None`
+    /// if the component or the function does not exist.
+    pub fn function_types(
+        &self,
+        component_id: &str,
+        function: &str,
+    ) -> Option<(Vec<Type>, Vec<Type>)> {
+        use wasmtime::component::types::ComponentItem;
+        let c = self.inner.components.get(component_id)?;
+        let engine = &self.inner.engine;
+        let (interface, name) = function.split_once(".{")?;
+        let name = name.strip_suffix('}')?;
+        for (i, item) in c.component.component_type().exports(engine) {
+            let ComponentItem::ComponentInstance(instance) = item.ty else {
+                continue;
+            };
+            if i != interface {
+                continue;
+            }
+            for (f, item) in instance.exports(engine) {
+                if let (true, ComponentItem::ComponentFunc(func)) = (f == name, item.ty) {
+                    return Some((
+                        func.params().map(|(_, t)| t).collect(),
+                        func.results().collect(),
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    /// The components, by id and name.
+    pub fn components(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .inner
+            .components
+            .iter()
+            .map(|(id, c)| (id.clone(), c.name.clone()))
+            .collect();
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        out
+    }
+
     /// Deletes a worker, as `golem-cli worker delete` does: its instance, its log and a failure
     /// are gone, and its next use creates it afresh.
     pub fn delete_worker(&self, worker: &WorkerId) -> Result<()> {
         self.crash(worker)?;
-        for path in [self.inner.log_path(worker), self.inner.failure_path(worker)] {
+        for path in [
+            self.inner.log_path(worker),
+            self.inner.failure_path(worker),
+            self.inner.env_path(worker),
+        ] {
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(e).with_context(|| format!("deleting {}", path.display()))
@@ -520,6 +605,27 @@ impl Inner {
 
     /// Why the worker failed for good, if it did (as this emulator or an earlier one on the
     /// same logs saw).
+    /// Where a worker's environment is kept, when it was created with one.
+    fn env_path(&self, id: &WorkerId) -> PathBuf {
+        self.log_dir
+            .join(&id.component_id)
+            .join(format!("{}.env.json", id.worker_name))
+    }
+
+    /// A worker's environment: the components' ids, then what it was created with.
+    fn env_of(&self, id: &WorkerId) -> Vec<(String, String)> {
+        let mut env = self.env.clone();
+        let given: Vec<(String, String)> = std::fs::read(self.env_path(id))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        for (k, v) in given {
+            env.retain(|(x, _)| *x != k);
+            env.push((k, v));
+        }
+        env
+    }
+
     fn failure(&self, id: &WorkerId) -> Option<String> {
         let mut failed = self.failed.lock().expect("lock");
         if let Some(why) = failed.get(id) {
@@ -710,8 +816,9 @@ impl Inner {
             .components
             .get(&id.component_id)
             .ok_or_else(|| anyhow!("no component {}", id.component_id))?;
+        let env = self.env_of(id);
         let wasi = WasiCtxBuilder::new()
-            .envs(&self.env)
+            .envs(&env)
             .inherit_stderr()
             // Workers must be deterministic under replay: fixed clocks and randomness.
             .wall_clock(FixedClock)
@@ -724,7 +831,7 @@ impl Inner {
             wasi,
             table: ResourceTable::new(),
             id: id.clone(),
-            env: self.env.clone(),
+            env,
             golem: Arc::downgrade(self),
             mode: Mode::Live { calls: Vec::new() },
         };

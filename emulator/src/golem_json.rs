@@ -230,3 +230,110 @@ pub fn params(body: &Json, params: &[Type]) -> Result<Vec<Val>> {
         })
         .collect()
 }
+
+/// Checks that a JSON value fits a type written in Golem's `typ` form, as Golem 1.1 does before
+/// anything runs (a value that does not fit its own `typ` is a bad request, HTTP 400).
+pub fn check(v: &Json, typ: &Json) -> Result<()> {
+    check_at(v, typ, "$", 0)
+}
+
+fn check_at(v: &Json, typ: &Json, path: &str, depth: usize) -> Result<()> {
+    if depth > 64 {
+        bail!("{path}: nested too deep");
+    }
+    let kind = typ
+        .get("type")
+        .and_then(Json::as_str)
+        .with_context(|| format!("{path}: a typ without a \"type\""))?;
+    let expected =
+        |what: &str| anyhow!("Expected function parameter type is {what}. But found {v} at {path}");
+    let items = |key: &str| {
+        typ.get(key)
+            .and_then(Json::as_array)
+            .with_context(|| format!("{path}: typ {kind} without {key}"))
+    };
+    match kind {
+        "Bool" => v.as_bool().map(drop).ok_or_else(|| expected("bool")),
+        "U8" | "U16" | "U32" | "U64" => v
+            .as_u64()
+            .map(drop)
+            .ok_or_else(|| expected(&kind.to_lowercase())),
+        "S8" | "S16" | "S32" | "S64" => v
+            .as_i64()
+            .map(drop)
+            .ok_or_else(|| expected(&kind.to_lowercase())),
+        "F32" | "F64" => v
+            .as_f64()
+            .map(drop)
+            .ok_or_else(|| expected(&kind.to_lowercase())),
+        "Str" | "Chr" => v.as_str().map(drop).ok_or_else(|| expected("string")),
+        "List" => {
+            let inner = typ.get("inner").context("List without inner")?;
+            let xs = v.as_array().ok_or_else(|| expected("list"))?;
+            xs.iter()
+                .enumerate()
+                .try_for_each(|(i, x)| check_at(x, inner, &format!("{path}[{i}]"), depth + 1))
+        }
+        "Option" => match v {
+            Json::Null => Ok(()),
+            x => check_at(
+                x,
+                typ.get("inner").context("Option without inner")?,
+                path,
+                depth + 1,
+            ),
+        },
+        "Tuple" => {
+            let types = items("items")?;
+            let xs = v.as_array().ok_or_else(|| expected("tuple"))?;
+            if xs.len() != types.len() {
+                return Err(expected(&format!("a tuple of {}", types.len())));
+            }
+            xs.iter()
+                .zip(types)
+                .enumerate()
+                .try_for_each(|(i, (x, t))| check_at(x, t, &format!("{path}[{i}]"), depth + 1))
+        }
+        "Record" => {
+            let fields = items("fields")?;
+            let obj = v.as_object().ok_or_else(|| expected("record"))?;
+            for f in fields {
+                let name = f
+                    .get("name")
+                    .and_then(Json::as_str)
+                    .context("a field without a name")?;
+                let t = f.get("typ").context("a field without a typ")?;
+                check_at(
+                    obj.get(name).unwrap_or(&Json::Null),
+                    t,
+                    &format!("{path}.{name}"),
+                    depth + 1,
+                )?;
+            }
+            Ok(())
+        }
+        "Variant" => {
+            let (name, payload) = single_entry(v).ok_or_else(|| expected("variant"))?;
+            let case = items("cases")?
+                .iter()
+                .find(|c| c.get("name").and_then(Json::as_str) == Some(name))
+                .ok_or_else(|| anyhow!("{path}: unknown case {name:?}"))?;
+            match case.get("typ") {
+                Some(t) if !t.is_null() => {
+                    check_at(payload, t, &format!("{path}.{name}"), depth + 1)
+                }
+                _ if payload.is_null() => Ok(()),
+                _ => Err(expected("a case without a value")),
+            }
+        }
+        "Enum" => {
+            let name = v.as_str().ok_or_else(|| expected("enum"))?;
+            if items("cases")?.iter().any(|c| c.as_str() == Some(name)) {
+                Ok(())
+            } else {
+                bail!("{path}: unknown case {name:?}")
+            }
+        }
+        other => bail!("{path}: unsupported typ {other}"),
+    }
+}

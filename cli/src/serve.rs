@@ -1,0 +1,366 @@
+//! `timeline serve`: the part of Golem 1.1's REST API that our users call, over the four
+//! components on the emulated Golem, so that the HTTP path (the README's `curl` calls, the
+//! `timeline golem` client) runs without a Golem server.
+//!
+//! Paths, typed JSON, status codes and error bodies follow Golem 1.1 (see
+//! `../shared/golem-1.1-notes.md`): a payload that does not parse, or a value that does not fit
+//! its own `typ`, is refused with 400 before anything runs; parameters that do not fit the
+//! function fail the worker for good (500, and `PreviousInvocationFailed` after); an unknown
+//! component is 404. Worker state lives in the data directory (the emulator's logs), so a
+//! restart keeps every job, as a Golem restart does.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use golem_emulator::{golem_json, Golem, TimelineSystem, WorkerId};
+use serde_json::{json, Value as Json_};
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::args::ServeArgs;
+
+#[derive(Clone)]
+struct App {
+    golem: Golem,
+    verbose: bool,
+}
+
+/// A Golem-style error: the status and the JSON body Golem 1.1 sends with it.
+struct Failure(StatusCode, Json_);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> Failure {
+    Failure(StatusCode::BAD_REQUEST, json!({"errors": [message.into()]}))
+}
+
+fn not_found(message: impl Into<String>) -> Failure {
+    Failure(StatusCode::NOT_FOUND, json!({"error": message.into()}))
+}
+
+/// A 500 with Golem's `golemError`, its type taken from the emulator's message prefix.
+fn golem_error(message: String) -> Failure {
+    let kind = [
+        "PreviousInvocationFailed",
+        "InvalidRequest",
+        "Parameter type mismatch",
+    ]
+    .into_iter()
+    .find(|k| message.starts_with(k))
+    .map_or("RuntimeError", |k| match k {
+        "Parameter type mismatch" => "ParamTypeMismatch",
+        k => k,
+    });
+    Failure(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json!({"golemError": {"type": kind, "details": message}}),
+    )
+}
+
+/// Worker names become file names in the data directory: keep them to a safe alphabet.
+fn check_worker_name(name: &str) -> Result<(), Failure> {
+    let ok = !name.is_empty()
+        && name.len() <= 256
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad_request(format!(
+            "invalid worker name {name:?}: use letters, digits, '-', '_' and '.' (at most 256)"
+        )))
+    }
+}
+
+impl App {
+    fn component_name(&self, id: &str) -> Result<String, Failure> {
+        self.golem
+            .component_name(id)
+            .map(String::from)
+            .ok_or_else(|| not_found(format!("component {id} not found")))
+    }
+
+    fn worker(&self, component: &str, name: &str) -> Result<WorkerId, Failure> {
+        self.component_name(component)?;
+        check_worker_name(name)?;
+        Ok(WorkerId {
+            component_id: component.to_string(),
+            worker_name: name.to_string(),
+        })
+    }
+
+    /// Runs blocking emulator work off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Golem) -> T + Send + 'static,
+    ) -> Result<T, Failure> {
+        let golem = self.golem.clone();
+        tokio::task::spawn_blocking(move || f(golem))
+            .await
+            .map_err(|e| golem_error(format!("the invocation panicked: {e}")))
+    }
+}
+
+async fn list_components(State(app): State<App>) -> Json<Json_> {
+    let list: Vec<Json_> = app
+        .golem
+        .components()
+        .into_iter()
+        .map(|(id, name)| {
+            json!({
+                "versionedComponentId": {"componentId": id, "version": 0},
+                "componentName": name,
+                "componentVersion": 0,
+            })
+        })
+        .collect();
+    Json(Json_::Array(list))
+}
+
+async fn create_worker(
+    State(app): State<App>,
+    Path(component): Path<String>,
+    body: String,
+) -> Result<Json<Json_>, Failure> {
+    let request: Json_ = serde_json::from_str(&body)
+        .map_err(|e| bad_request(format!("parse request payload error: {e}")))?;
+    let name = request
+        .get("name")
+        .and_then(Json_::as_str)
+        .ok_or_else(|| bad_request("expected {\"name\": …, \"args\": […], \"env\": {…}}"))?;
+    let worker = app.worker(&component, name)?;
+    let env: Vec<(String, String)> = match request.get("env") {
+        None | Some(Json_::Null) => Vec::new(),
+        Some(Json_::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                Ok((
+                    k.clone(),
+                    v.as_str()
+                        .ok_or_else(|| bad_request(format!("env {k}: expected a string")))?
+                        .to_string(),
+                ))
+            })
+            .collect::<Result<_, Failure>>()?,
+        Some(_) => return Err(bad_request("env: expected an object of strings")),
+    };
+    let w = worker.clone();
+    app.blocking(move |golem| golem.create_worker(&w, &env))
+        .await?
+        .map_err(|e| Failure(StatusCode::CONFLICT, json!({"error": format!("{e:#}")})))?;
+    Ok(Json(json!({
+        "workerId": {"componentId": worker.component_id, "workerName": worker.worker_name},
+        "componentVersion": 0,
+    })))
+}
+
+async fn worker_metadata(
+    State(app): State<App>,
+    Path((component, name)): Path<(String, String)>,
+) -> Result<Json<Json_>, Failure> {
+    let worker = app.worker(&component, &name)?;
+    if !app.golem.worker_exists(&worker) {
+        return Err(not_found(format!("worker {name} not found")));
+    }
+    let env: HashMap<String, String> = app.golem.worker_env(&worker).into_iter().collect();
+    let (status, error) = match app.golem.worker_failure(&worker) {
+        Some(why) => ("Failed", Some(why)),
+        None => ("Idle", None),
+    };
+    Ok(Json(json!({
+        "workerId": {"componentId": component, "workerName": name},
+        "args": [],
+        "env": env,
+        "status": status,
+        "componentVersion": 0,
+        "retryCount": 0,
+        "lastError": error,
+    })))
+}
+
+async fn delete_worker(
+    State(app): State<App>,
+    Path((component, name)): Path<(String, String)>,
+) -> Result<Json<Json_>, Failure> {
+    let worker = app.worker(&component, &name)?;
+    if !app.golem.worker_exists(&worker) {
+        return Err(not_found(format!("worker {name} not found")));
+    }
+    app.blocking(move |golem| golem.delete_worker(&worker))
+        .await?
+        .map_err(|e| golem_error(format!("{e:#}")))?;
+    Ok(Json(json!({})))
+}
+
+#[derive(serde::Deserialize)]
+struct FunctionQuery {
+    function: Option<String>,
+}
+
+/// `invoke-and-await` (and `invoke`, which answers `{}` once the invocation is done: the
+/// emulator runs it at once).
+async fn invoke(
+    State(app): State<App>,
+    Path((component, name, action)): Path<(String, String, String)>,
+    Query(q): Query<FunctionQuery>,
+    body: String,
+) -> Result<Json<Json_>, Failure> {
+    let await_result = match action.as_str() {
+        "invoke-and-await" => true,
+        "invoke" => false,
+        other => return Err(not_found(format!("no such endpoint: {other}"))),
+    };
+    let worker = app.worker(&component, &name)?;
+    let function = q
+        .function
+        .ok_or_else(|| bad_request("the query parameter `function` is missing"))?;
+    let body: Json_ = serde_json::from_str(&body)
+        .map_err(|e| bad_request(format!("parse request payload error: {e}")))?;
+    let params = body
+        .get("params")
+        .and_then(Json_::as_array)
+        .ok_or_else(|| {
+            bad_request(
+                "parse request payload error: expected {\"params\": [{\"typ\": …, \"value\": …}]}",
+            )
+        })?
+        .clone();
+    // Each value must fit its own `typ` before anything runs.
+    for (i, p) in params.iter().enumerate() {
+        let (Some(typ), Some(value)) = (p.get("typ"), p.get("value")) else {
+            return Err(bad_request(format!(
+                "parse request payload error: parameter {i} needs a typ and a value"
+            )));
+        };
+        golem_json::check(value, typ).map_err(|e| bad_request(format!("{e:#}")))?;
+    }
+    let out = app
+        .blocking(move |golem| -> Result<Json_, Failure> {
+            let Some((param_types, result_types)) = golem.function_types(&worker.component_id, &function) else {
+                // As Golem 1.1: refused, and the worker stays as it was.
+                return Err(golem_error(format!("InvalidRequest: could not load function {function} of {}", worker.worker_name)));
+            };
+            if let Some(why) = golem.worker_failure(&worker) {
+                return Err(golem_error(format!("PreviousInvocationFailed: worker {} failed: {why}", worker.worker_name)));
+            }
+            // Parameters that do not fit the function fail the worker for good, as on Golem 1.1.
+            let vals = match golem_json::params(&body, &param_types) {
+                Ok(vals) => vals,
+                Err(e) => {
+                    let why = format!("Parameter type mismatch: {e:#}");
+                    golem.fail_worker(&worker, &why).map_err(|e| golem_error(format!("{e:#}")))?;
+                    return Err(golem_error(why));
+                }
+            };
+            let results = golem
+                .invoke(&worker, &function, &vals)
+                .map_err(|e| golem_error(format!("{e:#}")))?;
+            Ok(json!({"result": {
+                "typ": {"type": "Tuple", "items": result_types.iter().map(golem_json::typ).collect::<Vec<_>>()},
+                "value": results.iter().map(golem_json::from_val).collect::<Vec<_>>(),
+            }}))
+        })
+        .await??;
+    Ok(Json(if await_result { out } else { json!({}) }))
+}
+
+/// Logs one line per request: method, path, function, status, time.
+async fn log(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status();
+    if app.verbose || !status.is_success() {
+        eprintln!(
+            "{method} {} {} {:.1} ms",
+            uri,
+            status.as_u16(),
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    } else {
+        let function = uri
+            .query()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("function=")))
+            .unwrap_or("")
+            .replace("%7B", "{")
+            .replace("%7D", "}");
+        eprintln!(
+            "{method} {} {function} {} {:.1} ms",
+            uri.path().rsplit('/').next().unwrap_or(""),
+            status.as_u16(),
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    response
+}
+
+/// Runs the server until Ctrl-C (or SIGTERM).
+pub fn serve(a: &ServeArgs) -> Result<(), String> {
+    let sys = TimelineSystem::start(&golem_emulator::components_dir(), &a.data)
+        .map_err(|e| format!("{e:#}"))?;
+    let app = App {
+        golem: sys.golem.clone(),
+        verbose: a.verbose,
+    };
+    let router = Router::new()
+        .route("/v1/components", get(list_components))
+        .route("/v1/components/{component}/workers", post(create_worker))
+        .route(
+            "/v1/components/{component}/workers/{name}",
+            get(worker_metadata).delete(delete_worker),
+        )
+        .route(
+            "/v1/components/{component}/workers/{name}/{action}",
+            post(invoke),
+        )
+        .layer(axum::middleware::from_fn_with_state(app.clone(), log))
+        .with_state(app);
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&a.addr)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", a.addr))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        // The first line says where to connect (with port 0, the port the system chose).
+        println!("listening on http://{local} (data in {})", a.data.display());
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|e| e.to_string())
+    })?;
+    eprintln!("stopped; every worker's state is in {}", a.data.display());
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,289 @@
+//! `timeline serve` over real HTTP: the README's deployment `curl` calls, extracted from the
+//! README itself and run by bash and curl as a user would (against a free loopback port instead of
+//! 9881), then a restart of the server with the results surviving, and Golem 1.1's errors.
+
+mod common;
+
+use common::repo;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `timeline serve` and its base URL; stopped (SIGTERM, as Ctrl-C) when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(data: &std::path::Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_timeline"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("serve said: {first}"))
+            .to_string();
+        Server { child, url }
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "serve exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("serve did not stop within 20 s");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// `curl` with a bounded time; returns the HTTP status and the body.
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap_or(0), body.to_string())
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// The shell commands of the README's deployment section that talk HTTP (variables and `curl`),
+/// leaving out what needs golem-cli or the build.
+fn readme_http_script() -> String {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("### Deploying to Golem 1.1")
+        .nth(1)
+        .expect("the deployment section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let mut script = String::new();
+    let mut in_code = false;
+    let mut command = String::new();
+    for line in section.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        // A comment is prose (its apostrophes are not quotes).
+        if !in_code || (command.is_empty() && line.trim_start().starts_with('#')) {
+            continue;
+        }
+        command.push_str(line);
+        command.push('\n');
+        let open_quotes = command.matches('\'').count() % 2 == 1;
+        if open_quotes || line.ends_with('\\') {
+            continue;
+        }
+        let first = command.trim_start();
+        let skip = ["golem-cli", "scripts/", "eval "]
+            .iter()
+            .any(|p| first.starts_with(p));
+        if !skip && !first.is_empty() {
+            script.push_str(&command);
+        }
+        command.clear();
+    }
+    script
+}
+
+#[test]
+fn the_readme_http_calls_work_against_serve_and_survive_a_restart() {
+    let data = std::env::temp_dir().join(format!("timeline-serve-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let server = Server::start(&data);
+    // What `scripts/golem-ids` gives from golem-cli: the components' ids, by name.
+    let (status, body) = curl(&[&format!("{}/v1/components", server.url)]);
+    assert_eq!(status, 200, "{body}");
+    let id = |name: &str| -> String {
+        json(&body)
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["componentName"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {body}"))["versionedComponentId"]["componentId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (driver, core, events, timelines) = (
+        id("driver"),
+        id("core"),
+        id("event-processor"),
+        id("timeline-processor"),
+    );
+    // `golem-cli worker add … --env …`, over HTTP.
+    let create = format!(
+        r#"{{"name":"timeline-driver","args":[],"env":{{"CORE_COMPONENT_ID":"{core}","EVENT_PROCESSOR_COMPONENT_ID":"{events}","TIMELINE_PROCESSOR_COMPONENT_ID":"{timelines}"}}}}"#
+    );
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        &format!("{}/v1/components/{driver}/workers", server.url),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &create,
+    ]);
+    assert_eq!(status, 200, "{body}");
+    // `$RESULT_WORKER`: the CIRR job's result worker, named deterministically.
+    let cirr: timeline::TimeLineOp = timeline::parse_query(
+        r#"duration_where(has_existed(playerStateChange == "play") && !has_existed_within(userAction == "seek", 5) && latest_event_to_state(playerStateChange) == "buffer" && latest_event_to_state(cdnChange) == "CDN1")"#,
+    )
+    .unwrap();
+    let plan = timeline::Plan::new(&cirr);
+    let scope = timeline::Scope {
+        key_column: Some("sessionId".into()),
+        retention: None,
+        shards: 1,
+    };
+    let result_worker = plan.nodes[plan.root()].worker_name(&scope, 0);
+    // The README's calls, as written, through a `curl` that points localhost:9881 at this server
+    // and fails the script on any status but 200 or any `err` in the answer.
+    let log = data.join("answers.log");
+    let wrapper = format!(
+        r#"set -euo pipefail
+DRIVER_ID={driver}; TIMELINE_PROCESSOR_ID={timelines}; RESULT_WORKER={result_worker}
+curl() {{
+  local args=() a
+  for a in "$@"; do args+=("${{a//http:\/\/localhost:9881/{base}}}"); done
+  local out code body
+  out=$(command curl -sS --max-time 60 -w '\n%{{http_code}}' "${{args[@]}}")
+  code=${{out##*$'\n'}}; body=${{out%$'\n'*}}
+  printf '%s\n' "$body" >> {log}
+  if [ "$code" != 200 ]; then echo "HTTP $code: $body" >&2; exit 1; fi
+  case "$body" in *'"value":[{{"err"'*) echo "error answer: $body" >&2; exit 1;; esac
+}}
+"#,
+        base = server.url.replace('/', "\\/"),
+        log = log.display(),
+    );
+    let script = wrapper + &readme_http_script();
+    let calls = script.matches("\ncurl ").count();
+    assert!(
+        calls >= 9,
+        "the README's curl calls were not found:\n{script}"
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the README's calls failed: {}\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(json)
+        .collect();
+    assert_eq!(answers.len(), calls, "one answer per call");
+    // The aggregate job's rows, as the README shows them.
+    let rows = answers
+        .iter()
+        .find(|a| a["result"]["value"][0]["ok"][0]["values"].is_array())
+        .expect("the aggregate-result answer");
+    assert_eq!(
+        rows["result"]["value"][0]["ok"][0],
+        json(
+            r#"{"group":{"string-value":"CDN1"},"at":10,"values":[{"function":"count","value":{"int":1}},{"function":"sum","value":{"int":1}}]}"#
+        )
+    );
+    // Restart: every job and result survives, read with the README's `result` call again.
+    server.stop();
+    let server = Server::start(&data);
+    let result_call = readme_http_script()
+        .split("\ncurl ")
+        .find(|c| c.contains("%7Bresult%7D"))
+        .map(|c| c.to_string())
+        .expect("the README's result call");
+    let again = format!(
+        "{}\nEV='{{\"type\":\"Variant\",\"cases\":[{{\"name\":\"string-value\",\"typ\":{{\"type\":\"Str\"}}}},{{\"name\":\"int-value\",\"typ\":{{\"type\":\"S64\"}}}},{{\"name\":\"float-value\",\"typ\":{{\"type\":\"F64\"}}}},{{\"name\":\"bool-value\",\"typ\":{{\"type\":\"Bool\"}}}}]}}'\nG={}/v1/components/{driver}/workers/timeline-driver/invoke-and-await\ncurl {result_call}",
+        "set -euo pipefail",
+        server.url
+    );
+    let out = Command::new("bash").arg("-c").arg(&again).output().unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    let before = answers
+        .iter()
+        .find(|a| a["result"]["value"][0]["ok"]["duration"].is_array())
+        .expect("the result answer before the restart");
+    assert_eq!(json(&body), *before, "after a restart");
+    // Golem 1.1's errors: a value that does not fit its own typ is a 400 and changes nothing; an
+    // unknown component is a 404.
+    let invoke = format!(
+        "{}/v1/components/{driver}/workers/timeline-driver/invoke-and-await?function=timeline:driver/api.%7Bjobs%7D",
+        server.url
+    );
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        &invoke,
+        "-d",
+        r#"{"params":[{"typ":{"type":"U64"},"value":"x"}]}"#,
+    ]);
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = curl(&["-X", "POST", &invoke, "-d", "not json"]);
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = curl(&["-X", "POST", &invoke, "-d", r#"{"params":[]}"#]);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = curl(&[&format!("{}/v1/components/nope/workers/w", server.url)]);
+    assert_eq!(status, 404);
+    // Parameters that do not fit the function fail the worker for good (500), until deleted.
+    let other = format!(
+        "{}/v1/components/{driver}/workers/scratch/invoke-and-await?function=timeline:driver/api.%7Bjobs%7D",
+        server.url
+    );
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        &other,
+        "-d",
+        r#"{"params":[{"typ":{"type":"U64"},"value":1}]}"#,
+    ]);
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("ParamTypeMismatch"), "{body}");
+    let (status, body) = curl(&["-X", "POST", &other, "-d", r#"{"params":[]}"#]);
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("PreviousInvocationFailed"), "{body}");
+    let (status, _) = curl(&[
+        "-X",
+        "DELETE",
+        &format!("{}/v1/components/{driver}/workers/scratch", server.url),
+    ]);
+    assert_eq!(status, 200);
+    let (status, body) = curl(&["-X", "POST", &other, "-d", r#"{"params":[]}"#]);
+    assert_eq!(status, 200, "{body}");
+    server.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}
