@@ -10,6 +10,11 @@ USAGE:
     timeline eval (--query TEXT | --query-file PATH) --events (PATH | -) [OPTIONS]
     timeline explain (QUERY | --query-file PATH)
     timeline serve [--addr 127.0.0.1:9881] [--data DIR] [-v]
+    timeline golem [--url URL] setup | jobs | plan --job J
+    timeline golem [--url URL] run --job J (--query TEXT | --query-file PATH) [--key COL]
+                   [--shards N] [--retain H]
+    timeline golem [--url URL] ingest --job J --events FILE [--batch N]
+    timeline golem [--url URL] result --job J [--key K] (--at T)... [--range T1..T2]
     timeline run --runtime wasm|native (--query TEXT | --query-file PATH) --events (PATH | -)
                  [--key COL] [--shards N]
 
@@ -37,6 +42,13 @@ SERVE:
     it as against a Golem server. Worker state lives in --data (default ./timeline-data), so a
     restart keeps every job. One log line per request on stderr (-v: the full URI). Ctrl-C stops.
 
+GOLEM:
+    A client of the components on any Golem 1.1 endpoint (--url, default $TIMELINE_GOLEM_URL or
+    http://127.0.0.1:9881, where `timeline serve` listens): `setup` creates the driver worker with
+    the other components' ids (found by name); `run` submits a job; `ingest` sends an event file
+    (JSON Lines or CSV) in packed batches of --batch events (default 16384), retrying a timeout;
+    `result` reads the job's result worker directly and prints as `eval` does.
+
 RUN:
     Runs the query as a job of node workers and prints the plan (which worker computes which
     node) and every worker's result. `wasm` runs the four Golem components on the in-process
@@ -55,6 +67,7 @@ pub enum Command {
     Explain(QuerySource),
     Run(RunArgs),
     Serve(ServeArgs),
+    Golem(GolemArgs),
     Help,
     Version,
 }
@@ -93,6 +106,47 @@ pub struct ServeArgs {
     pub data: std::path::PathBuf,
     pub verbose: bool,
 }
+
+/// `timeline golem …`: a client of a Golem 1.1 endpoint.
+#[derive(Debug, PartialEq)]
+pub struct GolemArgs {
+    pub url: String,
+    pub command: GolemCommand,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum GolemCommand {
+    Setup,
+    Run {
+        job: String,
+        query: String,
+        key: Option<String>,
+        shards: u32,
+        retain: Option<u64>,
+    },
+    Ingest {
+        job: String,
+        events: String,
+        batch: usize,
+    },
+    Result {
+        job: String,
+        key: Option<String>,
+        at: Vec<u64>,
+        range: Option<(u64, u64)>,
+        format: Format,
+    },
+    Plan {
+        job: String,
+    },
+    Jobs,
+}
+
+/// The endpoint when `--url` is not given: `$TIMELINE_GOLEM_URL`, else `timeline serve`'s default.
+pub const DEFAULT_GOLEM_URL: &str = "http://127.0.0.1:9881";
+
+/// Events per packed batch `timeline golem ingest` sends (see README: the HTTP path).
+pub const DEFAULT_BATCH: usize = 16_384;
 
 /// A time asked for with `--at`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -152,6 +206,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         "eval" => parse_eval(rest).map(Command::Eval),
         "run" => parse_run(rest).map(Command::Run),
         "serve" => parse_serve(rest).map(Command::Serve),
+        "golem" => parse_golem(rest).map(Command::Golem),
         "explain" => match rest {
             [flag, path] if flag == "--query-file" => {
                 Ok(Command::Explain(QuerySource::File(path.clone())))
@@ -165,6 +220,122 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "unknown command `{other}`: use `eval` or `explain`"
         ))),
     }
+}
+
+fn parse_golem(args: &[String]) -> Result<GolemArgs, UsageError> {
+    let mut url = std::env::var("TIMELINE_GOLEM_URL").unwrap_or_else(|_| DEFAULT_GOLEM_URL.into());
+    let mut rest = args;
+    if let [flag, value, tail @ ..] = rest {
+        if flag == "--url" {
+            url = value.clone();
+            rest = tail;
+        }
+    }
+    let Some((sub, flags)) = rest.split_first() else {
+        return Err(usage(
+            "`golem` needs a command: setup, run, ingest, result, plan or jobs",
+        ));
+    };
+    let mut values: std::collections::HashMap<&str, Vec<String>> = Default::default();
+    let known: &[&str] = match sub.as_str() {
+        "setup" | "jobs" => &[],
+        "run" => &[
+            "--job",
+            "--query",
+            "--query-file",
+            "--key",
+            "--shards",
+            "--retain",
+        ],
+        "ingest" => &["--job", "--events", "--batch"],
+        "result" => &["--job", "--key", "--at", "--range", "--format"],
+        "plan" => &["--job"],
+        other => {
+            return Err(usage(format!(
+                "unknown `golem` command `{other}`: setup, run, ingest, result, plan or jobs"
+            )))
+        }
+    };
+    let mut i = 0;
+    while i < flags.len() {
+        let flag = flags[i].as_str();
+        if !known.contains(&flag) {
+            return Err(usage(format!("unknown option `{flag}` for `golem {sub}`")));
+        }
+        let value = flags
+            .get(i + 1)
+            .ok_or_else(|| usage(format!("{flag} expects a value")))?;
+        values.entry(flag).or_default().push(value.clone());
+        i += 2;
+    }
+    let one = |flag: &str| values.get(flag).and_then(|v| v.last().cloned());
+    let need = |flag: &str| one(flag).ok_or_else(|| usage(format!("`golem {sub}` needs {flag}")));
+    let number = |flag: &str| -> Result<Option<u64>, UsageError> {
+        one(flag)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| usage(format!("{flag} expects a number, found `{v}`")))
+            })
+            .transpose()
+    };
+    let command = match sub.as_str() {
+        "setup" => GolemCommand::Setup,
+        "jobs" => GolemCommand::Jobs,
+        "plan" => GolemCommand::Plan {
+            job: need("--job")?,
+        },
+        "run" => GolemCommand::Run {
+            job: need("--job")?,
+            query: match (one("--query"), one("--query-file")) {
+                (Some(q), None) => q,
+                (None, Some(path)) => std::fs::read_to_string(&path)
+                    .map_err(|e| usage(format!("--query-file {path}: {e}")))?,
+                _ => return Err(usage("`golem run` needs --query TEXT or --query-file PATH")),
+            },
+            key: one("--key"),
+            shards: number("--shards")?.unwrap_or(1).max(1) as u32,
+            retain: number("--retain")?,
+        },
+        "ingest" => GolemCommand::Ingest {
+            job: need("--job")?,
+            events: need("--events")?,
+            batch: number("--batch")?.map_or(DEFAULT_BATCH, |b| b.max(1) as usize),
+        },
+        _ => {
+            let mut at = Vec::new();
+            for v in values.get("--at").cloned().unwrap_or_default() {
+                at.push(time("--at", &v)?);
+            }
+            let range = match one("--range") {
+                None => None,
+                Some(v) => {
+                    let (a, b) = v
+                        .split_once("..")
+                        .ok_or_else(|| usage(format!("--range expects T1..T2, found `{v}`")))?;
+                    Some((time("--range", a)?, time("--range", b)?))
+                }
+            };
+            if at.is_empty() && range.is_none() {
+                return Err(usage("`golem result` needs --at T or --range T1..T2"));
+            }
+            GolemCommand::Result {
+                job: need("--job")?,
+                key: one("--key"),
+                at,
+                range,
+                format: match one("--format").as_deref() {
+                    None | Some("json") => Format::Json,
+                    Some("table") => Format::Table,
+                    Some(f) => {
+                        return Err(usage(format!(
+                            "--format expects json or table, found `{f}`"
+                        )))
+                    }
+                },
+            }
+        }
+    };
+    Ok(GolemArgs { url, command })
 }
 
 fn parse_serve(args: &[String]) -> Result<ServeArgs, UsageError> {

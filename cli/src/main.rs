@@ -5,6 +5,7 @@
 //! nothing is printed as a result unless the whole input was read and evaluated.
 
 mod args;
+mod golem;
 mod run;
 mod serve;
 
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         Ok(Command::Eval(a)) => eval(&a),
         Ok(Command::Run(a)) => load_query(&a.query).and_then(|q| run::run(&a, &q)),
         Ok(Command::Serve(a)) => serve::serve(&a),
+        Ok(Command::Golem(a)) => golem::golem(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -117,7 +117,7 @@ async fn list_components(State(app): State<App>) -> Json<Json_> {
         .map(|(id, name)| {
             json!({
                 "versionedComponentId": {"componentId": id, "version": 0},
-                "componentName": name,
+                "componentName": format!("timeline:{name}"),
                 "componentVersion": 0,
             })
         })

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::repo;
+use common::{repo, stdout, timeline};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -128,7 +128,7 @@ fn the_readme_http_calls_work_against_serve_and_survive_a_restart() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|c| c["componentName"] == name)
+            .find(|c| c["componentName"] == format!("timeline:{name}"))
             .unwrap_or_else(|| panic!("no {name} in {body}"))["versionedComponentId"]["componentId"]
             .as_str()
             .unwrap()
@@ -219,9 +219,97 @@ curl() {{
             r#"{"group":{"string-value":"CDN1"},"at":10,"values":[{"function":"count","value":{"int":1}},{"function":"sum","value":{"int":1}}]}"#
         )
     );
+    // The client, over the example sessions: answers equal `timeline eval`'s.
+    let golem = |args: &[&str]| -> String {
+        let mut all = vec!["golem", "--url", &server.url];
+        all.extend_from_slice(args);
+        stdout(&timeline(&all, None))
+    };
+    golem(&["setup"]);
+    golem(&[
+        "run",
+        "--job",
+        "client-cirr",
+        "--query-file",
+        "examples/cirr.tl",
+        "--key",
+        "sessionId",
+        "--shards",
+        "2",
+    ]);
+    golem(&[
+        "run",
+        "--job",
+        "client-by-cdn",
+        "--query-file",
+        "examples/cirr-by-cdn.tl",
+        "--key",
+        "sessionId",
+        "--shards",
+        "2",
+    ]);
+    for job in ["client-cirr", "client-by-cdn"] {
+        golem(&[
+            "ingest",
+            "--job",
+            job,
+            "--events",
+            "examples/player.csv",
+            "--batch",
+            "7",
+        ]);
+    }
+    let compare = |golem: &dyn Fn(&[&str]) -> String| {
+        for key in ["s1", "s2"] {
+            let asked = ["--at", "7", "--at", "30", "--at", "100", "--range", "0..60"];
+            let mut client = vec!["result", "--job", "client-cirr", "--key", key];
+            client.extend_from_slice(&asked);
+            let mut eval = vec![
+                "eval",
+                "--query-file",
+                "examples/cirr.tl",
+                "--events",
+                "examples/player.csv",
+                "--key",
+                "sessionId",
+            ];
+            eval.extend_from_slice(&asked);
+            let want: String = stdout(&timeline(&eval, None))
+                .lines()
+                .filter(|l| l.contains(&format!("\"key\":\"{key}\"")))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            assert_eq!(golem(&client), want, "key {key}");
+        }
+        let asked = ["--at", "10", "--at", "30", "--at", "55", "--range", "0..60"];
+        let mut client = vec!["result", "--job", "client-by-cdn"];
+        client.extend_from_slice(&asked);
+        let mut eval = vec![
+            "eval",
+            "--query-file",
+            "examples/cirr-by-cdn.tl",
+            "--events",
+            "examples/player.csv",
+            "--key",
+            "sessionId",
+        ];
+        eval.extend_from_slice(&asked);
+        assert_eq!(
+            golem(&client),
+            stdout(&timeline(&eval, None)),
+            "the aggregate"
+        );
+    };
+    compare(&golem);
     // Restart: every job and result survives, read with the README's `result` call again.
     server.stop();
     let server = Server::start(&data);
+    let golem = |args: &[&str]| -> String {
+        let mut all = vec!["golem", "--url", &server.url];
+        all.extend_from_slice(args);
+        stdout(&timeline(&all, None))
+    };
+    compare(&golem);
     let result_call = readme_http_script()
         .split("\ncurl ")
         .find(|c| c.contains("%7Bresult%7D"))

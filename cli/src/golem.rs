@@ -1,0 +1,502 @@
+//! `timeline golem …`: a client of the timeline components on any Golem 1.1 endpoint (a real
+//! server, or `timeline serve`), over Golem's REST worker API. It finds the components by name,
+//! creates the driver worker, submits jobs, sends event files in packed batches (retrying what
+//! timed out: ingestion is idempotent, the same key, time and column keeping the last value),
+//! and reads results straight from the job's result worker, printed as `timeline eval` prints.
+
+use crate::args::{Format, GolemArgs, GolemCommand};
+use serde_json::{json, Value as Json};
+use std::time::Duration;
+use timeline_cli::input;
+use timeline_cli::progress::Progress;
+
+/// The driver worker every command talks to.
+const DRIVER: &str = "timeline-driver";
+/// How often a call that timed out (the router's 504 after 30 s) or found no connection is sent
+/// again, waiting 1, 2, 4, … s between tries.
+const TRIES: u32 = 6;
+
+// ---------- Golem's `typ` for the parameters the client sends ----------
+
+fn t(kind: &str) -> Json {
+    json!({ "type": kind })
+}
+fn opt(inner: Json) -> Json {
+    json!({"type": "Option", "inner": inner})
+}
+fn list(inner: Json) -> Json {
+    json!({"type": "List", "inner": inner})
+}
+fn record(fields: &[(&str, Json)]) -> Json {
+    json!({"type": "Record", "fields": fields.iter().map(|(n, t)| json!({"name": n, "typ": t})).collect::<Vec<_>>()})
+}
+fn variant(cases: &[(&str, Option<Json>)]) -> Json {
+    json!({"type": "Variant", "cases": cases.iter().map(|(n, t)| json!({"name": n, "typ": t})).collect::<Vec<_>>()})
+}
+fn event_value() -> Json {
+    variant(&[
+        ("string-value", Some(t("Str"))),
+        ("int-value", Some(t("S64"))),
+        ("float-value", Some(t("F64"))),
+        ("bool-value", Some(t("Bool"))),
+    ])
+}
+fn query_typ() -> Json {
+    let flat = record(&[
+        ("operator", t("Str")),
+        ("inputs", list(t("U32"))),
+        ("column", opt(t("Str"))),
+        ("predicate", opt(t("Str"))),
+        ("value", opt(event_value())),
+        ("within", opt(t("U64"))),
+    ]);
+    variant(&[("text", Some(t("Str"))), ("tree", Some(list(flat)))])
+}
+fn options_typ() -> Json {
+    record(&[
+        ("job-name", t("Str")),
+        ("key-column", opt(t("Str"))),
+        ("shards", t("U32")),
+        ("retention", opt(t("U64"))),
+    ])
+}
+fn selector_typ() -> Json {
+    variant(&[
+        ("all", None),
+        ("unknown", None),
+        ("value", Some(event_value())),
+    ])
+}
+
+/// An event value in Golem's JSON (`{"string-value": "s1"}`).
+fn value_json(v: &timeline::Value) -> Json {
+    match v {
+        timeline::Value::Str(s) => json!({"string-value": &**s}),
+        timeline::Value::Int(i) => json!({"int-value": i}),
+        timeline::Value::Float(f) => json!({"float-value": f}),
+        timeline::Value::Bool(b) => json!({"bool-value": b}),
+    }
+}
+
+/// A Golem 1.1 endpoint.
+struct Golem {
+    url: String,
+    agent: ureq::Agent,
+}
+
+impl Golem {
+    fn new(url: &str) -> Golem {
+        Golem {
+            url: url.trim_end_matches('/').to_string(),
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(90))
+                .build(),
+        }
+    }
+
+    /// Sends a request, retrying a timeout or a refused connection; the error names the call,
+    /// the status and what the server said.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Json>,
+        what: &str,
+    ) -> Result<Json, String> {
+        let url = format!("{}{path}", self.url);
+        let mut wait = Duration::from_secs(1);
+        for attempt in 1..=TRIES {
+            let request = self
+                .agent
+                .request(method, &url)
+                .set("Content-Type", "application/json");
+            let response = match body {
+                Some(b) => request.send_string(&b.to_string()),
+                None => request.call(),
+            };
+            let retry = match response {
+                Ok(r) => {
+                    let text = r
+                        .into_string()
+                        .map_err(|e| format!("{what}: reading the answer: {e}"))?;
+                    return serde_json::from_str(&text).map_err(|e| {
+                        format!(
+                            "{what}: the answer is not JSON ({e}): {}",
+                            timeline::limits::clip(&text, 200)
+                        )
+                    });
+                }
+                Err(ureq::Error::Status(504, _)) => {
+                    "HTTP 504 (the router's timeout; the call goes on)".to_string()
+                }
+                Err(ureq::Error::Status(code, r)) => {
+                    let text = r.into_string().unwrap_or_default();
+                    return Err(format!(
+                        "{what}: HTTP {code} from {url}: {}",
+                        timeline::limits::clip(&text, 500)
+                    ));
+                }
+                Err(ureq::Error::Transport(t)) => format!("{t}"),
+            };
+            if attempt == TRIES {
+                return Err(format!("{what}: {retry}; gave up after {TRIES} tries"));
+            }
+            eprintln!("{what}: {retry}; trying again in {} s", wait.as_secs());
+            std::thread::sleep(wait);
+            wait *= 2;
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// The components' ids, by name (`timeline:driver`, …).
+    fn component(&self, name: &str) -> Result<String, String> {
+        let list = self.send("GET", "/v1/components", None, "listing the components")?;
+        let items = list
+            .as_array()
+            .cloned()
+            .or_else(|| list.get("values").and_then(Json::as_array).cloned())
+            .unwrap_or_default();
+        items
+            .iter()
+            .filter(|c| c["componentName"] == name)
+            .filter_map(|c| c["versionedComponentId"]["componentId"].as_str())
+            .next()
+            .map(String::from)
+            .ok_or_else(|| format!("no component named {name} at {}: deploy the four components first (README: Deploying to Golem 1.1)", self.url))
+    }
+
+    /// `invoke-and-await`; returns the function's result (its one value), or the error a
+    /// `result<_, string>` carried.
+    fn invoke(
+        &self,
+        component: &str,
+        worker: &str,
+        function: &str,
+        params: Vec<(Json, Json)>,
+    ) -> Result<Json, String> {
+        let body = json!({"params": params.into_iter().map(|(typ, value)| json!({"typ": typ, "value": value})).collect::<Vec<_>>()});
+        let path = format!(
+            "/v1/components/{component}/workers/{worker}/invoke-and-await?function={}",
+            function.replace('{', "%7B").replace('}', "%7D")
+        );
+        let answer = self.send("POST", &path, Some(&body), function)?;
+        let value = answer["result"]["value"][0].clone();
+        match value.get("err") {
+            Some(e) if value.as_object().is_some_and(|o| o.len() == 1) => Err(format!(
+                "{function}: {}",
+                e.as_str().unwrap_or(&e.to_string())
+            )),
+            _ => Ok(value.get("ok").cloned().unwrap_or(value)),
+        }
+    }
+
+    fn driver(&self, function: &str, params: Vec<(Json, Json)>) -> Result<Json, String> {
+        let driver = self.component("timeline:driver")?;
+        self.invoke(
+            &driver,
+            DRIVER,
+            &format!("timeline:driver/api.{{{function}}}"),
+            params,
+        )
+    }
+
+    fn plan(&self, job: &str) -> Result<Json, String> {
+        let jobs = self.driver("jobs", vec![])?;
+        jobs.as_array()
+            .and_then(|js| js.iter().find(|p| p["job-name"] == job).cloned())
+            .ok_or_else(|| format!("no job named {job:?}: submit it with `timeline golem run`"))
+    }
+}
+
+pub fn golem(a: &GolemArgs) -> Result<(), String> {
+    let g = Golem::new(&a.url);
+    match &a.command {
+        GolemCommand::Setup => {
+            let ids: Vec<(String, String)> = ["core", "event-processor", "timeline-processor"]
+                .iter()
+                .map(|n| {
+                    Ok((
+                        format!("{}_COMPONENT_ID", n.to_uppercase().replace('-', "_")),
+                        g.component(&format!("timeline:{n}"))?,
+                    ))
+                })
+                .collect::<Result<_, String>>()?;
+            let driver = g.component("timeline:driver")?;
+            let env: serde_json::Map<String, Json> =
+                ids.into_iter().map(|(k, v)| (k, Json::String(v))).collect();
+            let body = json!({"name": DRIVER, "args": [], "env": env});
+            match g.send(
+                "POST",
+                &format!("/v1/components/{driver}/workers"),
+                Some(&body),
+                "creating the driver worker",
+            ) {
+                Ok(_) => println!("created worker {DRIVER} of timeline:driver ({driver})"),
+                Err(e) if e.contains("already exists") || e.contains("HTTP 409") => {
+                    println!("worker {DRIVER} exists already")
+                }
+                Err(e) => return Err(e),
+            }
+            Ok(())
+        }
+        GolemCommand::Run {
+            job,
+            query,
+            key,
+            shards,
+            retain,
+        } => {
+            let options =
+                json!({"job-name": job, "key-column": key, "shards": shards, "retention": retain});
+            let plan = g.driver(
+                "run",
+                vec![
+                    (query_typ(), json!({"text": query})),
+                    (options_typ(), options),
+                ],
+            )?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+        GolemCommand::Plan { job } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&g.plan(job)?).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+        GolemCommand::Jobs => {
+            for p in g
+                .driver("jobs", vec![])?
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
+                println!(
+                    "{}\t{}",
+                    p["job-name"].as_str().unwrap_or(""),
+                    p["query"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        GolemCommand::Ingest { job, events, batch } => ingest(&g, job, events, *batch),
+        GolemCommand::Result {
+            job,
+            key,
+            at,
+            range,
+            format,
+        } => result(&g, job, key.as_deref(), at, *range, *format),
+    }
+}
+
+/// Sends an event file in packed batches of `batch` events.
+fn ingest(g: &Golem, job: &str, path: &str, batch: usize) -> Result<(), String> {
+    let text = input::read_text(path).map_err(|e| e.to_string())?;
+    let mut progress = Progress::new(text.len());
+    let events = input::parse_events(path, &text, &mut progress).map_err(|e| e.to_string())?;
+    progress.finish();
+    let driver = g.component("timeline:driver")?;
+    let (mut sent, mut calls) = (0usize, 0u64);
+    let mut progress = Progress::new(events.len());
+    for chunk in events.chunks(batch.max(1)) {
+        let packed = timeline::wire::encode_events(chunk);
+        let n = g.invoke(
+            &driver,
+            DRIVER,
+            "timeline:driver/api.{ingest-packed}",
+            vec![(t("Str"), json!(job)), (t("Str"), json!(packed))],
+        )?;
+        calls += n.as_u64().unwrap_or(0);
+        sent += chunk.len();
+        progress.update("sending", sent, sent);
+    }
+    progress.finish();
+    eprintln!("sent {sent} events to job {job} ({calls} leaf-worker calls)");
+    Ok(())
+}
+
+/// Reads the job's result from its result worker and prints it as `timeline eval` does.
+fn result(
+    g: &Golem,
+    job: &str,
+    key: Option<&str>,
+    at: &[u64],
+    range: Option<(u64, u64)>,
+    format: Format,
+) -> Result<(), String> {
+    let plan = g.plan(job)?;
+    let result_node = plan["result-node"].clone();
+    let node = plan["nodes"]
+        .as_array()
+        .and_then(|ns| ns.iter().find(|n| n["node-id"] == result_node))
+        .ok_or("the plan has no result node")?
+        .clone();
+    let key_value: Option<timeline::Value> = key.map(|k| match input::infer_scalar(k) {
+        Ok(input::Scalar::Value(v)) => v,
+        _ => timeline::Value::str(k),
+    });
+    let shards = plan["shards"].as_u64().unwrap_or(1) as u32;
+    // Each line's fields in `timeline eval`'s order.
+    let mut lines: Vec<Vec<(String, Json)>> = Vec::new();
+    if node["kind"] == "aggregate" {
+        let w = &node["workers"][0];
+        let (component, worker) = (
+            w["component-id"].as_str().unwrap_or(""),
+            w["worker-name"].as_str().unwrap_or(""),
+        );
+        for t_ in at {
+            let rows = g.invoke(
+                component,
+                worker,
+                "timeline:timeline-processor/api.{aggregate-at}",
+                vec![
+                    (selector_typ(), json!({"all": null})),
+                    (t("U64"), json!(t_)),
+                ],
+            )?;
+            for r in rows.as_array().cloned().unwrap_or_default() {
+                let mut line = vec![
+                    ("group".to_string(), plain(&r["group"])),
+                    ("at".to_string(), r["at"].clone()),
+                ];
+                for v in r["values"].as_array().cloned().unwrap_or_default() {
+                    line.push((
+                        v["function"].as_str().unwrap_or("").to_string(),
+                        number(&v["value"]),
+                    ));
+                }
+                lines.push(line);
+            }
+        }
+        if let Some((t1, t2)) = range {
+            let segs = g.invoke(
+                component,
+                worker,
+                "timeline:timeline-processor/api.{aggregate-range}",
+                vec![
+                    (selector_typ(), json!({"all": null})),
+                    (t("U64"), json!(t1)),
+                    (t("U64"), json!(t2)),
+                ],
+            )?;
+            for s in segs.as_array().cloned().unwrap_or_default() {
+                lines.push(fields(&[
+                    ("group", plain(&s["group"])),
+                    ("agg", s["function"].clone()),
+                    ("from", s["from"].clone()),
+                    ("to", s["to"].clone()),
+                    ("value", number(&s["value"])),
+                    ("slope", number(&s["slope"])),
+                ]));
+            }
+        }
+    } else {
+        if plan["key-column"].is_string() && key_value.is_none() {
+            return Err(format!(
+                "job {job} is keyed by {}: give --key",
+                plan["key-column"]
+            ));
+        }
+        let shard = timeline::shard_of(key_value.as_ref(), shards) as usize;
+        let w = &node["workers"][shard];
+        let (component, worker) = (
+            w["component-id"].as_str().unwrap_or(""),
+            w["worker-name"].as_str().unwrap_or(""),
+        );
+        let interface = w["interface"]
+            .as_str()
+            .unwrap_or("timeline:timeline-processor/api");
+        let key_json = key_value.as_ref().map_or(Json::Null, value_json);
+        let key_plain = key_value.as_ref().map_or(Json::Null, |v| {
+            serde_json::to_value(v).unwrap_or(Json::Null)
+        });
+        for t_ in at {
+            let state = g.invoke(
+                component,
+                worker,
+                &format!("{interface}.{{get-result}}"),
+                vec![
+                    (opt(event_value()), key_json.clone()),
+                    (t("U64"), json!(t_)),
+                ],
+            )?;
+            lines.push(fields(&[
+                ("key", key_plain.clone()),
+                ("at", json!(t_)),
+                ("value", state_value(&state).0),
+            ]));
+        }
+        if let Some((t1, t2)) = range {
+            let segs = g.invoke(
+                component,
+                worker,
+                &format!("{interface}.{{get-range}}"),
+                vec![
+                    (opt(event_value()), key_json.clone()),
+                    (t("U64"), json!(t1)),
+                    (t("U64"), json!(t2)),
+                ],
+            )?;
+            for s in segs.as_array().cloned().unwrap_or_default() {
+                let (value, slope) = state_value(&s["state"]);
+                lines.push(fields(&[
+                    ("key", key_plain.clone()),
+                    ("from", s["from"].clone()),
+                    ("to", s["to"].clone()),
+                    ("value", value),
+                    ("slope", json!(slope)),
+                ]));
+            }
+        }
+    }
+    for line in lines {
+        let text: Vec<String> = match format {
+            Format::Json => line
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", Json::String(k.clone())))
+                .collect(),
+            Format::Table => line.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        };
+        match format {
+            Format::Json => println!("{{{}}}", text.join(",")),
+            Format::Table => println!("{}", text.join("  ")),
+        }
+    }
+    Ok(())
+}
+
+fn fields(f: &[(&str, Json)]) -> Vec<(String, Json)> {
+    f.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+/// A `state` in Golem's JSON as `timeline eval` prints it: the value (null when unknown) and
+/// the slope.
+fn state_value(s: &Json) -> (Json, u64) {
+    if let Some(v) = s.get("value") {
+        return (plain(v), 0);
+    }
+    if let Some(d) = s.get("duration").and_then(Json::as_array) {
+        return (
+            d.first().cloned().unwrap_or(Json::Null),
+            d.get(1).and_then(Json::as_u64).unwrap_or(0),
+        );
+    }
+    (Json::Null, 0)
+}
+
+/// An `event-value` (`{"string-value": "s1"}`) as a plain JSON value.
+fn plain(v: &Json) -> Json {
+    v.as_object()
+        .and_then(|o| o.values().next().cloned())
+        .unwrap_or(Json::Null)
+}
+
+/// An `agg-number` (`{"int": 3}`) as a plain JSON number.
+fn number(v: &Json) -> Json {
+    plain(v)
+}
