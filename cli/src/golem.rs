@@ -103,13 +103,29 @@ impl Golem {
         body: Option<&Json>,
         what: &str,
     ) -> Result<Json, String> {
+        self.send_once(method, path, body, what, None)
+    }
+
+    /// As [`send`](Self::send); with an idempotency key, a retry after a timeout is answered
+    /// from the first attempt if that one ran.
+    fn send_once(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Json>,
+        what: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Json, String> {
         let url = format!("{}{path}", self.url);
         let mut wait = Duration::from_secs(1);
         for attempt in 1..=TRIES {
-            let request = self
+            let mut request = self
                 .agent
                 .request(method, &url)
                 .set("Content-Type", "application/json");
+            if let Some(key) = idempotency_key {
+                request = request.set("Idempotency-Key", key);
+            }
             let response = match body {
                 Some(b) => request.send_string(&b.to_string()),
                 None => request.call(),
@@ -174,12 +190,23 @@ impl Golem {
         function: &str,
         params: Vec<(Json, Json)>,
     ) -> Result<Json, String> {
+        self.invoke_keyed(component, worker, function, params, None)
+    }
+
+    fn invoke_keyed(
+        &self,
+        component: &str,
+        worker: &str,
+        function: &str,
+        params: Vec<(Json, Json)>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Json, String> {
         let body = json!({"params": params.into_iter().map(|(typ, value)| json!({"typ": typ, "value": value})).collect::<Vec<_>>()});
         let path = format!(
             "/v1/components/{component}/workers/{worker}/invoke-and-await?function={}",
             function.replace('{', "%7B").replace('}', "%7D")
         );
-        let answer = self.send("POST", &path, Some(&body), function)?;
+        let answer = self.send_once("POST", &path, Some(&body), function, idempotency_key)?;
         let value = answer["result"]["value"][0].clone();
         match value.get("err") {
             Some(e) if value.as_object().is_some_and(|o| o.len() == 1) => Err(format!(
@@ -303,13 +330,18 @@ fn ingest(g: &Golem, job: &str, path: &str, batch: usize) -> Result<(), String> 
     let driver = g.component("timeline:driver")?;
     let (mut sent, mut calls) = (0usize, 0u64);
     let mut progress = Progress::new(events.len());
-    for chunk in events.chunks(batch.max(1)) {
+    // Each batch's idempotency key: the job, the file's content and the batch's place in it, so
+    // that sending the same file again (or retrying a batch) is recognised.
+    let file = fnv(text.as_bytes());
+    for (i, chunk) in events.chunks(batch.max(1)).enumerate() {
         let packed = timeline::wire::encode_events(chunk);
-        let n = g.invoke(
+        let key = format!("ingest-{job}-{file:016x}-{batch}-{i}");
+        let n = g.invoke_keyed(
             &driver,
             DRIVER,
             "timeline:driver/api.{ingest-packed}",
             vec![(t("Str"), json!(job)), (t("Str"), json!(packed))],
+            Some(&key),
         )?;
         calls += n.as_u64().unwrap_or(0);
         sent += chunk.len();
@@ -318,6 +350,13 @@ fn ingest(g: &Golem, job: &str, path: &str, batch: usize) -> Result<(), String> 
     progress.finish();
     eprintln!("sent {sent} events to job {job} ({calls} leaf-worker calls)");
     Ok(())
+}
+
+/// FNV-1a, for idempotency keys.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Reads the job's result from its result worker and prints it as `timeline eval` does.

@@ -25,7 +25,13 @@ use crate::args::ServeArgs;
 struct App {
     golem: Golem,
     verbose: bool,
+    /// Answers to invocations sent with an `Idempotency-Key`, by worker and key: the same key
+    /// again gets the same answer without running again (as Golem does).
+    done: std::sync::Arc<std::sync::Mutex<HashMap<(WorkerId, String), Json_>>>,
 }
+
+/// How many idempotency keys are remembered (the oldest are forgotten first).
+const IDEMPOTENCY_KEYS: usize = 100_000;
 
 /// A Golem-style error: the status and the JSON body Golem 1.1 sends with it.
 struct Failure(StatusCode, Json_);
@@ -211,14 +217,44 @@ async fn invoke(
     State(app): State<App>,
     Path((component, name, action)): Path<(String, String, String)>,
     Query(q): Query<FunctionQuery>,
+    headers: axum::http::HeaderMap,
     body: String,
 ) -> Result<Json<Json_>, Failure> {
-    let await_result = match action.as_str() {
+    let idempotency = headers
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    if let Some(key) = &idempotency {
+        let worker = app.worker(&component, &name)?;
+        if let Some(answer) = app.done.lock().expect("lock").get(&(worker, key.clone())) {
+            return Ok(Json(answer.clone()));
+        }
+    }
+    let answer = invoke_once(&app, &component, &name, &action, q, body).await?;
+    if let Some(key) = idempotency {
+        let mut done = app.done.lock().expect("lock");
+        if done.len() >= IDEMPOTENCY_KEYS {
+            done.clear();
+        }
+        done.insert((app.worker(&component, &name)?, key), answer.0.clone());
+    }
+    Ok(answer)
+}
+
+async fn invoke_once(
+    app: &App,
+    component: &str,
+    name: &str,
+    action: &str,
+    q: FunctionQuery,
+    body: String,
+) -> Result<Json<Json_>, Failure> {
+    let await_result = match action {
         "invoke-and-await" => true,
         "invoke" => false,
         other => return Err(not_found(format!("no such endpoint: {other}"))),
     };
-    let worker = app.worker(&component, &name)?;
+    let worker = app.worker(component, name)?;
     let function = q
         .function
         .ok_or_else(|| bad_request("the query parameter `function` is missing"))?;
@@ -314,6 +350,7 @@ pub fn serve(a: &ServeArgs) -> Result<(), String> {
     let app = App {
         golem: sys.golem.clone(),
         verbose: a.verbose,
+        done: Default::default(),
     };
     let router = Router::new()
         .route("/v1/components", get(list_components))

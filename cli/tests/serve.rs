@@ -347,6 +347,22 @@ curl() {{
     assert_eq!(status, 200, "{body}");
     let (status, _) = curl(&[&format!("{}/v1/components/nope/workers/w", server.url)]);
     assert_eq!(status, 404);
+    // An `Idempotency-Key` sent again gets the first answer, without running again: here the
+    // second call names a job that does not exist, and still gets the first call's answer.
+    let ingest = format!(
+        "{}/v1/components/{driver}/workers/timeline-driver/invoke-and-await?function=timeline:driver/api.%7Bingest-packed%7D",
+        server.url
+    );
+    let packed = |job: &str| {
+        format!(r#"{{"params":[{{"typ":{{"type":"Str"}},"value":"{job}"}},{{"typ":{{"type":"Str"}},"value":"e1 70 2 9:sessionId s2:s9 17:playerStateChange s4:play"}}]}}"#)
+    };
+    let first = curl(&["-X", "POST", &ingest, "-H", "Idempotency-Key: batch-1", "-d", &packed("client-cirr")]);
+    assert_eq!(first.0, 200, "{}", first.1);
+    assert!(first.1.contains(r#""ok""#), "{}", first.1);
+    let again = curl(&["-X", "POST", &ingest, "-H", "Idempotency-Key: batch-1", "-d", &packed("no-such-job")]);
+    assert_eq!(again, first);
+    let other = curl(&["-X", "POST", &ingest, "-H", "Idempotency-Key: batch-2", "-d", &packed("no-such-job")]);
+    assert!(other.1.contains("no job named"), "{}", other.1);
     // Parameters that do not fit the function fail the worker for good (500), until deleted.
     let other = format!(
         "{}/v1/components/{driver}/workers/scratch/invoke-and-await?function=timeline:driver/api.%7Bjobs%7D",
