@@ -398,6 +398,26 @@ fn batches<'a>(
     })
 }
 
+/// Hands the stream to `ingest` in batches (see [`batches`]), timing only `ingest`; returns
+/// the seconds, the events and the keys' names.
+fn timed_ingest(
+    w: &Workload,
+    keys: usize,
+    per_key: usize,
+    mut ingest: impl FnMut(&[Event]) -> Result<(), String>,
+) -> Result<(f64, u64, Vec<String>), String> {
+    let mut seconds = 0.0;
+    let mut events = 0u64;
+    let mut names = Vec::with_capacity(keys);
+    for batch in batches(w, keys, per_key, 500, BATCH, &mut names) {
+        events += batch.len() as u64;
+        let start = Instant::now();
+        ingest(&batch)?;
+        seconds += start.elapsed().as_secs_f64();
+    }
+    Ok((seconds, events, names))
+}
+
 /// The library in-process: only ingestion is timed.
 fn native(
     w: &Workload,
@@ -413,15 +433,9 @@ fn native(
         return native_aggregate(w, q, options, keys, per_key);
     }
     let mut engine = Engine::new(&w.query, options).map_err(|e| e.to_string())?;
-    let mut seconds = 0.0;
-    let mut events = 0u64;
-    let mut names = Vec::with_capacity(keys);
-    for batch in batches(w, keys, per_key, 500, BATCH, &mut names) {
-        events += batch.len() as u64;
-        let start = Instant::now();
-        engine.ingest(&batch).map_err(|e| e.to_string())?;
-        seconds += start.elapsed().as_secs_f64();
-    }
+    let (seconds, events, names) = timed_ingest(w, keys, per_key, |batch| {
+        engine.ingest(batch).map_err(|e| e.to_string())
+    })?;
     let stats = engine.stats();
     let mut answers = Answers::new();
     for name in names {
@@ -455,15 +469,9 @@ fn native_aggregate(
 ) -> Result<Measurement, String> {
     let retention = options.retention;
     let mut engine = AggregateEngine::new(query, options).map_err(|e| e.to_string())?;
-    let mut seconds = 0.0;
-    let mut events = 0u64;
-    let mut names = Vec::with_capacity(keys);
-    for batch in batches(w, keys, per_key, 500, BATCH, &mut names) {
-        events += batch.len() as u64;
-        let start = Instant::now();
-        engine.ingest(&batch).map_err(|e| e.to_string())?;
-        seconds += start.elapsed().as_secs_f64();
-    }
+    let (mut seconds, events, _) = timed_ingest(w, keys, per_key, |batch| {
+        engine.ingest(batch).map_err(|e| e.to_string())
+    })?;
     let start = Instant::now();
     let all = engine.aggregates();
     seconds += start.elapsed().as_secs_f64();

@@ -103,6 +103,15 @@ impl App {
         })
     }
 
+    /// A worker that exists (created, or called, and not deleted since).
+    fn existing_worker(&self, component: &str, name: &str) -> Result<WorkerId, Failure> {
+        let worker = self.worker(component, name)?;
+        if !self.golem.worker_exists(&worker) {
+            return Err(not_found(format!("worker {name} not found")));
+        }
+        Ok(worker)
+    }
+
     /// Runs blocking emulator work off the async threads.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -172,10 +181,7 @@ async fn worker_metadata(
     State(app): State<App>,
     Path((component, name)): Path<(String, String)>,
 ) -> Result<Json<Json_>, Failure> {
-    let worker = app.worker(&component, &name)?;
-    if !app.golem.worker_exists(&worker) {
-        return Err(not_found(format!("worker {name} not found")));
-    }
+    let worker = app.existing_worker(&component, &name)?;
     let env: HashMap<String, String> = app.golem.worker_env(&worker).into_iter().collect();
     let (status, error) = match app.golem.worker_failure(&worker) {
         Some(why) => ("Failed", Some(why)),
@@ -196,10 +202,7 @@ async fn delete_worker(
     State(app): State<App>,
     Path((component, name)): Path<(String, String)>,
 ) -> Result<Json<Json_>, Failure> {
-    let worker = app.worker(&component, &name)?;
-    if !app.golem.worker_exists(&worker) {
-        return Err(not_found(format!("worker {name} not found")));
-    }
+    let worker = app.existing_worker(&component, &name)?;
     app.blocking(move |golem| golem.delete_worker(&worker))
         .await?
         .map_err(|e| golem_error(format!("{e:#}")))?;

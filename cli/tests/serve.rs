@@ -354,14 +354,40 @@ curl() {{
         server.url
     );
     let packed = |job: &str| {
-        format!(r#"{{"params":[{{"typ":{{"type":"Str"}},"value":"{job}"}},{{"typ":{{"type":"Str"}},"value":"e1 70 2 9:sessionId s2:s9 17:playerStateChange s4:play"}}]}}"#)
+        format!(
+            r#"{{"params":[{{"typ":{{"type":"Str"}},"value":"{job}"}},{{"typ":{{"type":"Str"}},"value":"e1 70 2 9:sessionId s2:s9 17:playerStateChange s4:play"}}]}}"#
+        )
     };
-    let first = curl(&["-X", "POST", &ingest, "-H", "Idempotency-Key: batch-1", "-d", &packed("client-cirr")]);
+    let first = curl(&[
+        "-X",
+        "POST",
+        &ingest,
+        "-H",
+        "Idempotency-Key: batch-1",
+        "-d",
+        &packed("client-cirr"),
+    ]);
     assert_eq!(first.0, 200, "{}", first.1);
     assert!(first.1.contains(r#""ok""#), "{}", first.1);
-    let again = curl(&["-X", "POST", &ingest, "-H", "Idempotency-Key: batch-1", "-d", &packed("no-such-job")]);
+    let again = curl(&[
+        "-X",
+        "POST",
+        &ingest,
+        "-H",
+        "Idempotency-Key: batch-1",
+        "-d",
+        &packed("no-such-job"),
+    ]);
     assert_eq!(again, first);
-    let other = curl(&["-X", "POST", &ingest, "-H", "Idempotency-Key: batch-2", "-d", &packed("no-such-job")]);
+    let other = curl(&[
+        "-X",
+        "POST",
+        &ingest,
+        "-H",
+        "Idempotency-Key: batch-2",
+        "-d",
+        &packed("no-such-job"),
+    ]);
     assert!(other.1.contains("no job named"), "{}", other.1);
     // Parameters that do not fit the function fail the worker for good (500), until deleted.
     let other = format!(

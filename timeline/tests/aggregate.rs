@@ -323,19 +323,21 @@ proptest! {
     }
 }
 
+/// An aggregate engine keyed by the column `id`.
+fn by_id(q: &Query) -> AggregateEngine {
+    let options = EngineOptions {
+        key_column: Some("id".into()),
+        retention: None,
+    };
+    AggregateEngine::new(q, options).unwrap()
+}
+
 #[test]
 fn spec_example_sessions_buffering_per_cdn() {
     let q: Query = r#"latest_event_to_state(s) == "buffer" | aggregate(group_by(cdn), sum)"#
         .parse()
         .unwrap();
-    let mut engine = AggregateEngine::new(
-        &q,
-        EngineOptions {
-            key_column: Some("id".into()),
-            retention: None,
-        },
-    )
-    .unwrap();
+    let mut engine = by_id(&q);
     let e = |t, id: i64, fields: &[(&str, &str)]| {
         let mut f = vec![("id", Value::Int(id))];
         f.extend(fields.iter().map(|(c, v)| (*c, Value::str(v))));
@@ -387,14 +389,7 @@ fn sum_of_growing_durations_has_the_slope_of_the_growing_members() {
         r#"duration_where(latest_event_to_state(s) == "buffer") | aggregate(sum, avg, min, max)"#
             .parse()
             .unwrap();
-    let mut engine = AggregateEngine::new(
-        &q,
-        EngineOptions {
-            key_column: Some("id".into()),
-            retention: None,
-        },
-    )
-    .unwrap();
+    let mut engine = by_id(&q);
     let e = |t, id: i64, s: &str| Event::new(t, [("id", Value::Int(id)), ("s", Value::str(s))]);
     engine
         .ingest(&[
@@ -434,14 +429,7 @@ fn min_changes_where_a_growing_member_crosses_a_still_one() {
     let q: Query = r#"duration_where(latest_event_to_state(s) == "buffer") | aggregate(min, max)"#
         .parse()
         .unwrap();
-    let mut engine = AggregateEngine::new(
-        &q,
-        EngineOptions {
-            key_column: Some("id".into()),
-            retention: None,
-        },
-    )
-    .unwrap();
+    let mut engine = by_id(&q);
     let e = |t, id: i64, s: &str| Event::new(t, [("id", Value::Int(id)), ("s", Value::str(s))]);
     engine
         .ingest(&[e(0, 1, "buffer"), e(3, 1, "play"), e(1, 2, "buffer")])

@@ -408,6 +408,24 @@ pub struct Aggregates {
     pub groups: BTreeMap<GroupKey, Vec<(u64, Partial)>>,
 }
 
+/// The rows at `t` of the groups that have a member then, with every function's value.
+pub(crate) fn rows_at<'a>(
+    groups: impl Iterator<Item = (&'a GroupKey, &'a Vec<(u64, Partial)>)>,
+    functions: &[AggFn],
+    t: u64,
+) -> Vec<GroupRow> {
+    groups
+        .filter_map(|(g, points)| {
+            let p = partial_at(points, t).filter(|p| p.members > 0)?;
+            Some(GroupRow {
+                group: g.value(),
+                at: t,
+                values: functions.iter().map(|&f| (f, p.eval(f, t).0)).collect(),
+            })
+        })
+        .collect()
+}
+
 /// One group's functions at an instant.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroupRow {
@@ -420,21 +438,7 @@ pub struct GroupRow {
 impl Aggregates {
     /// The groups that have at least one member at `t`, in order, with every function's value.
     pub fn at(&self, t: u64) -> Vec<GroupRow> {
-        self.groups
-            .iter()
-            .filter_map(|(g, points)| {
-                let p = partial_at(points, t).filter(|p| p.members > 0)?;
-                Some(GroupRow {
-                    group: g.value(),
-                    at: t,
-                    values: self
-                        .functions
-                        .iter()
-                        .map(|&f| (f, p.eval(f, t).0))
-                        .collect(),
-                })
-            })
-            .collect()
+        rows_at(self.groups.iter(), &self.functions, t)
     }
 
     /// Every group's timeline of `f` over `[t1, t2)` (`t2: None`: on), in canonical form.

@@ -3,10 +3,10 @@
 //! and group column, and one [`MergeAggregateNode`] combines the shards' partials. No node holds
 //! every key: the merge holds one step function of partials per group and shard.
 
-use super::aggregator::{Aggregates, Aggregator, GroupDelta, GroupKey, GroupRow, Horizons};
-use super::partial::{
-    collapse_points, merge_points_from, partial_at, segments, AggSegment, Partial,
+use super::aggregator::{
+    rows_at, Aggregates, Aggregator, GroupDelta, GroupKey, GroupRow, Horizons,
 };
+use super::partial::{collapse_points, merge_points_from, segments, AggSegment, Partial};
 use super::{AggFn, Aggregation, Query};
 use crate::engine::Stats;
 use crate::keys::{collapse_point, horizon, KeyMap};
@@ -322,23 +322,8 @@ impl MergeAggregateNode {
     /// The selected groups that have a member at `t`, with every function's value.
     pub fn at(&self, groups: &GroupSelector, t: u64) -> Result<Vec<GroupRow>, String> {
         self.check(t)?;
-        Ok(self
-            .merged
-            .iter()
-            .filter(|(g, _)| groups.takes(g))
-            .filter_map(|(g, points)| {
-                let p = partial_at(points, t).filter(|p| p.members > 0)?;
-                Some(GroupRow {
-                    group: g.value(),
-                    at: t,
-                    values: self
-                        .functions
-                        .iter()
-                        .map(|&f| (f, p.eval(f, t).0))
-                        .collect(),
-                })
-            })
-            .collect())
+        let groups = self.merged.iter().filter(|(g, _)| groups.takes(g));
+        Ok(rows_at(groups, &self.functions, t))
     }
 
     /// The selected groups' timelines of every function over `[t1, t2)`.
