@@ -2,6 +2,7 @@
 //! mistake gets a message saying what to write instead.
 
 use std::fmt;
+use timeline_cli::time::{parse_time, TimeSpec, TimeUnit};
 
 pub const USAGE: &str = "\
 timeline: answer timeline queries over event files
@@ -24,7 +25,12 @@ EVAL OPTIONS:
                        own last event (its final answer, e.g. CIRR per session)
     --range T1..T2     the segments covering [T1, T2)
     --timeline         every change point (the default when no --at or --range is given)
-    --format json|table  output format (default: json, one JSON object per line)
+    --format json|table|csv  output format (default: json, one JSON object per line; csv: a
+                       header line, then the same columns)
+    --time-column COL  the CSV column holding event times (default: time)
+    --time-unit U      s, ms, us or ns (default s): integer times are in U; RFC 3339 timestamps
+                       (in files, --at and --range: 2026-11-29T12:00:00Z) convert to U, and
+                       the query's duration literals (5s, 5m, 2h, 1d) too
     --retain H         keep H time units of history per key; older events are refused
     --threads N        with --key, split the keys over N threads (default: the number of cores)
 
@@ -168,6 +174,10 @@ pub struct EvalArgs {
     pub retain: Option<u64>,
     /// Threads to split the keys over (`None`: one per core).
     pub threads: Option<usize>,
+    /// How event times are read (`--time-column`, `--time-unit`).
+    pub time: TimeSpec,
+    /// `--format csv`: the rows as CSV.
+    pub csv: bool,
 }
 
 /// A usage mistake.
@@ -427,7 +437,12 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
         format: Format::Json,
         retain: None,
         threads: None,
+        time: TimeSpec::default(),
+        csv: false,
     };
+    // Times are read once the unit is known (it may come after them).
+    let mut at_raw: Vec<String> = Vec::new();
+    let mut range_raw: Option<String> = None;
     let mut i = 0;
     while i < args.len() {
         let flag = args[i].as_str();
@@ -460,30 +475,26 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
             }
             "--events" => events = Some(value()?),
             "--key" => out.key = Some(value()?),
-            "--at" => out.at.push(match value()?.as_str() {
-                "end" => At::End,
-                t => At::Time(time("--at", t)?),
-            }),
-            "--range" => {
+            "--at" => at_raw.push(value()?),
+            "--range" => range_raw = Some(value()?),
+            "--time-column" => out.time.column = value()?,
+            "--time-unit" => {
                 let v = value()?;
-                let (a, b) = v
-                    .split_once("..")
-                    .ok_or_else(|| usage(format!("--range expects T1..T2, found `{v}`")))?;
-                let (a, b) = (time("--range", a)?, time("--range", b)?);
-                if b <= a {
-                    return Err(usage(format!(
-                        "--range {v} is empty: T2 must be greater than T1"
-                    )));
-                }
-                out.range = Some((a, b));
+                out.time.unit = TimeUnit::parse(&v).ok_or_else(|| {
+                    usage(format!("--time-unit expects s, ms, us or ns, found `{v}`"))
+                })?;
             }
             "--format" => {
                 out.format = match value()?.as_str() {
                     "json" => Format::Json,
                     "table" => Format::Table,
+                    "csv" => {
+                        out.csv = true;
+                        Format::Json
+                    }
                     f => {
                         return Err(usage(format!(
-                            "--format expects json or table, found `{f}`"
+                            "--format expects json, table or csv, found `{f}`"
                         )))
                     }
                 }
@@ -509,6 +520,32 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
             other => return Err(usage(format!("unknown option `{other}` for `eval`"))),
         }
         i += 2;
+    }
+    let unit = out.time.unit;
+    let when =
+        |flag: &str, text: &str| parse_time(text, unit).map_err(|m| usage(format!("{flag}: {m}")));
+    for t in at_raw {
+        out.at.push(match t.as_str() {
+            "end" => At::End,
+            t => At::Time(when("--at", t)?),
+        });
+    }
+    if let Some(v) = range_raw {
+        let (a, b) = v
+            .split_once("..")
+            .ok_or_else(|| usage(format!("--range expects T1..T2, found `{v}`")))?;
+        let (a, b) = (when("--range", a)?, when("--range", b)?);
+        if b <= a {
+            return Err(usage(format!(
+                "--range {v} is empty: T2 must be greater than T1"
+            )));
+        }
+        out.range = Some((a, b));
+    }
+    if out.csv && !out.at.is_empty() && (out.range.is_some() || out.timeline) {
+        return Err(usage(
+            "--format csv takes points (--at) or segments (--range, --timeline), not both: they have other columns",
+        ));
     }
     out.query = query.ok_or_else(|| usage("`eval` needs --query TEXT or --query-file PATH"))?;
     out.events =
@@ -542,6 +579,8 @@ mod tests {
                 format: Format::Table,
                 retain: Some(60),
                 threads: Some(3),
+                time: TimeSpec::default(),
+                csv: false,
             })
         );
         let Command::Eval(e) = parse(&args("eval --query-file q.tl --events -")).unwrap() else {

@@ -4,6 +4,7 @@
 //! half-printed result.
 
 use crate::progress::Progress;
+use crate::time::{parse_time, TimeSpec, TimeUnit};
 use std::fmt;
 use std::io::Read;
 use std::sync::Arc;
@@ -106,8 +107,18 @@ pub fn parse_events(
     text: &str,
     progress: &mut Progress,
 ) -> Result<Vec<Event>, InputError> {
+    parse_events_with(path, text, &TimeSpec::default(), progress)
+}
+
+/// [`parse_events`], with times read as `time` says.
+pub fn parse_events_with(
+    path: &str,
+    text: &str,
+    time: &TimeSpec,
+    progress: &mut Progress,
+) -> Result<Vec<Event>, InputError> {
     let mut all = Vec::new();
-    for_each_chunk(path, text, progress, usize::MAX, |events| {
+    for_each_chunk(path, text, time, progress, usize::MAX, |events| {
         all.append(events);
         Ok(())
     })?;
@@ -120,6 +131,7 @@ pub fn parse_events(
 pub fn for_each_chunk(
     path: &str,
     text: &str,
+    time: &TimeSpec,
     progress: &mut Progress,
     chunk: usize,
     sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
@@ -133,8 +145,10 @@ pub fn for_each_chunk(
     let first = text.lines().map(str::trim).find(|l| !l.is_empty());
     match first {
         None => {}
-        Some(l) if l.starts_with('{') => parse_json_lines(path, text, progress, &mut chunks)?,
-        Some(_) => parse_csv(path, text, progress, &mut chunks)?,
+        Some(l) if l.starts_with('{') => {
+            parse_json_lines(path, text, time.unit, progress, &mut chunks)?
+        }
+        Some(_) => parse_csv(path, text, time, progress, &mut chunks)?,
     }
     chunks.flush()
 }
@@ -172,6 +186,7 @@ impl<F: FnMut(&mut Vec<Event>) -> Result<(), String>> Chunks<'_, F> {
 fn parse_json_lines<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
     path: &str,
     text: &str,
+    unit: TimeUnit,
     progress: &mut Progress,
     events: &mut Chunks<'_, F>,
 ) -> Result<(), InputError> {
@@ -182,7 +197,7 @@ fn parse_json_lines<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
         if line.trim().is_empty() {
             continue;
         }
-        let event = Event::from_json(line).map_err(|message| InputError {
+        let event = json_event(line, unit).map_err(|message| InputError {
             path: display_path(path),
             line: i + 1,
             message,
@@ -196,9 +211,22 @@ fn parse_json_lines<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
     Ok(())
 }
 
+/// One JSON line's event; a `"time"` written as an RFC 3339 timestamp is converted to `unit`.
+fn json_event(line: &str, unit: TimeUnit) -> Result<Event, String> {
+    let mut json: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    if let Some(t) = json.get_mut("time") {
+        if let Some(text) = t.as_str() {
+            *t = serde_json::Value::from(parse_time(text, unit)?);
+        }
+    }
+    Event::from_json_value(&json)
+}
+
 fn parse_csv<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
     path: &str,
     text: &str,
+    time: &TimeSpec,
     progress: &mut Progress,
     events: &mut Chunks<'_, F>,
 ) -> Result<(), InputError> {
@@ -215,10 +243,10 @@ fn parse_csv<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
         .byte_headers()
         .map_err(|e| at(1, format!("invalid CSV header: {e}")))?
         .clone();
-    let header = CsvHeader::new(headers.iter()).map_err(|m| at(1, m))?;
+    let header = CsvHeader::new(headers.iter(), &time.column).map_err(|m| at(1, m))?;
     let mut count = 0;
     let mut record = csv::ByteRecord::new();
-    let mut decoder = CsvDecoder::new(&header);
+    let mut decoder = CsvDecoder::new(&header, time.unit);
     loop {
         let line = reader.position().line() as usize;
         match reader.read_byte_record(&mut record) {
@@ -248,16 +276,24 @@ pub struct CsvHeader {
 }
 
 impl CsvHeader {
-    /// Reads the header's cells: every column has a UTF-8 name, one of them `time`.
-    pub fn new<'a>(cells: impl Iterator<Item = &'a [u8]>) -> Result<CsvHeader, String> {
+    /// Reads the header's cells: every column has a UTF-8 name, one of them `time_column`.
+    pub fn new<'a>(
+        cells: impl Iterator<Item = &'a [u8]>,
+        time_column: &str,
+    ) -> Result<CsvHeader, String> {
         let mut columns = Vec::new();
         for h in cells {
             let name = std::str::from_utf8(h).map_err(|_| "a column name is not UTF-8")?;
             columns.push(name.trim().to_string());
         }
-        let time = columns.iter().position(|c| c == "time").ok_or_else(|| {
+        let time = columns.iter().position(|c| c == time_column).ok_or_else(|| {
+            let hint = if time_column == "time" {
+                "; name the time column with --time-column, or is this a JSON Lines file? Its lines must start with `{`"
+            } else {
+                ""
+            };
             format!(
-                "the CSV header has no `time` column (found: {}); is this a JSON Lines file? Its lines must start with `{{`",
+                "the CSV header has no `{time_column}` column (found: {}){hint}",
                 columns.join(", ")
             )
         })?;
@@ -271,6 +307,7 @@ impl CsvHeader {
 pub struct CsvDecoder {
     columns: Vec<Arc<str>>,
     time: usize,
+    unit: TimeUnit,
     strings: Strings,
     /// Per column, the last string it held.
     recent: Vec<Option<Str>>,
@@ -295,7 +332,7 @@ impl<'a> CellText<'a> for &'a str {
 }
 
 impl CsvDecoder {
-    pub fn new(header: &CsvHeader) -> CsvDecoder {
+    pub fn new(header: &CsvHeader, unit: TimeUnit) -> CsvDecoder {
         CsvDecoder {
             columns: header
                 .columns
@@ -303,6 +340,7 @@ impl CsvDecoder {
                 .map(|c| Arc::from(c.as_str()))
                 .collect(),
             time: header.time,
+            unit,
             strings: Strings::default(),
             recent: vec![None; header.columns.len()],
             fields: Vec::with_capacity(header.columns.len()),
@@ -319,12 +357,11 @@ impl CsvDecoder {
         for (k, cell) in cells.enumerate() {
             let cell = cell.text()?;
             if k == self.time {
-                time = Some(cell.trim().parse::<u64>().map_err(|_| {
-                    format!(
-                        "`time` must be a non-negative integer, found `{}`",
-                        timeline::limits::clip(cell, timeline::limits::EXCERPT_CHARS)
-                    )
-                })?);
+                time = Some(match cell.trim().parse::<u64>() {
+                    Ok(t) => t,
+                    Err(_) => parse_time(cell, self.unit)
+                        .map_err(|m| format!("column `{}`: {m}", self.columns[k]))?,
+                });
                 continue;
             }
             // A column often repeats its last string (a key's run of lines, a state): that
@@ -347,7 +384,7 @@ impl CsvDecoder {
                 self.fields.push((self.columns[k].clone(), v));
             }
         }
-        let time = time.ok_or("the `time` cell is missing")?;
+        let time = time.ok_or("the time cell is missing")?;
         // Moved into an exact-size vector (a spare slot per column would double what the events
         // hold), without touching a reference count.
         let mut fields = Vec::with_capacity(self.fields.len());

@@ -5,7 +5,9 @@
 //!   for every refusal.
 //! - [`shards`]: a CSV file's keys split over threads, each feeding an engine of its own.
 //! - [`progress`]: the progress line on a terminal.
+//! - [`time`]: event times: units, the time column, RFC 3339 timestamps.
 
 pub mod input;
 pub mod progress;
 pub mod shards;
+pub mod time;

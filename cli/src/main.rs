@@ -62,11 +62,16 @@ fn main() -> ExitCode {
 
 /// Reads and parses the query; errors point at the line and column, with the line shown.
 fn load_query(source: &QuerySource) -> Result<Query, String> {
+    load_query_in(source, 1)
+}
+
+/// Reads and parses the query with duration literals (`5m`) in `units_per_second` units.
+fn load_query_in(source: &QuerySource, units_per_second: u64) -> Result<Query, String> {
     let (name, text) = match source {
         QuerySource::Text(t) => ("query".to_string(), t.clone()),
         QuerySource::File(p) => (p.clone(), input::read_text(p).map_err(|e| e.to_string())?),
     };
-    timeline::parser::parse(&text).map_err(|e| {
+    timeline::parser::parse_in_units(&text, units_per_second).map_err(|e| {
         let (line, column) =
             timeline::limits::excerpt(text.lines().nth(e.line - 1).unwrap_or(""), e.column);
         let caret = " ".repeat(column.saturating_sub(1));
@@ -84,7 +89,7 @@ fn explain(source: &QuerySource) -> Result<(), String> {
 }
 
 fn eval(a: &EvalArgs) -> Result<(), String> {
-    let query = load_query(&a.query)?;
+    let query = load_query_in(&a.query, a.time.unit.per_second())?;
     let file = input::map_text(&a.events).map_err(|e| e.to_string())?;
     let text: &str = &file; // a mapped file is checked to be UTF-8 once, here
     let mut progress = Progress::new(text.len());
@@ -115,6 +120,7 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let written = match a.format {
+        _ if a.csv => write_csv(&mut out, &rows),
         Format::Json => write_json(&mut out, &rows),
         Format::Table => write_table(&mut out, &rows),
     };
@@ -133,14 +139,16 @@ fn read_events<S: shards::Sink>(
     make: &(dyn Fn() -> Result<S, String> + Sync),
     progress: &mut Progress,
 ) -> Result<Vec<S>, String> {
-    if let Some(sinks) = shards::eval_csv(&a.events, text, options, threads, make, progress) {
+    if let Some(sinks) =
+        shards::eval_csv(&a.events, text, &a.time, options, threads, make, progress)
+    {
         return sinks.map_err(|e| e.to_string());
     }
     let mut sink = make()?;
     // Events are ingested in chunks as they are read; the result does not depend on the chunking.
     const CHUNK: usize = 1 << 16;
     let mut ingested = 0;
-    input::for_each_chunk(&a.events, text, progress, CHUNK, |events| {
+    input::for_each_chunk(&a.events, text, &a.time, progress, CHUNK, |events| {
         sink.ingest(events).map_err(|e| {
             format!(
                 "event {} (time {}): {}",
@@ -353,6 +361,73 @@ fn write_json(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
         out.write_all(b"\n")?;
     }
     Ok(())
+}
+
+/// The rows as CSV: a header line, then one record per row, in the columns of the JSON lines
+/// (an unknown value is an empty cell).
+fn write_csv(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    let cell = |v: Option<Value>| match v {
+        None => String::new(),
+        Some(Value::Str(s)) => s.to_string(),
+        Some(v) => v.to_string(),
+    };
+    let num = |n: Option<Num>| cell(n.map(Num::to_value));
+    let mut header_written = false;
+    for row in rows {
+        let (header, record): (Vec<String>, Vec<String>) = match row {
+            Row::At { key, at, state } => (
+                vec!["key".into(), "at".into(), "value".into()],
+                vec![
+                    cell(key.cloned()),
+                    at.to_string(),
+                    cell(state.instant_value()),
+                ],
+            ),
+            Row::Segment { key, segment: s } => (
+                ["key", "from", "to", "value", "slope"]
+                    .map(String::from)
+                    .to_vec(),
+                vec![
+                    cell(key.cloned()),
+                    s.from.to_string(),
+                    s.to.map_or(String::new(), |t| t.to_string()),
+                    cell(s.state.instant_value()),
+                    s.state.slope().to_string(),
+                ],
+            ),
+            Row::Group(g) => {
+                let mut header = vec!["group".to_string(), "at".to_string()];
+                header.extend(g.values.iter().map(|(f, _)| f.name().to_string()));
+                let mut record = vec![cell(g.group.clone()), g.at.to_string()];
+                record.extend(g.values.iter().map(|(_, v)| num(*v)));
+                (header, record)
+            }
+            Row::AggSegment {
+                group,
+                agg,
+                segment: s,
+            } => (
+                ["group", "agg", "from", "to", "value", "slope"]
+                    .map(String::from)
+                    .to_vec(),
+                vec![
+                    cell(group.clone()),
+                    agg.name().to_string(),
+                    s.from.to_string(),
+                    s.to.map_or(String::new(), |t| t.to_string()),
+                    num(s.value),
+                    num(Some(s.slope)),
+                ],
+            ),
+        };
+        if !header_written {
+            w.write_record(&header)?;
+            header_written = true;
+        }
+        w.write_record(&record)?;
+    }
+    w.flush()
 }
 
 fn write_table(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {

@@ -11,6 +11,7 @@
 
 use crate::input::{display_path, infer_scalar, CsvDecoder, CsvHeader, InputError, Scalar};
 use crate::progress::Progress;
+use crate::time::{TimeSpec, TimeUnit};
 use std::hash::{Hash, Hasher};
 use timeline::aggregate::AggregateEngine;
 use timeline::value::ValueKey;
@@ -42,6 +43,7 @@ impl Sink for AggregateEngine {
 pub fn eval_csv<S: Sink>(
     path: &str,
     text: &str,
+    time: &TimeSpec,
     options: &EngineOptions,
     threads: usize,
     make: &(dyn Fn() -> Result<S, String> + Sync),
@@ -52,8 +54,11 @@ pub fn eval_csv<S: Sink>(
         return None;
     }
     let (header, body) = text.split_once('\n')?;
-    let header =
-        CsvHeader::new(header.trim_end_matches('\r').split(',').map(str::as_bytes)).ok()?;
+    let header = CsvHeader::new(
+        header.trim_end_matches('\r').split(',').map(str::as_bytes),
+        &time.column,
+    )
+    .ok()?;
     let key = header.columns.iter().position(|c| c == key_column)?;
     let body_start = text.len() - body.len();
     let run = |shard: usize, progress: Option<&mut Progress>| {
@@ -66,6 +71,7 @@ pub fn eval_csv<S: Sink>(
             shard,
             shards: threads,
             header: &header,
+            unit: time.unit,
             key,
             engine,
         }
@@ -110,6 +116,7 @@ struct Shard<'a, S> {
     shard: usize,
     shards: usize,
     header: &'a CsvHeader,
+    unit: TimeUnit,
     /// The position of the key column.
     key: usize,
     engine: S,
@@ -124,7 +131,7 @@ impl<S: Sink> Shard<'_, S> {
         offset: usize,
         mut progress: Option<&mut Progress>,
     ) -> Result<S, (usize, String)> {
-        let mut decoder = CsvDecoder::new(self.header);
+        let mut decoder = CsvDecoder::new(self.header, self.unit);
         let mut events: Vec<Event> = Vec::with_capacity(CHUNK);
         // The line of each event in `events`, to locate an error the engine finds.
         let mut lines: Vec<usize> = Vec::with_capacity(CHUNK);

@@ -47,7 +47,7 @@ impl std::error::Error for ParseError {}
 /// assert_eq!((err.line, err.column), (1, 18));
 /// ```
 pub fn parse_query(text: &str) -> Result<TimeLineOp, ParseError> {
-    let (query, pipe) = parse_with_pipe(text)?;
+    let (query, pipe) = parse_with_pipe(text, 1)?;
     match (query.aggregate, pipe) {
         (Some(_), Some(pos)) => Err(pos.error(
             "this query aggregates across keys (`| aggregate(…)`); it is not a per-key query",
@@ -69,11 +69,22 @@ pub fn parse_query(text: &str) -> Result<TimeLineOp, ParseError> {
 /// assert_eq!((err.line, err.column), (1, 32));
 /// ```
 pub fn parse(text: &str) -> Result<Query, ParseError> {
-    parse_with_pipe(text).map(|(q, _)| q)
+    parse_with_pipe(text, 1).map(|(q, _)| q)
 }
 
-fn parse_with_pipe(text: &str) -> Result<(Query, Option<Pos>), ParseError> {
-    let mut p = Parser::new(text)?;
+/// Parses a query as [`parse`] does, with duration literals (`5s`, `5m`, `5h`, `5d`) in a time
+/// unit of `units_per_second` per second (1 for seconds, 1 000 for milliseconds, …).
+///
+/// ```
+/// let q = timeline::parser::parse_in_units("has_existed_within(a == 1, 5m)", 1_000).unwrap();
+/// assert_eq!(q.op.to_string(), "has_existed_within(a == 1, 300000)");
+/// ```
+pub fn parse_in_units(text: &str, units_per_second: u64) -> Result<Query, ParseError> {
+    parse_with_pipe(text, units_per_second).map(|(q, _)| q)
+}
+
+fn parse_with_pipe(text: &str, units_per_second: u64) -> Result<(Query, Option<Pos>), ParseError> {
+    let mut p = Parser::new(text, units_per_second)?;
     let mut env: HashMap<String, (Pos, Expr)> = HashMap::new();
     while p.peek_is_ident("let") {
         p.i += 1;
@@ -125,7 +136,7 @@ fn parse_with_pipe(text: &str) -> Result<(Query, Option<Pos>), ParseError> {
 
 /// Parses an event predicate on its own, such as `userAction == "seek" && !(cdn == "CDN2")`.
 pub fn parse_predicate(text: &str) -> Result<Predicate, ParseError> {
-    let mut p = Parser::new(text)?;
+    let mut p = Parser::new(text, 1)?;
     let expr = p.expr()?;
     if p.peek() != &Tok::Eof {
         return Err(p.unexpected("an operator or the end of the predicate"));
@@ -198,7 +209,9 @@ impl fmt::Display for Tok {
     }
 }
 
-fn lex(text: &str) -> Result<Vec<(Tok, Pos)>, ParseError> {
+/// Splits `text` into tokens; a duration literal (`5m`) becomes an integer of
+/// `units_per_second` units per second.
+fn lex(text: &str, units_per_second: u64) -> Result<Vec<(Tok, Pos)>, ParseError> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let (mut i, mut line, mut col) = (0, 1, 1);
@@ -326,9 +339,37 @@ fn lex(text: &str) -> Result<Vec<(Tok, Pos)>, ParseError> {
                         _ => return Err(start.error(format!("{text} is not a finite number"))),
                     }
                 } else {
-                    Tok::Int(text.parse().map_err(|_| {
+                    let n: i64 = text.parse().map_err(|_| {
                         start.error(format!("{text} does not fit a 64-bit integer"))
-                    })?)
+                    })?;
+                    // A duration: `5s`, `5m`, `5h`, `5d`, in the time unit of the events.
+                    let unit = match chars.get(j) {
+                        Some('s') => Some(1),
+                        Some('m') => Some(60),
+                        Some('h') => Some(3_600),
+                        Some('d') => Some(86_400),
+                        _ => None,
+                    };
+                    let ends = |k: usize| {
+                        chars
+                            .get(k)
+                            .is_none_or(|c| !(c.is_alphanumeric() || *c == '_'))
+                    };
+                    match unit {
+                        Some(seconds) if ends(j + 1) => {
+                            j += 1;
+                            let scaled = n
+                                .checked_mul(seconds)
+                                .and_then(|x| x.checked_mul(units_per_second as i64));
+                            Tok::Int(scaled.ok_or_else(|| {
+                                start.error(format!(
+                                    "{text}{} does not fit a 64-bit integer in the time unit",
+                                    chars[j - 1]
+                                ))
+                            })?)
+                        }
+                        _ => Tok::Int(n),
+                    }
                 }
             }
             c if c.is_alphabetic() || c == '_' => {
@@ -429,7 +470,7 @@ struct Parser {
 
 impl Parser {
     /// Lexes `text`, refusing a text past the size limit before reading it.
-    fn new(text: &str) -> Result<Parser, ParseError> {
+    fn new(text: &str, units_per_second: u64) -> Result<Parser, ParseError> {
         if text.len() > MAX_QUERY_BYTES {
             return Err(Pos { line: 1, column: 1 }.error(format!(
                 "the query is {} bytes long; the limit is {MAX_QUERY_BYTES}",
@@ -437,7 +478,7 @@ impl Parser {
             )));
         }
         Ok(Parser {
-            tokens: lex(text)?,
+            tokens: lex(text, units_per_second)?,
             i: 0,
             nesting: 0,
         })

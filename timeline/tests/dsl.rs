@@ -194,3 +194,47 @@ fn the_blog_post_builder_reads_like_the_dsl() {
     assert_eq!(built.to_string(), text);
     assert_eq!(parse_query(text).unwrap(), built);
 }
+
+#[test]
+fn duration_literals_are_in_the_events_time_unit() {
+    use timeline::parser::parse_in_units;
+    let q = |text: &str, units: u64| parse_in_units(text, units).map(|q| q.op.to_string());
+    assert_eq!(
+        q("has_existed_within(a == 1, 5s)", 1).unwrap(),
+        "has_existed_within(a == 1, 5)"
+    );
+    assert_eq!(
+        q("has_existed_within(a == 1, 5m)", 1).unwrap(),
+        "has_existed_within(a == 1, 300)"
+    );
+    assert_eq!(
+        q("count_within(a == 1, 2h)", 1).unwrap(),
+        "count_within(a == 1, 7200)"
+    );
+    assert_eq!(
+        q("count_within(a == 1, 1d)", 1).unwrap(),
+        "count_within(a == 1, 86400)"
+    );
+    assert_eq!(
+        q("has_existed_within(a == 1, 5m)", 1_000).unwrap(),
+        "has_existed_within(a == 1, 300000)"
+    );
+    // A duration compares with a duration timeline, in the same unit.
+    assert_eq!(
+        q("duration_where(has_existed(a == 1)) > 2m", 1_000_000_000).unwrap(),
+        "duration_where(has_existed(a == 1)) > 120000000000"
+    );
+    // Without a unit the parse is in seconds.
+    assert_eq!(
+        timeline::parse_query("has_existed_within(a == 1, 1m)")
+            .unwrap()
+            .to_string(),
+        "has_existed_within(a == 1, 60)"
+    );
+    // Not a duration: a suffix must end the number.
+    assert!(q("has_existed_within(a == 1, 5min)", 1).is_err());
+    let err =
+        parse_in_units("has_existed_within(a == 1, 9999999999999d)", 1_000_000_000).unwrap_err();
+    assert!(err.message.contains("does not fit"), "{err}");
+    assert_eq!((err.line, err.column), (1, 28));
+}
