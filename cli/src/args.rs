@@ -8,7 +8,7 @@ pub const USAGE: &str = "\
 timeline: answer timeline queries over event files
 
 USAGE:
-    timeline eval (--query TEXT | --query-file PATH) --events (PATH | -) [OPTIONS]
+    timeline eval (--query TEXT | --query-file PATH) --events (PATH | DIR | GLOB | -)... [OPTIONS]
     timeline explain (QUERY | --query-file PATH)
     timeline serve [--addr 127.0.0.1:9881] [--data DIR] [-v]
     timeline golem [--url URL] setup | jobs | plan --job J
@@ -61,7 +61,9 @@ RUN:
     Golem emulation (build them first: see README); `native` runs the same nodes in-process.
 
 EVENTS:
-    JSON Lines, either {\"time\": 5, \"event\": {\"col\": \"value\"}} or
+    --events may be repeated, a directory (every file below it) or a pattern ('data/*.csv'):
+    the files are read in order, each key's events in file order. gzip and zstd files are
+    decompressed as they are read. Each file is JSON Lines, either {\"time\": 5, \"event\": {\"col\": \"value\"}} or
     {\"time\": 5, \"event\": [[\"col\", {\"string-value\": \"x\"}]]}, or CSV with a `time` column
     (an empty cell means the column is absent; cells are read as int, float, bool or string).
     The format is recognised from the first line. `-` reads standard input.
@@ -165,7 +167,8 @@ pub enum At {
 #[derive(Debug, PartialEq)]
 pub struct EvalArgs {
     pub query: QuerySource,
-    pub events: String,
+    /// The event files, in order (paths, directories or patterns; see `input::expand_paths`).
+    pub events: Vec<String>,
     pub key: Option<String>,
     pub at: Vec<At>,
     pub range: Option<(u64, u64)>,
@@ -426,10 +429,10 @@ fn parse_run(args: &[String]) -> Result<RunArgs, UsageError> {
 
 fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
     let mut query = None;
-    let mut events = None;
+    let mut events: Vec<String> = Vec::new();
     let mut out = EvalArgs {
         query: QuerySource::Text(String::new()),
-        events: String::new(),
+        events: Vec::new(),
         key: None,
         at: Vec::new(),
         range: None,
@@ -473,7 +476,7 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
                     QuerySource::File(v)
                 });
             }
-            "--events" => events = Some(value()?),
+            "--events" => events.push(value()?),
             "--key" => out.key = Some(value()?),
             "--at" => at_raw.push(value()?),
             "--range" => range_raw = Some(value()?),
@@ -548,8 +551,12 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
         ));
     }
     out.query = query.ok_or_else(|| usage("`eval` needs --query TEXT or --query-file PATH"))?;
-    out.events =
-        events.ok_or_else(|| usage("`eval` needs --events PATH (or `-` for standard input)"))?;
+    if events.is_empty() {
+        return Err(usage(
+            "`eval` needs --events PATH (or `-` for standard input)",
+        ));
+    }
+    out.events = events;
     if out.at.is_empty() && out.range.is_none() {
         out.timeline = true;
     }
@@ -571,7 +578,7 @@ mod tests {
             cmd,
             Command::Eval(EvalArgs {
                 query: QuerySource::Text("q".into()),
-                events: "e.csv".into(),
+                events: vec!["e.csv".into()],
                 key: Some("sid".into()),
                 at: vec![At::Time(5), At::Time(7)],
                 range: Some((1, 9)),
@@ -594,11 +601,15 @@ mod tests {
         for (line, needle) in [
             ("eval --events e", "needs --query"),
             ("eval --query q", "needs --events"),
-            ("eval --query q --events e --at x", "--at expects a time"),
+            ("eval --query q --events e --at x", "--at: a time must be"),
+            ("eval --query q --events e --time-unit m", "s, ms, us or ns"),
             ("eval --query q --events e --range 5..5", "is empty"),
             ("eval --query q --events e --range 5", "T1..T2"),
             ("eval --query q --events e --threads 0", "greater than 0"),
-            ("eval --query q --events e --format xml", "json or table"),
+            (
+                "eval --query q --events e --format xml",
+                "json, table or csv",
+            ),
             ("eval --query q --events e --bogus 1", "unknown option"),
             ("eval --query q --query-file f --events e", "once"),
             ("eval --query q --events e --retain 0", "greater than 0"),

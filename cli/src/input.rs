@@ -29,20 +29,125 @@ impl fmt::Display for InputError {
     }
 }
 
-/// Reads the file at `path` (`-` for standard input) as UTF-8.
+/// The event files `paths` name, in order: a path as it is (`-` is standard input), a directory
+/// as every file below it (hidden ones left out; a Hive-style `key=value/` tree is read as its
+/// files), a pattern with `*`, `?` or `[` as the files it matches; each group sorted by name.
+pub fn expand_paths(paths: &[String]) -> Result<Vec<String>, InputError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let fail = |message: String| InputError {
+            path: p.clone(),
+            line: 0,
+            message,
+        };
+        if p.contains(['*', '?', '[']) {
+            let mut found: Vec<String> = glob::glob(p)
+                .map_err(|e| fail(format!("not a valid pattern: {e}")))?
+                .filter_map(Result::ok)
+                .filter(|f| f.is_file())
+                .map(|f| f.to_string_lossy().into_owned())
+                .collect();
+            if found.is_empty() {
+                return Err(fail("the pattern matches no file".into()));
+            }
+            found.sort();
+            out.extend(found);
+        } else if std::path::Path::new(p).is_dir() {
+            let mut found = Vec::new();
+            files_below(std::path::Path::new(p), &mut found)
+                .map_err(|e| fail(format!("cannot read the directory: {e}")))?;
+            if found.is_empty() {
+                return Err(fail("the directory holds no file".into()));
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn files_below(dir: &std::path::Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            files_below(&path, out)?;
+        } else if path.is_file() {
+            out.push(path.to_string_lossy().into_owned());
+        }
+    }
+    Ok(())
+}
+
+/// The most a compressed event file may decompress to (a file that claims more is refused
+/// rather than exhausting memory).
+pub const MAX_DECOMPRESSED_BYTES: u64 = 16 << 30;
+
+/// Reads the file at `path` (`-` for standard input) as UTF-8, decompressing a gzip or zstd
+/// file (recognised by its first bytes, whatever its name).
 pub fn read_text(path: &str) -> Result<String, InputError> {
     let fail = |e: std::io::Error| InputError {
         path: display_path(path),
         line: 0,
         message: format!("cannot read: {e}"),
     };
+    let mut bytes = Vec::new();
     if path == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).map_err(fail)?;
-        Ok(s)
+        std::io::stdin().read_to_end(&mut bytes).map_err(fail)?;
     } else {
-        std::fs::read_to_string(path).map_err(fail)
+        bytes = std::fs::read(path).map_err(fail)?;
     }
+    let bytes = match decompressed(path, &bytes)? {
+        Some(plain) => plain,
+        None => bytes,
+    };
+    String::from_utf8(bytes).map_err(|e| InputError {
+        path: display_path(path),
+        line: 0,
+        message: format!(
+            "cannot read: the file is not UTF-8 (byte {})",
+            e.utf8_error().valid_up_to()
+        ),
+    })
+}
+
+/// The content of a gzip (`1f 8b`) or zstd (`28 b5 2f fd`) file, or `None` for anything else.
+fn decompressed(path: &str, bytes: &[u8]) -> Result<Option<Vec<u8>>, InputError> {
+    let fail = |what: &str, e: std::io::Error| InputError {
+        path: display_path(path),
+        line: 0,
+        message: format!("cannot read the {what} file: {e}"),
+    };
+    let mut out = Vec::new();
+    let limit = MAX_DECOMPRESSED_BYTES + 1;
+    let (what, read) = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let r = flate2::read::MultiGzDecoder::new(bytes)
+            .take(limit)
+            .read_to_end(&mut out);
+        ("gzip", r)
+    } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let decoder = zstd::stream::read::Decoder::new(bytes).map_err(|e| fail("zstd", e))?;
+        ("zstd", decoder.take(limit).read_to_end(&mut out))
+    } else {
+        return Ok(None);
+    };
+    read.map_err(|e| fail(what, e))?;
+    if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
+        return Err(InputError {
+            path: display_path(path),
+            line: 0,
+            message: format!(
+                "the {what} file decompresses to more than {} GiB, the limit",
+                MAX_DECOMPRESSED_BYTES >> 30
+            ),
+        });
+    }
+    Ok(Some(out))
 }
 
 /// The text of an event file: a regular file is mapped into memory rather than copied, so that
@@ -81,6 +186,10 @@ pub fn map_text(path: &str) -> Result<Text, InputError> {
         // trade), which the UTF-8 check below and the parser treat as bad input.
         .and_then(|f| unsafe { memmap2::Mmap::map(&f) }.ok());
     match mapped {
+        Some(m) if m.starts_with(&[0x1f, 0x8b]) || m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) => {
+            drop(m);
+            read_text(path).map(Text::Read)
+        }
         Some(m) => match std::str::from_utf8(&m) {
             Ok(_) => Ok(Text::Mapped(m)),
             Err(e) => Err(fail(format!(

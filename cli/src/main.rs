@@ -19,7 +19,7 @@ use timeline::aggregate::{
     AggFn, AggSegment, AggregateEngine, Aggregates, GroupRow, Num, Query, QueryPlan,
 };
 use timeline::value::ValueKey;
-use timeline::{Engine, EngineOptions, Segment, State, Value};
+use timeline::{Engine, EngineOptions, Event, Segment, State, Value};
 
 /// glibc's malloc spent a third of ingestion consolidating free chunks; mimalloc does not.
 #[global_allocator]
@@ -90,31 +90,29 @@ fn explain(source: &QuerySource) -> Result<(), String> {
 
 fn eval(a: &EvalArgs) -> Result<(), String> {
     let query = load_query_in(&a.query, a.time.unit.per_second())?;
-    let file = input::map_text(&a.events).map_err(|e| e.to_string())?;
-    let text: &str = &file; // a mapped file is checked to be UTF-8 once, here
-    let mut progress = Progress::new(text.len());
+    let files = input::expand_paths(&a.events).map_err(|e| e.to_string())?;
     let options = EngineOptions {
         key_column: a.key.clone(),
         retention: a.retain,
     };
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // Keys are split over threads (without a key there is one).
+    let threads = match a.key {
+        None => 1,
+        Some(_) => a
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    };
     let key_engines: Vec<Engine>;
     let rows = if query.aggregate.is_some() {
         let make = || AggregateEngine::new(&query, options.clone()).map_err(|e| e.to_string());
-        let mut engines = read_events(a, text, &options, threads, &make, &mut progress)?;
-        drop(file);
-        progress.finish();
+        let mut engines = read_events(a, &files, threads, &make)?;
         let horizon = engines.iter().filter_map(|e| e.horizon()).max();
         let last = engines.iter().filter_map(|e| e.last_time()).max();
         let parts = engines.iter_mut().map(|e| e.aggregates()).collect();
         aggregate_rows(&Aggregates::merge(parts), a, horizon, last)?
     } else {
         let make = || Engine::new(&query.op, options.clone()).map_err(|e| e.to_string());
-        key_engines = read_events(a, text, &options, threads, &make, &mut progress)?;
-        drop(file);
-        progress.finish();
+        key_engines = read_events(a, &files, threads, &make)?;
         collect_rows(&key_engines, a)?
     };
     let stdout = std::io::stdout();
@@ -129,39 +127,79 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot write the result: {e}"))
 }
 
-/// Reads the events of `text` into sinks that `make` builds: one per thread for a CSV file
-/// split by key, else one.
+/// Reads the event files, in order, into `threads` sinks that `make` builds, each key to one
+/// sink: a CSV file without quotes is read by one thread per sink, each taking its own keys
+/// ([`shards`]); any other file is read on this thread and its events routed to the sinks by
+/// the same hash. Each key's events reach its sink in file order, as from one file.
 fn read_events<S: shards::Sink>(
     a: &EvalArgs,
-    text: &str,
-    options: &EngineOptions,
+    files: &[String],
     threads: usize,
     make: &(dyn Fn() -> Result<S, String> + Sync),
-    progress: &mut Progress,
 ) -> Result<Vec<S>, String> {
-    if let Some(sinks) =
-        shards::eval_csv(&a.events, text, &a.time, options, threads, make, progress)
-    {
-        return sinks.map_err(|e| e.to_string());
+    let mut sinks = (0..threads.max(1))
+        .map(|_| make())
+        .collect::<Result<Vec<S>, String>>()?;
+    let key: Option<std::sync::Arc<str>> = a.key.as_deref().map(std::sync::Arc::from);
+    for path in files {
+        let file = input::map_text(path).map_err(|e| e.to_string())?;
+        let text: &str = &file; // a mapped file is checked to be UTF-8 once, here
+        let mut progress = Progress::new(text.len());
+        let sharded = shards::eval_csv(
+            path,
+            text,
+            &a.time,
+            a.key.as_deref(),
+            &mut sinks,
+            &mut progress,
+        );
+        if let Some(done) = sharded {
+            done.map_err(|e| e.to_string())?;
+            progress.finish();
+            continue;
+        }
+        // Events are ingested in chunks as they are read; the result does not depend on the
+        // chunking.
+        const CHUNK: usize = 1 << 16;
+        let mut ingested = 0;
+        let mut routed: Vec<Vec<Event>> = (0..sinks.len()).map(|_| Vec::new()).collect();
+        input::for_each_chunk(path, text, &a.time, &mut progress, CHUNK, |events| {
+            let fail = |e: timeline::IngestError, events: &[Event], before: usize| {
+                format!(
+                    "event {} (time {}): {}",
+                    before + e.index + 1,
+                    events[e.index].time,
+                    e.message
+                )
+            };
+            if sinks.len() == 1 {
+                sinks[0]
+                    .ingest(events)
+                    .map_err(|e| fail(e, events, ingested))?;
+            } else {
+                for e in events.drain(..) {
+                    let shard = match key.as_ref().and_then(|k| e.column(k)) {
+                        Some(v) => shards::shard_of_value(v, sinks.len()),
+                        None => 0, // refused there, with the reason
+                    };
+                    routed[shard].push(e);
+                }
+                for (sink, batch) in sinks.iter_mut().zip(routed.iter_mut()) {
+                    sink.ingest(batch).map_err(|e| {
+                        format!("an event at time {}: {}", batch[e.index].time, e.message)
+                    })?;
+                    ingested += batch.len();
+                    batch.clear();
+                }
+                return Ok(());
+            }
+            ingested += events.len();
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+        progress.finish();
     }
-    let mut sink = make()?;
-    // Events are ingested in chunks as they are read; the result does not depend on the chunking.
-    const CHUNK: usize = 1 << 16;
-    let mut ingested = 0;
-    input::for_each_chunk(&a.events, text, &a.time, progress, CHUNK, |events| {
-        sink.ingest(events).map_err(|e| {
-            format!(
-                "event {} (time {}): {}",
-                ingested + e.index + 1,
-                events[e.index].time,
-                e.message
-            )
-        })?;
-        ingested += events.len();
-        Ok(())
-    })
-    .map_err(|e| e.to_string())?;
-    Ok(vec![sink])
+    Ok(sinks)
 }
 
 /// The answers of an aggregate query: per group at each `--at` time, or per group and

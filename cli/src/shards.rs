@@ -15,7 +15,7 @@ use crate::time::{TimeSpec, TimeUnit};
 use std::hash::{Hash, Hasher};
 use timeline::aggregate::AggregateEngine;
 use timeline::value::ValueKey;
-use timeline::{Engine, EngineOptions, Event, IngestError};
+use timeline::{Engine, Event, IngestError};
 
 /// Events handed to an engine at a time.
 const CHUNK: usize = 1 << 16;
@@ -38,18 +38,19 @@ impl Sink for AggregateEngine {
     }
 }
 
-/// Evaluates the CSV `text` on `threads` threads, each feeding a sink that `make` builds, or
-/// returns `None` if the file is not one this reader takes (see the module documentation).
+/// Feeds the CSV `text` to `sinks`, one thread per sink, each taking the keys whose hash falls on
+/// it, or returns `None` (touching nothing) if the file is not one this reader takes (see the
+/// module documentation). On an error the sinks are gone: the whole evaluation fails.
 pub fn eval_csv<S: Sink>(
     path: &str,
     text: &str,
     time: &TimeSpec,
-    options: &EngineOptions,
-    threads: usize,
-    make: &(dyn Fn() -> Result<S, String> + Sync),
+    key_column: Option<&str>,
+    sinks: &mut Vec<S>,
     progress: &mut Progress,
-) -> Option<Result<Vec<S>, InputError>> {
-    let key_column = options.key_column.as_deref()?;
+) -> Option<Result<(), InputError>> {
+    let key_column = key_column?;
+    let threads = sinks.len();
     if threads < 2 || text.contains('"') {
         return None;
     }
@@ -61,12 +62,7 @@ pub fn eval_csv<S: Sink>(
     .ok()?;
     let key = header.columns.iter().position(|c| c == key_column)?;
     let body_start = text.len() - body.len();
-    let run = |shard: usize, progress: Option<&mut Progress>| {
-        let engine = make().map_err(|message| InputError {
-            path: display_path(path),
-            line: 0,
-            message,
-        })?;
+    let run = |shard: usize, engine: S, progress: Option<&mut Progress>| {
         Shard {
             shard,
             shards: threads,
@@ -82,22 +78,24 @@ pub fn eval_csv<S: Sink>(
             message,
         })
     };
+    let mut owned = std::mem::take(sinks).into_iter();
+    let first = owned.next().expect("two sinks or more");
     let results: Vec<Result<S, InputError>> = std::thread::scope(|scope| {
-        let others: Vec<_> = (1..threads)
-            .map(|shard| scope.spawn(move || run(shard, None)))
+        let others: Vec<_> = owned
+            .enumerate()
+            .map(|(i, sink)| scope.spawn(move || run(i + 1, sink, None)))
             .collect();
-        let mut results = vec![run(0, Some(progress))];
+        let mut results = vec![run(0, first, Some(progress))];
         for handle in others {
             results.push(handle.join().expect("a shard's thread does not panic"));
         }
         results
     });
     // Each thread stops at its first bad line; the first of those is the file's first.
-    let mut engines = Vec::with_capacity(threads);
     let mut first_error: Option<InputError> = None;
     for r in results {
         match r {
-            Ok(engine) => engines.push(engine),
+            Ok(sink) => sinks.push(sink),
             Err(e) => {
                 if first_error.as_ref().is_none_or(|f| e.line < f.line) {
                     first_error = Some(e);
@@ -107,8 +105,18 @@ pub fn eval_csv<S: Sink>(
     }
     Some(match first_error {
         Some(e) => Err(e),
-        None => Ok(engines),
+        None => Ok(()),
     })
+}
+
+/// The sink (of `shards`) that takes `key`: the one [`eval_csv`] gives its cell to.
+pub fn shard_of_value(key: &timeline::Value, shards: usize) -> usize {
+    let mut h = Fnv::default();
+    match key {
+        timeline::Value::Str(s) => (**s).hash(&mut h),
+        v => ValueKey::from(v).hash(&mut h),
+    }
+    (h.finish() % shards as u64) as usize
 }
 
 /// One thread's part: the keys whose hash falls on `shard`.
@@ -264,6 +272,22 @@ mod tests {
                 assert!(
                     s.iter().all(|&x| x == s[0]),
                     "{group:?} over {shards}: {s:?}"
+                );
+            }
+        }
+        // A key read from another file (JSON Lines) goes where its CSV cell went.
+        for (cell, value) in [
+            ("s1", timeline::Value::str("s1")),
+            ("7", timeline::Value::Int(7)),
+            ("7.0", timeline::Value::Int(7)),
+            ("true", timeline::Value::Bool(true)),
+            ("2.5", timeline::Value::Float(2.5)),
+        ] {
+            for shards in [2, 3] {
+                assert_eq!(
+                    shard_of_cell(cell, shards),
+                    shard_of_value(&value, shards),
+                    "{cell}"
                 );
             }
         }

@@ -222,7 +222,7 @@ fn bad_events_name_the_file_and_line_and_print_nothing() {
     let cases: Vec<(String, &str)> = vec![
         (
             "time,a\n1,x\nsoon,y\n".into(),
-            ":3: `time` must be a non-negative integer",
+            ":3: column `time`: a time must be a non-negative integer",
         ),
         (
             "time,a\n1,x\n2,NaN\n".into(),
@@ -545,5 +545,5 @@ fn at_end_gives_each_key_its_value_at_its_own_last_event() {
     assert_eq!(run(&["--at", "end", "--threads", "1"]), end);
     assert_eq!(run(&["--at", "end", "--threads", "2"]), end);
     let o = timeline(&[&cirr[..], &["--at", "ending"]].concat(), None);
-    bad_input(&o, "--at expects a time");
+    bad_input(&o, "--at: a time must be");
 }
