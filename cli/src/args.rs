@@ -63,7 +63,8 @@ RUN:
 EVENTS:
     --events may be repeated, a directory (every file below it) or a pattern ('data/*.csv'):
     the files are read in order, each key's events in file order. gzip and zstd files are
-    decompressed as they are read. Each file is JSON Lines, either {\"time\": 5, \"event\": {\"col\": \"value\"}} or
+    decompressed as they are read. Each file is JSON Lines, either
+    {\"time\": 5, \"event\": {\"col\": \"value\"}} or
     {\"time\": 5, \"event\": [[\"col\", {\"string-value\": \"x\"}]]}, or CSV with a `time` column
     (an empty cell means the column is absent; cells are read as int, float, bool or string).
     The format is recognised from the first line. `-` reads standard input.
