@@ -9,7 +9,7 @@ mod golem;
 mod run;
 mod serve;
 
-use timeline_cli::{input, progress, shards};
+use timeline_cli::{input, parquet_input, progress, shards};
 
 use args::{Command, EvalArgs, Format, QuerySource};
 use progress::Progress;
@@ -91,6 +91,13 @@ fn explain(source: &QuerySource) -> Result<(), String> {
 fn eval(a: &EvalArgs) -> Result<(), String> {
     let query = load_query_in(&a.query, a.time.unit.per_second())?;
     let files = input::expand_paths(&a.events).map_err(|e| e.to_string())?;
+    // What a columnar file is read for: the key and the columns the query reads.
+    let columns: Vec<String> = a
+        .key
+        .iter()
+        .cloned()
+        .chain(query.columns().iter().map(|c| c.to_string()))
+        .collect();
     let options = EngineOptions {
         key_column: a.key.clone(),
         retention: a.retain,
@@ -105,14 +112,14 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
     let key_engines: Vec<Engine>;
     let rows = if query.aggregate.is_some() {
         let make = || AggregateEngine::new(&query, options.clone()).map_err(|e| e.to_string());
-        let mut engines = read_events(a, &files, threads, &make)?;
+        let mut engines = read_events(a, &files, &columns, threads, &make)?;
         let horizon = engines.iter().filter_map(|e| e.horizon()).max();
         let last = engines.iter().filter_map(|e| e.last_time()).max();
         let parts = engines.iter_mut().map(|e| e.aggregates()).collect();
         aggregate_rows(&Aggregates::merge(parts), a, horizon, last)?
     } else {
         let make = || Engine::new(&query.op, options.clone()).map_err(|e| e.to_string());
-        key_engines = read_events(a, &files, threads, &make)?;
+        key_engines = read_events(a, &files, &columns, threads, &make)?;
         collect_rows(&key_engines, a)?
     };
     let stdout = std::io::stdout();
@@ -134,14 +141,26 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
 fn read_events<S: shards::Sink>(
     a: &EvalArgs,
     files: &[String],
+    columns: &[String],
     threads: usize,
     make: &(dyn Fn() -> Result<S, String> + Sync),
 ) -> Result<Vec<S>, String> {
     let mut sinks = (0..threads.max(1))
         .map(|_| make())
         .collect::<Result<Vec<S>, String>>()?;
-    let key: Option<std::sync::Arc<str>> = a.key.as_deref().map(std::sync::Arc::from);
+    let mut router = Router {
+        key: a.key.as_deref().map(std::sync::Arc::from),
+        routed: (0..sinks.len()).map(|_| Vec::new()).collect(),
+        ingested: 0,
+    };
     for path in files {
+        if parquet_input::is_parquet(path) {
+            parquet_input::for_each_batch(path, &a.time, columns, |events| {
+                router.route(&mut sinks, events)
+            })
+            .map_err(|e| e.to_string())?;
+            continue;
+        }
         let file = input::map_text(path).map_err(|e| e.to_string())?;
         let text: &str = &file; // a mapped file is checked to be UTF-8 once, here
         let mut progress = Progress::new(text.len());
@@ -161,45 +180,58 @@ fn read_events<S: shards::Sink>(
         // Events are ingested in chunks as they are read; the result does not depend on the
         // chunking.
         const CHUNK: usize = 1 << 16;
-        let mut ingested = 0;
-        let mut routed: Vec<Vec<Event>> = (0..sinks.len()).map(|_| Vec::new()).collect();
+        router.ingested = 0;
         input::for_each_chunk(path, text, &a.time, &mut progress, CHUNK, |events| {
-            let fail = |e: timeline::IngestError, events: &[Event], before: usize| {
-                format!(
-                    "event {} (time {}): {}",
-                    before + e.index + 1,
-                    events[e.index].time,
-                    e.message
-                )
-            };
-            if sinks.len() == 1 {
-                sinks[0]
-                    .ingest(events)
-                    .map_err(|e| fail(e, events, ingested))?;
-            } else {
-                for e in events.drain(..) {
-                    let shard = match key.as_ref().and_then(|k| e.column(k)) {
-                        Some(v) => shards::shard_of_value(v, sinks.len()),
-                        None => 0, // refused there, with the reason
-                    };
-                    routed[shard].push(e);
-                }
-                for (sink, batch) in sinks.iter_mut().zip(routed.iter_mut()) {
-                    sink.ingest(batch).map_err(|e| {
-                        format!("an event at time {}: {}", batch[e.index].time, e.message)
-                    })?;
-                    ingested += batch.len();
-                    batch.clear();
-                }
-                return Ok(());
-            }
-            ingested += events.len();
-            Ok(())
+            router.route(&mut sinks, events)
         })
         .map_err(|e| e.to_string())?;
         progress.finish();
     }
     Ok(sinks)
+}
+
+/// Hands events read on this thread to the sink owning each key (by the hash the sharded CSV
+/// reader uses).
+struct Router {
+    key: Option<std::sync::Arc<str>>,
+    routed: Vec<Vec<Event>>,
+    /// Events of the current file ingested so far (to number an event in an error).
+    ingested: usize,
+}
+
+impl Router {
+    fn route<S: shards::Sink>(
+        &mut self,
+        sinks: &mut [S],
+        events: &mut Vec<Event>,
+    ) -> Result<(), String> {
+        if sinks.len() == 1 {
+            sinks[0].ingest(events).map_err(|e| {
+                format!(
+                    "event {} (time {}): {}",
+                    self.ingested + e.index + 1,
+                    events[e.index].time,
+                    e.message
+                )
+            })?;
+            self.ingested += events.len();
+            return Ok(());
+        }
+        for e in events.drain(..) {
+            let shard = match self.key.as_ref().and_then(|k| e.column(k)) {
+                Some(v) => shards::shard_of_value(v, sinks.len()),
+                None => 0, // refused there, with the reason
+            };
+            self.routed[shard].push(e);
+        }
+        for (sink, batch) in sinks.iter_mut().zip(self.routed.iter_mut()) {
+            sink.ingest(batch)
+                .map_err(|e| format!("an event at time {}: {}", batch[e.index].time, e.message))?;
+            self.ingested += batch.len();
+            batch.clear();
+        }
+        Ok(())
+    }
 }
 
 /// The answers of an aggregate query: per group at each `--at` time, or per group and

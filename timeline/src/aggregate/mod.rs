@@ -164,6 +164,40 @@ impl TimeLineOp {
 }
 
 impl Query {
+    /// The event columns the query reads (its leaves' columns and the group-by column), each
+    /// once, in first-use order: what a columnar reader needs besides the key and the time.
+    pub fn columns(&self) -> Vec<Arc<str>> {
+        fn walk(op: &TimeLineOp, out: &mut Vec<Arc<str>>) {
+            let mut add = |c: &Arc<str>| {
+                if !out.iter().any(|x| x == c) {
+                    out.push(c.clone());
+                }
+            };
+            match op {
+                TimeLineOp::LatestEventToState { column }
+                | TimeLineOp::DistinctWithin { column, .. } => add(column),
+                _ => {
+                    if let Some(p) = op.predicate() {
+                        for c in p.columns() {
+                            add(&c);
+                        }
+                    }
+                }
+            }
+            for child in op.children() {
+                walk(child, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.op, &mut out);
+        if let Some(c) = self.aggregate.as_ref().and_then(|a| a.group_by.as_ref()) {
+            if !out.contains(c) {
+                out.push(c.clone());
+            }
+        }
+        out
+    }
+
     /// Validates the per-key tree, then the aggregate: at least one function, none twice, a
     /// group-by column that is not empty.
     pub fn validate(&self) -> Result<(), ValidationError> {
