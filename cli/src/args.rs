@@ -25,8 +25,9 @@ EVAL OPTIONS:
                        own last event (its final answer, e.g. CIRR per session)
     --range T1..T2     the segments covering [T1, T2)
     --timeline         every change point (the default when no --at or --range is given)
-    --format json|table|csv  output format (default: json, one JSON object per line; csv: a
-                       header line, then the same columns)
+    --format json|table|csv|parquet  output format (default: json, one JSON object per line;
+                       csv: a header line, then the same columns; parquet: the same columns,
+                       typed, in the file given with --out PATH)
     --time-column COL  the CSV column holding event times (default: time)
     --time-unit U      s, ms, us or ns (default s): integer times are in U; RFC 3339 timestamps
                        (in files, --at and --range: 2026-11-29T12:00:00Z) convert to U, and
@@ -182,6 +183,8 @@ pub struct EvalArgs {
     pub time: TimeSpec,
     /// `--format csv`: the rows as CSV.
     pub csv: bool,
+    /// `--format parquet --out PATH`: the rows as a Parquet file at PATH.
+    pub out: Option<String>,
 }
 
 /// A usage mistake.
@@ -443,7 +446,9 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
         threads: None,
         time: TimeSpec::default(),
         csv: false,
+        out: None,
     };
+    let mut parquet = false;
     // Times are read once the unit is known (it may come after them).
     let mut at_raw: Vec<String> = Vec::new();
     let mut range_raw: Option<String> = None;
@@ -482,6 +487,7 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
             "--at" => at_raw.push(value()?),
             "--range" => range_raw = Some(value()?),
             "--time-column" => out.time.column = value()?,
+            "--out" => out.out = Some(value()?),
             "--time-unit" => {
                 let v = value()?;
                 out.time.unit = TimeUnit::parse(&v).ok_or_else(|| {
@@ -496,9 +502,13 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
                         out.csv = true;
                         Format::Json
                     }
+                    "parquet" => {
+                        parquet = true;
+                        Format::Json
+                    }
                     f => {
                         return Err(usage(format!(
-                            "--format expects json, table or csv, found `{f}`"
+                            "--format expects json, table, csv or parquet, found `{f}`"
                         )))
                     }
                 }
@@ -546,9 +556,14 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
         }
         out.range = Some((a, b));
     }
-    if out.csv && !out.at.is_empty() && (out.range.is_some() || out.timeline) {
+    match (parquet, &out.out) {
+        (true, None) => return Err(usage("--format parquet needs --out PATH")),
+        (false, Some(_)) => return Err(usage("--out goes with --format parquet")),
+        _ => {}
+    }
+    if (out.csv || parquet) && !out.at.is_empty() && (out.range.is_some() || out.timeline) {
         return Err(usage(
-            "--format csv takes points (--at) or segments (--range, --timeline), not both: they have other columns",
+            "--format csv and parquet take points (--at) or segments (--range, --timeline), not both: they have other columns",
         ));
     }
     out.query = query.ok_or_else(|| usage("`eval` needs --query TEXT or --query-file PATH"))?;
@@ -589,6 +604,7 @@ mod tests {
                 threads: Some(3),
                 time: TimeSpec::default(),
                 csv: false,
+                out: None,
             })
         );
         let Command::Eval(e) = parse(&args("eval --query-file q.tl --events -")).unwrap() else {

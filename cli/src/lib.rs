@@ -5,11 +5,13 @@
 //!   for every refusal.
 //! - [`shards`]: a CSV file's keys split over threads, each feeding an engine of its own.
 //! - [`parquet_input`]: Parquet event files, read column by column.
+//! - [`parquet_output`]: answers written as Parquet.
 //! - [`progress`]: the progress line on a terminal.
 //! - [`time`]: event times: units, the time column, RFC 3339 timestamps.
 
 pub mod input;
 pub mod parquet_input;
+pub mod parquet_output;
 pub mod progress;
 pub mod shards;
 pub mod time;

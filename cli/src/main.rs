@@ -9,7 +9,7 @@ mod golem;
 mod run;
 mod serve;
 
-use timeline_cli::{input, parquet_input, progress, shards};
+use timeline_cli::{input, parquet_input, parquet_output, progress, shards};
 
 use args::{Command, EvalArgs, Format, QuerySource};
 use progress::Progress;
@@ -124,6 +124,10 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
     };
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
+    if let Some(path) = &a.out {
+        let (header, records) = tabulate(&rows);
+        return parquet_output::write(path, &header, &records);
+    }
     let written = match a.format {
         _ if a.csv => write_csv(&mut out, &rows),
         Format::Json => write_json(&mut out, &rows),
@@ -433,45 +437,37 @@ fn write_json(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The rows as CSV: a header line, then one record per row, in the columns of the JSON lines
-/// (an unknown value is an empty cell).
-fn write_csv(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    let cell = |v: Option<Value>| match v {
-        None => String::new(),
-        Some(Value::Str(s)) => s.to_string(),
-        Some(v) => v.to_string(),
-    };
-    let num = |n: Option<Num>| cell(n.map(Num::to_value));
-    let mut header_written = false;
+/// The rows as typed records, in the columns of the JSON lines: the header (of the first row;
+/// every row of one run has the same columns), and one record per row (`None`: unknown).
+fn tabulate(rows: &[Row]) -> (Vec<String>, Vec<Vec<Option<Value>>>) {
+    let u = |t: u64| Some(Value::Int(i64::try_from(t).unwrap_or(i64::MAX)));
+    let num = |n: Option<Num>| n.map(Num::to_value);
+    let mut header = Vec::new();
+    let mut records = Vec::with_capacity(rows.len());
     for row in rows {
-        let (header, record): (Vec<String>, Vec<String>) = match row {
+        let (h, record): (Vec<String>, Vec<Option<Value>>) = match row {
             Row::At { key, at, state } => (
-                vec!["key".into(), "at".into(), "value".into()],
-                vec![
-                    cell(key.cloned()),
-                    at.to_string(),
-                    cell(state.instant_value()),
-                ],
+                ["key", "at", "value"].map(String::from).to_vec(),
+                vec![key.cloned(), u(*at), state.instant_value()],
             ),
             Row::Segment { key, segment: s } => (
                 ["key", "from", "to", "value", "slope"]
                     .map(String::from)
                     .to_vec(),
                 vec![
-                    cell(key.cloned()),
-                    s.from.to_string(),
-                    s.to.map_or(String::new(), |t| t.to_string()),
-                    cell(s.state.instant_value()),
-                    s.state.slope().to_string(),
+                    key.cloned(),
+                    u(s.from),
+                    s.to.and_then(u),
+                    s.state.instant_value(),
+                    Some(Value::Int(s.state.slope().into())),
                 ],
             ),
             Row::Group(g) => {
-                let mut header = vec!["group".to_string(), "at".to_string()];
-                header.extend(g.values.iter().map(|(f, _)| f.name().to_string()));
-                let mut record = vec![cell(g.group.clone()), g.at.to_string()];
+                let mut h = vec!["group".to_string(), "at".to_string()];
+                h.extend(g.values.iter().map(|(f, _)| f.name().to_string()));
+                let mut record = vec![g.group.clone(), u(g.at)];
                 record.extend(g.values.iter().map(|(_, v)| num(*v)));
-                (header, record)
+                (h, record)
             }
             Row::AggSegment {
                 group,
@@ -482,20 +478,38 @@ fn write_csv(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
                     .map(String::from)
                     .to_vec(),
                 vec![
-                    cell(group.clone()),
-                    agg.name().to_string(),
-                    s.from.to_string(),
-                    s.to.map_or(String::new(), |t| t.to_string()),
+                    group.clone(),
+                    Some(Value::str(agg.name())),
+                    u(s.from),
+                    s.to.and_then(u),
                     num(s.value),
                     num(Some(s.slope)),
                 ],
             ),
         };
-        if !header_written {
-            w.write_record(&header)?;
-            header_written = true;
+        if header.is_empty() {
+            header = h;
         }
-        w.write_record(&record)?;
+        records.push(record);
+    }
+    (header, records)
+}
+
+/// The rows as CSV: a header line, then one record per row, in the columns of the JSON lines
+/// (an unknown value is an empty cell).
+fn write_csv(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
+    let (header, records) = tabulate(rows);
+    let mut w = csv::Writer::from_writer(out);
+    if records.is_empty() {
+        return w.flush();
+    }
+    w.write_record(&header)?;
+    for record in records {
+        w.write_record(record.iter().map(|v| match v {
+            None => String::new(),
+            Some(Value::Str(s)) => s.to_string(),
+            Some(v) => v.to_string(),
+        }))?;
     }
     w.flush()
 }

@@ -307,3 +307,134 @@ fn bad_parquet_is_refused_with_file_row_and_reason() {
     );
     bad_input(&o, "NaN");
 }
+
+/// Reads a Parquet file back: its column names and types, and its rows as JSON values.
+fn read_back(path: &std::path::Path) -> (Vec<(String, String)>, Vec<Vec<serde_json::Value>>) {
+    use arrow_array::Array;
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut schema = Vec::new();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        schema = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().to_string()))
+            .collect();
+        for r in 0..batch.num_rows() {
+            rows.push(
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        if c.is_null(r) {
+                            return serde_json::Value::Null;
+                        }
+                        let s = arrow_array::cast::AsArray::as_string_opt::<i32>(c.as_ref());
+                        if let Some(s) = s {
+                            return serde_json::json!(s.value(r));
+                        }
+                        if let Some(i) = c.as_any().downcast_ref::<Int64Array>() {
+                            return serde_json::json!(i.value(r));
+                        }
+                        if let Some(f) = c.as_any().downcast_ref::<Float64Array>() {
+                            return serde_json::json!(f.value(r));
+                        }
+                        if let Some(b) = c.as_any().downcast_ref::<BooleanArray>() {
+                            return serde_json::json!(b.value(r));
+                        }
+                        panic!("unexpected column type {}", c.data_type())
+                    })
+                    .collect(),
+            );
+        }
+    }
+    (schema, rows)
+}
+
+#[test]
+fn parquet_output_has_the_json_columns_typed() {
+    let out = temp_file("answers.parquet", "");
+    let run = |args: &[&str]| {
+        let mut all = vec![
+            "eval",
+            "--events",
+            "examples/player.csv",
+            "--key",
+            "sessionId",
+        ];
+        all.extend_from_slice(args);
+        let json = stdout(&timeline(&all, None));
+        all.extend_from_slice(&["--format", "parquet", "--out", out.to_str().unwrap()]);
+        assert_eq!(stdout(&timeline(&all, None)), "", "nothing on stdout");
+        let (schema, rows) = read_back(&out);
+        let names: Vec<String> = schema.iter().map(|(n, _)| n.clone()).collect();
+        // Every row equals the JSON line, column by column.
+        let lines: Vec<serde_json::Value> = json
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), lines.len());
+        for (row, line) in rows.iter().zip(&lines) {
+            for (name, value) in names.iter().zip(row) {
+                // A column of integers and floats (a sum beside an average) is all floats.
+                let same = match (value.as_f64(), line[name].as_f64()) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => value == &line[name],
+                };
+                assert!(same, "{name}: {value} vs {line}");
+            }
+        }
+        schema
+    };
+    let schema = run(&["--query-file", "examples/cirr.tl", "--at", "end"]);
+    assert_eq!(
+        schema,
+        [("key", "Utf8"), ("at", "Int64"), ("value", "Int64")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    let schema = run(&["--query-file", "examples/cirr.tl", "--range", "0..20"]);
+    assert_eq!(schema.len(), 5);
+    let schema = run(&[
+        "--query-file",
+        "examples/cirr-by-cdn.tl",
+        "--at",
+        "30",
+        "--at",
+        "55",
+    ]);
+    assert_eq!(
+        schema,
+        [
+            ("group", "Utf8"),
+            ("at", "Int64"),
+            ("sum", "Int64"),
+            ("avg", "Float64")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    run(&[
+        "--query-file",
+        "examples/cirr-by-cdn.tl",
+        "--range",
+        "0..60",
+    ]);
+    let o = timeline(
+        &[
+            "eval",
+            "--query-file",
+            "examples/cirr.tl",
+            "--events",
+            "examples/player.csv",
+            "--format",
+            "parquet",
+        ],
+        None,
+    );
+    bad_input(&o, "--format parquet needs --out PATH");
+}

@@ -242,5 +242,5 @@ fn csv_output_has_the_json_columns() {
         ],
         None,
     );
-    bad_input(&o, "--format csv takes points");
+    bad_input(&o, "--format csv and parquet take points");
 }
