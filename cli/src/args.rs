@@ -27,7 +27,8 @@ EVAL OPTIONS:
     --timeline         every change point (the default when no --at or --range is given)
     --format json|table|csv|parquet  output format (default: json, one JSON object per line;
                        csv: a header line, then the same columns; parquet: the same columns,
-                       typed, in the file given with --out PATH)
+                       typed, in the file given with --out PATH; html: a page drawing every node
+                       of the plan for the keys given with --show-key K, or the first three)
     --time-column COL  the CSV column holding event times (default: time)
     --time-unit U      s, ms, us or ns (default s): integer times are in U; RFC 3339 timestamps
                        (in files, --at and --range: 2026-11-29T12:00:00Z) convert to U, and
@@ -185,6 +186,10 @@ pub struct EvalArgs {
     pub csv: bool,
     /// `--format parquet --out PATH`: the rows as a Parquet file at PATH.
     pub out: Option<String>,
+    /// `--format html --out PATH`: a page drawing the timelines.
+    pub html: bool,
+    /// `--show-key K` (repeatable): the keys the page draws (default: the first three).
+    pub show_keys: Vec<String>,
 }
 
 /// A usage mistake.
@@ -447,6 +452,8 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
         time: TimeSpec::default(),
         csv: false,
         out: None,
+        html: false,
+        show_keys: Vec::new(),
     };
     let mut parquet = false;
     // Times are read once the unit is known (it may come after them).
@@ -488,6 +495,7 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
             "--range" => range_raw = Some(value()?),
             "--time-column" => out.time.column = value()?,
             "--out" => out.out = Some(value()?),
+            "--show-key" => out.show_keys.push(value()?),
             "--time-unit" => {
                 let v = value()?;
                 out.time.unit = TimeUnit::parse(&v).ok_or_else(|| {
@@ -506,9 +514,13 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
                         parquet = true;
                         Format::Json
                     }
+                    "html" => {
+                        out.html = true;
+                        Format::Json
+                    }
                     f => {
                         return Err(usage(format!(
-                            "--format expects json, table, csv or parquet, found `{f}`"
+                            "--format expects json, table, csv, parquet or html, found `{f}`"
                         )))
                     }
                 }
@@ -556,9 +568,9 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
         }
         out.range = Some((a, b));
     }
-    match (parquet, &out.out) {
-        (true, None) => return Err(usage("--format parquet needs --out PATH")),
-        (false, Some(_)) => return Err(usage("--out goes with --format parquet")),
+    match (parquet || out.html, &out.out) {
+        (true, None) => return Err(usage("--format parquet and html need --out PATH")),
+        (false, Some(_)) => return Err(usage("--out goes with --format parquet or html")),
         _ => {}
     }
     if (out.csv || parquet) && !out.at.is_empty() && (out.range.is_some() || out.timeline) {
@@ -605,6 +617,8 @@ mod tests {
                 time: TimeSpec::default(),
                 csv: false,
                 out: None,
+                html: false,
+                show_keys: Vec::new(),
             })
         );
         let Command::Eval(e) = parse(&args("eval --query-file q.tl --events -")).unwrap() else {

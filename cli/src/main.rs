@@ -116,10 +116,19 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
         let horizon = engines.iter().filter_map(|e| e.horizon()).max();
         let last = engines.iter().filter_map(|e| e.last_time()).max();
         let parts = engines.iter_mut().map(|e| e.aggregates()).collect();
-        aggregate_rows(&Aggregates::merge(parts), a, horizon, last)?
+        let merged = Aggregates::merge(parts);
+        if a.html {
+            let per_key: Vec<&Engine> = engines.iter().map(|e| e.per_key()).collect();
+            return write_page(a, &query, &per_key, Some(&merged));
+        }
+        aggregate_rows(&merged, a, horizon, last)?
     } else {
         let make = || Engine::new(&query.op, options.clone()).map_err(|e| e.to_string());
         key_engines = read_events(a, &files, &columns, threads, &make)?;
+        if a.html {
+            let engines: Vec<&Engine> = key_engines.iter().collect();
+            return write_page(a, &query, &engines, None);
+        }
         collect_rows(&key_engines, a)?
     };
     let stdout = std::io::stdout();
@@ -435,6 +444,214 @@ fn write_json(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
         out.write_all(b"\n")?;
     }
     Ok(())
+}
+
+/// `--format html`: the page drawing every node of the plan for the chosen keys (and, for an
+/// aggregate, each function per group), written to `--out`.
+fn write_page(
+    a: &EvalArgs,
+    query: &Query,
+    engines: &[&Engine],
+    aggregates: Option<&Aggregates>,
+) -> Result<(), String> {
+    use timeline_cli::html::{page, Chart, Series};
+    let path = a.out.as_deref().ok_or("--format html needs --out PATH")?;
+    let mut keys: Vec<(Option<Value>, &Engine)> = engines
+        .iter()
+        .flat_map(|e| e.keys().into_iter().map(move |k| (k.cloned(), *e)))
+        .collect();
+    keys.sort_by_cached_key(|(k, _)| k.as_ref().map(timeline::value::ValueKey::from));
+    let shown: Vec<(Option<Value>, &Engine)> = if a.show_keys.is_empty() {
+        keys.into_iter().take(3).collect()
+    } else {
+        let wanted: Vec<Value> = a
+            .show_keys
+            .iter()
+            .map(|k| match input::infer_scalar(k) {
+                Ok(input::Scalar::Value(v)) => v,
+                _ => Value::str(k),
+            })
+            .collect();
+        let found: Vec<_> = keys
+            .into_iter()
+            .filter(|(k, _)| k.as_ref().is_some_and(|k| wanted.contains(k)))
+            .collect();
+        if found.len() < wanted.len() {
+            return Err(format!(
+                "--show-key: some of {:?} are not keys of the events",
+                a.show_keys
+            ));
+        }
+        found
+    };
+    let last = shown
+        .iter()
+        .filter_map(|(k, e)| e.last_time(k.as_ref()).ok())
+        .max()
+        .unwrap_or(0);
+    // A little past the last event, so that what grows is seen growing.
+    let end = last + last / 10 + 2;
+    let label = |k: &Option<Value>| {
+        k.as_ref()
+            .map_or("(all events)".to_string(), |k| k.to_string())
+    };
+    let mut charts = Vec::new();
+    let Some(first) = engines.first() else {
+        return Err("no events".into());
+    };
+    let plan = first.plan();
+    // Leaves on top, the result at the bottom.
+    let mut order: Vec<usize> = (0..plan.nodes.len()).collect();
+    order.sort_by_key(|&i| (!plan.nodes[i].op.is_leaf(), i));
+    for i in order {
+        let op = &plan.nodes[i].op;
+        let segments: Vec<(String, Vec<Segment>)> = shown
+            .iter()
+            .map(|(k, e)| {
+                let tl = e.node_timeline(k.as_ref(), i).map_err(|e| e.to_string())?;
+                Ok((label(k), tl.range(0, end)))
+            })
+            .collect::<Result<_, String>>()?;
+        let steps = op.output_type() != timeline::op::Type::Duration;
+        // Strings become levels, in sorted order.
+        let mut levels: Vec<String> = segments
+            .iter()
+            .flat_map(|(_, segs)| segs.iter())
+            .filter_map(|s| match s.state.instant_value() {
+                Some(Value::Str(v)) => Some(v.to_string()),
+                _ => None,
+            })
+            .collect();
+        levels.sort();
+        levels.dedup();
+        let value = |s: &Segment, t: u64| -> Option<f64> {
+            match s.state.advanced(t - s.from).instant_value()? {
+                Value::Bool(b) => Some(b as u8 as f64),
+                Value::Int(i) => Some(i as f64),
+                Value::Float(f) => Some(f),
+                Value::Str(v) => levels.iter().position(|l| **l == *v).map(|p| p as f64),
+            }
+        };
+        let times = chart_times(
+            segments
+                .iter()
+                .flat_map(|(_, s)| s.iter().map(|s| (s.from, s.to))),
+            end,
+            steps,
+        );
+        let series = segments
+            .iter()
+            .map(|(label, segs)| Series {
+                label: label.clone(),
+                values: times
+                    .iter()
+                    .map(|&t| {
+                        segs.iter()
+                            .rev()
+                            .find(|s| s.from <= t)
+                            .and_then(|s| value(s, t))
+                    })
+                    .collect(),
+            })
+            .collect();
+        let role = if plan.nodes[i].op.is_leaf() {
+            "leaf"
+        } else {
+            "derived"
+        };
+        let result = if i == plan.root() && aggregates.is_none() {
+            ", the result"
+        } else {
+            ""
+        };
+        charts.push((
+            times,
+            Chart {
+                title: format!("[{role}{result}] {op}"),
+                steps,
+                levels: levels.clone(),
+                series,
+            },
+        ));
+    }
+    if let Some(agg) = aggregates {
+        for &f in &agg.functions {
+            let segments: Vec<(String, Vec<timeline::aggregate::AggSegment>)> = agg
+                .groups
+                .iter()
+                .map(|(g, points)| {
+                    let label = g.value().map_or("null".to_string(), |v| v.to_string());
+                    (
+                        label,
+                        timeline::aggregate::segments(points, f, 0, Some(end)),
+                    )
+                })
+                .collect();
+            let steps = f == timeline::aggregate::AggFn::Count;
+            let times = chart_times(
+                segments
+                    .iter()
+                    .flat_map(|(_, s)| s.iter().map(|s| (s.from, s.to))),
+                end,
+                steps,
+            );
+            let series = segments
+                .iter()
+                .map(|(label, segs)| Series {
+                    label: label.clone(),
+                    values: times
+                        .iter()
+                        .map(|&t| {
+                            let s = segs.iter().rev().find(|s| s.from <= t)?;
+                            let v = s.value?.as_f64();
+                            Some(v + s.slope.as_f64() * (t - s.from) as f64)
+                        })
+                        .collect(),
+                })
+                .collect();
+            charts.push((
+                times,
+                Chart {
+                    title: format!("[aggregate, the result] {f} per group"),
+                    steps,
+                    levels: Vec::new(),
+                    series,
+                },
+            ));
+        }
+    }
+    let subtitle = format!(
+        "{} event file(s); keys shown: {}",
+        a.events.len(),
+        shown
+            .iter()
+            .map(|(k, _)| label(k))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let html = page(&format!("timeline: {query}"), &subtitle, &charts);
+    std::fs::write(path, html).map_err(|e| format!("cannot write {path}: {e}"))
+}
+
+/// The times a chart is drawn at: each segment's start, and for lines the last instant before
+/// its end (values live at integer instants, so a line between those is exact), then `end`.
+fn chart_times(
+    segments: impl Iterator<Item = (u64, Option<u64>)>,
+    end: u64,
+    steps: bool,
+) -> Vec<u64> {
+    let mut times: Vec<u64> = Vec::new();
+    for (from, to) in segments {
+        times.push(from);
+        if let (false, Some(to)) = (steps, to) {
+            times.push(to.saturating_sub(1).max(from));
+        }
+    }
+    times.push(end);
+    times.retain(|t| *t <= end);
+    times.sort_unstable();
+    times.dedup();
+    times
 }
 
 /// The rows as typed records, in the columns of the JSON lines: the header (of the first row;

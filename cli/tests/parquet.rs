@@ -436,5 +436,5 @@ fn parquet_output_has_the_json_columns_typed() {
         ],
         None,
     );
-    bad_input(&o, "--format parquet needs --out PATH");
+    bad_input(&o, "--format parquet and html need --out PATH");
 }
