@@ -384,6 +384,34 @@ fn spec_example_sessions_buffering_per_cdn() {
 }
 
 #[test]
+fn strings_are_counted_but_left_out_of_sums_and_reported_as_mismatches() {
+    let q: Query = "latest_event_to_state(v) | aggregate(count, sum, max)"
+        .parse()
+        .unwrap();
+    let mut engine = by_id(&q);
+    let e = |t, id: i64, v: Value| Event::new(t, [("id", Value::Int(id)), ("v", v)]);
+    engine
+        .ingest(&[
+            e(1, 1, Value::Int(4)),
+            e(1, 2, Value::str("x")),
+            e(5, 2, Value::Int(1)),
+        ])
+        .unwrap();
+    let a = engine.aggregates();
+    assert_eq!(
+        a.at(2)[0].values,
+        vec![
+            (AggFn::Count, Some(Num::Int(2))),
+            (AggFn::Sum, Some(Num::Int(4))),
+            (AggFn::Max, Some(Num::Int(4)))
+        ]
+    );
+    assert_eq!(a.at(5)[0].values[1].1, Some(Num::Int(5)));
+    // Key 2's string, from 1 to 5.
+    assert_eq!(engine.aggregator().mismatches(), 1);
+}
+
+#[test]
 fn sum_of_growing_durations_has_the_slope_of_the_growing_members() {
     let q: Query =
         r#"duration_where(latest_event_to_state(s) == "buffer") | aggregate(sum, avg, min, max)"#

@@ -285,6 +285,16 @@ impl Aggregator {
         }
     }
 
+    /// The stretches of keys' values that are not numbers (strings) while a key is a member:
+    /// `count` counts them, `sum`, `avg`, `min` and `max` leave them out (type mismatches).
+    pub fn mismatches(&self) -> u64 {
+        self.keys
+            .values()
+            .flatten()
+            .filter(|p| matches!(p.member, Some((_, Contrib::Other))))
+            .count() as u64
+    }
+
     /// The number of keys seen.
     pub fn keys(&self) -> usize {
         self.keys.len()

@@ -218,6 +218,7 @@ impl PartialAggregateNode {
             keys: self.keys.len(),
             change_points: points,
             bytes: bytes + inputs,
+            mismatches: self.aggregator.mismatches(),
             ..Stats::default()
         }
     }
