@@ -639,7 +639,16 @@ mod tests {
             ("eval --query q --events e --threads 0", "greater than 0"),
             (
                 "eval --query q --events e --format xml",
-                "json, table or csv",
+                "json, table, csv, parquet or html",
+            ),
+            (
+                "eval --query q --events e --format parquet",
+                "need --out PATH",
+            ),
+            ("eval --query q --events e --format html", "need --out PATH"),
+            (
+                "eval --query q --events e --out x.parquet",
+                "goes with --format",
             ),
             ("eval --query q --events e --bogus 1", "unknown option"),
             ("eval --query q --query-file f --events e", "once"),
