@@ -493,7 +493,10 @@ fn result(
             }
         }
     }
-    for line in lines {
+    // As `eval` writes: a reader that stops early (`| head`) ends the output, not the process.
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = lines.iter().try_for_each(|line| {
         let text: Vec<String> = match format {
             Format::Json => line
                 .iter()
@@ -502,11 +505,16 @@ fn result(
             Format::Table => line.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         };
         match format {
-            Format::Json => println!("{{{}}}", text.join(",")),
-            Format::Table => println!("{}", text.join("  ")),
+            Format::Json => writeln!(out, "{{{}}}", text.join(",")),
+            Format::Table => writeln!(out, "{}", text.join("  ")),
         }
+    });
+    match written.and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write the result: {e}"))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn fields(f: &[(&str, Json)]) -> Vec<(String, Json)> {
