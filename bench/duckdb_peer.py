@@ -1,7 +1,9 @@
 """The SQL peer: each benchmark query as DuckDB SQL with window functions, over the same CSV.
 
-Usage: python3 duckdb_peer.py WORKLOAD EVENTS.csv THREADS END
+Usage: python3 duckdb_peer.py WORKLOAD EVENTS.csv|EVENTS.parquet THREADS END
 (END is the time the answers are read at; for an aggregate workload, per group and function.)
+       python3 duckdb_peer.py --to-parquet WORKLOAD EVENTS.csv OUT.parquet
+(writes the CSV's events, typed, as Parquet: the same data for both readers.)
 Prints one JSON object: {"seconds": wall time of the query (reading the CSV included),
 "rss_kb": peak memory, "results": {key: the query's value at time END}}.
 
@@ -14,25 +16,46 @@ threshold, which each query accounts for with `greatest`/`least`.
 import json, resource, sys, time
 import duckdb
 
-workload, path, threads, END = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+if sys.argv[1] == "--to-parquet":
+    workload, path, out = sys.argv[2], sys.argv[3], sys.argv[4]
+    threads, END = 0, 0
+else:
+    workload, path, threads, END = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    out = None
 
 
-def source(columns):
-    """The events of the CSV file, with the type of each column."""
-    types = ", ".join(f"'{name}': '{typ}'" for name, typ in columns.items())
-    return f"SELECT * FROM read_csv('{path}', header = true, columns = {{{types}}})"
+def source(columns, changes):
+    """The events of the file (CSV with the type of each column, or Parquet), keeping only the
+    rows that can change a query's state (`changes`): as a DuckDB user would write it, rows such
+    as heartbeats are dropped before the window functions sort and scan them. Dropping them
+    changes no answer: each state holds from one kept row to the next."""
+    if path.endswith(".parquet"):
+        scan = f"read_parquet('{path}')"
+    else:
+        types = ", ".join(f"'{name}': '{typ}'" for name, typ in columns.items())
+        scan = f"read_csv('{path}', header = true, columns = {{{types}}})"
+    return f"SELECT * FROM {scan} WHERE {changes}"
 
 
-# The columns of each generated stream and their types.
+# The columns of each generated stream and their types; every record also carries columns that
+# no query reads (gen.rs: RECORD_COLUMNS).
+RECORD = {"eventId": "VARCHAR", "position": "DOUBLE", "userAgent": "VARCHAR"}
 PLAYER = {
     "time": "BIGINT", "sessionId": "VARCHAR", "playerStateChange": "VARCHAR",
     "cdnChange": "VARCHAR", "userAction": "VARCHAR", "ad": "VARCHAR", "heartbeat": "BIGINT",
+    **RECORD,
 }
-CARDS = {"time": "BIGINT", "card": "VARCHAR", "suburb": "VARCHAR", "amount": "BIGINT"}
-MACHINES = {"time": "BIGINT", "machine": "VARCHAR", "temperature": "BIGINT", "status": "VARCHAR"}
+CARDS = {"time": "BIGINT", "card": "VARCHAR", "suburb": "VARCHAR", "amount": "BIGINT", **RECORD}
+MACHINES = {
+    "time": "BIGINT", "machine": "VARCHAR", "temperature": "BIGINT", "status": "VARCHAR", **RECORD,
+}
 GAMES = {
     "time": "BIGINT", "user": "VARCHAR", "device": "VARCHAR", "action": "VARCHAR", "ad": "VARCHAR",
+    **RECORD,
 }
+
+# The rows that change CIRR's state: heartbeats and ads do not.
+CIRR_ROWS = "playerStateChange IS NOT NULL OR cdnChange IS NOT NULL OR userAction = 'seek'"
 
 # Rows up to and including the current one, per key, in time order.
 ROWS = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
@@ -41,7 +64,7 @@ QUERIES = {
     # CIRR: on CDN1, buffering, after the first play, not within 5 s after a seek.
     "cirr": f"""
 WITH ev AS (
-  {source(PLAYER)}
+  {source(PLAYER, CIRR_ROWS)}
 ),
 state AS (
   SELECT sessionId AS k, time,
@@ -64,7 +87,7 @@ FROM state GROUP BY k
     # swipe just before the current run of swipes in s.
     "card-swipes": f"""
 WITH ev AS (
-  {source(CARDS)}
+  {source(CARDS, 'suburb IS NOT NULL')}
 ),
 runs AS (
   SELECT card, time, lead(time) OVER w AS next_time,
@@ -84,7 +107,7 @@ FROM state GROUP BY k
     # duration_where(latest_event_to_state(temperature) > 90 && !has_existed(status == "failed"))
     "machine-risk": f"""
 WITH ev AS (
-  {source(MACHINES)}
+  {source(MACHINES, 'temperature IS NOT NULL OR status IS NOT NULL')}
 ),
 state AS (
   SELECT machine AS k, time,
@@ -103,7 +126,7 @@ FROM state GROUP BY k
     # 30 s after each advance, ended from the quit on.
     "ad-stall": f"""
 WITH ev AS (
-  {source(GAMES)}
+  {source(GAMES, "device IS NOT NULL OR ad IS NOT NULL OR action IN ('advance', 'quit')")}
 ),
 s1 AS (
   SELECT user AS k, time,
@@ -139,7 +162,7 @@ FROM s3 LEFT JOIN long_ad USING (k) GROUP BY s3.k
     # CIRR per session (on any CDN), grouped by the session's CDN at END: count, sum, max.
     "cirr-by-cdn": f"""
 WITH ev AS (
-  {source(PLAYER)}
+  {source(PLAYER, CIRR_ROWS)}
 ),
 state AS (
   SELECT sessionId AS k, time,
@@ -168,7 +191,7 @@ FROM per_key LEFT JOIN cdn USING (k) GROUP BY cdn
     # state and how many are buffering.
     "buffering-per-cdn": f"""
 WITH ev AS (
-  {source(PLAYER)}
+  {source(PLAYER, 'playerStateChange IS NOT NULL OR cdnChange IS NOT NULL')}
 )
 SELECT cdn, count(psc), coalesce(sum(CASE WHEN psc = 'buffer' THEN 1 ELSE 0 END), 0)
 FROM (
@@ -183,7 +206,16 @@ FROM (
 # The aggregate queries answer per group: their columns after the group, by function.
 AGGREGATES = {"cirr-by-cdn": ["count", "sum", "max"], "buffering-per-cdn": ["count", "sum"]}
 
+# The stream each workload reads.
+STREAMS = {
+    "cirr": PLAYER, "cirr-by-cdn": PLAYER, "buffering-per-cdn": PLAYER,
+    "card-swipes": CARDS, "machine-risk": MACHINES, "ad-stall": GAMES,
+}
+
 con = duckdb.connect()
+if out is not None:
+    con.execute(f"COPY ({source(STREAMS[workload], 'true')}) TO '{out}' (FORMAT parquet)")
+    sys.exit(0)
 con.execute(f"SET threads = {threads}")
 start = time.perf_counter()
 rows = con.execute(QUERIES[workload]).fetchall()

@@ -297,8 +297,9 @@ impl Stream {
         }
     }
 
-    /// Writes `keys` keys of `per_key` events as CSV: `time`, the key, then the columns. Keys
-    /// follow one another, as a stream from many sources arriving in blocks would.
+    /// Writes `keys` keys of `per_key` events as CSV: `time`, the key, the columns, then the
+    /// [`RECORD_COLUMNS`] that real records carry and no query reads. Keys follow one another,
+    /// as a stream from many sources arriving in blocks would.
     pub fn write_csv(
         &self,
         path: &std::path::Path,
@@ -308,14 +309,14 @@ impl Stream {
     ) -> std::io::Result<u64> {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
         write!(w, "time,{}", self.key_column)?;
-        for c in self.columns {
+        for c in self.columns.iter().chain(&RECORD_COLUMNS) {
             write!(w, ",{c}")?;
         }
         writeln!(w)?;
         let mut rows = 0;
         for (i, events) in self.keys(seed, keys, per_key) {
             let name = self.key_name(i);
-            for row in events {
+            for (j, row) in events.iter().enumerate() {
                 write!(w, "{},{name}", row.time)?;
                 for cell in &row.cells[..self.columns.len()] {
                     match cell {
@@ -324,12 +325,46 @@ impl Stream {
                         Cell::Int(i) => write!(w, ",{i}")?,
                     }
                 }
-                writeln!(w)?;
+                let record = record_cells(seed, i, j);
+                writeln!(
+                    w,
+                    ",{:016x},{:.3},{}",
+                    record.event_id, record.position, record.user_agent
+                )?;
                 rows += 1;
             }
         }
         w.flush()?;
         Ok(rows)
+    }
+}
+
+/// Columns every generated record carries besides its workload's, which no query reads: an event
+/// id, a playhead position and a client's user agent (more than half of a line's bytes), so that
+/// readers are measured on records as real sources write them.
+pub const RECORD_COLUMNS: [&str; 3] = ["eventId", "position", "userAgent"];
+
+const USER_AGENTS: [&str; 4] = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Dalvik/2.1.0 (Linux; U; Android 14; SM-S918B Build/UP1A.231005.007) ExoPlayer/2.19.1",
+];
+
+/// The [`RECORD_COLUMNS`] of row `row` of key `key`.
+pub struct RecordCells {
+    pub event_id: u64,
+    pub position: f64,
+    pub user_agent: &'static str,
+}
+
+/// The record cells of a row, from their own generator (the workload's rows do not change).
+pub fn record_cells(seed: u64, key: usize, row: usize) -> RecordCells {
+    let mut rng = Rng::new(seed ^ ((key as u64) << 32) ^ row as u64 ^ 0x5EED_0F_1D5);
+    RecordCells {
+        event_id: rng.next(),
+        position: row as f64 * 2.5 + rng.below(1_000) as f64 / 1_000.0,
+        user_agent: USER_AGENTS[key % USER_AGENTS.len()],
     }
 }
 

@@ -1,12 +1,12 @@
 //! `timeline-bench`: the four problem statements over generated streams, each computed by the
 //! native engine, the `timeline` CLI over CSV, the Golem components on the emulated Golem, and
-//! DuckDB (1 thread and all threads), with every runner's answers checked equal before any time
-//! is printed.
+//! DuckDB (1 thread and all threads), and by the CLI and DuckDB over the same events as Parquet,
+//! with every runner's answers checked equal before any time is printed.
 //!
 //! ```text
 //! timeline-bench [--tier small|1m|10m|100m] [--keys N --events-per-key M]
 //!                [--queries cirr,card-swipes,machine-risk,ad-stall]
-//!                [--runners native,cli,components,duckdb] [--scaling] [--out DIR]
+//!                [--runners native,cli,components,duckdb,parquet] [--scaling] [--out DIR]
 //! ```
 //!
 //! Each runner runs in a process of its own (this binary, re-invoked with `--child`), so that
@@ -98,9 +98,9 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     let total = keys * per_key;
     let default_runners = if total <= 2_000_000 {
-        "native,cli,components,duckdb"
+        "native,cli,components,duckdb,parquet"
     } else {
-        "native,cli,duckdb"
+        "native,cli,duckdb,parquet"
     };
     let runners = flag(args, "--runners").unwrap_or_else(|| default_runners.into());
     let queries = flag(args, "--queries").unwrap_or_else(|| Workload::NAMES.join(","));
@@ -110,12 +110,14 @@ fn run(args: &[String]) -> Result<(), String> {
         print_table(&results, keys);
         println!();
     }
-    println!("(x DuckDB: DuckDB's wall time over the runner's; above 1 means faster than DuckDB. The native");
-    println!("engine's time is ingestion and evaluation of events already in memory; the CLI's is the whole");
-    println!("process, reading the CSV; DuckDB's is its query over the CSV, reading included. Peak RSS is");
+    println!("(x DuckDB: DuckDB's wall time over the runner's, over the same file (CSV, or Parquet for the");
+    println!("Parquet rows); above 1 means faster than DuckDB. The native engine's time is ingestion and");
+    println!("evaluation of events already decoded in memory (the columns the query reads); the CLI's is the");
+    println!("whole process, reading the file; DuckDB's is its query over the file, reading included, with");
     println!(
-        "the runner's process; bytes/key is the engine's own count of what it holds per key.)"
+        "rows that change no state dropped before its window functions. Peak RSS is the runner's"
     );
+    println!("process; bytes/key is the engine's own count of what it holds per key.)");
     Ok(())
 }
 
@@ -169,6 +171,17 @@ fn compare(
             "duckdb" => {
                 results.push(duckdb(w, &csv, rows, per_key, 1)?);
                 results.push(duckdb(w, &csv, rows, per_key, available_threads())?);
+            }
+            // The same events as Parquet (written by DuckDB from the CSV, once): the CLI and
+            // DuckDB each read it.
+            "parquet" => {
+                let parquet = csv.with_extension("parquet");
+                if !parquet.exists() {
+                    to_parquet(w, &csv, &parquet)?;
+                }
+                results.push(cli(w, &parquet, rows, per_key, None)?);
+                results.push(duckdb(w, &parquet, rows, per_key, 1)?);
+                results.push(duckdb(w, &parquet, rows, per_key, available_threads())?);
             }
             other => return Err(format!("unknown runner {other}")),
         }
@@ -596,7 +609,7 @@ fn cli(
         .and_then(|l| l.trim().parse().ok());
     Ok(Measurement {
         runner: match retention {
-            None => "timeline CLI over CSV".into(),
+            None => format!("timeline CLI over {}", format_of(csv)),
             Some(h) => format!("timeline CLI, retain {h}"),
         },
         seconds,
@@ -685,6 +698,37 @@ fn duckdb(
     per_key: usize,
     threads: usize,
 ) -> Result<Measurement, String> {
+    ensure_duckdb()?;
+    let v = json_output(
+        Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("duckdb_peer.py"))
+            .arg(w.name)
+            .arg(csv)
+            .arg(threads.to_string())
+            .arg(w.at(per_key, END).to_string()),
+        "duckdb",
+    )?;
+    Ok(Measurement {
+        runner: format!(
+            "DuckDB{}, {threads} thread{}",
+            if format_of(csv) == "Parquet" {
+                " over Parquet"
+            } else {
+                ""
+            },
+            if threads == 1 { "" } else { "s" }
+        ),
+        seconds: v["seconds"].as_f64().unwrap_or(f64::NAN),
+        events: rows,
+        peak_rss_kb: v["rss_kb"].as_u64(),
+        bytes_per_key: None,
+        note: None,
+        answers: answers_of(&v["results"]),
+    })
+}
+
+/// DuckDB from PyPI, installed if missing.
+fn ensure_duckdb() -> Result<(), String> {
     let has = Command::new("python3")
         .args(["-c", "import duckdb"])
         .status()
@@ -699,40 +743,57 @@ fn duckdb(
             return Err("could not install duckdb with pip".into());
         }
     }
-    let v = json_output(
-        Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("duckdb_peer.py"))
-            .arg(w.name)
-            .arg(csv)
-            .arg(threads.to_string())
-            .arg(w.at(per_key, END).to_string()),
-        "duckdb",
-    )?;
-    Ok(Measurement {
-        runner: format!(
-            "DuckDB, {threads} thread{}",
-            if threads == 1 { "" } else { "s" }
-        ),
-        seconds: v["seconds"].as_f64().unwrap_or(f64::NAN),
-        events: rows,
-        peak_rss_kb: v["rss_kb"].as_u64(),
-        bytes_per_key: None,
-        note: None,
-        answers: answers_of(&v["results"]),
-    })
+    Ok(())
+}
+
+/// `CSV` or `Parquet`, by the file's extension.
+fn format_of(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("parquet") => "Parquet",
+        _ => "CSV",
+    }
+}
+
+/// Writes the CSV's events as Parquet, typed as the SQL peer types them, with DuckDB.
+fn to_parquet(w: &Workload, csv: &Path, parquet: &Path) -> Result<(), String> {
+    ensure_duckdb()?;
+    let start = Instant::now();
+    let status = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("duckdb_peer.py"))
+        .args(["--to-parquet", w.name])
+        .arg(csv)
+        .arg(parquet)
+        .status()
+        .map_err(|e| format!("writing Parquet with DuckDB: {e}"))?;
+    if !status.success() {
+        return Err(format!("DuckDB could not write {}", parquet.display()));
+    }
+    println!(
+        "  wrote {} ({:.0} MiB) in {:.1} s",
+        parquet.display(),
+        std::fs::metadata(parquet).map_or(0, |m| m.len()) as f64 / 1048576.0,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// The DuckDB release the peer is pinned to.
 const DUCKDB: &str = "2.0.1";
 
 fn print_table(results: &[Measurement], keys: usize) {
-    let duck = |one: bool| {
+    // Runners over Parquet are compared with DuckDB over Parquet; the others with DuckDB over
+    // the CSV.
+    let parquet = |m: &Measurement| m.runner.contains("Parquet");
+    let duck = |one: bool, over_parquet: bool| {
         results
             .iter()
-            .find(|m| m.runner.starts_with("DuckDB") && m.runner.ends_with("1 thread") == one)
+            .find(|m| {
+                m.runner.starts_with("DuckDB")
+                    && m.runner.ends_with("1 thread") == one
+                    && parquet(m) == over_parquet
+            })
             .map(|m| m.seconds)
     };
-    let (duck1, duck_all) = (duck(true), duck(false));
     let keys = keys.max(1);
     println!(
         "{:<30} {:>9} {:>10} {:>10} {:>10} {:>10} {:>12} {:>13}",
@@ -746,6 +807,7 @@ fn print_table(results: &[Measurement], keys: usize) {
         "x DuckDB all"
     );
     for m in results {
+        let (duck1, duck_all) = (duck(true, parquet(m)), duck(false, parquet(m)));
         let ratio = |d: Option<f64>| d.map_or("-".to_string(), |d| format!("{:.2}", d / m.seconds));
         println!(
             "{:<30} {:>9.3} {:>10} {:>10} {:>10} {:>10} {:>12} {:>13}",

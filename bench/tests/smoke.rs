@@ -1,5 +1,6 @@
 //! The benchmark suite on a small stream: every runner (the engine and the CLI, each with and
-//! without a horizon, the components on the emulated Golem, DuckDB with 1 and all threads) must give every
+//! without a horizon, the components on the emulated Golem, DuckDB with 1 and all threads, the CLI
+//! and DuckDB over the same events as Parquet) must give every
 //! key of every query (every group and function of an aggregate) the same answer, or the bench
 //! exits with an error naming the key.
 
@@ -31,15 +32,17 @@ fn every_runner_agrees_on_every_query() {
     ] {
         assert!(stdout.contains(query), "{query} missing:\n{stdout}");
     }
-    // Seven runs per query: native twice, the CLI twice, components, DuckDB twice; the aggregate
-    // read at one instant has no retention runs (a horizon forgets that instant): five.
+    // Ten runs per query: native twice, the CLI twice, components, DuckDB twice, and over
+    // Parquet the CLI and DuckDB twice; the aggregate read at one instant has no retention runs
+    // (a horizon forgets that instant): eight.
     assert_eq!(
-        stdout.matches("answers: equal across all 7 runs").count(),
+        stdout.matches("answers: equal across all 10 runs").count(),
         5,
         "{stdout}"
     );
+    assert!(stdout.contains("timeline CLI over Parquet"), "{stdout}");
     assert_eq!(
-        stdout.matches("answers: equal across all 5 runs").count(),
+        stdout.matches("answers: equal across all 8 runs").count(),
         1,
         "{stdout}"
     );

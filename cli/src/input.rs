@@ -227,7 +227,7 @@ pub fn parse_events_with(
     progress: &mut Progress,
 ) -> Result<Vec<Event>, InputError> {
     let mut all = Vec::new();
-    for_each_chunk(path, text, time, progress, usize::MAX, |events| {
+    for_each_chunk(path, text, time, None, progress, usize::MAX, |events| {
         all.append(events);
         Ok(())
     })?;
@@ -237,10 +237,14 @@ pub fn parse_events_with(
 /// Parses the events of `text` as [`parse_events`] does, handing them to `sink` in chunks of
 /// `chunk` events (the last one may be shorter). An error from `sink` stops parsing and comes
 /// back as an error about the file.
+///
+/// With `columns`, events keep only those columns (and the time): cells of other columns are
+/// skipped without being typed, checked or stored, as a columnar reader skips unread columns.
 pub fn for_each_chunk(
     path: &str,
     text: &str,
     time: &TimeSpec,
+    columns: Option<&[String]>,
     progress: &mut Progress,
     chunk: usize,
     sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
@@ -255,9 +259,9 @@ pub fn for_each_chunk(
     match first {
         None => {}
         Some(l) if l.starts_with('{') => {
-            parse_json_lines(path, text, time.unit, progress, &mut chunks)?
+            parse_json_lines(path, text, time.unit, columns, progress, &mut chunks)?
         }
-        Some(_) => parse_csv(path, text, time, progress, &mut chunks)?,
+        Some(_) => parse_csv(path, text, time, columns, progress, &mut chunks)?,
     }
     chunks.flush()
 }
@@ -296,6 +300,7 @@ fn parse_json_lines<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
     path: &str,
     text: &str,
     unit: TimeUnit,
+    columns: Option<&[String]>,
     progress: &mut Progress,
     events: &mut Chunks<'_, F>,
 ) -> Result<(), InputError> {
@@ -306,7 +311,7 @@ fn parse_json_lines<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
         if line.trim().is_empty() {
             continue;
         }
-        let event = json_event(line, unit).map_err(|message| InputError {
+        let event = json_event(line, unit, columns).map_err(|message| InputError {
             path: display_path(path),
             line: i + 1,
             message,
@@ -321,9 +326,20 @@ fn parse_json_lines<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
 }
 
 /// One JSON line's event; a `"time"` written as an RFC 3339 timestamp is converted to `unit`.
-fn json_event(line: &str, unit: TimeUnit) -> Result<Event, String> {
+/// With `columns`, other fields are dropped before they are checked.
+fn json_event(line: &str, unit: TimeUnit, columns: Option<&[String]>) -> Result<Event, String> {
     let mut json: serde_json::Value =
         serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    let read = |name: &str| columns.is_none_or(|c| c.iter().any(|c| c == name));
+    match json.get_mut("event") {
+        Some(serde_json::Value::Object(fields)) => fields.retain(|name, _| read(name)),
+        // `[column, value]` pairs; anything else stays, for the event's check to refuse.
+        Some(serde_json::Value::Array(pairs)) => pairs.retain(|pair| match pair.get(0) {
+            Some(serde_json::Value::String(name)) => read(name),
+            _ => true,
+        }),
+        _ => {}
+    }
     if let Some(t) = json.get_mut("time") {
         if let Some(text) = t.as_str() {
             *t = serde_json::Value::from(parse_time(text, unit)?);
@@ -336,6 +352,7 @@ fn parse_csv<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
     path: &str,
     text: &str,
     time: &TimeSpec,
+    columns: Option<&[String]>,
     progress: &mut Progress,
     events: &mut Chunks<'_, F>,
 ) -> Result<(), InputError> {
@@ -355,7 +372,7 @@ fn parse_csv<F: FnMut(&mut Vec<Event>) -> Result<(), String>>(
     let header = CsvHeader::new(headers.iter(), &time.column).map_err(|m| at(1, m))?;
     let mut count = 0;
     let mut record = csv::ByteRecord::new();
-    let mut decoder = CsvDecoder::new(&header, time.unit);
+    let mut decoder = CsvDecoder::new(&header, time.unit, columns);
     loop {
         let line = reader.position().line() as usize;
         match reader.read_byte_record(&mut record) {
@@ -415,6 +432,8 @@ impl CsvHeader {
 /// shared between threads.
 pub struct CsvDecoder {
     columns: Vec<Arc<str>>,
+    /// Per column, whether events keep it (see [`CsvDecoder::new`]).
+    keep: Vec<bool>,
     time: usize,
     unit: TimeUnit,
     strings: Strings,
@@ -441,12 +460,19 @@ impl<'a> CellText<'a> for &'a str {
 }
 
 impl CsvDecoder {
-    pub fn new(header: &CsvHeader, unit: TimeUnit) -> CsvDecoder {
+    /// A decoder for files with `header`, times in `unit`. With `columns`, events keep only
+    /// those columns: other cells are skipped untouched (not even checked to be UTF-8).
+    pub fn new(header: &CsvHeader, unit: TimeUnit, columns: Option<&[String]>) -> CsvDecoder {
         CsvDecoder {
             columns: header
                 .columns
                 .iter()
                 .map(|c| Arc::from(c.as_str()))
+                .collect(),
+            keep: header
+                .columns
+                .iter()
+                .map(|c| columns.is_none_or(|keep| keep.contains(c)))
                 .collect(),
             time: header.time,
             unit,
@@ -464,6 +490,9 @@ impl CsvDecoder {
         let mut time = None;
         self.fields.clear();
         for (k, cell) in cells.enumerate() {
+            if !self.keep[k] && k != self.time {
+                continue;
+            }
             let cell = cell.text()?;
             if k == self.time {
                 time = Some(match cell.trim().parse::<u64>() {

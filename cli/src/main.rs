@@ -182,6 +182,7 @@ fn read_events<S: shards::Sink>(
             text,
             &a.time,
             a.key.as_deref(),
+            Some(columns),
             &mut sinks,
             &mut progress,
         );
@@ -194,9 +195,15 @@ fn read_events<S: shards::Sink>(
         // chunking.
         const CHUNK: usize = 1 << 16;
         router.ingested = 0;
-        input::for_each_chunk(path, text, &a.time, &mut progress, CHUNK, |events| {
-            router.route(&mut sinks, events)
-        })
+        input::for_each_chunk(
+            path,
+            text,
+            &a.time,
+            Some(columns),
+            &mut progress,
+            CHUNK,
+            |events| router.route(&mut sinks, events),
+        )
         .map_err(|e| e.to_string())?;
         progress.finish();
     }

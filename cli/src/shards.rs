@@ -46,6 +46,7 @@ pub fn eval_csv<S: Sink>(
     text: &str,
     time: &TimeSpec,
     key_column: Option<&str>,
+    columns: Option<&[String]>,
     sinks: &mut Vec<S>,
     progress: &mut Progress,
 ) -> Option<Result<(), InputError>> {
@@ -68,6 +69,7 @@ pub fn eval_csv<S: Sink>(
             shards: threads,
             header: &header,
             unit: time.unit,
+            columns,
             key,
             engine,
         }
@@ -125,6 +127,8 @@ struct Shard<'a, S> {
     shards: usize,
     header: &'a CsvHeader,
     unit: TimeUnit,
+    /// The columns events keep (`None`: all).
+    columns: Option<&'a [String]>,
     /// The position of the key column.
     key: usize,
     engine: S,
@@ -139,7 +143,7 @@ impl<S: Sink> Shard<'_, S> {
         offset: usize,
         mut progress: Option<&mut Progress>,
     ) -> Result<S, (usize, String)> {
-        let mut decoder = CsvDecoder::new(self.header, self.unit);
+        let mut decoder = CsvDecoder::new(self.header, self.unit, self.columns);
         let mut events: Vec<Event> = Vec::with_capacity(CHUNK);
         // The line of each event in `events`, to locate an error the engine finds.
         let mut lines: Vec<usize> = Vec::with_capacity(CHUNK);

@@ -1,0 +1,145 @@
+//! Columns the query does not read are skipped: answers equal those over the file without them,
+//! on one thread and several, from CSV and JSON Lines, and their cells are not checked.
+
+mod common;
+
+use common::*;
+
+/// `examples/player.csv` with three columns no query reads, put between the others: a row
+/// number, a playhead position and a user agent string with spaces.
+fn widened() -> (String, String) {
+    let all = std::fs::read_to_string(repo().join("examples/player.csv")).unwrap();
+    let mut lines = all.lines();
+    let header = lines.next().unwrap();
+    let mut wide = format!("row,{header},position,userAgent\n");
+    for (i, line) in lines.enumerate() {
+        wide += &format!(
+            "{i},{line},{}.25,Mozilla/5.0 (X11; Linux x86_64) Player/{i}\n",
+            i * 3
+        );
+    }
+    (all, wide)
+}
+
+/// The same events as JSON Lines, each with the extra fields and one more that no event may
+/// carry (an object), which is not checked because no query reads it.
+fn as_json_lines(csv: &str) -> String {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let mut out = String::new();
+    for line in lines {
+        let mut fields = serde_json::Map::new();
+        for (name, cell) in header.iter().zip(line.split(',')) {
+            if cell.is_empty() {
+                continue;
+            }
+            let v = match cell.parse::<i64>() {
+                Ok(i) => serde_json::Value::from(i),
+                Err(_) => serde_json::Value::from(cell),
+            };
+            fields.insert(name.to_string(), v);
+        }
+        let time = fields.remove("time").unwrap();
+        fields.insert(
+            "device".into(),
+            serde_json::json!({"os": "linux", "build": 7}),
+        );
+        out += &serde_json::json!({"time": time, "event": fields}).to_string();
+        out.push('\n');
+    }
+    out
+}
+
+fn eval(query: &str, events: &str, threads: &str, read: &[&str]) -> String {
+    let mut args = vec![
+        "eval",
+        "--query-file",
+        query,
+        "--key",
+        "sessionId",
+        "--threads",
+        threads,
+        "--events",
+        events,
+    ];
+    args.extend_from_slice(read);
+    stdout(&timeline(&args, None))
+}
+
+#[test]
+fn unread_columns_change_no_answer() {
+    let (narrow, wide) = widened();
+    let narrow = temp_file("projection-narrow.csv", &narrow);
+    let wide_csv = temp_file("projection-wide.csv", &wide);
+    let wide_json = temp_file("projection-wide.jsonl", &as_json_lines(&wide));
+    let narrow = narrow.to_str().unwrap();
+    for query in ["examples/cirr.tl", "examples/cirr-by-cdn.tl"] {
+        for read in [&["--at", "end"][..], &["--timeline"][..]] {
+            if query.contains("by-cdn") && read[0] == "--at" {
+                continue; // an aggregate is read at fixed times
+            }
+            let want = eval(query, narrow, "1", read);
+            assert!(want.lines().count() >= 2, "{want}");
+            for wide in [&wide_csv, &wide_json] {
+                for threads in ["1", "2"] {
+                    assert_eq!(
+                        eval(query, wide.to_str().unwrap(), threads, read),
+                        want,
+                        "{query} {read:?} over {} on {threads} threads",
+                        wide.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn cells_of_unread_columns_are_not_checked_but_read_ones_are() {
+    let csv = "time,sessionId,playerStateChange,junk\n\
+               1,s1,play,NaN\n\
+               3,s1,buffer,inf\n\
+               8,s1,play,NaN\n";
+    let file = temp_file("projection-junk.csv", csv);
+    let file = file.to_str().unwrap();
+    for threads in ["1", "2"] {
+        let out = timeline(
+            &[
+                "eval",
+                "--query",
+                r#"duration_where(latest_event_to_state(playerStateChange) == "buffer")"#,
+                "--key",
+                "sessionId",
+                "--threads",
+                threads,
+                "--events",
+                file,
+                "--at",
+                "end",
+            ],
+            None,
+        );
+        assert_eq!(
+            stdout(&out).trim(),
+            r#"{"key":"s1","at":8,"value":5}"#,
+            "threads {threads}"
+        );
+        let out = timeline(
+            &[
+                "eval",
+                "--query",
+                "duration_where(latest_event_to_state(junk) > 1)",
+                "--key",
+                "sessionId",
+                "--threads",
+                threads,
+                "--events",
+                file,
+                "--at",
+                "end",
+            ],
+            None,
+        );
+        bad_input(&out, "projection-junk.csv:2: column `junk`");
+    }
+}
