@@ -360,7 +360,7 @@ pub struct RecordCells {
 
 /// The record cells of a row, from their own generator (the workload's rows do not change).
 pub fn record_cells(seed: u64, key: usize, row: usize) -> RecordCells {
-    let mut rng = Rng::new(seed ^ ((key as u64) << 32) ^ row as u64 ^ 0x5EED_0F_1D5);
+    let mut rng = Rng::new(seed ^ ((key as u64) << 32) ^ row as u64 ^ 0x0005_EED0_F1D5);
     RecordCells {
         event_id: rng.next(),
         position: row as f64 * 2.5 + rng.below(1_000) as f64 / 1_000.0,
