@@ -534,7 +534,7 @@ impl CsvDecoder {
 /// String cells seen so far, shared: session ids and states repeat on every line, and one `Arc`
 /// per distinct string keeps memory to what the values are, not how often they occur.
 #[derive(Default)]
-struct Strings {
+pub struct Strings {
     seen: timeline::keys::KeyMap<Str, ()>,
 }
 
@@ -543,7 +543,7 @@ impl Strings {
     const MAX: usize = 1 << 20;
 
     /// The shared string for `cell`.
-    fn intern(&mut self, cell: &str) -> Str {
+    pub fn intern(&mut self, cell: &str) -> Str {
         if let Some((s, _)) = self.seen.get_key_value(cell) {
             return s.clone();
         }

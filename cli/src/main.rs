@@ -19,7 +19,7 @@ use timeline::aggregate::{
     AggFn, AggSegment, AggregateEngine, Aggregates, GroupRow, Num, Query, QueryPlan,
 };
 use timeline::value::ValueKey;
-use timeline::{Engine, EngineOptions, Event, Segment, State, Value};
+use timeline::{Engine, EngineOptions, Segment, State, Value};
 
 /// glibc's malloc spent a third of ingestion consolidating free chunks; mimalloc does not.
 #[global_allocator]
@@ -148,9 +148,11 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
 }
 
 /// Reads the event files, in order, into `threads` sinks that `make` builds, each key to one
-/// sink: a CSV file without quotes is read by one thread per sink, each taking its own keys
-/// ([`shards`]); any other file is read on this thread and its events routed to the sinks by
-/// the same hash. Each key's events reach its sink in file order, as from one file.
+/// sink: a CSV file without quotes and a Parquet file are read by one thread per sink, each
+/// taking its own keys ([`shards::eval_csv`], [`parquet_input::read_sharded`]); any other file
+/// is read on this thread and its events routed to the
+/// sinks by the same hash, each sink ingesting on a thread of its own ([`shards::ingest_routed`]).
+/// Each key's events reach its sink in file order, as from one file.
 fn read_events<S: shards::Sink>(
     a: &EvalArgs,
     files: &[String],
@@ -161,17 +163,17 @@ fn read_events<S: shards::Sink>(
     let mut sinks = (0..threads.max(1))
         .map(|_| make())
         .collect::<Result<Vec<S>, String>>()?;
-    let mut router = Router {
-        key: a.key.as_deref().map(std::sync::Arc::from),
-        routed: (0..sinks.len()).map(|_| Vec::new()).collect(),
-        ingested: 0,
-    };
+    let key = a.key.as_deref().map(std::sync::Arc::from);
     for path in files {
         if parquet_input::is_parquet(path) {
-            parquet_input::for_each_batch(path, &a.time, columns, |events| {
-                router.route(&mut sinks, events)
-            })
-            .map_err(|e| e.to_string())?;
+            if let (Some(key), true) = (&a.key, sinks.len() > 1) {
+                parquet_input::read_sharded(path, &a.time, columns, key, &mut sinks)
+                    .map_err(|e| e.to_string())?;
+                continue;
+            }
+            shards::ingest_routed(&mut sinks, key.as_ref(), path, |route| {
+                parquet_input::for_each_batch(path, &a.time, columns, route)
+            })?;
             continue;
         }
         let file = input::map_text(path).map_err(|e| e.to_string())?;
@@ -194,64 +196,20 @@ fn read_events<S: shards::Sink>(
         // Events are ingested in chunks as they are read; the result does not depend on the
         // chunking.
         const CHUNK: usize = 1 << 16;
-        router.ingested = 0;
-        input::for_each_chunk(
-            path,
-            text,
-            &a.time,
-            Some(columns),
-            &mut progress,
-            CHUNK,
-            |events| router.route(&mut sinks, events),
-        )
-        .map_err(|e| e.to_string())?;
+        shards::ingest_routed(&mut sinks, key.as_ref(), path, |route| {
+            input::for_each_chunk(
+                path,
+                text,
+                &a.time,
+                Some(columns),
+                &mut progress,
+                CHUNK,
+                route,
+            )
+        })?;
         progress.finish();
     }
     Ok(sinks)
-}
-
-/// Hands events read on this thread to the sink owning each key (by the hash the sharded CSV
-/// reader uses).
-struct Router {
-    key: Option<std::sync::Arc<str>>,
-    routed: Vec<Vec<Event>>,
-    /// Events of the current file ingested so far (to number an event in an error).
-    ingested: usize,
-}
-
-impl Router {
-    fn route<S: shards::Sink>(
-        &mut self,
-        sinks: &mut [S],
-        events: &mut Vec<Event>,
-    ) -> Result<(), String> {
-        if sinks.len() == 1 {
-            sinks[0].ingest(events).map_err(|e| {
-                format!(
-                    "event {} (time {}): {}",
-                    self.ingested + e.index + 1,
-                    events[e.index].time,
-                    e.message
-                )
-            })?;
-            self.ingested += events.len();
-            return Ok(());
-        }
-        for e in events.drain(..) {
-            let shard = match self.key.as_ref().and_then(|k| e.column(k)) {
-                Some(v) => shards::shard_of_value(v, sinks.len()),
-                None => 0, // refused there, with the reason
-            };
-            self.routed[shard].push(e);
-        }
-        for (sink, batch) in sinks.iter_mut().zip(self.routed.iter_mut()) {
-            sink.ingest(batch)
-                .map_err(|e| format!("an event at time {}: {}", batch[e.index].time, e.message))?;
-            self.ingested += batch.len();
-            batch.clear();
-        }
-        Ok(())
-    }
 }
 
 /// The answers of an aggregate query: per group at each `--at` time, or per group and

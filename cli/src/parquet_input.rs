@@ -6,7 +6,8 @@
 //! time unit (exactly, or refused). A column of another type is refused with its name and type,
 //! but only if the query reads it: other columns are never decoded.
 
-use crate::input::{display_path, InputError};
+use crate::input::{display_path, InputError, Strings};
+use crate::shards::{shard_of_value, Sink};
 use crate::time::{parse_time, TimeSpec, TimeUnit};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -39,6 +40,78 @@ pub fn for_each_batch(
     path: &str,
     time: &TimeSpec,
     columns: &[String],
+    sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
+) -> Result<(), InputError> {
+    read(path, time, columns, None, sink)
+}
+
+/// Which rows a reader keeps: those whose `key` column falls on `shard` of `shards` (by
+/// [`shards::shard_of_value`]; a row without a key falls on shard 0, to be refused there).
+#[derive(Clone, Copy)]
+struct Part<'a> {
+    key: &'a str,
+    shard: usize,
+    shards: usize,
+}
+
+/// Reads the Parquet file at `path` into `sinks`, one thread per sink, each reading the whole
+/// file but building events only for the rows of its own keys (by the `key` column), so that
+/// events are made, ingested and freed on one thread. Each key's events reach its sink in file
+/// order. On an error, the first bad row among the threads is reported and the sinks are gone.
+pub fn read_sharded<S: Sink>(
+    path: &str,
+    time: &TimeSpec,
+    columns: &[String],
+    key: &str,
+    sinks: &mut Vec<S>,
+) -> Result<(), InputError> {
+    let shards = sinks.len();
+    let owned = std::mem::take(sinks);
+    let results: Vec<Result<S, InputError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = owned
+            .into_iter()
+            .enumerate()
+            .map(|(shard, mut sink)| {
+                scope.spawn(move || {
+                    let part = Part { key, shard, shards };
+                    read(path, time, columns, Some(part), |events| {
+                        sink.ingest(events).map_err(|e| {
+                            format!("an event at time {}: {}", events[e.index].time, e.message)
+                        })
+                    })?;
+                    Ok(sink)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a reader thread does not panic"))
+            .collect()
+    });
+    let mut first_error: Option<InputError> = None;
+    for r in results {
+        match r {
+            Ok(sink) => sinks.push(sink),
+            Err(e) => {
+                // An error without a row (the sink's) after one with a row: the row first.
+                let earlier = |f: &InputError| e.line != 0 && (f.line == 0 || e.line < f.line);
+                if first_error.as_ref().is_none_or(earlier) {
+                    first_error = Some(e);
+                }
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn read(
+    path: &str,
+    time: &TimeSpec,
+    columns: &[String],
+    part: Option<Part<'_>>,
     mut sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
 ) -> Result<(), InputError> {
     let fail = |row: usize, message: String| InputError {
@@ -77,9 +150,11 @@ pub fn for_each_batch(
         .map_err(|e| fail(0, format!("not a readable Parquet file: {e}")))?;
     let mut row = 0usize;
     let mut events: Vec<Event> = Vec::new();
+    let mut strings = Strings::default();
     for batch in reader {
         let batch = batch.map_err(|e| fail(row + 1, format!("cannot decode: {e}")))?;
-        to_events(&batch, time, row, &mut events).map_err(|(r, m)| fail(r, m))?;
+        to_events(&batch, time, row, part, &mut strings, &mut events)
+            .map_err(|(r, m)| fail(r, m))?;
         row += batch.num_rows();
         sink(&mut events).map_err(|m| fail(0, m))?;
         events.clear();
@@ -87,32 +162,80 @@ pub fn for_each_batch(
     Ok(())
 }
 
-/// The events of one batch (its first row being file row `first + 1`).
+/// The events of one batch (its first row being file row `first + 1`), of the rows `part`
+/// keeps. Each column is decoded whole, with one type dispatch, strings shared through
+/// `strings`; rows then take their cells.
 fn to_events(
     batch: &RecordBatch,
     time: &TimeSpec,
     first: usize,
+    part: Option<Part<'_>>,
+    strings: &mut Strings,
     out: &mut Vec<Event>,
 ) -> Result<(), (usize, String)> {
     let schema = batch.schema();
-    let mut time_col = None;
-    let mut cols: Vec<(Arc<str>, Column)> = Vec::new();
-    for (field, array) in schema.fields().iter().zip(batch.columns()) {
-        let column = Column::new(array, time.unit)
-            .map_err(|m| (first + 1, format!("column `{}`: {m}", field.name())))?;
+    let decode = |i: usize, keep: Option<&[bool]>, strings: &mut Strings| {
+        let name = schema.field(i).name();
+        let at = |r: usize, m: String| (first + r + 1, format!("column `{name}`: {m}"));
+        Column::new(batch.column(i), time.unit)
+            .map_err(|m| at(0, m))?
+            .values(keep, strings)
+            .map_err(|(r, m)| at(r, m))
+    };
+    // The rows of this part's keys, from the key column alone.
+    let mut key_values = None;
+    let keep: Option<Vec<bool>> = match part {
+        None => None,
+        Some(part) => {
+            let owners: Vec<bool> = match schema.index_of(part.key) {
+                Err(_) => vec![part.shard == 0; batch.num_rows()],
+                Ok(i) => {
+                    let keys = decode(i, None, strings)?;
+                    let mut last: Option<(&Value, bool)> = None;
+                    let owners = keys
+                        .iter()
+                        .map(|k| match (k, last) {
+                            (None, _) => part.shard == 0,
+                            (Some(k), Some((l, own))) if k == l => own,
+                            (Some(k), _) => {
+                                let own = shard_of_value(k, part.shards) == part.shard;
+                                last = Some((k, own));
+                                own
+                            }
+                        })
+                        .collect();
+                    key_values = Some((i, keys));
+                    owners
+                }
+            };
+            Some(owners)
+        }
+    };
+    let keep = keep.as_deref();
+    let mut times = None;
+    let mut cols: Vec<(Arc<str>, Vec<Option<Value>>)> = Vec::new();
+    for (i, field) in schema.fields().iter().enumerate() {
+        let values = match key_values.take() {
+            Some((k, keys)) if k == i => keys,
+            other => {
+                key_values = other;
+                decode(i, keep, strings)?
+            }
+        };
         if field.name() == &time.column {
-            time_col = Some(column);
+            times = Some(values);
         } else {
-            cols.push((Arc::from(field.name().as_str()), column));
+            cols.push((Arc::from(field.name().as_str()), values));
         }
     }
-    let time_col = time_col.ok_or((first + 1, "the time column is missing".to_string()))?;
-    for r in 0..batch.num_rows() {
+    let times = times.ok_or((first + 1, "the time column is missing".to_string()))?;
+    out.reserve(batch.num_rows());
+    for (r, t) in times.into_iter().enumerate() {
+        if keep.is_some_and(|keep| !keep[r]) {
+            continue;
+        }
         let at = |m: String| (first + r + 1, m);
-        let t = match time_col
-            .value(r)
-            .map_err(|m| at(format!("column `{}`: {m}", time.column)))?
-        {
+        let t = match t {
             None => return Err(at(format!("the time (`{}`) is null", time.column))),
             Some(Value::Int(t)) if t >= 0 => t as u64,
             Some(Value::Str(s)) => parse_time(&s, time.unit).map_err(at)?,
@@ -123,18 +246,40 @@ fn to_events(
                 )))
             }
         };
-        let mut fields = Vec::with_capacity(cols.len());
-        for (name, c) in &cols {
-            if let Some(v) = c
-                .value(r)
-                .map_err(|m| at(format!("column `{name}`: {m}")))?
-            {
+        let present = cols.iter().filter(|(_, v)| v[r].is_some()).count();
+        let mut fields = Vec::with_capacity(present);
+        for (name, values) in &mut cols {
+            if let Some(v) = values[r].take() {
                 fields.push((name.clone(), v));
             }
         }
         out.push(Event { time: t, fields });
     }
     Ok(())
+}
+
+/// String cells as shared values (`None` for a null or a row `skip` leaves out): a run of equal
+/// cells costs a comparison, another cell a lookup in `strings`.
+fn shared<'a>(
+    cells: impl Iterator<Item = Option<&'a str>>,
+    skip: impl Fn(usize) -> bool,
+    strings: &mut Strings,
+) -> Vec<Option<Value>> {
+    let mut recent: Option<timeline::value::Str> = None;
+    cells
+        .enumerate()
+        .map(|(r, cell)| {
+            let cell = cell.filter(|_| !skip(r))?;
+            Some(Value::Str(match &recent {
+                Some(s) if **s == *cell => s.clone(),
+                _ => {
+                    let s = strings.intern(cell);
+                    recent = Some(s.clone());
+                    s
+                }
+            }))
+        })
+        .collect()
 }
 
 /// A column of a batch, ready to give each row's value.
@@ -218,6 +363,51 @@ impl Column {
             }
         };
         Ok(Column::Typed(array.clone(), kind, unit))
+    }
+
+    /// Every row's value (`None` for a null); an error comes with its row in the batch.
+    /// Strings are shared: a run of equal cells costs a comparison, others a lookup in `strings`.
+    /// Rows that `keep` leaves out are `None`, unchecked.
+    fn values(
+        &self,
+        keep: Option<&[bool]>,
+        strings: &mut Strings,
+    ) -> Result<Vec<Option<Value>>, (usize, String)> {
+        let skip = |r: usize| keep.is_some_and(|keep| !keep[r]);
+        let n = match self {
+            Column::Dictionary(array, ..) | Column::Typed(array, ..) => array.len(),
+        };
+        // The common types are read through one downcast of the array, not one per row.
+        let cells: Vec<Option<Value>> = match self {
+            Column::Typed(a, Kind::Utf8, _) => shared(a.as_string::<i32>().iter(), skip, strings),
+            Column::Typed(a, Kind::LargeUtf8, _) => {
+                shared(a.as_string::<i64>().iter(), skip, strings)
+            }
+            Column::Typed(a, Kind::Utf8View, _) => shared(a.as_string_view().iter(), skip, strings),
+            Column::Typed(a, Kind::I64, _) => a
+                .as_primitive::<Int64Type>()
+                .iter()
+                .enumerate()
+                .map(|(r, v)| v.filter(|_| !skip(r)).map(Value::Int))
+                .collect(),
+            Column::Typed(a, Kind::Bool, _) => a
+                .as_boolean()
+                .iter()
+                .enumerate()
+                .map(|(r, v)| v.filter(|_| !skip(r)).map(Value::Bool))
+                .collect(),
+            _ => {
+                let mut out = Vec::with_capacity(n);
+                for r in 0..n {
+                    out.push(match skip(r) {
+                        true => None,
+                        false => self.value(r).map_err(|m| (r, m))?,
+                    });
+                }
+                out
+            }
+        };
+        Ok(cells)
     }
 
     /// Row `r`'s value; `None` for a null.

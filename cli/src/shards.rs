@@ -13,6 +13,7 @@ use crate::input::{display_path, infer_scalar, CsvDecoder, CsvHeader, InputError
 use crate::progress::Progress;
 use crate::time::{TimeSpec, TimeUnit};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use timeline::aggregate::AggregateEngine;
 use timeline::value::ValueKey;
 use timeline::{Engine, Event, IngestError};
@@ -109,6 +110,95 @@ pub fn eval_csv<S: Sink>(
         Some(e) => Err(e),
         None => Ok(()),
     })
+}
+
+/// What a reader hands its events to, a chunk at a time (the chunk is left empty).
+pub type Route<'a> = dyn FnMut(&mut Vec<Event>) -> Result<(), String> + 'a;
+
+/// Runs `read`, which reads the file `path` on this thread and hands its events to the route it
+/// is given, and feeds each event to the sink owning its key (by [`shard_of_value`] of the
+/// `key` column). With several sinks each ingests on a thread of its own, fed through a short
+/// queue, so that decoding and ingesting overlap. An error names the file: the reader's own, or
+/// the first a sink met (which stops the read).
+pub fn ingest_routed<S: Sink>(
+    sinks: &mut Vec<S>,
+    key: Option<&Arc<str>>,
+    path: &str,
+    read: impl FnOnce(&mut Route<'_>) -> Result<(), InputError>,
+) -> Result<(), String> {
+    if sinks.len() == 1 {
+        let sink = &mut sinks[0];
+        let mut ingested = 0;
+        return read(&mut |events: &mut Vec<Event>| {
+            sink.ingest(events).map_err(|e| {
+                format!(
+                    "event {} (time {}): {}",
+                    ingested + e.index + 1,
+                    events[e.index].time,
+                    e.message
+                )
+            })?;
+            ingested += events.len();
+            events.clear();
+            Ok(())
+        })
+        .map_err(|e| e.to_string());
+    }
+    let shards = sinks.len();
+    let owned = std::mem::take(sinks);
+    let (read_result, results) = std::thread::scope(|scope| {
+        let mut queues = Vec::with_capacity(shards);
+        let mut workers = Vec::with_capacity(shards);
+        for mut sink in owned {
+            let (queue, batches) = std::sync::mpsc::sync_channel::<Vec<Event>>(2);
+            queues.push(queue);
+            workers.push(scope.spawn(move || -> Result<S, String> {
+                for batch in batches {
+                    sink.ingest(&batch).map_err(|e| {
+                        format!("an event at time {}: {}", batch[e.index].time, e.message)
+                    })?;
+                }
+                Ok(sink)
+            }));
+        }
+        let mut routed: Vec<Vec<Event>> = (0..shards).map(|_| Vec::new()).collect();
+        let read_result = read(&mut |events: &mut Vec<Event>| {
+            for e in events.drain(..) {
+                let shard = match key.and_then(|k| e.column(k)) {
+                    Some(v) => shard_of_value(v, shards),
+                    None => 0, // refused there, with the reason
+                };
+                routed[shard].push(e);
+            }
+            for (queue, batch) in queues.iter().zip(&mut routed) {
+                if !batch.is_empty() {
+                    // A closed queue is a sink that failed: its error is reported below.
+                    queue
+                        .send(std::mem::take(batch))
+                        .map_err(|_| "stopped".to_string())?;
+                }
+            }
+            Ok(())
+        });
+        drop(queues);
+        let results: Vec<Result<S, String>> = workers
+            .into_iter()
+            .map(|w| w.join().expect("a sink's thread does not panic"))
+            .collect();
+        (read_result, results)
+    });
+    let mut sink_error = None;
+    for r in results {
+        match r {
+            Ok(sink) => sinks.push(sink),
+            Err(e) => sink_error = sink_error.or(Some(e)),
+        }
+    }
+    match (sink_error, read_result) {
+        (Some(e), _) => Err(format!("{}: {e}", display_path(path))),
+        (None, Err(e)) => Err(e.to_string()),
+        (None, Ok(())) => Ok(()),
+    }
 }
 
 /// The sink (of `shards`) that takes `key`: the one [`eval_csv`] gives its cell to.

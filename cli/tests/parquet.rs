@@ -7,8 +7,8 @@ use arrow_array::builder::StringDictionaryBuilder;
 use arrow_array::types::Int32Type;
 use arrow_array::{
     ArrayRef, BinaryArray, BooleanArray, Date32Array, Float64Array, Int16Array, Int64Array,
-    LargeStringArray, RecordBatch, StringArray, TimestampMillisecondArray, TimestampSecondArray,
-    UInt64Array,
+    LargeStringArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+    TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray, UInt64Array,
 };
 use common::*;
 use std::sync::Arc;
@@ -107,6 +107,24 @@ fn parquet_gives_the_answers_of_the_csv_it_holds() {
             times.iter().map(|t| t * 1000).collect::<Vec<_>>(),
         )),
     );
+    let micros = player_parquet(
+        "player-us.parquet",
+        Arc::new(
+            TimestampMicrosecondArray::from(
+                times.iter().map(|t| t * 1_000_000).collect::<Vec<_>>(),
+            )
+            .with_timezone("+05:30"),
+        ),
+    );
+    let nanos = player_parquet(
+        "player-ns.parquet",
+        Arc::new(
+            TimestampNanosecondArray::from(
+                times.iter().map(|t| t * 1_000_000_000).collect::<Vec<_>>(),
+            )
+            .with_timezone("America/New_York"),
+        ),
+    );
     for query in [
         "examples/cirr.tl",
         "examples/cirr-by-cdn.tl",
@@ -114,8 +132,8 @@ fn parquet_gives_the_answers_of_the_csv_it_holds() {
     ] {
         let want = eval(query, "examples/player.csv", &[]);
         assert!(want.lines().count() > 3, "{want}");
-        for file in [&plain, &stamped, &millis] {
-            for threads in ["1", "2"] {
+        for file in [&plain, &stamped, &millis, &micros, &nanos] {
+            for threads in ["1", "2", "3"] {
                 let got = eval(query, file.to_str().unwrap(), &["--threads", threads]);
                 assert_eq!(
                     got,
@@ -306,6 +324,37 @@ fn bad_parquet_is_refused_with_file_row_and_reason() {
         None,
     );
     bad_input(&o, "NaN");
+    // Bad rows of different keys: the first in the file is reported, however many threads read
+    // it (each reads its own keys).
+    let keys: Vec<String> = (0..40).map(|i| format!("k{}", i % 7)).collect();
+    let mut times: Vec<Option<i64>> = (0..40).map(Some).collect();
+    times[12] = None;
+    times[29] = None;
+    let nulls = write(
+        "null-times.parquet",
+        vec![
+            ("time", Arc::new(Int64Array::from(times)) as ArrayRef),
+            ("k", Arc::new(StringArray::from(keys))),
+            ("a", Arc::new(Int64Array::from(vec![1; 40]))),
+        ],
+    );
+    for threads in ["1", "2", "3"] {
+        let o = timeline(
+            &[
+                "eval",
+                "--query",
+                "count(a == 1)",
+                "--key",
+                "k",
+                "--threads",
+                threads,
+                "--events",
+                nulls.to_str().unwrap(),
+            ],
+            None,
+        );
+        bad_input(&o, "null-times.parquet:13: the time (`time`) is null");
+    }
 }
 
 /// Reads a Parquet file back: its column names and types, and its rows as JSON values.
