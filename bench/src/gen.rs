@@ -11,6 +11,10 @@ use std::sync::Arc;
 use timeline::value::Str;
 use timeline::{Event, Value};
 
+/// The streams' version, in the names of the files written: bump it when what is generated
+/// changes (v2: the record columns).
+pub const VERSION: &str = "v2";
+
 /// The most columns besides `time` and the key that a workload has.
 pub const MAX_COLUMNS: usize = 5;
 

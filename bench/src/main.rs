@@ -133,7 +133,8 @@ fn compare(
         "{}: {} keys x {per_key} events (seed {SEED})\n  {}",
         w.title, keys, w.query
     );
-    let csv = out.join(format!("{}-{keys}x{per_key}.csv", w.name));
+    // The name carries the generator's version: files of an older one are not reused.
+    let csv = out.join(format!("{}-{keys}x{per_key}-{}.csv", w.name, gen::VERSION));
     let rows = if csv.exists() {
         count_rows(&csv)?
     } else {

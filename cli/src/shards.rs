@@ -41,7 +41,8 @@ impl Sink for AggregateEngine {
 
 /// Feeds the CSV `text` to `sinks`, one thread per sink, each taking the keys whose hash falls on
 /// it, or returns `None` (touching nothing) if the file is not one this reader takes (see the
-/// module documentation). On an error the sinks are gone: the whole evaluation fails.
+/// module documentation). With one sink this is still the faster reader (it finds cells with
+/// `memchr` and skips the cells of unread columns without splitting them further). On an error the sinks are gone: the whole evaluation fails.
 pub fn eval_csv<S: Sink>(
     path: &str,
     text: &str,
@@ -53,7 +54,7 @@ pub fn eval_csv<S: Sink>(
 ) -> Option<Result<(), InputError>> {
     let key_column = key_column?;
     let threads = sinks.len();
-    if threads < 2 || text.contains('"') {
+    if text.contains('"') {
         return None;
     }
     let (header, body) = text.split_once('\n')?;
