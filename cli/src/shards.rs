@@ -83,7 +83,7 @@ pub fn eval_csv<S: Sink>(
         })
     };
     let mut owned = std::mem::take(sinks).into_iter();
-    let first = owned.next().expect("two sinks or more");
+    let first = owned.next().expect("at least one sink");
     let results: Vec<Result<S, InputError>> = std::thread::scope(|scope| {
         let others: Vec<_> = owned
             .enumerate()
