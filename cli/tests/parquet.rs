@@ -144,6 +144,32 @@ fn parquet_gives_the_answers_of_the_csv_it_holds() {
             }
         }
     }
+    // The example file DuckDB wrote (README: "Parquet in and out") holds the example sessions.
+    for query in ["examples/cirr.tl", "examples/cirr-by-cdn.tl"] {
+        assert_eq!(
+            eval(query, "examples/player.parquet", &[]),
+            eval(query, "examples/player.csv", &[]),
+            "{query}"
+        );
+    }
+    let readme = stdout(&timeline(
+        &[
+            "eval",
+            "--query-file",
+            "examples/cirr.tl",
+            "--events",
+            "examples/player.parquet",
+            "--key",
+            "sessionId",
+            "--at",
+            "end",
+        ],
+        None,
+    ));
+    assert_eq!(
+        readme,
+        "{\"key\":\"s1\",\"at\":14,\"value\":1}\n{\"key\":\"s2\",\"at\":55,\"value\":12}\n"
+    );
     // A file of several, Parquet and CSV together, equals one.
     let dir = std::env::temp_dir().join(format!("timeline-parquet-dir-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

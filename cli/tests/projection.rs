@@ -102,44 +102,30 @@ fn cells_of_unread_columns_are_not_checked_but_read_ones_are() {
                8,s1,play,NaN\n";
     let file = temp_file("projection-junk.csv", csv);
     let file = file.to_str().unwrap();
+    let run = |query: &str, threads: &str| {
+        let args = [
+            "eval",
+            "--query",
+            query,
+            "--key",
+            "sessionId",
+            "--threads",
+            threads,
+            "--events",
+            file,
+            "--at",
+            "end",
+        ];
+        timeline(&args, None)
+    };
     for threads in ["1", "2"] {
-        let out = timeline(
-            &[
-                "eval",
-                "--query",
-                r#"duration_where(latest_event_to_state(playerStateChange) == "buffer")"#,
-                "--key",
-                "sessionId",
-                "--threads",
-                threads,
-                "--events",
-                file,
-                "--at",
-                "end",
-            ],
-            None,
-        );
+        let unread = r#"duration_where(latest_event_to_state(playerStateChange) == "buffer")"#;
         assert_eq!(
-            stdout(&out).trim(),
+            stdout(&run(unread, threads)).trim(),
             r#"{"key":"s1","at":8,"value":5}"#,
             "threads {threads}"
         );
-        let out = timeline(
-            &[
-                "eval",
-                "--query",
-                "duration_where(latest_event_to_state(junk) > 1)",
-                "--key",
-                "sessionId",
-                "--threads",
-                threads,
-                "--events",
-                file,
-                "--at",
-                "end",
-            ],
-            None,
-        );
-        bad_input(&out, "projection-junk.csv:2: column `junk`");
+        let read = "duration_where(latest_event_to_state(junk) > 1)";
+        bad_input(&run(read, threads), "projection-junk.csv:2: column `junk`");
     }
 }
