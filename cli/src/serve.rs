@@ -30,6 +30,11 @@ struct App {
     done: std::sync::Arc<std::sync::Mutex<HashMap<(WorkerId, String), Json_>>>,
 }
 
+/// The largest request body taken: a packed batch at its limit
+/// ([`timeline::limits::MAX_PACKED_BYTES`]) with room for its JSON escaping. Larger bodies are
+/// refused with 413 and a Golem-style error body, before they are read in full.
+pub const MAX_REQUEST_BYTES: usize = timeline::limits::MAX_PACKED_BYTES / 4 * 5;
+
 /// How many idempotency keys are remembered (the oldest are forgotten first).
 const IDEMPOTENCY_KEYS: usize = 100_000;
 
@@ -346,6 +351,37 @@ async fn log(
     response
 }
 
+/// A body over [`MAX_REQUEST_BYTES`] gets 413 with a JSON error that says what to do, in place
+/// of axum's plain-text one; a `Content-Length` over it is refused before the body is read.
+async fn explain_too_large(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let refusal = || {
+        Failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"errors": [format!(
+                "the request body is over the limit of {} MiB: send smaller batches (timeline golem ingest --batch N)",
+                MAX_REQUEST_BYTES >> 20
+            )]}),
+        )
+        .into_response()
+    };
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
+        return refusal();
+    }
+    let response = next.run(request).await;
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return refusal();
+    }
+    response
+}
+
 /// Runs the server until Ctrl-C (or SIGTERM).
 pub fn serve(a: &ServeArgs) -> Result<(), String> {
     let sys = TimelineSystem::start(&golem_emulator::components_dir(), &a.data)
@@ -366,6 +402,8 @@ pub fn serve(a: &ServeArgs) -> Result<(), String> {
             "/v1/components/{component}/workers/{name}/{action}",
             post(invoke),
         )
+        .layer(axum::middleware::from_fn(explain_too_large))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::from_fn_with_state(app.clone(), log))
         .with_state(app);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;

@@ -347,6 +347,24 @@ curl() {{
     assert_eq!(status, 200, "{body}");
     let (status, _) = curl(&[&format!("{}/v1/components/nope/workers/w", server.url)]);
     assert_eq!(status, 404);
+    // A body over the documented limit (80 MiB), with and without a declared length: 413 with a
+    // Golem-style error that says what to do, and the server goes on.
+    let huge = std::env::temp_dir().join(format!("serve-huge-{}", std::process::id()));
+    std::fs::write(&huge, vec![b' '; (80 << 20) + 1]).unwrap();
+    let upload = format!("@{}", huge.display());
+    for chunked in [false, true] {
+        let mut args = vec!["-X", "POST", &invoke, "--data-binary", &upload];
+        if chunked {
+            args.extend(["-H", "Transfer-Encoding: chunked"]);
+        }
+        let (status, body) = curl(&args);
+        assert_eq!(status, 413, "{body}");
+        let error = json(&body)["errors"][0].as_str().unwrap().to_string();
+        assert!(error.contains("limit of 80 MiB"), "{error}");
+    }
+    let _ = std::fs::remove_file(&huge);
+    let (status, body) = curl(&["-X", "POST", &invoke, "-d", r#"{"params":[]}"#]);
+    assert_eq!(status, 200, "{body}");
     // An `Idempotency-Key` sent again gets the first answer, without running again: here the
     // second call names a job that does not exist, and still gets the first call's answer.
     let ingest = format!(
