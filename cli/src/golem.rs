@@ -323,16 +323,32 @@ pub fn golem(a: &GolemArgs) -> Result<(), String> {
 
 /// Sends an event file in packed batches of `batch` events.
 fn ingest(g: &Golem, job: &str, path: &str, batch: usize) -> Result<(), String> {
-    let text = input::read_text(path).map_err(|e| e.to_string())?;
-    let mut progress = Progress::new(text.len());
-    let events = input::parse_events(path, &text, &mut progress).map_err(|e| e.to_string())?;
-    progress.finish();
+    // The events, and a hash of the file's content for the idempotency keys.
+    let (events, file) = if timeline_cli::parquet_input::is_parquet(path) {
+        let bytes = std::fs::read(path).map_err(|e| format!("{path}: cannot read: {e}"))?;
+        let mut events = Vec::new();
+        timeline_cli::parquet_input::for_each_batch_of_all_columns(
+            path,
+            &timeline_cli::time::TimeSpec::default(),
+            |batch| {
+                events.append(batch);
+                Ok(())
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        (events, fnv(&bytes))
+    } else {
+        let text = input::read_text(path).map_err(|e| e.to_string())?;
+        let mut progress = Progress::new(text.len());
+        let events = input::parse_events(path, &text, &mut progress).map_err(|e| e.to_string())?;
+        progress.finish();
+        (events, fnv(text.as_bytes()))
+    };
     let driver = g.component("timeline:driver")?;
     let (mut sent, mut calls) = (0usize, 0u64);
     let mut progress = Progress::new(events.len());
     // Each batch's idempotency key: the job, the file's content and the batch's place in it, so
     // that sending the same file again (or retrying a batch) is recognised.
-    let file = fnv(text.as_bytes());
     for (i, chunk) in events.chunks(batch.max(1)).enumerate() {
         let packed = timeline::wire::encode_events(chunk);
         let key = format!("ingest-{job}-{file:016x}-{batch}-{i}");

@@ -42,7 +42,17 @@ pub fn for_each_batch(
     columns: &[String],
     sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
 ) -> Result<(), InputError> {
-    read(path, time, columns, None, sink)
+    read(path, time, Some(columns), None, sink)
+}
+
+/// As [`for_each_batch`], every column of the file read (for a client that sends whole events
+/// on, not knowing what the query reads). A column of a type the engine does not read is refused.
+pub fn for_each_batch_of_all_columns(
+    path: &str,
+    time: &TimeSpec,
+    sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
+) -> Result<(), InputError> {
+    read(path, time, None, None, sink)
 }
 
 /// Which rows a reader keeps: those whose `key` column falls on `shard` of `shards` (by
@@ -74,7 +84,7 @@ pub fn read_sharded<S: Sink>(
             .map(|(shard, mut sink)| {
                 scope.spawn(move || {
                     let part = Part { key, shard, shards };
-                    read(path, time, columns, Some(part), |events| {
+                    read(path, time, Some(columns), Some(part), |events| {
                         sink.ingest(events).map_err(|e| {
                             format!("an event at time {}: {}", events[e.index].time, e.message)
                         })
@@ -107,10 +117,11 @@ pub fn read_sharded<S: Sink>(
     }
 }
 
+/// Reads the file, `columns` (`None`: all) besides the time, the rows of `part` (`None`: all).
 fn read(
     path: &str,
     time: &TimeSpec,
-    columns: &[String],
+    columns: Option<&[String]>,
     part: Option<Part<'_>>,
     mut sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
 ) -> Result<(), InputError> {
@@ -134,12 +145,15 @@ fn read(
         )
     })?;
     let mut roots = vec![time_index];
-    roots.extend(
-        columns
-            .iter()
-            .filter_map(|c| schema.index_of(c).ok())
-            .filter(|i| *i != time_index),
-    );
+    match columns {
+        Some(columns) => roots.extend(
+            columns
+                .iter()
+                .filter_map(|c| schema.index_of(c).ok())
+                .filter(|i| *i != time_index),
+        ),
+        None => roots.extend(0..schema.fields().len()),
+    }
     roots.sort_unstable();
     roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);

@@ -248,16 +248,12 @@ curl() {{
         "--shards",
         "2",
     ]);
-    for job in ["client-cirr", "client-by-cdn"] {
-        golem(&[
-            "ingest",
-            "--job",
-            job,
-            "--events",
-            "examples/player.csv",
-            "--batch",
-            "7",
-        ]);
+    // The same sessions from CSV and from Parquet.
+    for (job, events) in [
+        ("client-cirr", "examples/player.csv"),
+        ("client-by-cdn", "examples/player.parquet"),
+    ] {
+        golem(&["ingest", "--job", job, "--events", events, "--batch", "7"]);
     }
     let compare = |golem: &dyn Fn(&[&str]) -> String| {
         for key in ["s1", "s2"] {
