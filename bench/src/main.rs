@@ -163,9 +163,11 @@ fn compare(
                 }
             }
             "cli" => {
-                results.push(cli(w, &csv, rows, per_key, None)?);
+                results.push(cli(w, &csv, rows, per_key, None, None)?);
+                // One thread against DuckDB's one thread.
+                results.push(cli(w, &csv, rows, per_key, None, Some(1))?);
                 if retained {
-                    results.push(cli(w, &csv, rows, per_key, Some(RETAIN))?);
+                    results.push(cli(w, &csv, rows, per_key, Some(RETAIN), None)?);
                 }
             }
             "components" => results.push(in_child(w, "components", keys, per_key, None)?),
@@ -180,7 +182,7 @@ fn compare(
                 if !parquet.exists() {
                     to_parquet(w, &csv, &parquet)?;
                 }
-                results.push(cli(w, &parquet, rows, per_key, None)?);
+                results.push(cli(w, &parquet, rows, per_key, None, None)?);
                 results.push(duckdb(w, &parquet, rows, per_key, 1)?);
                 results.push(duckdb(w, &parquet, rows, per_key, available_threads())?);
             }
@@ -564,6 +566,7 @@ fn cli(
     rows: u64,
     per_key: usize,
     retention: Option<u64>,
+    threads: Option<usize>,
 ) -> Result<Measurement, String> {
     let binary = cli_binary()?;
     let start = Instant::now();
@@ -578,6 +581,9 @@ fn cli(
         .args(["--at", &w.at(per_key, END).to_string()]);
     if let Some(h) = retention {
         command.args(["--retain", &h.to_string()]);
+    }
+    if let Some(n) = threads {
+        command.args(["--threads", &n.to_string()]);
     }
     let out = command
         .output()
@@ -609,9 +615,10 @@ fn cli(
         .last()
         .and_then(|l| l.trim().parse().ok());
     Ok(Measurement {
-        runner: match retention {
-            None => format!("timeline CLI over {}", format_of(csv)),
-            Some(h) => format!("timeline CLI, retain {h}"),
+        runner: match (retention, threads) {
+            (None, Some(1)) => format!("timeline CLI over {}, 1 thread", format_of(csv)),
+            (None, _) => format!("timeline CLI over {}", format_of(csv)),
+            (Some(h), _) => format!("timeline CLI, retain {h}"),
         },
         seconds,
         events: rows,
@@ -797,7 +804,7 @@ fn print_table(results: &[Measurement], keys: usize) {
     };
     let keys = keys.max(1);
     println!(
-        "{:<30} {:>9} {:>10} {:>10} {:>10} {:>10} {:>12} {:>13}",
+        "{:<31} {:>9} {:>10} {:>10} {:>10} {:>10} {:>12} {:>13}",
         "runner",
         "wall s",
         "events/s",
@@ -811,7 +818,7 @@ fn print_table(results: &[Measurement], keys: usize) {
         let (duck1, duck_all) = (duck(true, parquet(m)), duck(false, parquet(m)));
         let ratio = |d: Option<f64>| d.map_or("-".to_string(), |d| format!("{:.2}", d / m.seconds));
         println!(
-            "{:<30} {:>9.3} {:>10} {:>10} {:>10} {:>10} {:>12} {:>13}",
+            "{:<31} {:>9.3} {:>10} {:>10} {:>10} {:>10} {:>12} {:>13}",
             m.runner,
             m.seconds,
             format!("{:.2}M", m.events as f64 / m.seconds / 1e6),

@@ -32,17 +32,21 @@ fn every_runner_agrees_on_every_query() {
     ] {
         assert!(stdout.contains(query), "{query} missing:\n{stdout}");
     }
-    // Ten runs per query: native twice, the CLI twice, components, DuckDB twice, and over
-    // Parquet the CLI and DuckDB twice; the aggregate read at one instant has no retention runs
-    // (a horizon forgets that instant): eight.
+    // Eleven runs per query: native twice, the CLI three times (all threads, one thread, a
+    // horizon), components, DuckDB twice, and over Parquet the CLI and DuckDB twice; the
+    // aggregate read at one instant has no retention runs (a horizon forgets that instant): nine.
     assert_eq!(
-        stdout.matches("answers: equal across all 10 runs").count(),
+        stdout.matches("answers: equal across all 11 runs").count(),
         5,
         "{stdout}"
     );
     assert!(stdout.contains("timeline CLI over Parquet"), "{stdout}");
+    assert!(
+        stdout.contains("timeline CLI over CSV, 1 thread"),
+        "{stdout}"
+    );
     assert_eq!(
-        stdout.matches("answers: equal across all 8 runs").count(),
+        stdout.matches("answers: equal across all 9 runs").count(),
         1,
         "{stdout}"
     );
