@@ -9,6 +9,7 @@ mod golem;
 mod run;
 mod serve;
 
+use timeline_cli::html::Series;
 use timeline_cli::{input, parquet_input, parquet_output, progress, shards};
 
 use args::{Command, EvalArgs, Format, QuerySource};
@@ -419,7 +420,7 @@ fn write_page(
     engines: &[&Engine],
     aggregates: Option<&Aggregates>,
 ) -> Result<(), String> {
-    use timeline_cli::html::{page, Chart, Series};
+    use timeline_cli::html::{page, Chart};
     let path = a.out.as_deref().ok_or("--format html needs --out PATH")?;
     let mut keys: Vec<(Option<Value>, &Engine)> = engines
         .iter()
@@ -497,28 +498,7 @@ fn write_page(
                 Value::Str(v) => levels.iter().position(|l| **l == *v).map(|p| p as f64),
             }
         };
-        let times = chart_times(
-            segments
-                .iter()
-                .flat_map(|(_, s)| s.iter().map(|s| (s.from, s.to))),
-            end,
-            steps,
-        );
-        let series = segments
-            .iter()
-            .map(|(label, segs)| Series {
-                label: label.clone(),
-                values: times
-                    .iter()
-                    .map(|&t| {
-                        segs.iter()
-                            .rev()
-                            .find(|s| s.from <= t)
-                            .and_then(|s| value(s, t))
-                    })
-                    .collect(),
-            })
-            .collect();
+        let (times, series) = sample(&segments, |s| (s.from, s.to), end, steps, value);
         let role = if plan.nodes[i].op.is_leaf() {
             "leaf"
         } else {
@@ -553,27 +533,10 @@ fn write_page(
                 })
                 .collect();
             let steps = f == timeline::aggregate::AggFn::Count;
-            let times = chart_times(
-                segments
-                    .iter()
-                    .flat_map(|(_, s)| s.iter().map(|s| (s.from, s.to))),
-                end,
-                steps,
-            );
-            let series = segments
-                .iter()
-                .map(|(label, segs)| Series {
-                    label: label.clone(),
-                    values: times
-                        .iter()
-                        .map(|&t| {
-                            let s = segs.iter().rev().find(|s| s.from <= t)?;
-                            let v = s.value?.as_f64();
-                            Some(v + s.slope.as_f64() * (t - s.from) as f64)
-                        })
-                        .collect(),
-                })
-                .collect();
+            let value = |s: &timeline::aggregate::AggSegment, t: u64| {
+                Some(s.value?.as_f64() + s.slope.as_f64() * (t - s.from) as f64)
+            };
+            let (times, series) = sample(&segments, |s| (s.from, s.to), end, steps, value);
             charts.push((
                 times,
                 Chart {
@@ -600,6 +563,36 @@ fn write_page(
 
 /// The times a chart is drawn at: each segment's start, and for lines the last instant before
 /// its end (values live at integer instants, so a line between those is exact), then `end`.
+/// Each labelled run of segments sampled at the chart's times (see [`chart_times`]): at `t`, the
+/// segment in force then (the last one starting at or before `t`), valued by `value`.
+fn sample<S>(
+    segments: &[(String, Vec<S>)],
+    span: impl Fn(&S) -> (u64, Option<u64>),
+    end: u64,
+    steps: bool,
+    value: impl Fn(&S, u64) -> Option<f64>,
+) -> (Vec<u64>, Vec<Series>) {
+    let times = chart_times(
+        segments.iter().flat_map(|(_, s)| s.iter().map(&span)),
+        end,
+        steps,
+    );
+    let series = segments
+        .iter()
+        .map(|(label, segs)| Series {
+            label: label.clone(),
+            values: times
+                .iter()
+                .map(|&t| {
+                    let s = segs.iter().rev().find(|s| span(s).0 <= t)?;
+                    value(s, t)
+                })
+                .collect(),
+        })
+        .collect();
+    (times, series)
+}
+
 fn chart_times(
     segments: impl Iterator<Item = (u64, Option<u64>)>,
     end: u64,
