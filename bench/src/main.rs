@@ -350,6 +350,7 @@ fn child(args: &[String]) -> Result<(), String> {
     let m = match runner.as_str() {
         "native" => native(&w, keys, per_key, retain)?,
         "components" => components(&w, keys, per_key)?,
+        "native-prebuilt" => native_prebuilt(&w, keys, per_key, retain)?,
         other => return Err(format!("unknown child runner {other}")),
     };
     let json = serde_json::json!({
@@ -471,6 +472,49 @@ fn native(
         bytes_per_key: Some(stats.bytes as f64 / stats.keys.max(1) as f64),
         note: None,
         answers,
+    })
+}
+
+/// For profiling (`perf record … --child native-prebuilt …`): the native engine fed batches
+/// that were all built before the first is ingested, so that the process does nothing but
+/// ingest once they are.
+fn native_prebuilt(
+    w: &Workload,
+    keys: usize,
+    per_key: usize,
+    retention: Option<u64>,
+) -> Result<Measurement, String> {
+    let options = EngineOptions {
+        key_column: Some(w.stream.key_column.into()),
+        retention,
+    };
+    let mut engine = Engine::new(&w.query, options).map_err(|e| e.to_string())?;
+    let mut names = Vec::with_capacity(keys);
+    let all: Vec<Vec<Event>> = batches(w, keys, per_key, 500, BATCH, &mut names).collect();
+    // Warm-up rounds into engines of their own, so that a profile is mostly ingestion.
+    let rounds: usize =
+        std::env::var("TIMELINE_BENCH_ROUNDS").map_or(0, |r| r.parse().unwrap_or(0));
+    for _ in 0..rounds {
+        let mut warm = engine.clone();
+        for batch in &all {
+            warm.ingest(batch).map_err(|e| e.to_string())?;
+        }
+    }
+    let start = Instant::now();
+    let mut events = 0;
+    for batch in &all {
+        engine.ingest(batch).map_err(|e| e.to_string())?;
+        events += batch.len() as u64;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(Measurement {
+        runner: "native engine, batches built first".into(),
+        seconds,
+        events,
+        peak_rss_kb: peak_rss_kb(),
+        bytes_per_key: Some(engine.stats().bytes as f64 / keys.max(1) as f64),
+        note: None,
+        answers: Answers::new(),
     })
 }
 

@@ -34,6 +34,9 @@ pub fn split_batch<'a>(
     let mut keys: Vec<(Option<ValueKey>, Option<Value>, Vec<&Event>)> = Vec::new();
     let mut max_times: Vec<Option<u64>> = Vec::new();
     for (index, e) in events.iter().enumerate() {
+        if let Some(ahead) = events.get(index + 4) {
+            crate::event::prefetch(ahead.fields.as_ptr());
+        }
         let fail = |message: String| IngestError { index, message };
         for (c, v) in &e.fields {
             if let Value::Float(f) = v {
