@@ -352,7 +352,13 @@ impl Engine {
             self.keys.get(id).map(|k| k.max_time)
         })?;
         let root = self.slots[self.plan.root()].expect("the result keeps its timeline");
-        for (key_id, key, events) in batch.keys {
+        // The key after the one being applied is looked up early and its state brought into
+        // the cache meanwhile: each key's nodes keep vectors of their own, far apart in memory.
+        let mut keys = batch.keys.into_iter().peekable();
+        while let Some((key_id, key, events)) = keys.next() {
+            if let Some(next) = keys.peek().and_then(|(id, _, _)| self.keys.get(id)) {
+                next.prefetch();
+            }
             let earliest = events.iter().map(|e| e.time).min().unwrap_or(0);
             let state = self.keys.entry(key_id).or_insert_with(|| KeyState {
                 key,
@@ -575,6 +581,18 @@ struct Layout<'a> {
 }
 
 impl KeyState {
+    /// Asks the CPU to load the cache lines that applying a batch in time order reads first:
+    /// the node states and the last entries of their vectors.
+    fn prefetch(&self) {
+        for node in &self.nodes {
+            crate::event::prefetch(node as *const NodeState);
+            match node {
+                NodeState::Leaf(l) => l.prefetch_tail(),
+                NodeState::Derived(d) => d.output.prefetch_tail(),
+            }
+        }
+    }
+
     /// Feeds events to the leaves, then recomputes every node whose inputs changed, in
     /// topological order, each from the earliest time at which something below it changed.
     fn apply(

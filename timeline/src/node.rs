@@ -447,6 +447,21 @@ impl LeafState {
         crate::timeline::shrink(&mut self.values);
     }
 
+    /// Asks the CPU to load the last row and change point, where in-order events go.
+    pub fn prefetch_tail(&self) {
+        crate::event::prefetch(
+            self.times
+                .as_ptr()
+                .wrapping_add(self.times.len().saturating_sub(1)),
+        );
+        crate::event::prefetch(
+            self.values
+                .as_ptr()
+                .wrapping_add(self.values.len().saturating_sub(1)),
+        );
+        self.output.prefetch_tail();
+    }
+
     /// The number of stored event rows.
     pub fn rows(&self) -> usize {
         self.times.len()

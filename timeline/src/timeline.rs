@@ -270,6 +270,12 @@ impl Timeline {
         self.horizon = Some(t);
     }
 
+    /// Asks the CPU to load the last change point, where appends and recomputations start.
+    pub fn prefetch_tail(&self) {
+        let last = self.points.len().saturating_sub(1);
+        crate::event::prefetch(self.points.as_ptr().wrapping_add(last));
+    }
+
     /// Bytes held by the change points (an estimate for memory statistics).
     pub fn heap_bytes(&self) -> usize {
         self.points.capacity() * std::mem::size_of::<(u64, State)>()
