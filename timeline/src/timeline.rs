@@ -304,8 +304,8 @@ pub(crate) fn partition_point_from_end<T>(items: &[T], pred: impl Fn(&T) -> bool
 /// Gives back spare capacity after history was dropped, so that a key's memory follows what it
 /// holds rather than its peak.
 pub(crate) fn shrink<T>(v: &mut Vec<T>) {
-    if v.capacity() > 2 * v.len() + 8 {
-        v.shrink_to(v.len() + v.len() / 2 + 4);
+    if v.capacity() > v.len() + v.len() / 2 + 2 {
+        v.shrink_to(v.len() + v.len() / 4 + 1);
     }
 }
 
