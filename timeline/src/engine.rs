@@ -197,7 +197,9 @@ struct KeyState {
     /// The time of the key's first event: timelines start here.
     origin: Option<u64>,
     max_time: u64,
-    nodes: Vec<NodeState>,
+    /// One per plan node that keeps something (see [`Engine::slots`]); a boxed slice, since
+    /// the count never changes, is 8 bytes smaller per key than a `Vec`.
+    nodes: Box<[NodeState]>,
     /// The time before which history has been collapsed (0: nothing collapsed).
     collapsed_before: u64,
 }

@@ -15,7 +15,9 @@ pub struct Timeline {
     initial: State,
     points: Vec<(u64, State)>,
     /// History before this time has been collapsed by retention; it can no longer be queried.
-    horizon: Option<u64>,
+    /// 0 when nothing was (there is nothing before time 0 to collapse): a plain `u64` rather
+    /// than an `Option` keeps a timeline at 48 bytes, and every key holds several.
+    horizon: u64,
 }
 
 /// A piece of a timeline: `state` holds from `from` until `to` (exclusive; `None`: forever).
@@ -107,7 +109,7 @@ impl Timeline {
         Timeline {
             initial,
             points: Vec::new(),
-            horizon: None,
+            horizon: 0,
         }
     }
 
@@ -123,7 +125,7 @@ impl Timeline {
 
     /// The earliest time that can still be queried, when retention has collapsed history.
     pub fn horizon(&self) -> Option<u64> {
-        self.horizon
+        (self.horizon > 0).then_some(self.horizon)
     }
 
     /// The index of the first point at or after `t`.
@@ -171,7 +173,7 @@ impl Timeline {
     /// value up to the first change point, then one segment per change point, the last one
     /// open-ended.
     pub fn segments(&self) -> Vec<Segment> {
-        let start = self.horizon.unwrap_or(0);
+        let start = self.horizon;
         let mut out = Vec::with_capacity(self.points.len() + 1);
         if self.points.first().is_none_or(|(t, _)| *t > start) {
             out.push(Segment {
@@ -211,7 +213,7 @@ impl Timeline {
         }
         let continues = match self.points.last() {
             Some((pt, s)) => s.continues_as(t - pt, &state),
-            None => self.initial.same(&state) && self.horizon.is_none(),
+            None => self.initial.same(&state) && self.horizon == 0,
         };
         if !continues {
             self.points.push((t, state));
@@ -252,13 +254,14 @@ impl Timeline {
     }
 
     /// Forgets history before `t`: the value at `t` becomes a change point at `t`, and earlier
-    /// points are dropped. Queries before `t` are then refused by the engine.
+    /// points are dropped. Queries before `t` are then refused by the engine. Collapsing before
+    /// 0 (or before an earlier horizon) changes nothing.
     pub fn collapse_before(&mut self, t: u64) {
-        if self.horizon.is_some_and(|h| h >= t) {
+        if self.horizon >= t {
             return;
         }
         let i = self.first_at_or_after(t);
-        if i > 0 || self.horizon.is_none() {
+        if i > 0 || self.horizon == 0 {
             let at_t = self.value_at(t);
             let keep_point_at_t = self.points.get(i).is_some_and(|(pt, _)| *pt == t);
             self.points.drain(..i);
@@ -267,7 +270,7 @@ impl Timeline {
             }
             shrink(&mut self.points);
         }
-        self.horizon = Some(t);
+        self.horizon = t;
     }
 
     /// Asks the CPU to load the last change point, where appends and recomputations start.
