@@ -274,8 +274,21 @@ fn available_threads() -> usize {
 }
 
 fn count_rows(csv: &Path) -> Result<u64, String> {
-    let text = std::fs::read(csv).map_err(|e| e.to_string())?;
-    Ok(text.iter().filter(|b| **b == b'\n').count() as u64 - 1)
+    // In pieces: a whole file read at once would make the bench's own peak memory the size of
+    // the file, which every process it starts would then begin with.
+    use std::io::Read;
+    let mut file = std::fs::File::open(csv).map_err(|e| e.to_string())?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut lines = 0u64;
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => lines += buffer[..n].iter().filter(|b| **b == b'\n').count() as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(lines.saturating_sub(1))
 }
 
 fn peak_rss_kb() -> Option<u64> {

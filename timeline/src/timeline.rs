@@ -449,5 +449,24 @@ mod tests {
         assert_eq!(dur.points(), &[(5, d(3, 1)), (10, d(8, 0))]);
         assert_eq!(dur.value_at(7), d(5, 1));
         assert_eq!(dur.horizon(), Some(5));
+        // An earlier or equal horizon changes nothing.
+        let before = dur.clone();
+        dur.collapse_before(3);
+        dur.collapse_before(5);
+        assert_eq!(dur, before);
+        assert_eq!(dur.horizon(), Some(5));
+    }
+
+    #[test]
+    fn collapsing_before_zero_forgets_nothing() {
+        let mut tl = Timeline::new(d(0, 0));
+        tl.push(0, d(4, 0));
+        tl.push(3, d(1, 1));
+        let before = tl.clone();
+        tl.collapse_before(0);
+        assert_eq!(tl, before);
+        assert_eq!(tl.points(), before.points());
+        assert_eq!(tl.horizon(), None);
+        assert_eq!(tl.segments(), before.segments());
     }
 }
