@@ -448,6 +448,14 @@ fn timed_ingest(
     Ok((seconds, events, names))
 }
 
+/// The engine's options for `w`'s stream.
+fn engine_options(w: &Workload, retention: Option<u64>) -> EngineOptions {
+    EngineOptions {
+        key_column: Some(w.stream.key_column.into()),
+        retention,
+    }
+}
+
 /// The library in-process: only ingestion is timed.
 fn native(
     w: &Workload,
@@ -455,10 +463,7 @@ fn native(
     per_key: usize,
     retention: Option<u64>,
 ) -> Result<Measurement, String> {
-    let options = EngineOptions {
-        key_column: Some(w.stream.key_column.into()),
-        retention,
-    };
+    let options = engine_options(w, retention);
     if let Some(q) = &w.aggregate {
         return native_aggregate(w, q, options, keys, per_key);
     }
@@ -497,10 +502,7 @@ fn native_prebuilt(
     per_key: usize,
     retention: Option<u64>,
 ) -> Result<Measurement, String> {
-    let options = EngineOptions {
-        key_column: Some(w.stream.key_column.into()),
-        retention,
-    };
+    let options = engine_options(w, retention);
     let mut engine = Engine::new(&w.query, options).map_err(|e| e.to_string())?;
     let mut names = Vec::with_capacity(keys);
     let all: Vec<Vec<Event>> = batches(w, keys, per_key, 500, BATCH, &mut names).collect();
