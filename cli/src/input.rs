@@ -437,19 +437,25 @@ pub struct CsvDecoder {
     time: usize,
     unit: TimeUnit,
     strings: Strings,
-    /// Per column, the last string it held.
-    recent: Vec<Option<Str>>,
+    /// Per column, the last few distinct strings it held.
+    recent: Vec<RecentStrings>,
     fields: Vec<(Arc<str>, Value)>,
 }
 
 /// A cell as the CSV reader hands it: bytes still to be checked, or text.
-pub trait CellText<'a> {
+pub trait CellText<'a>: Copy {
     fn text(self) -> Result<&'a str, &'static str>;
+    /// The cell's bytes, unchecked.
+    fn bytes(self) -> &'a [u8];
 }
 
 impl<'a> CellText<'a> for &'a [u8] {
     fn text(self) -> Result<&'a str, &'static str> {
         std::str::from_utf8(self).map_err(|_| "a cell is not UTF-8")
+    }
+
+    fn bytes(self) -> &'a [u8] {
+        self
     }
 }
 
@@ -457,6 +463,50 @@ impl<'a> CellText<'a> for &'a str {
     fn text(self) -> Result<&'a str, &'static str> {
         Ok(self)
     }
+
+    fn bytes(self) -> &'a [u8] {
+        self.as_bytes()
+    }
+}
+
+/// The last few distinct strings a column held: a column mostly repeats a handful of strings
+/// (a key's run of lines, a player's states), and a cell whose bytes equal one of them is that
+/// string, known valid UTF-8 and typed, with no check, number parse or hash lookup.
+#[derive(Clone, Default)]
+struct RecentStrings {
+    strings: Vec<Str>,
+    /// The slot the next new string replaces once all are taken.
+    next: usize,
+}
+
+impl RecentStrings {
+    const SLOTS: usize = 4;
+
+    fn find(&self, cell: &[u8]) -> Option<&Str> {
+        self.strings.iter().find(|s| s.as_bytes() == cell)
+    }
+
+    fn remember(&mut self, s: &Str) {
+        if self.strings.len() < Self::SLOTS {
+            self.strings.push(s.clone());
+        } else {
+            self.strings[self.next] = s.clone();
+            self.next = (self.next + 1) % Self::SLOTS;
+        }
+    }
+}
+
+/// A time cell of plain decimal digits (the common case), read without a UTF-8 check; `None`
+/// for anything else (signs, spaces, timestamps, more digits than a `u64` surely holds), which
+/// the general parser then reads.
+fn plain_time(cell: &[u8]) -> Option<u64> {
+    if cell.is_empty() || cell.len() > 19 {
+        return None;
+    }
+    cell.iter().try_fold(0u64, |t, &c| {
+        let digit = c.wrapping_sub(b'0');
+        (digit <= 9).then(|| t * 10 + u64::from(digit))
+    })
 }
 
 impl CsvDecoder {
@@ -477,7 +527,7 @@ impl CsvDecoder {
             time: header.time,
             unit,
             strings: Strings::default(),
-            recent: vec![None; header.columns.len()],
+            recent: vec![RecentStrings::default(); header.columns.len()],
             fields: Vec::with_capacity(header.columns.len()),
         }
     }
@@ -493,30 +543,39 @@ impl CsvDecoder {
             if !self.keep[k] && k != self.time {
                 continue;
             }
-            let cell = cell.text()?;
             if k == self.time {
-                time = Some(match cell.trim().parse::<u64>() {
-                    Ok(t) => t,
-                    Err(_) => parse_time(cell, self.unit)
-                        .map_err(|m| format!("column `{}`: {m}", self.columns[k]))?,
+                time = Some(match plain_time(cell.bytes()) {
+                    Some(t) => t,
+                    None => {
+                        let cell = cell.text()?;
+                        match cell.trim().parse::<u64>() {
+                            Ok(t) => t,
+                            Err(_) => parse_time(cell, self.unit)
+                                .map_err(|m| format!("column `{}`: {m}", self.columns[k]))?,
+                        }
+                    }
                 });
                 continue;
             }
-            // A column often repeats its last string (a key's run of lines, a state): that
-            // costs one comparison, not a hash lookup.
-            let value = match &self.recent[k] {
-                Some(s) if **s == *cell => Some(Value::Str(s.clone())),
-                _ => match infer_scalar(cell)
-                    .map_err(|m| format!("column `{}`: {m}", self.columns[k]))?
-                {
-                    Scalar::Absent => None,
-                    Scalar::Value(v) => Some(v),
-                    Scalar::Str => {
-                        let s = self.strings.intern(cell);
-                        self.recent[k] = Some(s.clone());
-                        Some(Value::Str(s))
+            if cell.bytes().is_empty() {
+                continue; // absent
+            }
+            let value = match self.recent[k].find(cell.bytes()) {
+                Some(s) => Some(Value::Str(s.clone())),
+                None => {
+                    let cell = cell.text()?;
+                    match infer_scalar(cell)
+                        .map_err(|m| format!("column `{}`: {m}", self.columns[k]))?
+                    {
+                        Scalar::Absent => None,
+                        Scalar::Value(v) => Some(v),
+                        Scalar::Str => {
+                            let s = self.strings.intern(cell);
+                            self.recent[k].remember(&s);
+                            Some(Value::Str(s))
+                        }
                     }
-                },
+                }
             };
             if let Some(v) = value {
                 self.fields.push((self.columns[k].clone(), v));
@@ -615,6 +674,51 @@ mod tests {
             parse_events("f", csv, &mut p).unwrap(),
             parse_events("g", json, &mut p).unwrap()
         );
+    }
+
+    /// Cells found among a column's recent strings, and times read as plain digits, decode to
+    /// what the general path makes of them: the same events as JSON Lines with the same values.
+    #[test]
+    fn recent_strings_and_plain_times_decode_like_any_cell() {
+        let mut p = Progress::hidden();
+        // Six states cycling through four slots, numbers and booleans between them, a time
+        // with a sign, one with spaces, and one too long for the fast path.
+        let states = ["play", "buffer", "pause", "seek", "stop", "init"];
+        let mut csv = String::from("time,s\n");
+        let mut json = String::new();
+        for i in 0..40u64 {
+            let (cell, value) = match i % 9 {
+                7 => ("12".to_string(), "12".to_string()),
+                8 => ("true".to_string(), "true".to_string()),
+                _ => {
+                    let s = states[(i as usize * 5) % states.len()];
+                    (s.to_string(), format!("\"{s}\""))
+                }
+            };
+            let time = match i {
+                3 => "+3".to_string(),
+                5 => " 5 ".to_string(),
+                _ => i.to_string(),
+            };
+            csv.push_str(&format!("{time},{cell}\n"));
+            json.push_str(&format!("{{\"time\":{i},\"event\":{{\"s\":{value}}}}}\n"));
+        }
+        csv.push_str("00000000000000000041,play\n");
+        json.push_str("{\"time\":41,\"event\":{\"s\":\"play\"}}\n");
+        assert_eq!(
+            parse_events("f.csv", &csv, &mut p).unwrap(),
+            parse_events("f.jsonl", &json, &mut p).unwrap()
+        );
+        assert_eq!(
+            plain_time(b"18446744073709551615"),
+            None,
+            "20 digits: the general parser"
+        );
+        assert_eq!(
+            plain_time(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(plain_time(b"1a"), None);
     }
 
     #[test]
