@@ -150,53 +150,57 @@ fn decompressed(path: &str, bytes: &[u8]) -> Result<Option<Vec<u8>>, InputError>
     Ok(Some(out))
 }
 
-/// The text of an event file: a regular file is mapped into memory rather than copied, so that
-/// reading it costs no fresh memory (the kernel zeroing a copy's pages took a sixth of a run).
+/// The content of an event file: a regular file is mapped into memory rather than copied, so
+/// that reading it costs no fresh memory (the kernel zeroing a copy's pages took a sixth of a
+/// run). A mapped file is checked to be UTF-8 only when it is read as text: the CSV reader
+/// reads bytes and checks the cells it keeps, so the cells of unread columns are never checked.
 pub enum Text {
     Read(String),
     Mapped(memmap2::Mmap),
 }
 
-impl std::ops::Deref for Text {
-    type Target = str;
-
-    fn deref(&self) -> &str {
+impl Text {
+    /// The bytes, unchecked.
+    pub fn bytes(&self) -> &[u8] {
         match self {
-            Text::Read(s) => s,
-            // Checked to be UTF-8 when mapped.
-            Text::Mapped(m) => std::str::from_utf8(m).unwrap_or_default(),
+            Text::Read(s) => s.as_bytes(),
+            Text::Mapped(m) => m,
+        }
+    }
+
+    /// The text, checked to be UTF-8 (the error names `path`).
+    pub fn text(&self, path: &str) -> Result<&str, InputError> {
+        match self {
+            Text::Read(s) => Ok(s),
+            Text::Mapped(m) => std::str::from_utf8(m).map_err(|e| InputError {
+                path: display_path(path),
+                line: 0,
+                message: format!(
+                    "cannot read: the file is not UTF-8 (byte {})",
+                    e.valid_up_to()
+                ),
+            }),
         }
     }
 }
 
-/// Maps the file at `path` (or reads it: standard input, an empty file, or anything that cannot
-/// be mapped) as UTF-8.
+/// Maps the file at `path` (or reads it as UTF-8: standard input, an empty file, a compressed
+/// file, or anything that cannot be mapped).
 pub fn map_text(path: &str) -> Result<Text, InputError> {
-    let fail = |message: String| InputError {
-        path: display_path(path),
-        line: 0,
-        message,
-    };
     let mapped = (path != "-")
         .then(|| std::fs::File::open(path).ok())
         .flatten()
         .filter(|f| f.metadata().is_ok_and(|m| m.is_file() && m.len() > 0))
         // SAFETY: the map is read-only and private to this process; as with any file reader,
         // a file changed while it is read gives undefined contents (ripgrep makes the same
-        // trade), which the UTF-8 check below and the parser treat as bad input.
+        // trade), which the UTF-8 checks and the parsers treat as bad input.
         .and_then(|f| unsafe { memmap2::Mmap::map(&f) }.ok());
     match mapped {
         Some(m) if m.starts_with(&[0x1f, 0x8b]) || m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) => {
             drop(m);
             read_text(path).map(Text::Read)
         }
-        Some(m) => match std::str::from_utf8(&m) {
-            Ok(_) => Ok(Text::Mapped(m)),
-            Err(e) => Err(fail(format!(
-                "cannot read: the file is not UTF-8 (byte {})",
-                e.valid_up_to()
-            ))),
-        },
+        Some(m) => Ok(Text::Mapped(m)),
         None => read_text(path).map(Text::Read),
     }
 }

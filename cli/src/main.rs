@@ -178,11 +178,10 @@ fn read_events<S: shards::Sink>(
             continue;
         }
         let file = input::map_text(path).map_err(|e| e.to_string())?;
-        let text: &str = &file; // a mapped file is checked to be UTF-8 once, here
-        let mut progress = Progress::new(text.len());
+        let mut progress = Progress::new(file.bytes().len());
         let sharded = shards::eval_csv(
             path,
-            text,
+            file.bytes(),
             &a.time,
             a.key.as_deref(),
             Some(columns),
@@ -197,6 +196,7 @@ fn read_events<S: shards::Sink>(
         // Events are ingested in chunks as they are read; the result does not depend on the
         // chunking.
         const CHUNK: usize = 1 << 16;
+        let text = file.text(path).map_err(|e| e.to_string())?;
         shards::ingest_routed(&mut sinks, key.as_ref(), path, |route| {
             input::for_each_chunk(
                 path,

@@ -45,7 +45,7 @@ impl Sink for AggregateEngine {
 /// `memchr` and skips the cells of unread columns without splitting them further). On an error the sinks are gone: the whole evaluation fails.
 pub fn eval_csv<S: Sink>(
     path: &str,
-    text: &str,
+    text: &[u8],
     time: &TimeSpec,
     key_column: Option<&str>,
     columns: Option<&[String]>,
@@ -54,10 +54,12 @@ pub fn eval_csv<S: Sink>(
 ) -> Option<Result<(), InputError>> {
     let key_column = key_column?;
     let threads = sinks.len();
-    if text.contains('"') {
+    if memchr::memchr(b'"', text).is_some() {
         return None;
     }
-    let (header, body) = text.split_once('\n')?;
+    let newline = memchr::memchr(b'\n', text)?;
+    let (header, body) = (&text[..newline], &text[newline + 1..]);
+    let header = std::str::from_utf8(header).ok()?;
     let header = CsvHeader::new(
         header.trim_end_matches('\r').split(',').map(str::as_bytes),
         &time.column,
@@ -230,7 +232,7 @@ impl<S: Sink> Shard<'_, S> {
     /// belong to this shard, and feeds them to the engine. An error comes with its line.
     fn read(
         mut self,
-        body: &str,
+        body: &[u8],
         offset: usize,
         mut progress: Option<&mut Progress>,
     ) -> Result<S, (usize, String)> {
@@ -240,23 +242,22 @@ impl<S: Sink> Shard<'_, S> {
         let mut lines: Vec<usize> = Vec::with_capacity(CHUNK);
         let width = self.header.columns.len();
         // Files often hold runs of one key: its cell and owner, from the line before.
-        let mut last: (&str, usize) = ("", 0);
+        let mut last: (&[u8], usize) = (b"", 0);
         // Where each cell of the current line ends.
         let mut ends: Vec<usize> = Vec::with_capacity(width);
         let mut start = 0;
         let mut line_no = 1;
         while start < body.len() {
-            let end =
-                memchr::memchr(b'\n', &body.as_bytes()[start..]).map_or(body.len(), |i| start + i);
+            let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |i| start + i);
             let line = &body[start..end];
             start = end + 1;
             line_no += 1;
-            let record = line.strip_suffix('\r').unwrap_or(line);
+            let record = line.strip_suffix(b"\r").unwrap_or(line);
             if record.is_empty() {
                 continue;
             }
             ends.clear();
-            ends.extend(memchr::memchr_iter(b',', record.as_bytes()));
+            ends.extend(memchr::memchr_iter(b',', record));
             ends.push(record.len());
             let cell = |k: usize| {
                 let from = if k == 0 { 0 } else { ends[k - 1] + 1 };
@@ -320,11 +321,14 @@ impl<S: Sink> Shard<'_, S> {
 /// key) fall on the same shard. The cell is typed as the decoder types it ([`infer_scalar`]), and
 /// a number or bool hashes as its [`ValueKey`]; a string (or a cell the decoder will refuse, which
 /// its shard then reports) hashes as its text, without allocating.
-fn shard_of_cell(cell: &str, shards: usize) -> usize {
+fn shard_of_cell(cell: &[u8], shards: usize) -> usize {
     let mut h = Fnv::default();
-    match infer_scalar(cell) {
-        Ok(Scalar::Value(v)) => ValueKey::from(&v).hash(&mut h),
-        _ => cell.hash(&mut h),
+    match std::str::from_utf8(cell).map(|text| (text, infer_scalar(text))) {
+        Ok((_, Ok(Scalar::Value(v)))) => ValueKey::from(&v).hash(&mut h),
+        Ok((text, _)) => text.hash(&mut h),
+        // Not UTF-8: any shard will do, as long as every thread picks the same one; that
+        // shard's decoder reports the line.
+        Err(_) => cell.hash(&mut h),
     }
     (h.finish() % shards as u64) as usize
 }
@@ -363,7 +367,10 @@ mod tests {
                 &["true", "TRUE", "True"],
                 &["-0", "0", "0.0", "-0.0"],
             ] {
-                let s: Vec<usize> = group.iter().map(|c| shard_of_cell(c, shards)).collect();
+                let s: Vec<usize> = group
+                    .iter()
+                    .map(|c| shard_of_cell(c.as_bytes(), shards))
+                    .collect();
                 assert!(
                     s.iter().all(|&x| x == s[0]),
                     "{group:?} over {shards}: {s:?}"
@@ -380,14 +387,14 @@ mod tests {
         ] {
             for shards in [2, 3] {
                 assert_eq!(
-                    shard_of_cell(cell, shards),
+                    shard_of_cell(cell.as_bytes(), shards),
                     shard_of_value(&value, shards),
                     "{cell}"
                 );
             }
         }
         let spread: std::collections::HashSet<usize> = (0..100)
-            .map(|i| shard_of_cell(&format!("session-{i}"), 2))
+            .map(|i| shard_of_cell(format!("session-{i}").as_bytes(), 2))
             .collect();
         assert_eq!(spread.len(), 2, "keys spread over the shards");
     }

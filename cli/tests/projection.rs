@@ -1,5 +1,6 @@
 //! Columns the query does not read are skipped: answers equal those over the file without them,
-//! on one thread and several, from CSV and JSON Lines, and their cells are not checked.
+//! on one thread and several, from CSV and JSON Lines, and their cells are not checked (not even
+//! to be UTF-8).
 
 mod common;
 
@@ -127,5 +128,60 @@ fn cells_of_unread_columns_are_not_checked_but_read_ones_are() {
         );
         let read = "duration_where(latest_event_to_state(junk) > 1)";
         bad_input(&run(read, threads), "projection-junk.csv:2: column `junk`");
+    }
+}
+
+/// A file that is not all UTF-8 is read when the bytes that are not lie in columns no query
+/// reads; in a read cell (the key included) they are refused with their line, whatever the
+/// threads.
+#[test]
+fn bytes_of_unread_columns_need_not_be_utf8() {
+    let file = temp_file("projection-latin1.csv", "");
+    std::fs::write(
+        &file,
+        b"time,sessionId,playerStateChange,note\n\
+          1,s1,play,ok\n\
+          3,s1,buffer,caf\xe9\n\
+          8,s1,play,ok\n",
+    )
+    .unwrap();
+    let bad_key = temp_file("projection-latin1-key.csv", "");
+    std::fs::write(
+        &bad_key,
+        b"time,sessionId,playerStateChange\n1,s1,play\n2,s\xe92,play\n",
+    )
+    .unwrap();
+    let run = |query: &str, file: &std::path::Path, threads: &str| {
+        let args = [
+            "eval",
+            "--query",
+            query,
+            "--key",
+            "sessionId",
+            "--threads",
+            threads,
+            "--events",
+            file.to_str().unwrap(),
+            "--at",
+            "end",
+        ];
+        timeline(&args, None)
+    };
+    let unread = r#"duration_where(latest_event_to_state(playerStateChange) == "buffer")"#;
+    for threads in ["1", "2", "3"] {
+        assert_eq!(
+            stdout(&run(unread, &file, threads)).trim(),
+            r#"{"key":"s1","at":8,"value":5}"#,
+            "threads {threads}"
+        );
+        let read = r#"has_existed(note == "x")"#;
+        bad_input(
+            &run(read, &file, threads),
+            "projection-latin1.csv:3: a cell is not UTF-8",
+        );
+        bad_input(
+            &run(unread, &bad_key, threads),
+            "projection-latin1-key.csv:3: a cell is not UTF-8",
+        );
     }
 }
