@@ -51,20 +51,23 @@ fn as_json_lines(csv: &str) -> String {
     out
 }
 
-fn eval(query: &str, events: &str, threads: &str, read: &[&str]) -> String {
-    let mut args = vec![
-        "eval",
-        "--query-file",
-        query,
-        "--key",
-        "sessionId",
-        "--threads",
-        threads,
-        "--events",
-        events,
-    ];
+/// `timeline eval` per session: `query` (`["--query-file", PATH]` or `["--query", TEXT]`) over
+/// `events` on `threads` threads, `read` saying what to print.
+fn run(query: [&str; 2], events: &str, threads: &str, read: &[&str]) -> std::process::Output {
+    let mut args = vec!["eval", query[0], query[1], "--key", "sessionId"];
+    args.extend_from_slice(&["--threads", threads, "--events", events]);
     args.extend_from_slice(read);
-    stdout(&timeline(&args, None))
+    timeline(&args, None)
+}
+
+fn eval(query: &str, events: &str, threads: &str, read: &[&str]) -> String {
+    stdout(&run(["--query-file", query], events, threads, read))
+}
+
+/// `query`'s answer per session at its last event, over `file` on `threads` threads.
+fn final_answers(query: &str, file: &std::path::Path, threads: &str) -> std::process::Output {
+    let file = file.to_str().unwrap();
+    run(["--query", query], file, threads, &["--at", "end"])
 }
 
 #[test]
@@ -102,23 +105,7 @@ fn cells_of_unread_columns_are_not_checked_but_read_ones_are() {
                3,s1,buffer,inf\n\
                8,s1,play,NaN\n";
     let file = temp_file("projection-junk.csv", csv);
-    let file = file.to_str().unwrap();
-    let run = |query: &str, threads: &str| {
-        let args = [
-            "eval",
-            "--query",
-            query,
-            "--key",
-            "sessionId",
-            "--threads",
-            threads,
-            "--events",
-            file,
-            "--at",
-            "end",
-        ];
-        timeline(&args, None)
-    };
+    let run = |query: &str, threads: &str| final_answers(query, &file, threads);
     for threads in ["1", "2"] {
         let unread = r#"duration_where(latest_event_to_state(playerStateChange) == "buffer")"#;
         assert_eq!(
@@ -151,22 +138,7 @@ fn bytes_of_unread_columns_need_not_be_utf8() {
         b"time,sessionId,playerStateChange\n1,s1,play\n2,s\xe92,play\n",
     )
     .unwrap();
-    let run = |query: &str, file: &std::path::Path, threads: &str| {
-        let args = [
-            "eval",
-            "--query",
-            query,
-            "--key",
-            "sessionId",
-            "--threads",
-            threads,
-            "--events",
-            file.to_str().unwrap(),
-            "--at",
-            "end",
-        ];
-        timeline(&args, None)
-    };
+    let run = final_answers;
     let unread = r#"duration_where(latest_event_to_state(playerStateChange) == "buffer")"#;
     for threads in ["1", "2", "3"] {
         assert_eq!(
