@@ -561,8 +561,6 @@ fn write_page(
     std::fs::write(path, html).map_err(|e| format!("cannot write {path}: {e}"))
 }
 
-/// The times a chart is drawn at: each segment's start, and for lines the last instant before
-/// its end (values live at integer instants, so a line between those is exact), then `end`.
 /// Each labelled run of segments sampled at the chart's times (see [`chart_times`]): at `t`, the
 /// segment in force then (the last one starting at or before `t`), valued by `value`.
 fn sample<S>(
@@ -593,6 +591,8 @@ fn sample<S>(
     (times, series)
 }
 
+/// The times a chart is drawn at: each segment's start, and for lines the last instant before
+/// its end (values live at integer instants, so a line between those is exact), then `end`.
 fn chart_times(
     segments: impl Iterator<Item = (u64, Option<u64>)>,
     end: u64,
