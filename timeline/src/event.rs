@@ -232,6 +232,15 @@ pub(crate) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+/// [`prefetch`]es the last item of `items`, where in-order events append and recomputations
+/// start (nothing to load when it is empty).
+#[inline(always)]
+pub(crate) fn prefetch_last<T>(items: &[T]) {
+    if let Some(last) = items.last() {
+        prefetch(last as *const T);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

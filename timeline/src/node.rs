@@ -449,16 +449,8 @@ impl LeafState {
 
     /// Asks the CPU to load the last row and change point, where in-order events go.
     pub fn prefetch_tail(&self) {
-        crate::event::prefetch(
-            self.times
-                .as_ptr()
-                .wrapping_add(self.times.len().saturating_sub(1)),
-        );
-        crate::event::prefetch(
-            self.values
-                .as_ptr()
-                .wrapping_add(self.values.len().saturating_sub(1)),
-        );
+        crate::event::prefetch_last(&self.times);
+        crate::event::prefetch_last(&self.values);
         self.output.prefetch_tail();
     }
 

@@ -275,8 +275,7 @@ impl Timeline {
 
     /// Asks the CPU to load the last change point, where appends and recomputations start.
     pub fn prefetch_tail(&self) {
-        let last = self.points.len().saturating_sub(1);
-        crate::event::prefetch(self.points.as_ptr().wrapping_add(last));
+        crate::event::prefetch_last(&self.points);
     }
 
     /// Bytes held by the change points (an estimate for memory statistics).
