@@ -39,13 +39,16 @@ impl Network {
     }
 
     fn ingest(&mut self, events: &[Event]) {
-        let mut pending: Vec<(usize, Vec<KeyDelta>)> = Vec::new();
+        // First in, first out: a node's deltas reach its parents in the order it made them,
+        // as in the components, where each is pushed as soon as it is made. (Each delta
+        // replaces its input's suffix, so an older one applied after a newer one undoes it.)
+        let mut pending: std::collections::VecDeque<(usize, Vec<KeyDelta>)> = Default::default();
         for (i, leaf) in self.leaves.iter_mut().enumerate() {
             if let Some(leaf) = leaf {
-                pending.push((i, leaf.ingest(events).unwrap()));
+                pending.push_back((i, leaf.ingest(events).unwrap()));
             }
         }
-        while let Some((from, deltas)) = pending.pop() {
+        while let Some((from, deltas)) = pending.pop_front() {
             for &p in &self.plan.nodes[from].parents.clone() {
                 for (slot, &input) in self.plan.nodes[p].inputs.clone().iter().enumerate() {
                     if input == from {
@@ -54,7 +57,7 @@ impl Network {
                             .unwrap()
                             .apply(slot, &deltas)
                             .unwrap();
-                        pending.push((p, out));
+                        pending.push_back((p, out));
                     }
                 }
             }
@@ -219,4 +222,53 @@ fn worker_names_are_deterministic_and_scoped() {
         timeline::shard_of(Some(&Value::Int(2)), 4),
         timeline::shard_of(Some(&Value::Float(2.0)), 4)
     );
+}
+
+/// Found by `workers_wired_by_deltas_equal_the_engine`: a late event reaches a node that reads
+/// one input twice, which then makes two deltas (one per slot) for its parent; the network used
+/// to deliver them newest first, and the older one undid the newer.
+#[test]
+fn a_nodes_deltas_reach_its_parent_in_order() {
+    let query = timeline::parse_query(
+        r#"(has_existed(a == "x") || (has_existed(a == "y" && (a < 3.5 && a == "x")) || latest_event_to_state(a) <= 5)) || (distinct_within(a, 5) < 7.5 && (latest_event_to_state(c) && latest_event_to_state(c)))"#,
+    )
+    .unwrap();
+    let ev = |t: u64, k: i64, f: Vec<(&str, Value)>| {
+        let mut fields: Vec<(std::sync::Arc<str>, Value)> =
+            f.into_iter().map(|(c, v)| (c.into(), v)).collect();
+        fields.push(("k".into(), Value::Int(k)));
+        Event { time: t, fields }
+    };
+    let events = [
+        ev(12, 0, vec![("b", Value::str("y"))]),
+        ev(27, 0, vec![("c", Value::Int(1)), ("a", Value::Bool(false))]),
+        ev(15, 0, vec![("b", Value::Int(3))]),
+        ev(24, 0, vec![("c", Value::Int(2)), ("c", Value::str("y"))]),
+        ev(25, 0, vec![("b", Value::Int(0)), ("a", Value::Int(1))]),
+        ev(
+            12,
+            0,
+            vec![("b", Value::str("y")), ("c", Value::Bool(false))],
+        ),
+        ev(1, 1, vec![("b", Value::Int(2)), ("b", Value::str("y"))]),
+        ev(22, 0, vec![("c", Value::Bool(true))]),
+    ];
+    let mut network = Network::new(&query, Some("k"), None);
+    let options = EngineOptions {
+        key_column: Some("k".into()),
+        retention: None,
+    };
+    let mut engine = Engine::new(&query, options).unwrap();
+    for chunk in events.chunks(5) {
+        network.ingest(chunk);
+        engine.ingest(chunk).unwrap();
+    }
+    for key in engine.keys() {
+        for i in 0..network.plan.nodes.len() {
+            let theirs = engine.node_timeline(key, i).unwrap().into_owned();
+            if let Some(mine) = network.timeline(i, key) {
+                assert_eq!(mine, &theirs, "{} key {:?}", network.plan.nodes[i].op, key);
+            }
+        }
+    }
 }
