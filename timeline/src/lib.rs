@@ -15,6 +15,7 @@ pub mod aggregate;
 pub mod engine;
 pub mod event;
 pub mod flat;
+pub mod forward;
 pub mod keys;
 pub mod limits;
 pub mod node;

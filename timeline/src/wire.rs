@@ -241,6 +241,132 @@ pub fn decode_events(text: &str) -> Result<Vec<Event>, WireError> {
     Ok(events)
 }
 
+/// One event of a packed batch with its fields left packed, as [`scan_events`] finds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedEvent<'a> {
+    pub time: u64,
+    pub fields: Vec<PackedField<'a>>,
+}
+
+/// One field of a [`PackedEvent`]: its column name and its text in the batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PackedField<'a> {
+    pub column: &'a str,
+    /// The field as packed (`name value`), to be copied into another batch as it is.
+    pub text: &'a str,
+    /// Where the value starts in `text`.
+    value_at: usize,
+}
+
+impl<'a> PackedField<'a> {
+    /// The value's text (`s3:abc`, `i5`, …).
+    pub fn value_text(&self) -> &'a str {
+        &self.text[self.value_at..]
+    }
+
+    /// The value, decoded (it was checked when the batch was scanned).
+    pub fn value(&self) -> Value {
+        let mut r = Reader {
+            text: self.text,
+            at: self.value_at,
+            columns: Vec::new(),
+            strings: RecentStrings::for_batch(""),
+        };
+        r.value_with(false).expect("scanned values decode")
+    }
+}
+
+/// Checks a packed batch of events as [`decode_events`] does, with the same errors, but leaves
+/// every field packed: a sender that forwards fields to other workers copies their text instead
+/// of decoding and encoding them again, and builds no value it does not read.
+pub fn scan_events(text: &str) -> Result<Vec<PackedEvent<'_>>, WireError> {
+    let mut r = Reader::new(text, EVENTS, "events")?;
+    let mut events = Vec::new();
+    while r.more()? {
+        if events.len() == MAX_BATCH_EVENTS {
+            return Err(r.error(format!(
+                "the batch has more than {MAX_BATCH_EVENTS} events (the limit): split it"
+            )));
+        }
+        let time = r.u64("an event time")?;
+        r.space()?;
+        let at = r.at;
+        let count = r.u64("a field count")?;
+        if count > MAX_EVENT_COLUMNS as u64 {
+            return Err(WireError {
+                at,
+                message: format!("an event of {count} columns; the limit is {MAX_EVENT_COLUMNS}"),
+            });
+        }
+        let mut fields = Vec::with_capacity(count.min(64) as usize);
+        for _ in 0..count {
+            r.space()?;
+            let start = r.at;
+            let column = r.bytes()?;
+            r.space()?;
+            let value_at = r.at - start;
+            r.skip_value()?;
+            fields.push(PackedField {
+                column,
+                text: &text[start..r.at],
+                value_at,
+            });
+        }
+        events.push(PackedEvent { time, fields });
+    }
+    Ok(events)
+}
+
+/// Packs events whose fields are already packed (see [`scan_events`]), one at a time.
+pub struct PackedEventWriter {
+    out: String,
+}
+
+impl Default for PackedEventWriter {
+    fn default() -> Self {
+        PackedEventWriter::new()
+    }
+}
+
+impl PackedEventWriter {
+    pub fn new() -> PackedEventWriter {
+        PackedEventWriter {
+            out: EVENTS.to_string(),
+        }
+    }
+
+    /// Appends an event at `time` carrying `fields`, copied as they are.
+    pub fn push<'a, 'b: 'a>(
+        &mut self,
+        time: u64,
+        fields: impl IntoIterator<Item = &'a PackedField<'b>> + Clone,
+    ) {
+        let count = fields.clone().into_iter().count();
+        self.out.push(' ');
+        uint(&mut self.out, time);
+        self.out.push(' ');
+        uint(&mut self.out, count as u64);
+        for f in fields {
+            self.out.push(' ');
+            self.out.push_str(f.text);
+        }
+    }
+
+    /// The length of the batch so far, in bytes.
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether no event has been pushed.
+    pub fn is_empty(&self) -> bool {
+        self.out.len() == EVENTS.len()
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
 /// Unpacks key deltas packed by [`encode_key_deltas`].
 pub fn decode_key_deltas(text: &str) -> Result<Vec<KeyDelta>, WireError> {
     let mut r = Reader::new(text, DELTAS, "key deltas")?;
@@ -477,12 +603,30 @@ impl<'a> Reader<'a> {
     }
 
     fn value(&mut self) -> Result<Value, WireError> {
+        self.value_with(true)
+    }
+
+    /// Checks a value and moves past it, building nothing for a string.
+    fn skip_value(&mut self) -> Result<(), WireError> {
+        if self.eat(b's') {
+            self.bytes().map(|_| ())
+        } else {
+            self.value_with(false).map(|_| ())
+        }
+    }
+
+    /// A value; a string is shared with earlier equal ones when `share` is set.
+    fn value_with(&mut self, share: bool) -> Result<Value, WireError> {
         let start = self.at;
         match self.peek() {
             Some(b's') => {
                 self.at += 1;
                 let s = self.bytes()?;
-                Ok(Value::Str(self.strings.get(s)))
+                Ok(Value::Str(if share {
+                    self.strings.get(s)
+                } else {
+                    Str::from(s)
+                }))
             }
             Some(b'i') => {
                 self.at += 1;

@@ -107,6 +107,11 @@ impl LeafNode {
         }
     }
 
+    /// What the leaf computes, for every key.
+    pub fn spec(&self) -> &LeafSpec {
+        &self.spec
+    }
+
     /// The fields of `event` this leaf reads, and its key column: a sender may reduce events to
     /// these. Every event must still reach every leaf (even with no field left), because it
     /// moves its key's origin and latest time.
