@@ -28,72 +28,63 @@ thread_local! {
     static JOBS: RefCell<BTreeMap<String, Job>> = const { RefCell::new(BTreeMap::new()) };
 }
 
-/// Routes events to the job's leaf workers: each leaf worker gets, per shard, every event
-/// reduced to the columns it reads, packed in one string. Returns the number of worker calls.
+/// Routes a packed batch of events to the job's leaf workers: each leaf worker gets, per shard,
+/// the events of its keys reduced to the key and the columns it reads, their text copied from
+/// the batch, and only the events that can change what it holds (see `timeline::forward`).
+/// Returns the number of worker calls.
 ///
 /// The batch is applied everywhere or nowhere: it is checked whole here, and when a leaf can
 /// refuse what passed here (a retention horizon), every leaf is asked before any ingests it.
-fn ingest(job_name: &str, events: &[timeline::Event]) -> Result<u32, String> {
+fn ingest(job_name: &str, packed: &str) -> Result<u32, String> {
     load_job(job_name)?;
+    let events = timeline::wire::scan_events(packed).map_err(|e| e.to_string())?;
     let (batches, ask_first) = with_job(job_name, |job| {
         let plan = &job.plan;
-        let key_column = plan
-            .key_column
-            .as_ref()
-            .map(|k| std::sync::Arc::from(k.as_str()));
-        // Check the whole batch before any worker sees it.
-        timeline::keys::split_batch(events, key_column.as_ref(), None, |_| None)
-            .map_err(|e| e.to_string())?;
-        let shards: Vec<u32> = events
-            .iter()
-            .map(|e| shard_of(key_column.as_ref().and_then(|k| e.get(k)), plan.shards))
-            .collect();
-        let mut batches = Vec::new();
-        for (node, leaf) in &job.leaves {
-            for (shard, worker) in node.workers.iter().enumerate() {
-                let mut batch = timeline::wire::EventWriter::new();
-                for (e, _) in events
-                    .iter()
-                    .zip(&shards)
-                    .filter(|(_, s)| **s as usize == shard)
-                {
-                    batch.push(e.time, leaf.projected_fields(e));
-                }
-                if !batch.is_empty() {
-                    let batch = batch.finish();
-                    if batch.len() > timeline::limits::MAX_PACKED_BYTES {
-                        return Err(format!(
-                            "the batch packs to {} bytes for one leaf worker; the limit is {}: split it",
-                            batch.len(),
-                            timeline::limits::MAX_PACKED_BYTES
-                        ));
-                    }
-                    batches.push((worker.clone(), batch));
-                }
+        let leaves: Vec<&LeafNode> = job.leaves.iter().map(|(_, leaf)| leaf).collect();
+        let split = timeline::forward::split_for_leaves(
+            &events,
+            plan.key_column.as_deref(),
+            plan.shards,
+            &leaves,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut batches = Vec::with_capacity(split.len());
+        for batch in split {
+            if batch.packed.len() > timeline::limits::MAX_PACKED_BYTES {
+                return Err(format!(
+                    "the batch packs to {} bytes for one leaf worker; the limit is {}: split it",
+                    batch.packed.len(),
+                    timeline::limits::MAX_PACKED_BYTES
+                ));
             }
+            let worker = job.leaves[batch.leaf].0.workers[batch.shard as usize].clone();
+            batches.push((worker, batch.packed, batch.positions));
         }
         // Only a leaf with a retention horizon can refuse what passed the checks here.
-        let ask_first = plan.retention.is_some();
-        Ok((batches, ask_first))
+        Ok((batches, plan.retention.is_some()))
     })?;
+    // A leaf names a refused event by its place in what it was sent; the user sent the whole.
+    let send = |worker: &WorkerRef, function: &str, packed: &str, positions: &[usize]| {
+        worker_rpc::call(
+            worker,
+            &worker.function(function),
+            vec![V::Str(packed.into())],
+        )?
+        .result()
+        .map_err(|e| {
+            let e = timeline::forward::whole_batch_error(&e, positions);
+            format!("{} ({function}): {e}", worker.worker_name)
+        })
+    };
     if ask_first {
-        for (worker, batch) in &batches {
-            call_result(
-                worker,
-                &worker.function("check-packed"),
-                vec![V::Str(batch.clone())],
-            )?;
+        for (worker, packed, positions) in &batches {
+            send(worker, "check-packed", packed, positions)?;
         }
     }
-    let calls = batches.len() as u32;
-    for (worker, batch) in batches {
-        call_result(
-            &worker,
-            &worker.function("ingest-packed"),
-            vec![V::Str(batch)],
-        )?;
+    for (worker, packed, positions) in &batches {
+        send(worker, "ingest-packed", packed, positions)?;
     }
-    Ok(calls)
+    Ok(batches.len() as u32)
 }
 
 /// The ids of the other components, which Golem gives the driver worker as environment variables.
@@ -248,11 +239,11 @@ impl Guest for Component {
     }
 
     fn ingest(job_name: String, events: Vec<Event>) -> Result<u32, String> {
-        ingest(&job_name, &convert::events_in(events)?)
+        let events = convert::events_in(events)?;
+        ingest(&job_name, &timeline::wire::encode_events(&events))
     }
 
     fn ingest_packed(job_name: String, events: String) -> Result<u32, String> {
-        let events = timeline::wire::decode_events(&events).map_err(|e| e.to_string())?;
         ingest(&job_name, &events)
     }
 

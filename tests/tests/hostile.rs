@@ -243,6 +243,20 @@ fn a_batch_refused_at_the_last_leaf_changes_no_worker() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("before the retention horizon 190"), "{err}");
+    // The refused event is named by its place in the batch sent, though the leaf was sent
+    // fewer events (the second carries no column it reads and moves no time it keeps).
+    let unread = |t| Event::new(t, [x(), ("z", Value::Int(0))]);
+    let batch = [
+        unread(191),
+        unread(192),
+        unread(193),
+        Event::new(150, [x(), ("b", Value::Int(1))]),
+    ];
+    let err = sys.ingest("both", &batch).unwrap_err().to_string();
+    assert!(
+        err.contains("event 4: time 150 is before the retention horizon"),
+        "{err}"
+    );
     assert_eq!(every_worker_state(&sys), before, "nothing changed anywhere");
     // A batch every leaf accepts goes through, and the answer follows.
     sys.ingest("both", &[Event::new(195, [x(), ("a", Value::Int(1))])])
