@@ -19,7 +19,7 @@ use crate::engine::IngestError;
 use crate::keys::KeyMap;
 use crate::plan::shard_of;
 use crate::value::ValueKey;
-use crate::wire::{PackedEvent, PackedEventWriter, PackedField};
+use crate::wire::{PackedEvent, PackedEventWriter};
 use crate::worker::LeafNode;
 
 /// The events one leaf worker gets.
@@ -45,59 +45,70 @@ pub fn split_for_leaves<'a>(
 ) -> Result<Vec<LeafBatch>, IngestError> {
     let keys = group_by_key(events, key_column, shards)?;
     let needed = needed_by_time(events, &keys.slot_of);
-    // Which leaves read each column name, found once per distinct name of the batch.
-    let mut readers: Vec<(&'a str, Vec<bool>)> = Vec::new();
-    let mut reads = |column: &'a str| -> usize {
+    // Which leaves read each column name (their positions), found once per distinct name.
+    let mut readers: Vec<(&'a str, Vec<usize>)> = Vec::new();
+    let reads = |readers: &mut Vec<(&'a str, Vec<usize>)>, column: &'a str| -> usize {
         if let Some(i) = readers.iter().position(|(c, _)| *c == column) {
             return i;
         }
-        let by_leaf = leaves.iter().map(|l| l.spec().reads(column)).collect();
-        readers.push((column, by_leaf));
+        let by = (0..leaves.len())
+            .filter(|&l| leaves[l].spec().reads(column))
+            .collect();
+        readers.push((column, by));
         readers.len() - 1
     };
-    let is_key = |f: &PackedField<'_>| key_column == Some(f.column);
-    // Per event, for each of its fields, the entry in `readers`.
-    let field_readers: Vec<Vec<usize>> = events
-        .iter()
-        .map(|e| e.fields.iter().map(|f| reads(f.column)).collect())
+    let every: Vec<usize> = (0..leaves.len())
+        .filter(|&l| leaves[l].spec().needs_every_event())
         .collect();
-    let mut out = Vec::new();
-    for (l, leaf) in leaves.iter().enumerate() {
-        let every = leaf.spec().needs_every_event();
-        let mut writers: Vec<Option<(PackedEventWriter, Vec<usize>)>> =
-            (0..shards.max(1)).map(|_| None).collect();
-        let mut kept: Vec<&PackedField<'_>> = Vec::new();
-        for (i, e) in events.iter().enumerate() {
+    let shards = shards.max(1) as usize;
+    // Per leaf and shard: the batch, and the positions of its events.
+    let mut writers: Vec<Option<(PackedEventWriter, Vec<usize>)>> =
+        (0..leaves.len() * shards).map(|_| None).collect();
+    let (mut fields_readers, mut to, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, e) in events.iter().enumerate() {
+        fields_readers.clear();
+        fields_readers.extend(e.fields.iter().map(|f| reads(&mut readers, f.column)));
+        // The leaves this event goes to.
+        to.clear();
+        if needed[i] {
+            to.extend(0..leaves.len());
+        } else {
+            to.extend_from_slice(&every);
+            for &r in &fields_readers {
+                to.extend_from_slice(&readers[r].1);
+            }
+            to.sort_unstable();
+            to.dedup();
+        }
+        let shard = keys.shards[keys.slot_of[i]] as usize;
+        for &l in &to {
             kept.clear();
-            let mut carries = false;
-            for (f, &r) in e.fields.iter().zip(&field_readers[i]) {
-                if readers[r].1[l] {
-                    carries = true;
-                    kept.push(f);
-                } else if is_key(f) {
-                    kept.push(f);
-                }
-            }
-            if !(carries || every || needed[i]) {
-                continue;
-            }
-            let shard = keys.shards[keys.slot_of[i]];
-            let (writer, positions) = writers[shard as usize]
+            kept.extend(
+                e.fields
+                    .iter()
+                    .zip(&fields_readers)
+                    .filter(|(f, &r)| key_column == Some(f.column) || readers[r].1.contains(&l))
+                    .map(|(f, _)| f),
+            );
+            let (writer, positions) = writers[l * shards + shard]
                 .get_or_insert_with(|| (PackedEventWriter::new(), Vec::new()));
             writer.push(e.time, kept.iter().copied());
             positions.push(i);
         }
-        for (shard, w) in writers.into_iter().enumerate() {
-            if let Some((writer, positions)) = w {
-                out.push(LeafBatch {
-                    leaf: l,
-                    shard: shard as u32,
-                    packed: writer.finish(),
-                    positions,
-                });
-            }
-        }
     }
+    let out = writers
+        .into_iter()
+        .enumerate()
+        .filter_map(|(n, w)| {
+            let (writer, positions) = w?;
+            Some(LeafBatch {
+                leaf: n / shards,
+                shard: (n % shards) as u32,
+                packed: writer.finish(),
+                positions,
+            })
+        })
+        .collect();
     Ok(out)
 }
 

@@ -168,7 +168,8 @@ impl LeafNode {
                 }
             }
             let change = from.and_then(|from| {
-                let old = leaf.output.delta_from(from).points;
+                // The old suffix is moved out, not copied; recomputing reads only what is before.
+                let old = leaf.output.split_off_from(from);
                 leaf.recompute(&self.spec, from);
                 leaf.output
                     .first_difference_from(&old, from)
@@ -318,7 +319,7 @@ impl DerivedNode {
                 from = Some(from.map_or(change.from, |f: u64| f.min(change.from)));
             }
             let change = from.and_then(|from| {
-                let old = entry.state.output.delta_from(from).points;
+                let old = entry.state.output.split_off_from(from);
                 let inputs: Vec<&Timeline> = entry.inputs.iter().collect();
                 entry
                     .state
