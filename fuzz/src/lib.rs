@@ -147,6 +147,7 @@ pub fn wire(data: &[u8]) {
         return;
     };
     round_trip(text, wire::decode_events, wire::encode_events);
+    forwarded(text);
     round_trip(text, wire::decode_key_deltas, wire::encode_key_deltas);
     // A partial aggregate, as one shard's worker sends it to the merge worker.
     if let Ok(batch) = PartialBatch::decode(text) {
@@ -163,6 +164,44 @@ pub fn wire(data: &[u8]) {
         merge.apply(0, &batch).expect("a decoded batch applies");
         for row in merge.at(&GroupSelector::All, u64::MAX).unwrap_or_default() {
             assert_eq!(row.values.len(), 5);
+        }
+    }
+}
+
+/// What the driver does with a packed batch: scanning refuses what decoding refuses, with the
+/// same error; what it accepts splits for a job's leaves (keyed by `k`, two shards) into batches
+/// that decode, each event reduced to the key and the leaf's columns.
+fn forwarded(text: &str) {
+    let scanned = wire::scan_events(text);
+    let decoded = wire::decode_events(text);
+    assert_eq!(scanned.as_ref().err(), decoded.as_ref().err());
+    let (Ok(scanned), Ok(decoded)) = (scanned, decoded) else {
+        return;
+    };
+    let leaves: Vec<timeline::LeafNode> = ["latest_event_to_state(a)", "has_existed(!(b == 1))"]
+        .iter()
+        .map(|op| timeline::LeafNode::new(&op.parse().expect("valid"), Some("k"), None))
+        .collect::<Result<_, _>>()
+        .expect("valid leaves");
+    let refs: Vec<&timeline::LeafNode> = leaves.iter().collect();
+    let Ok(batches) = timeline::forward::split_for_leaves(&scanned, Some("k"), 2, &refs) else {
+        assert!(
+            decoded.iter().any(|e| e.get("k").is_none()),
+            "refused only for a missing key"
+        );
+        return;
+    };
+    for b in batches {
+        let sent = wire::decode_events(&b.packed).expect("a forwarded batch decodes");
+        assert_eq!(sent.len(), b.positions.len());
+        for (e, &i) in sent.iter().zip(&b.positions) {
+            assert_eq!(e.time, decoded[i].time);
+            assert_eq!(e.get("k"), decoded[i].get("k"));
+            let leaf = refs[b.leaf];
+            assert!(e
+                .fields
+                .iter()
+                .all(|(c, _)| &**c == "k" || leaf.spec().reads(c)));
         }
     }
 }
