@@ -49,6 +49,20 @@ impl KeyClock {
         }
     }
 
+    /// Whether readers must hear of this key after a batch: its output changed, its origin moved
+    /// (durations measure from it), or, under retention, its latest time moved (the horizon
+    /// follows it). A delta with none of these changes nothing in a reader, and is not sent.
+    fn worth_telling(
+        &self,
+        before: &KeyClock,
+        change: &Option<Delta>,
+        retention: Option<u64>,
+    ) -> bool {
+        change.is_some()
+            || self.origin != before.origin
+            || (retention.is_some() && self.max_time != before.max_time)
+    }
+
     fn delta(&self, change: Option<Delta>) -> KeyDelta {
         KeyDelta {
             key: self.key.clone(),
@@ -148,7 +162,9 @@ impl LeafNode {
     }
 
     /// Ingests a batch (checked whole first: nothing is applied if any event is refused) and
-    /// returns one delta per key in the batch.
+    /// returns a delta for each key of the batch that its readers must hear of (see
+    /// `KeyClock::worth_telling`: a key whose output, origin and, under retention, latest time
+    /// did not move is left out).
     pub fn ingest(&mut self, events: &[Event]) -> Result<Vec<KeyDelta>, IngestError> {
         let batch = split_batch(events, self.key_column.as_ref(), self.retention, |id| {
             self.keys.get(id).map(|(c, _)| c.max_time)
@@ -159,6 +175,7 @@ impl LeafNode {
                 .keys
                 .entry(id)
                 .or_insert_with(|| (KeyClock::new(key), LeafState::new(self.initial.clone())));
+            let before = clock.clone();
             let mut from: Option<u64> = None;
             for e in &events {
                 clock.origin = Some(clock.origin.map_or(e.time, |o| o.min(e.time)));
@@ -175,7 +192,9 @@ impl LeafNode {
                     .first_difference_from(&old, from)
                     .map(|changed| leaf.output.delta_from(changed))
             });
-            out.push(clock.delta(change));
+            if clock.worth_telling(&before, &change, self.retention) {
+                out.push(clock.delta(change));
+            }
             if let Some(h) = self.retention {
                 if let Some(keep) = collapse_point(clock.max_time, h, clock.collapsed_before) {
                     leaf.forget_before(&self.spec, keep);
@@ -282,7 +301,8 @@ impl DerivedNode {
             .collect()
     }
 
-    /// Applies the deltas of input `input` and returns this node's deltas, one per key.
+    /// Applies the deltas of input `input` and returns this node's deltas: one for each of those
+    /// keys that its readers must hear of (as [`LeafNode::ingest`]).
     pub fn apply(&mut self, input: usize, deltas: &[KeyDelta]) -> Result<Vec<KeyDelta>, String> {
         if input >= self.arity() {
             return Err(format!(
@@ -306,6 +326,7 @@ impl DerivedNode {
                     state: DerivedState::new(self.initial.clone()),
                 });
             let clock = &mut entry.clock;
+            let before = clock.clone();
             let mut from = None;
             if clock.origin.is_none_or(|o| d.origin < o) {
                 clock.origin = Some(d.origin);
@@ -330,7 +351,9 @@ impl DerivedNode {
                     .first_difference_from(&old, from)
                     .map(|changed| entry.state.output.delta_from(changed))
             });
-            out.push(clock.delta(change));
+            if clock.worth_telling(&before, &change, self.retention) {
+                out.push(clock.delta(change));
+            }
             if let Some(h) = self.retention {
                 if let Some(keep) = collapse_point(clock.max_time, h, clock.collapsed_before) {
                     for tl in entry.inputs.iter_mut().chain([&mut entry.state.output]) {

@@ -272,3 +272,44 @@ fn a_nodes_deltas_reach_its_parent_in_order() {
         }
     }
 }
+
+/// A key whose output, origin and (under retention) latest time did not move is not sent on:
+/// such a delta would change nothing in a reader, and each sent batch is a worker invocation.
+#[test]
+fn a_delta_that_changes_nothing_is_not_sent() {
+    let op: TimeLineOp = "latest_event_to_state(a)".parse().unwrap();
+    let e = |t: u64, column: &str| Event::new(t, [("k", "s".into()), (column, Value::Int(1))]);
+    for retention in [None, Some(100)] {
+        let mut leaf = LeafNode::new(&op, Some("k"), retention).unwrap();
+        let first = leaf.ingest(&[e(10, "a")]).unwrap();
+        assert_eq!(first.len(), 1, "a new key is told");
+        let unread = leaf.ingest(&[e(20, "z")]).unwrap();
+        match retention {
+            None => assert!(unread.is_empty(), "{unread:?}"),
+            Some(_) => {
+                assert_eq!(unread.len(), 1, "the horizon follows the latest time");
+                assert_eq!((unread[0].max_time, &unread[0].change), (20, &None));
+            }
+        }
+        let earlier = leaf.ingest(&[e(5, "z")]).unwrap();
+        assert_eq!(earlier.len(), 1, "the origin moved");
+        assert_eq!(earlier[0].origin, 5);
+        // A derived node passes on only what changes its readers too.
+        let cmp: TimeLineOp = "latest_event_to_state(a) == 1".parse().unwrap();
+        let mut derived = DerivedNode::new(&cmp, retention).unwrap();
+        assert_eq!(derived.apply(0, &first).unwrap().len(), 1);
+        assert_eq!(
+            derived.apply(0, &unread).unwrap().len(),
+            unread.len(),
+            "a later latest time reaches the readers only under retention"
+        );
+        // The value 1 again: the leaf's output does not change.
+        let no_change = leaf.ingest(&[e(30, "a")]).unwrap();
+        assert_eq!(no_change.len(), usize::from(retention.is_some()));
+        assert!(no_change.iter().all(|d| d.change.is_none()));
+        assert_eq!(
+            derived.apply(0, &no_change).unwrap().len(),
+            usize::from(retention.is_some())
+        );
+    }
+}
