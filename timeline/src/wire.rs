@@ -211,32 +211,34 @@ fn state_to(out: &mut String, s: &State) {
 
 /// Unpacks events packed by [`encode_events`] or [`EventWriter`].
 pub fn decode_events(text: &str) -> Result<Vec<Event>, WireError> {
+    read_events(
+        text,
+        |r| {
+            let column = r.column()?;
+            r.space()?;
+            Ok((column, r.value()?))
+        },
+        |time, fields| Event { time, fields },
+    )
+}
+
+/// The events of a packed batch, each field read by `field` (the reader at the field's start),
+/// each event made by `event`: the frame and limits shared by decoding and scanning.
+fn read_events<'a, F, E>(
+    text: &'a str,
+    mut field: impl FnMut(&mut Reader<'a>) -> Result<F, WireError>,
+    event: impl Fn(u64, Vec<F>) -> E,
+) -> Result<Vec<E>, WireError> {
     let mut r = Reader::new(text, EVENTS, "events")?;
     let mut events = Vec::new();
     while r.more()? {
-        if events.len() == MAX_BATCH_EVENTS {
-            return Err(r.error(format!(
-                "the batch has more than {MAX_BATCH_EVENTS} events (the limit): split it"
-            )));
-        }
-        let time = r.u64("an event time")?;
-        r.space()?;
-        let at = r.at;
-        let count = r.u64("a field count")?;
-        if count > MAX_EVENT_COLUMNS as u64 {
-            return Err(WireError {
-                at,
-                message: format!("an event of {count} columns; the limit is {MAX_EVENT_COLUMNS}"),
-            });
-        }
+        let (time, count) = r.event_start(events.len())?;
         let mut fields = Vec::with_capacity(count.min(64) as usize);
         for _ in 0..count {
             r.space()?;
-            let column = r.column()?;
-            r.space()?;
-            fields.push((column, r.value()?));
+            fields.push(field(&mut r)?);
         }
-        events.push(Event { time, fields });
+        events.push(event(time, fields));
     }
     Ok(events)
 }
@@ -280,41 +282,22 @@ impl<'a> PackedField<'a> {
 /// every field packed: a sender that forwards fields to other workers copies their text instead
 /// of decoding and encoding them again, and builds no value it does not read.
 pub fn scan_events(text: &str) -> Result<Vec<PackedEvent<'_>>, WireError> {
-    let mut r = Reader::new(text, EVENTS, "events")?;
-    let mut events = Vec::new();
-    while r.more()? {
-        if events.len() == MAX_BATCH_EVENTS {
-            return Err(r.error(format!(
-                "the batch has more than {MAX_BATCH_EVENTS} events (the limit): split it"
-            )));
-        }
-        let time = r.u64("an event time")?;
-        r.space()?;
-        let at = r.at;
-        let count = r.u64("a field count")?;
-        if count > MAX_EVENT_COLUMNS as u64 {
-            return Err(WireError {
-                at,
-                message: format!("an event of {count} columns; the limit is {MAX_EVENT_COLUMNS}"),
-            });
-        }
-        let mut fields = Vec::with_capacity(count.min(64) as usize);
-        for _ in 0..count {
-            r.space()?;
+    read_events(
+        text,
+        |r| {
             let start = r.at;
             let column = r.bytes()?;
             r.space()?;
             let value_at = r.at - start;
             r.skip_value()?;
-            fields.push(PackedField {
+            Ok(PackedField {
                 column,
                 text: &text[start..r.at],
                 value_at,
-            });
-        }
-        events.push(PackedEvent { time, fields });
-    }
-    Ok(events)
+            })
+        },
+        |time, fields| PackedEvent { time, fields },
+    )
 }
 
 /// Packs events whose fields are already packed (see [`scan_events`]), one at a time.
@@ -482,6 +465,26 @@ impl<'a> Reader<'a> {
         }
         r.at = header.len();
         Ok(r)
+    }
+
+    /// An event's time and field count, after `so_far` events (both within the limits).
+    fn event_start(&mut self, so_far: usize) -> Result<(u64, u64), WireError> {
+        if so_far == MAX_BATCH_EVENTS {
+            return Err(self.error(format!(
+                "the batch has more than {MAX_BATCH_EVENTS} events (the limit): split it"
+            )));
+        }
+        let time = self.u64("an event time")?;
+        self.space()?;
+        let at = self.at;
+        let count = self.u64("a field count")?;
+        if count > MAX_EVENT_COLUMNS as u64 {
+            return Err(WireError {
+                at,
+                message: format!("an event of {count} columns; the limit is {MAX_EVENT_COLUMNS}"),
+            });
+        }
+        Ok((time, count))
     }
 
     fn error(&self, message: String) -> WireError {
