@@ -8,11 +8,11 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
-use std::sync::Arc;
 
 /// A shared, immutable string: one pointer wide (where `Arc<str>` is two), so that a [`Value`]
-/// takes 16 bytes and a timeline's change point 24. Cloning shares it. It compares, hashes and
-/// prints as the `str` it holds.
+/// takes 16 bytes and a timeline's change point 24, and one allocation holding the count, the
+/// length and the bytes, so that reading it costs one load from memory, not two. Cloning shares
+/// it. It compares, hashes and prints as the `str` it holds.
 ///
 /// ```
 /// use timeline::value::Str;
@@ -21,17 +21,17 @@ use std::sync::Arc;
 /// assert!(Str::ptr_eq(&s, &s.clone()));
 /// ```
 #[derive(Clone)]
-pub struct Str(Arc<Box<str>>);
+pub struct Str(triomphe::ThinArc<(), u8>);
 
 impl Str {
     /// Whether `a` and `b` share one allocation (then they are equal without reading them).
     pub fn ptr_eq(a: &Str, b: &Str) -> bool {
-        Arc::ptr_eq(&a.0, &b.0)
+        a.0.ptr() == b.0.ptr()
     }
 
     /// The address of the shared allocation: the same for every clone.
     pub fn addr(&self) -> usize {
-        Arc::as_ptr(&self.0) as usize
+        self.0.ptr() as usize
     }
 }
 
@@ -39,7 +39,8 @@ impl Deref for Str {
     type Target = str;
 
     fn deref(&self) -> &str {
-        &self.0
+        // SAFETY: a `Str` is only made from a `str` (`From` below), whose bytes are UTF-8.
+        unsafe { std::str::from_utf8_unchecked(&self.0.slice) }
     }
 }
 
@@ -90,13 +91,13 @@ impl fmt::Display for Str {
 
 impl From<&str> for Str {
     fn from(s: &str) -> Str {
-        Str(Arc::new(Box::from(s)))
+        Str(triomphe::ThinArc::from_header_and_slice((), s.as_bytes()))
     }
 }
 
 impl From<String> for Str {
     fn from(s: String) -> Str {
-        Str(Arc::new(s.into_boxed_str()))
+        Str::from(s.as_str())
     }
 }
 
