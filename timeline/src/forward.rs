@@ -19,7 +19,7 @@ use crate::engine::IngestError;
 use crate::keys::KeyMap;
 use crate::plan::shard_of;
 use crate::value::ValueKey;
-use crate::wire::{PackedEvent, PackedEventWriter};
+use crate::wire::{EventWriter, PackedEvent};
 use crate::worker::LeafNode;
 
 /// The events one leaf worker gets.
@@ -62,7 +62,7 @@ pub fn split_for_leaves<'a>(
         .collect();
     let shards = shards.max(1) as usize;
     // Per leaf and shard: the batch, and the positions of its events.
-    let mut writers: Vec<Option<(PackedEventWriter, Vec<usize>)>> =
+    let mut writers: Vec<Option<(EventWriter, Vec<usize>)>> =
         (0..leaves.len() * shards).map(|_| None).collect();
     let (mut fields_readers, mut to, mut kept) = (Vec::new(), Vec::new(), Vec::new());
     for (i, e) in events.iter().enumerate() {
@@ -90,9 +90,9 @@ pub fn split_for_leaves<'a>(
                     .filter(|(f, &r)| key_column == Some(f.column) || readers[r].1.contains(&l))
                     .map(|(f, _)| f),
             );
-            let (writer, positions) = writers[l * shards + shard]
-                .get_or_insert_with(|| (PackedEventWriter::new(), Vec::new()));
-            writer.push(e.time, kept.iter().copied());
+            let (writer, positions) =
+                writers[l * shards + shard].get_or_insert_with(|| (EventWriter::new(), Vec::new()));
+            writer.push_packed(e.time, kept.iter().copied());
             positions.push(i);
         }
     }

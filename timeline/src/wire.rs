@@ -66,7 +66,8 @@ pub fn encode_events(events: &[Event]) -> String {
     w.finish()
 }
 
-/// Packs events one at a time, e.g. each reduced to the columns its reader needs.
+/// Packs events one at a time, e.g. each reduced to the columns its reader needs, from values
+/// or from fields still packed.
 pub struct EventWriter {
     out: String,
 }
@@ -100,6 +101,24 @@ impl EventWriter {
             name(&mut self.out, column);
             self.out.push(' ');
             value_to(&mut self.out, value);
+        }
+    }
+
+    /// Appends an event at `time` carrying fields that are already packed (found by
+    /// [`scan_events`]), their text copied as it is.
+    pub fn push_packed<'a, 'b: 'a>(
+        &mut self,
+        time: u64,
+        fields: impl IntoIterator<Item = &'a PackedField<'b>> + Clone,
+    ) {
+        let count = fields.clone().into_iter().count();
+        self.out.push(' ');
+        uint(&mut self.out, time);
+        self.out.push(' ');
+        uint(&mut self.out, count as u64);
+        for f in fields {
+            self.out.push(' ');
+            self.out.push_str(f.text);
         }
     }
 
@@ -298,56 +317,6 @@ pub fn scan_events(text: &str) -> Result<Vec<PackedEvent<'_>>, WireError> {
         },
         |time, fields| PackedEvent { time, fields },
     )
-}
-
-/// Packs events whose fields are already packed (see [`scan_events`]), one at a time.
-pub struct PackedEventWriter {
-    out: String,
-}
-
-impl Default for PackedEventWriter {
-    fn default() -> Self {
-        PackedEventWriter::new()
-    }
-}
-
-impl PackedEventWriter {
-    pub fn new() -> PackedEventWriter {
-        PackedEventWriter {
-            out: EVENTS.to_string(),
-        }
-    }
-
-    /// Appends an event at `time` carrying `fields`, copied as they are.
-    pub fn push<'a, 'b: 'a>(
-        &mut self,
-        time: u64,
-        fields: impl IntoIterator<Item = &'a PackedField<'b>> + Clone,
-    ) {
-        let count = fields.clone().into_iter().count();
-        self.out.push(' ');
-        uint(&mut self.out, time);
-        self.out.push(' ');
-        uint(&mut self.out, count as u64);
-        for f in fields {
-            self.out.push(' ');
-            self.out.push_str(f.text);
-        }
-    }
-
-    /// The length of the batch so far, in bytes.
-    pub fn len(&self) -> usize {
-        self.out.len()
-    }
-
-    /// Whether no event has been pushed.
-    pub fn is_empty(&self) -> bool {
-        self.out.len() == EVENTS.len()
-    }
-
-    pub fn finish(self) -> String {
-        self.out
-    }
 }
 
 /// Unpacks key deltas packed by [`encode_key_deltas`].

@@ -49,18 +49,25 @@ impl KeyClock {
         }
     }
 
-    /// Whether readers must hear of this key after a batch: its output changed, its origin moved
-    /// (durations measure from it), or, under retention, its latest time moved (the horizon
-    /// follows it). A delta with none of these changes nothing in a reader, and is not sent.
+    /// The times a reader hears of: compared after a batch by [`KeyClock::worth_telling`].
+    fn times(&self) -> (Option<u64>, u64) {
+        (self.origin, self.max_time)
+    }
+
+    /// Whether readers must hear of this key after a batch (`before`: its [`KeyClock::times`]
+    /// before it): its output changed, its origin moved (durations measure from it), or, under
+    /// retention, its latest time moved (the horizon follows it). A delta with none of these
+    /// changes nothing in a reader, and is not sent.
     fn worth_telling(
         &self,
-        before: &KeyClock,
+        before: (Option<u64>, u64),
         change: &Option<Delta>,
         retention: Option<u64>,
     ) -> bool {
+        let (origin, max_time) = before;
         change.is_some()
-            || self.origin != before.origin
-            || (retention.is_some() && self.max_time != before.max_time)
+            || self.origin != origin
+            || (retention.is_some() && self.max_time != max_time)
     }
 
     fn delta(&self, change: Option<Delta>) -> KeyDelta {
@@ -127,8 +134,8 @@ impl LeafNode {
     }
 
     /// The fields of `event` this leaf reads, and its key column: a sender may reduce events to
-    /// these. Every event must still reach every leaf (even with no field left), because it
-    /// moves its key's origin and latest time.
+    /// these. An event with no field left still moves its key's origin and latest time, and can
+    /// be refused by retention: [`crate::forward`] says which such events a sender must keep.
     pub fn projected_fields<'a>(
         &'a self,
         event: &'a Event,
@@ -175,7 +182,7 @@ impl LeafNode {
                 .keys
                 .entry(id)
                 .or_insert_with(|| (KeyClock::new(key), LeafState::new(self.initial.clone())));
-            let before = clock.clone();
+            let before = clock.times();
             let mut from: Option<u64> = None;
             for e in &events {
                 clock.origin = Some(clock.origin.map_or(e.time, |o| o.min(e.time)));
@@ -192,7 +199,7 @@ impl LeafNode {
                     .first_difference_from(&old, from)
                     .map(|changed| leaf.output.delta_from(changed))
             });
-            if clock.worth_telling(&before, &change, self.retention) {
+            if clock.worth_telling(before, &change, self.retention) {
                 out.push(clock.delta(change));
             }
             if let Some(h) = self.retention {
@@ -326,7 +333,7 @@ impl DerivedNode {
                     state: DerivedState::new(self.initial.clone()),
                 });
             let clock = &mut entry.clock;
-            let before = clock.clone();
+            let before = clock.times();
             let mut from = None;
             if clock.origin.is_none_or(|o| d.origin < o) {
                 clock.origin = Some(d.origin);
@@ -351,7 +358,7 @@ impl DerivedNode {
                     .first_difference_from(&old, from)
                     .map(|changed| entry.state.output.delta_from(changed))
             });
-            if clock.worth_telling(&before, &change, self.retention) {
+            if clock.worth_telling(before, &change, self.retention) {
                 out.push(clock.delta(change));
             }
             if let Some(h) = self.retention {
