@@ -91,11 +91,7 @@ impl EventWriter {
         time: u64,
         fields: impl IntoIterator<Item = (&'a str, &'a Value)> + Clone,
     ) {
-        let count = fields.clone().into_iter().count();
-        self.out.push(' ');
-        uint(&mut self.out, time);
-        self.out.push(' ');
-        uint(&mut self.out, count as u64);
+        self.event_head(time, fields.clone().into_iter().count());
         for (column, value) in fields {
             self.out.push(' ');
             name(&mut self.out, column);
@@ -111,15 +107,19 @@ impl EventWriter {
         time: u64,
         fields: impl IntoIterator<Item = &'a PackedField<'b>> + Clone,
     ) {
-        let count = fields.clone().into_iter().count();
-        self.out.push(' ');
-        uint(&mut self.out, time);
-        self.out.push(' ');
-        uint(&mut self.out, count as u64);
+        self.event_head(time, fields.clone().into_iter().count());
         for f in fields {
             self.out.push(' ');
             self.out.push_str(f.text);
         }
+    }
+
+    /// An event's time and field count, its fields to follow.
+    fn event_head(&mut self, time: u64, count: usize) {
+        self.out.push(' ');
+        uint(&mut self.out, time);
+        self.out.push(' ');
+        uint(&mut self.out, count as u64);
     }
 
     /// Whether no event has been pushed.
