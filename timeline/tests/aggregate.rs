@@ -640,14 +640,17 @@ impl ShardNetwork {
     /// Ingests events and returns the partial's batches for the merge, encoded.
     fn ingest(&mut self, events: &[Event]) -> Vec<String> {
         let mut sent = Vec::new();
-        let mut pending: Vec<(usize, Vec<timeline::KeyDelta>)> = Vec::new();
+        // First in, first out, as in the components and the workers test: a node that reads one
+        // input twice makes two deltas, and the older applied after the newer would undo it.
+        let mut pending: std::collections::VecDeque<(usize, Vec<timeline::KeyDelta>)> =
+            Default::default();
         for (i, leaf) in self.leaves.iter_mut().enumerate() {
             if let Some(leaf) = leaf {
-                pending.push((i, leaf.ingest(events).unwrap()));
+                pending.push_back((i, leaf.ingest(events).unwrap()));
             }
         }
         let root = self.plan.root();
-        while let Some((from, deltas)) = pending.pop() {
+        while let Some((from, deltas)) = pending.pop_front() {
             for (slot, node) in [(0, Some(root)), (1, self.group)] {
                 if node == Some(from) {
                     sent.push(self.partial.apply(slot, &deltas).unwrap().encode());
@@ -661,7 +664,7 @@ impl ShardNetwork {
                             .unwrap()
                             .apply(slot, &deltas)
                             .unwrap();
-                        pending.push((p, out));
+                        pending.push_back((p, out));
                     }
                 }
             }
