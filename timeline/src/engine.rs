@@ -46,7 +46,8 @@ pub struct Engine {
     slots: Vec<Option<usize>>,
     routes: LeafRoutes,
     /// Per plan node, the buffer a [`Role::Rebuilt`] leaf's timeline is built in when its
-    /// readers are evaluated, lent to one key at a time (empty for other nodes).
+    /// readers are evaluated, or the top of a [`Role::OverTree`]'s tree is evaluated in, lent
+    /// to one key at a time (empty for other nodes).
     rebuilt: Vec<Timeline>,
     key_column: Option<Arc<str>>,
     retention: Option<u64>,
@@ -82,6 +83,11 @@ enum Role {
     /// timeline. Each time a tree reading it is evaluated from some time on, the leaf's
     /// timeline is built from its rows from that time on, read, and dropped.
     Rebuilt,
+    /// A `duration_where` over a pointwise tree that only it reads (CIRR's, machine risk's):
+    /// the tree keeps no timeline either ([`Role::Inside`]); it is evaluated into a buffer the
+    /// engine lends, from the time the duration is recomputed from, and the duration reads it
+    /// there. `duration_where` reads its input only from that time on.
+    OverTree(Pointwise),
 }
 
 impl Role {
@@ -91,12 +97,21 @@ impl Role {
         let fusable: Vec<bool> = (0..specs.len())
             .map(|i| Pointwise::fusable(plan, &kinds, i))
             .collect();
+        // A tree's top read only by a `duration_where` is evaluated inside it.
+        let under_duration = |i: usize| match plan.nodes[i].parents[..] {
+            [p] => matches!(kinds[p], Some(DerivedKind::DurationWhere)),
+            _ => false,
+        };
         let inside: Vec<bool> = (0..specs.len())
             .map(|i| match plan.nodes[i].parents[..] {
-                [p] => fusable[i] && fusable[p],
+                [p] => fusable[i] && (fusable[p] || under_duration(i)),
                 _ => false,
             })
             .collect();
+        let over_tree = |i: usize| match plan.nodes[i].inputs[..] {
+            [c] if matches!(kinds[i], Some(DerivedKind::DurationWhere)) => inside[c].then_some(c),
+            _ => None,
+        };
         let rebuilt = |i: usize| {
             let parents = &plan.nodes[i].parents;
             matches!(&specs[i], NodeSpec::Leaf(spec) if spec.is_local())
@@ -108,7 +123,10 @@ impl Role {
                 (true, _) => Role::Inside,
                 (false, true) => Role::Pointwise(Pointwise::new(plan, &kinds, i, &|n| inside[n])),
                 (false, false) if rebuilt(i) => Role::Rebuilt,
-                (false, false) => Role::Node,
+                (false, false) => match over_tree(i) {
+                    Some(top) => Role::OverTree(Pointwise::new(plan, &kinds, top, &|n| inside[n])),
+                    None => Role::Node,
+                },
             })
             .collect()
     }
@@ -711,6 +729,25 @@ impl KeyState {
                 swap_rebuilt(tree, layout, below, rebuilt, None);
                 d.output.first_difference_from(&old, from)
             }
+            (NodeSpec::Derived(kind), Role::OverTree(tree), NodeState::Derived(d)) => {
+                // The tree's top lends its (otherwise unused) buffer; it is exact from `from` on,
+                // where the duration reads it.
+                let top = plan.nodes[i].inputs[0];
+                let mut buffer =
+                    std::mem::replace(&mut rebuilt[top], Timeline::new(State::Unknown));
+                buffer.truncate_from(0);
+                swap_rebuilt(tree, layout, below, rebuilt, Some(from));
+                let inputs: Vec<&Timeline> = tree
+                    .inputs
+                    .iter()
+                    .map(|&c| below[input(c)].output())
+                    .collect();
+                tree.recompute(&inputs, &mut buffer, from, &mut d.mismatches);
+                swap_rebuilt(tree, layout, below, rebuilt, None);
+                d.recompute(kind, &[&buffer], from, self.origin);
+                rebuilt[top] = buffer;
+                d.output.first_difference_from(&old, from)
+            }
             (NodeSpec::Derived(kind), _, NodeState::Derived(d)) => {
                 let inputs: Vec<&Timeline> = plan.nodes[i]
                     .inputs
@@ -769,6 +806,7 @@ mod tests {
                     Role::Pointwise(_) => "tree",
                     Role::Inside => "inside",
                     Role::Rebuilt => "rebuilt",
+                    Role::OverTree(_) => "over tree",
                 };
                 (n.op.to_string(), role)
             })
@@ -809,6 +847,15 @@ mod tests {
             "a comparison of a growing duration has crossing instants of its own"
         );
         assert_eq!(role(&q.to_string()), "tree");
+        // A tree read only by a `duration_where` is evaluated inside it.
+        assert_eq!(
+            role("duration_where(has_existed(a == 1) && !has_existed_within(b == 2, 5) && latest_event_to_state(c) == \"x\")"),
+            "over tree"
+        );
+        assert_eq!(
+            role("has_existed(a == 1) && !has_existed_within(b == 2, 5) && latest_event_to_state(c) == \"x\""),
+            "inside"
+        );
         // Read by a duration: kept.
         let kept = roles(
             "duration_where(has_existed_within(b == 2, 5)) > 1 && count_within(b == 1, 5) > 1",
