@@ -531,13 +531,23 @@ impl Engine {
             keys: self.keys.len(),
             ..Stats::default()
         };
+        // Each slot's leaf spec (a row's width is the leaf's number of columns).
+        let mut leaf_specs = Vec::new();
+        for (spec, slot) in self.specs.iter().zip(&self.slots) {
+            if slot.is_some() {
+                leaf_specs.push(match spec {
+                    NodeSpec::Leaf(spec) => Some(spec),
+                    NodeSpec::Derived(_) => None,
+                });
+            }
+        }
         for k in self.keys.values() {
-            for n in &k.nodes {
+            for (n, spec) in k.nodes.iter().zip(&leaf_specs) {
                 s.change_points += n.output().points().len();
                 s.mismatches += n.mismatches();
                 s.bytes += n.heap_bytes() + std::mem::size_of::<NodeState>();
-                if let NodeState::Leaf(l) = n {
-                    s.event_rows += l.rows();
+                if let (NodeState::Leaf(l), Some(spec)) = (n, spec) {
+                    s.event_rows += l.rows(spec);
                 }
             }
             s.bytes += std::mem::size_of::<KeyState>();

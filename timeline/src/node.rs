@@ -167,15 +167,15 @@ impl LeafSpec {
 /// One leaf's state for one key.
 #[derive(Clone, Debug)]
 pub struct LeafState {
-    /// The times of the leaf's rows, increasing. A row is the events the leaf has seen at one
-    /// time, merged: for the same time and column, the value ingested last wins. Whether a row
-    /// counts (its predicate holds, or without one its column is present) is evaluated when it
-    /// is read, rather than stored: a flag beside each time would take as much room as the time
-    /// (alignment).
-    times: Vec<u64>,
-    /// The rows' values, projected to the leaf's columns: row `i` holds
-    /// `values[i * width..(i + 1) * width]`, `width` being the number of columns.
-    values: Vec<Option<Value>>,
+    /// The leaf's rows, in increasing time. A row is the events the leaf has seen at one time,
+    /// merged: for the same time and column, the value ingested last wins. Row `i` is
+    /// `cells[i * width..(i + 1) * width]`, `width` being the number of columns: each cell the
+    /// row's time and one column's value, projected to the leaf's columns. Nearly every leaf
+    /// reads one column, so a row is one cell, its time beside its value in one vector (a row
+    /// of a leaf of several columns repeats its time). Whether a row counts (its predicate
+    /// holds, or without one its column is present) is evaluated when it is read, rather than
+    /// stored: a flag would take as much room as the time (alignment).
+    cells: Vec<(u64, Option<Value>)>,
     pub output: Timeline,
     /// Events whose predicate was unknown because of a type mismatch.
     pub mismatches: u64,
@@ -198,8 +198,7 @@ impl LeafSpec {
 impl LeafState {
     pub fn new(initial: State) -> LeafState {
         LeafState {
-            times: Vec::new(),
-            values: Vec::new(),
+            cells: Vec::new(),
             output: Timeline::new(initial),
             mismatches: 0,
         }
@@ -235,13 +234,13 @@ impl LeafState {
         }
         let width = spec.width();
         // In-order arrival appends (one probe of the last row); a late event gallops back.
-        let i = partition_point_from_end(&self.times, |&t| t < time);
+        let i = self.first_row(width, |t| t < time);
         let slots = i * width..(i + 1) * width;
-        let existed = self.times.get(i) == Some(&time);
+        let existed = self.cells.get(slots.start).map(|c| c.0) == Some(time);
         if existed {
             let mut changed = false;
             for &(j, v) in values {
-                let slot = &mut self.values[slots.start + j];
+                let slot = &mut self.cells[slots.start + j].1;
                 if !slot.as_ref().is_some_and(|old| same_exactly(old, v)) {
                     *slot = Some(v.clone());
                     changed = true;
@@ -251,39 +250,55 @@ impl LeafState {
                 return None;
             }
         } else {
-            if i == self.times.len() {
-                self.values.resize(self.values.len() + width, None);
+            if slots.start == self.cells.len() {
+                self.cells.resize(slots.end, (time, None));
             } else {
-                self.values
-                    .splice(slots.start..slots.start, std::iter::repeat_n(None, width));
+                self.cells.splice(
+                    slots.start..slots.start,
+                    std::iter::repeat_n((time, None), width),
+                );
             }
             for &(j, v) in values {
-                self.values[slots.start + j] = Some(v.clone());
+                self.cells[slots.start + j].1 = Some(v.clone());
             }
-            self.times.insert(i, time);
         }
-        let verdict = evaluate(spec, &self.values[slots.clone()]);
+        let verdict = evaluate(spec, &self.cells[slots.clone()]);
         if verdict.is_none() {
             self.mismatches += 1;
         }
         if spec.drops_false_rows && verdict == Some(false) {
             // The row can never count, and the next value of its only column replaces it whole.
-            self.times.remove(i);
-            self.values.drain(slots);
+            self.cells.drain(slots);
             return existed.then_some(time);
         }
         Some(time)
     }
 
+    /// The number of rows.
+    fn row_count(&self, width: usize) -> usize {
+        self.cells.len() / width
+    }
+
+    /// The time of row `i`.
+    fn time(&self, width: usize, i: usize) -> u64 {
+        self.cells[i * width].0
+    }
+
+    /// The first row whose time fails `before` (which holds for a prefix of the rows), searched
+    /// from the end. Every cell of a row carries its time, so the cell found starts a row.
+    fn first_row(&self, width: usize, before: impl Fn(u64) -> bool) -> usize {
+        partition_point_from_end(&self.cells, |c| before(c.0)) / width
+    }
+
     /// The value of column `j` in row `i`.
     fn value(&self, width: usize, i: usize, j: usize) -> Option<&Value> {
-        self.values[i * width + j].as_ref()
+        self.cells[i * width + j].1.as_ref()
     }
 
     /// Whether row `i` counts: its predicate holds (or, without one, its column is present).
     fn matched(&self, spec: &LeafSpec, i: usize) -> bool {
         let width = spec.width();
-        evaluate(spec, &self.values[i * width..(i + 1) * width]) == Some(true)
+        evaluate(spec, &self.cells[i * width..(i + 1) * width]) == Some(true)
     }
 
     /// Rebuilds the output from `from` on.
@@ -321,7 +336,7 @@ impl LeafState {
         out.truncate_from(0);
         if matches!(spec.kind, LeafKind::Latest) && from > 0 {
             // The value in force at `from`, unless a row at `from` replaces it.
-            let before = partition_point_from_end(&self.times, |&t| t < from);
+            let before = self.first_row(spec.width(), |t| t < from);
             let last = (0..before)
                 .rev()
                 .find_map(|i| self.value(spec.width(), i, 0));
@@ -336,38 +351,40 @@ impl LeafState {
     /// `has_existed` and `count` continue from).
     fn extend(&self, spec: &LeafSpec, from: u64, before: &State, out: &mut Timeline) {
         let width = spec.width();
-        let times = &self.times;
+        let rows = self.row_count(width);
+        let time = |i: usize| self.time(width, i);
         let matched = |i: usize| self.matched(spec, i);
-        let first = partition_point_from_end(times, |&t| t < from);
+        let first = self.first_row(width, |t| t < from);
         match spec.kind {
             LeafKind::Latest => {
-                for (i, &t) in times.iter().enumerate().skip(first) {
-                    if let Some(v) = self.value(width, i, 0) {
-                        out.push(t, State::Value(v.clone()));
+                debug_assert_eq!(width, 1, "latest_event_to_state reads one column");
+                for (t, v) in &self.cells[first..] {
+                    if let Some(v) = v {
+                        out.push(*t, State::Value(v.clone()));
                     }
                 }
             }
             LeafKind::HasExisted => {
                 if before.as_bool() != Some(true) {
-                    if let Some(i) = (first..times.len()).find(|&i| matched(i)) {
-                        out.push(times[i], State::bool(true));
+                    if let Some(i) = (first..rows).find(|&i| matched(i)) {
+                        out.push(time(i), State::bool(true));
                     }
                 }
             }
             LeafKind::Count => {
                 let mut n = instant_int(before);
-                for i in (first..times.len()).filter(|&i| matched(i)) {
+                for i in (first..rows).filter(|&i| matched(i)) {
                     n += 1;
-                    out.push(times[i], State::int(n));
+                    out.push(time(i), State::int(n));
                 }
             }
             LeafKind::HasExistedWithin(d) => {
                 // The union of [m, m + d) over matches m, from `from` on.
                 out.push(from, State::bool(false));
-                let start = partition_point_from_end(times, |&t| t.saturating_add(d) <= from);
+                let start = self.first_row(width, |t| t.saturating_add(d) <= from);
                 let mut open: Option<(u64, u64)> = None;
-                for i in (start..times.len()).filter(|&i| matched(i)) {
-                    let (s, e) = (times[i].max(from), times[i].saturating_add(d));
+                for i in (start..rows).filter(|&i| matched(i)) {
+                    let (s, e) = (time(i).max(from), time(i).saturating_add(d));
                     match &mut open {
                         Some((_, end)) if s <= *end => *end = (*end).max(e),
                         _ => {
@@ -393,16 +410,16 @@ impl LeafState {
                 };
                 let key = |i: usize| self.value(width, i, 0);
                 // Events in (from - d, from] are in the window at `from`.
-                let mut leave = partition_point_from_end(times, |&t| t.saturating_add(d) <= from);
+                let mut leave = self.first_row(width, |t| t.saturating_add(d) <= from);
                 let mut enter = leave;
-                while enter < times.len() && times[enter] <= from {
+                while enter < rows && time(enter) <= from {
                     window.add(matched(enter), key(enter));
                     enter += 1;
                 }
                 out.push(from, window.state());
                 loop {
-                    let next_in = times.get(enter).copied();
-                    let next_out = times.get(leave).map(|t| t.saturating_add(d));
+                    let next_in = (enter < rows).then(|| time(enter));
+                    let next_out = (leave < rows).then(|| time(leave).saturating_add(d));
                     let t = match (next_in, next_out) {
                         (None, None) => break,
                         (Some(a), Some(b)) => a.min(b),
@@ -411,11 +428,11 @@ impl LeafState {
                     if t == u64::MAX && next_in != Some(t) {
                         break; // the window closes only after the end of time
                     }
-                    while leave < enter && times[leave].saturating_add(d) == t {
+                    while leave < enter && time(leave).saturating_add(d) == t {
                         window.remove(matched(leave), key(leave));
                         leave += 1;
                     }
-                    while enter < times.len() && times[enter] == t {
+                    while enter < rows && time(enter) == t {
                         window.add(matched(enter), key(enter));
                         enter += 1;
                     }
@@ -437,32 +454,29 @@ impl LeafState {
     /// force at `keep_from`, and a leaf that keeps no timeline reads it from there).
     pub fn forget_rows_before(&mut self, spec: &LeafSpec, keep_from: u64) {
         let keep_rows_from = keep_from.saturating_sub(spec.window());
-        let mut n = self.times.partition_point(|&t| t < keep_rows_from);
+        let width = spec.width();
+        let mut n = self.cells.partition_point(|c| c.0 < keep_rows_from) / width;
         if matches!(spec.kind, LeafKind::Latest) {
             n = n.saturating_sub(1);
         }
-        self.times.drain(..n);
-        self.values.drain(..n * spec.width());
-        crate::timeline::shrink(&mut self.times);
-        crate::timeline::shrink(&mut self.values);
+        self.cells.drain(..n * width);
+        crate::timeline::shrink(&mut self.cells);
     }
 
     /// Asks the CPU to load the last row and change point, where in-order events go.
     pub fn prefetch_tail(&self) {
-        crate::event::prefetch_last(&self.times);
-        crate::event::prefetch_last(&self.values);
+        crate::event::prefetch_last(&self.cells);
         self.output.prefetch_tail();
     }
 
     /// The number of stored event rows.
-    pub fn rows(&self) -> usize {
-        self.times.len()
+    pub fn rows(&self, spec: &LeafSpec) -> usize {
+        self.row_count(spec.width())
     }
 
     /// Bytes held (an estimate for memory statistics).
     pub fn heap_bytes(&self) -> usize {
-        self.times.capacity() * std::mem::size_of::<u64>()
-            + self.values.capacity() * std::mem::size_of::<Option<Value>>()
+        self.cells.capacity() * std::mem::size_of::<(u64, Option<Value>)>()
             + self.output.heap_bytes()
     }
 }
@@ -515,9 +529,9 @@ impl Window {
 
 /// Whether a row counts for the leaf: its predicate holds or, without one, its column is there;
 /// `None` when a type mismatch leaves the predicate unknown (such a row does not count).
-fn evaluate(spec: &LeafSpec, values: &[Option<Value>]) -> Option<bool> {
+fn evaluate(spec: &LeafSpec, row: &[(u64, Option<Value>)]) -> Option<bool> {
     match &spec.predicate {
-        None => Some(values[0].is_some()),
+        None => Some(row[0].1.is_some()),
         Some(p) => {
             // The leaf's columns are the predicate's own `Arc`s: the address usually decides.
             let get = |c: &str| {
@@ -525,7 +539,7 @@ fn evaluate(spec: &LeafSpec, values: &[Option<Value>]) -> Option<bool> {
                     .columns
                     .iter()
                     .position(|x| std::ptr::eq(x.as_ptr(), c.as_ptr()) || &**x == c)?;
-                values[i].as_ref()
+                row[i].1.as_ref()
             };
             p.eval(&get)
         }

@@ -252,7 +252,7 @@ impl LeafNode {
         };
         for (_, l) in self.keys.values() {
             s.change_points += l.output.points().len();
-            s.event_rows += l.rows();
+            s.event_rows += l.rows(&self.spec);
             s.mismatches += l.mismatches;
             s.bytes += l.heap_bytes() + std::mem::size_of::<(KeyClock, LeafState)>();
         }
