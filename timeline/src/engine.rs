@@ -2,7 +2,7 @@
 
 use crate::event::Event;
 use crate::keys::{collapse_point, horizon, split_batch, KeyMap};
-use crate::node::{DerivedKind, DerivedState, LeafState, NodeSpec};
+use crate::node::{DerivedKind, DerivedState, LeafRows, NodeSpec};
 use crate::op::TimeLineOp;
 use crate::plan::Plan;
 use crate::pointwise::Pointwise;
@@ -41,9 +41,10 @@ pub struct Engine {
     specs: Vec<NodeSpec>,
     /// How each plan node is computed here.
     roles: Vec<Role>,
-    /// Where each plan node's state is among a key's node states (`None`: [`Role::Inside`],
-    /// which keeps nothing). Slots follow plan order, so a node's inputs come before it.
-    slots: Vec<Option<usize>>,
+    /// Where each plan node is among a key's kept states; see [`Slots`].
+    slots: Vec<Slots>,
+    /// Type mismatches met by leaves' predicates, over all keys.
+    leaf_mismatches: u64,
     routes: LeafRoutes,
     /// Per plan node, the buffer a [`Role::Rebuilt`] leaf's timeline is built in when its
     /// readers are evaluated, or the top of a [`Role::OverTree`]'s tree is evaluated in, lent
@@ -52,6 +53,15 @@ pub struct Engine {
     key_column: Option<Arc<str>>,
     retention: Option<u64>,
     keys: KeyMap<Option<ValueKey>, KeyState>,
+}
+
+/// Where a plan node's state is among a key's: its rows in [`KeyState::rows`] (leaves), its
+/// timeline in [`KeyState::outputs`] (all but [`Role::Inside`] and [`Role::Rebuilt`]). Slots
+/// follow plan order, so a node's inputs come before it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Slots {
+    rows: Option<usize>,
+    output: Option<usize>,
 }
 
 /// A key that a batch changed, as [`Engine::ingest_observing`] shows it.
@@ -215,42 +225,14 @@ struct KeyState {
     /// The time of the key's first event: timelines start here.
     origin: Option<u64>,
     max_time: u64,
-    /// One per plan node that keeps something (see [`Engine::slots`]); a boxed slice, since
-    /// the count never changes, is 8 bytes smaller per key than a `Vec`.
-    nodes: Box<[NodeState]>,
+    /// The rows of each leaf (see [`Slots`]). Boxed slices, since the counts never change: 8
+    /// bytes smaller per key than a `Vec`. Rows and timelines lie apart, so that a leaf whose
+    /// timeline is rebuilt when read holds its rows alone.
+    rows: Box<[LeafRows]>,
+    /// The timeline of each node that keeps one, with the type mismatches met computing it.
+    outputs: Box<[DerivedState]>,
     /// The time before which history has been collapsed (0: nothing collapsed).
     collapsed_before: u64,
-}
-
-/// What a key keeps for one plan node that is not [`Role::Inside`].
-#[derive(Clone, Debug)]
-enum NodeState {
-    Leaf(LeafState),
-    Derived(DerivedState),
-}
-
-impl NodeState {
-    /// The node's timeline (empty between batches for a [`Role::Rebuilt`] leaf).
-    fn output(&self) -> &Timeline {
-        match self {
-            NodeState::Leaf(l) => &l.output,
-            NodeState::Derived(d) => &d.output,
-        }
-    }
-
-    fn mismatches(&self) -> u64 {
-        match self {
-            NodeState::Leaf(l) => l.mismatches,
-            NodeState::Derived(d) => d.mismatches,
-        }
-    }
-
-    fn heap_bytes(&self) -> usize {
-        match self {
-            NodeState::Leaf(l) => l.heap_bytes(),
-            NodeState::Derived(d) => d.heap_bytes(),
-        }
-    }
 }
 
 /// An event batch was refused; nothing of it was applied.
@@ -324,20 +306,29 @@ impl Engine {
                 _ => Timeline::new(State::Unknown),
             })
             .collect();
-        let mut next = 0;
-        let slots = roles
+        let (mut rows, mut outputs) = (0, 0);
+        let next = |n: &mut usize| {
+            *n += 1;
+            Some(*n - 1)
+        };
+        let slots = specs
             .iter()
-            .map(|role| match role {
-                Role::Inside => None,
-                _ => {
-                    next += 1;
-                    Some(next - 1)
-                }
+            .zip(&roles)
+            .map(|(spec, role)| Slots {
+                rows: match spec {
+                    NodeSpec::Leaf(_) => next(&mut rows),
+                    NodeSpec::Derived(_) => None,
+                },
+                output: match role {
+                    Role::Inside | Role::Rebuilt => None,
+                    _ => next(&mut outputs),
+                },
             })
             .collect();
         Ok(Engine {
             roles,
             slots,
+            leaf_mismatches: 0,
             rebuilt,
             routes: LeafRoutes::new(&specs),
             plan,
@@ -371,7 +362,7 @@ impl Engine {
         let batch = split_batch(events, self.key_column.as_ref(), self.retention, |id| {
             self.keys.get(id).map(|k| k.max_time)
         })?;
-        let root = self.slots[self.plan.root()].expect("the result keeps its timeline");
+        let root = self.root_slot();
         // The key after the one being applied is looked up early and its state brought into
         // the cache meanwhile: each key's nodes keep vectors of their own, far apart in memory.
         let mut keys = batch.keys.into_iter().peekable();
@@ -384,16 +375,19 @@ impl Engine {
                 key,
                 origin: None,
                 max_time: 0,
-                nodes: self
+                rows: self
+                    .slots
+                    .iter()
+                    .filter(|s| s.rows.is_some())
+                    .map(|_| LeafRows::default())
+                    .collect(),
+                outputs: self
                     .plan
                     .nodes
                     .iter()
-                    .zip(&self.roles)
-                    .filter(|(_, role)| !matches!(role, Role::Inside))
-                    .map(|(n, _)| match n.op.is_leaf() {
-                        true => NodeState::Leaf(LeafState::new(n.op.initial_state())),
-                        false => NodeState::Derived(DerivedState::new(n.op.initial_state())),
-                    })
+                    .zip(&self.slots)
+                    .filter(|(_, s)| s.output.is_some())
+                    .map(|(n, _)| DerivedState::new(n.op.initial_state()))
                     .collect(),
                 collapsed_before: 0,
             });
@@ -403,13 +397,17 @@ impl Engine {
                 roles: &self.roles,
                 slots: &self.slots,
             };
-            state.apply(layout, &mut self.routes, &mut self.rebuilt, &events);
+            let buffers = Buffers {
+                rebuilt: &mut self.rebuilt,
+                leaf_mismatches: &mut self.leaf_mismatches,
+            };
+            state.apply(layout, &mut self.routes, buffers, &events);
             observe(Changed {
                 key: state.key.as_ref(),
                 from: earliest,
                 origin: state.origin.unwrap_or(earliest),
                 last_time: state.max_time,
-                result: state.nodes[root].output(),
+                result: &state.outputs[root].output,
             });
             if let Some(h) = self.retention {
                 state.retain(layout, h);
@@ -445,8 +443,14 @@ impl Engine {
     /// The result timeline of `key`.
     pub fn timeline(&self, key: Option<&Value>) -> Result<&Timeline, QueryError> {
         let state = self.key_state(key)?;
-        let root = self.slots[self.plan.root()].expect("the result keeps its timeline");
-        Ok(state.nodes[root].output())
+        Ok(&state.outputs[self.root_slot()].output)
+    }
+
+    /// Where the result's timeline is among a key's.
+    fn root_slot(&self) -> usize {
+        self.slots[self.plan.root()]
+            .output
+            .expect("the result keeps its timeline")
     }
 
     /// The timeline of plan node `node` (an index into [`Plan::nodes`]) for `key`. A pointwise
@@ -462,14 +466,16 @@ impl Engine {
             .slots
             .get(node)
             .ok_or_else(|| QueryError::UnknownNode(format!("#{node}")))?;
-        let kept = slot.map(|s| &state.nodes[s]);
-        let mut tl = match (&self.roles[node], &self.specs[node], kept) {
-            (Role::Rebuilt, NodeSpec::Leaf(spec), Some(NodeState::Leaf(leaf))) => {
-                leaf.local_timeline(spec)
+        let op = &self.plan.nodes[node].op;
+        let mut tl = match (&self.roles[node], &self.specs[node], slot) {
+            (Role::Rebuilt, NodeSpec::Leaf(spec), Slots { rows: Some(r), .. }) => {
+                let mut tl = Timeline::new(op.initial_state());
+                state.rows[*r].rebuild_into(spec, 0, &mut tl);
+                tl
             }
-            (_, _, None) => {
+            (_, _, Slots { output: None, .. }) => {
                 let kinds = derived_kinds(&self.specs);
-                let inside = |n: usize| self.slots[n].is_none();
+                let inside = |n: usize| matches!(self.roles[n], Role::Inside);
                 let tree = Pointwise::new(&self.plan, &kinds, node, &inside);
                 let inputs = tree
                     .inputs
@@ -477,11 +483,17 @@ impl Engine {
                     .map(|&i| self.node_timeline(key, i))
                     .collect::<Result<Vec<_>, _>>()?;
                 let inputs: Vec<&Timeline> = inputs.iter().map(|tl| tl.as_ref()).collect();
-                let mut tl = Timeline::new(self.plan.nodes[node].op.initial_state());
+                let mut tl = Timeline::new(op.initial_state());
                 tree.recompute(&inputs, &mut tl, 0, &mut 0);
                 tl
             }
-            (_, _, Some(kept)) => return Ok(Cow::Borrowed(kept.output())),
+            (
+                _,
+                _,
+                Slots {
+                    output: Some(o), ..
+                },
+            ) => return Ok(Cow::Borrowed(&state.outputs[*o].output)),
         };
         if state.collapsed_before > 0 {
             tl.collapse_before(state.collapsed_before);
@@ -529,26 +541,27 @@ impl Engine {
     pub fn stats(&self) -> Stats {
         let mut s = Stats {
             keys: self.keys.len(),
+            mismatches: self.leaf_mismatches,
             ..Stats::default()
         };
-        // Each slot's leaf spec (a row's width is the leaf's number of columns).
-        let mut leaf_specs = Vec::new();
-        for (spec, slot) in self.specs.iter().zip(&self.slots) {
-            if slot.is_some() {
-                leaf_specs.push(match spec {
-                    NodeSpec::Leaf(spec) => Some(spec),
-                    NodeSpec::Derived(_) => None,
-                });
-            }
-        }
+        // The leaves' specs in the order of their rows (a row's width is the number of columns).
+        let leaf_specs: Vec<_> = self
+            .specs
+            .iter()
+            .filter_map(|spec| match spec {
+                NodeSpec::Leaf(spec) => Some(spec),
+                NodeSpec::Derived(_) => None,
+            })
+            .collect();
         for k in self.keys.values() {
-            for (n, spec) in k.nodes.iter().zip(&leaf_specs) {
-                s.change_points += n.output().points().len();
-                s.mismatches += n.mismatches();
-                s.bytes += n.heap_bytes() + std::mem::size_of::<NodeState>();
-                if let (NodeState::Leaf(l), Some(spec)) = (n, spec) {
-                    s.event_rows += l.rows(spec);
-                }
+            for (rows, spec) in k.rows.iter().zip(&leaf_specs) {
+                s.event_rows += rows.count(spec);
+                s.bytes += rows.heap_bytes() + std::mem::size_of::<LeafRows>();
+            }
+            for o in &k.outputs {
+                s.change_points += o.output.points().len();
+                s.mismatches += o.mismatches;
+                s.bytes += o.heap_bytes() + std::mem::size_of::<DerivedState>();
             }
             s.bytes += std::mem::size_of::<KeyState>();
         }
@@ -556,30 +569,44 @@ impl Engine {
     }
 }
 
-/// Swaps the engine's buffers with the (empty) outputs of the [`Role::Rebuilt`] leaves that
-/// `tree` reads. To lend (`build_from: Some(from)`, before the tree is evaluated from `from`),
-/// each such leaf's timeline is built from `from` on in the buffer; to take the buffers back
-/// (`None`, after), they are swapped back as they are.
-fn swap_rebuilt(
+/// Builds, in the engine's buffers, the timelines of the [`Role::Rebuilt`] leaves that `tree`
+/// reads, from `from` on (what the tree reads when it is evaluated from `from`).
+fn build_rebuilt(
     tree: &Pointwise,
     layout: Layout,
-    nodes: &mut [NodeState],
+    rows: &[LeafRows],
     rebuilt: &mut [Timeline],
-    build_from: Option<u64>,
+    from: u64,
 ) {
     for &c in &tree.inputs {
-        let Some(slot) = layout.slots[c] else {
-            continue;
-        };
-        if let (Role::Rebuilt, NodeSpec::Leaf(spec), NodeState::Leaf(leaf)) =
-            (&layout.roles[c], &layout.specs[c], &mut nodes[slot])
+        if let (Role::Rebuilt, NodeSpec::Leaf(spec), Some(r)) =
+            (&layout.roles[c], &layout.specs[c], layout.slots[c].rows)
         {
-            std::mem::swap(&mut leaf.output, &mut rebuilt[c]);
-            if let Some(from) = build_from {
-                leaf.rebuild_from(spec, from);
-            }
+            rows[r].rebuild_into(spec, from, &mut rebuilt[c]);
         }
     }
+}
+
+/// The timeline plan node `c` holds for a key, as the nodes reading it see it: a rebuilt leaf's
+/// in the engine's buffer, any other in the key's outputs (`kept`, those below the reader).
+fn input_timeline<'a>(
+    layout: Layout,
+    kept: &'a [DerivedState],
+    rebuilt: &'a [Timeline],
+    c: usize,
+) -> &'a Timeline {
+    match layout.slots[c].output {
+        Some(o) => &kept[o].output,
+        None => &rebuilt[c],
+    }
+}
+
+/// What the engine lends to one key's [`KeyState::apply`].
+struct Buffers<'a> {
+    /// See [`Engine::rebuilt`].
+    rebuilt: &'a mut [Timeline],
+    /// See [`Engine::leaf_mismatches`].
+    leaf_mismatches: &'a mut u64,
 }
 
 /// Asks the CPU to start loading what the events a few places after `k` will be read from: a
@@ -607,19 +634,19 @@ struct Layout<'a> {
     specs: &'a [NodeSpec],
     roles: &'a [Role],
     /// See [`Engine::slots`].
-    slots: &'a [Option<usize>],
+    slots: &'a [Slots],
 }
 
 impl KeyState {
     /// Asks the CPU to load the cache lines that applying a batch in time order reads first:
     /// the node states and the last entries of their vectors.
     fn prefetch(&self) {
-        for node in &self.nodes {
-            crate::event::prefetch(node as *const NodeState);
-            match node {
-                NodeState::Leaf(l) => l.prefetch_tail(),
-                NodeState::Derived(d) => d.output.prefetch_tail(),
-            }
+        for rows in &self.rows {
+            rows.prefetch_tail();
+        }
+        for o in &self.outputs {
+            crate::event::prefetch(o as *const DerivedState);
+            o.output.prefetch_tail();
         }
     }
 
@@ -629,14 +656,11 @@ impl KeyState {
         &mut self,
         layout: Layout,
         routes: &mut LeafRoutes,
-        rebuilt: &mut [Timeline],
+        buffers: Buffers,
         events: &[&Event],
     ) {
         let Layout {
-            plan,
-            specs,
-            roles,
-            slots,
+            plan, specs, slots, ..
         } = layout;
         let n = plan.nodes.len();
         let mut dirty: Vec<Option<u64>> = vec![None; n];
@@ -661,17 +685,18 @@ impl KeyState {
                 let i = group[0].0;
                 values.clear();
                 values.extend(group.iter().map(|&(_, j, f)| (j, &e.fields[f].1)));
-                if let (NodeSpec::Leaf(spec), Some(NodeState::Leaf(leaf))) =
-                    (&specs[i], slots[i].map(|s| &mut self.nodes[s]))
-                {
-                    mark(i, leaf.insert_values(spec, e.time, &values));
+                if let (NodeSpec::Leaf(spec), Some(r)) = (&specs[i], slots[i].rows) {
+                    let mismatches = &mut *buffers.leaf_mismatches;
+                    mark(
+                        i,
+                        self.rows[r].insert_values(spec, e.time, &values, mismatches),
+                    );
                 }
             }
             for &i in &routes.every_event {
-                if let (NodeSpec::Leaf(spec), Some(NodeState::Leaf(leaf))) =
-                    (&specs[i], slots[i].map(|s| &mut self.nodes[s]))
-                {
-                    mark(i, leaf.insert(spec, e.time, &e.fields));
+                if let (NodeSpec::Leaf(spec), Some(r)) = (&specs[i], slots[i].rows) {
+                    let mismatches = &mut *buffers.leaf_mismatches;
+                    mark(i, self.rows[r].insert(spec, e.time, &e.fields, mismatches));
                 }
             }
         }
@@ -683,11 +708,11 @@ impl KeyState {
                 }
             }
             let Some(from) = from else { continue };
-            let changed = match (&roles[i], slots[i]) {
+            let changed = match slots[i].output {
                 // Inside a pointwise tree, or a leaf only such trees read, rebuilt from its rows
-                // when they need it: nothing kept, the change passes on to the readers.
-                (Role::Rebuilt, _) | (_, None) => Some(from),
-                (_, Some(slot)) => self.recompute(layout, rebuilt, i, slot, from),
+                // when they need it: no timeline kept, the change passes on to the readers.
+                None => Some(from),
+                Some(slot) => self.recompute(layout, buffers.rebuilt, i, slot, from),
             };
             if let Some(changed) = changed {
                 for &p in &plan.nodes[i].parents {
@@ -697,8 +722,8 @@ impl KeyState {
         }
     }
 
-    /// Recomputes plan node `i` (kept in `slot`) from `from` on; returns the first time its
-    /// output differs from before, if it does.
+    /// Recomputes plan node `i` (its timeline kept in output `slot`) from `from` on; returns
+    /// the first time its output differs from before, if it does.
     fn recompute(
         &mut self,
         layout: Layout,
@@ -708,67 +733,55 @@ impl KeyState {
         from: u64,
     ) -> Option<u64> {
         let Layout {
-            plan,
-            specs,
-            roles,
-            slots,
+            plan, specs, roles, ..
         } = layout;
-        let (below, rest) = self.nodes.split_at_mut(slot);
+        // The inputs of a node keep their timelines in slots below its own (or are rebuilt).
+        let (below, rest) = self.outputs.split_at_mut(slot);
         let node = &mut rest[0];
         // The old suffix is moved out, not copied (no reference counts touched); the operators
         // read only what lies before `from`, which stays.
-        let old = match node {
-            NodeState::Leaf(l) => l.output.split_off_from(from),
-            NodeState::Derived(d) => d.output.split_off_from(from),
-        };
-        // The inputs of a node keep their timelines, in slots below its own.
-        let input = |c: usize| slots[c].expect("inputs keep their timelines");
-        match (&specs[i], &roles[i], node) {
-            (NodeSpec::Leaf(spec), _, NodeState::Leaf(leaf)) => {
-                leaf.recompute(spec, from);
-                leaf.output.first_difference_from(&old, from)
+        let old = node.output.split_off_from(from);
+        match (&specs[i], &roles[i]) {
+            (NodeSpec::Leaf(spec), _) => {
+                let r = layout.slots[i].rows.expect("a leaf keeps its rows");
+                self.rows[r].recompute(spec, &mut node.output, from);
             }
-            (_, Role::Pointwise(tree), NodeState::Derived(d)) => {
-                swap_rebuilt(tree, layout, below, rebuilt, Some(from));
+            (_, Role::Pointwise(tree)) => {
+                build_rebuilt(tree, layout, &self.rows, rebuilt, from);
                 let inputs: Vec<&Timeline> = tree
                     .inputs
                     .iter()
-                    .map(|&c| below[input(c)].output())
+                    .map(|&c| input_timeline(layout, below, rebuilt, c))
                     .collect();
-                tree.recompute(&inputs, &mut d.output, from, &mut d.mismatches);
-                swap_rebuilt(tree, layout, below, rebuilt, None);
-                d.output.first_difference_from(&old, from)
+                tree.recompute(&inputs, &mut node.output, from, &mut node.mismatches);
             }
-            (NodeSpec::Derived(kind), Role::OverTree(tree), NodeState::Derived(d)) => {
+            (NodeSpec::Derived(kind), Role::OverTree(tree)) => {
                 // The tree's top lends its (otherwise unused) buffer; it is exact from `from` on,
                 // where the duration reads it.
                 let top = plan.nodes[i].inputs[0];
                 let mut buffer =
                     std::mem::replace(&mut rebuilt[top], Timeline::new(State::Unknown));
                 buffer.truncate_from(0);
-                swap_rebuilt(tree, layout, below, rebuilt, Some(from));
+                build_rebuilt(tree, layout, &self.rows, rebuilt, from);
                 let inputs: Vec<&Timeline> = tree
                     .inputs
                     .iter()
-                    .map(|&c| below[input(c)].output())
+                    .map(|&c| input_timeline(layout, below, rebuilt, c))
                     .collect();
-                tree.recompute(&inputs, &mut buffer, from, &mut d.mismatches);
-                swap_rebuilt(tree, layout, below, rebuilt, None);
-                d.recompute(kind, &[&buffer], from, self.origin);
+                tree.recompute(&inputs, &mut buffer, from, &mut node.mismatches);
+                node.recompute(kind, &[&buffer], from, self.origin);
                 rebuilt[top] = buffer;
-                d.output.first_difference_from(&old, from)
             }
-            (NodeSpec::Derived(kind), _, NodeState::Derived(d)) => {
+            (NodeSpec::Derived(kind), _) => {
                 let inputs: Vec<&Timeline> = plan.nodes[i]
                     .inputs
                     .iter()
-                    .map(|&c| below[input(c)].output())
+                    .map(|&c| input_timeline(layout, below, rebuilt, c))
                     .collect();
-                d.recompute(kind, &inputs, from, self.origin);
-                d.output.first_difference_from(&old, from)
+                node.recompute(kind, &inputs, from, self.origin);
             }
-            _ => unreachable!("node states are built from their specs"),
         }
+        node.output.first_difference_from(&old, from)
     }
 
     /// Collapses history older than the retention horizon (see [`collapse_point`]); leaves also
@@ -777,20 +790,13 @@ impl KeyState {
         let Some(keep_from) = collapse_point(self.max_time, h, self.collapsed_before) else {
             return;
         };
-        for (i, spec) in layout.specs.iter().enumerate() {
-            let Some(slot) = layout.slots[i] else {
-                continue;
-            };
-            match (spec, &mut self.nodes[slot]) {
-                (NodeSpec::Leaf(spec), NodeState::Leaf(l))
-                    if matches!(layout.roles[i], Role::Rebuilt) =>
-                {
-                    l.forget_rows_before(spec, keep_from)
-                }
-                (NodeSpec::Leaf(spec), NodeState::Leaf(l)) => l.forget_before(spec, keep_from),
-                (_, NodeState::Derived(d)) => d.output.collapse_before(keep_from),
-                _ => unreachable!("node states are built from their specs"),
+        for (spec, slots) in layout.specs.iter().zip(layout.slots) {
+            if let (NodeSpec::Leaf(spec), Some(r)) = (spec, slots.rows) {
+                self.rows[r].forget_before(spec, keep_from);
             }
+        }
+        for o in self.outputs.iter_mut() {
+            o.output.collapse_before(keep_from);
         }
         self.collapsed_before = keep_from;
     }

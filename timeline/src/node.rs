@@ -164,9 +164,11 @@ impl LeafSpec {
     }
 }
 
-/// One leaf's state for one key.
-#[derive(Clone, Debug)]
-pub struct LeafState {
+/// The rows one leaf keeps for one key: what its timeline is computed from. The engine keeps
+/// them apart from the timeline (a leaf whose timeline is rebuilt when read keeps only these);
+/// a leaf worker keeps both in a [`LeafState`].
+#[derive(Clone, Debug, Default)]
+pub struct LeafRows {
     /// The leaf's rows, in increasing time. A row is the events the leaf has seen at one time,
     /// merged: for the same time and column, the value ingested last wins. Row `i` is
     /// `cells[i * width..(i + 1) * width]`, `width` being the number of columns: each cell the
@@ -176,9 +178,58 @@ pub struct LeafState {
     /// holds, or without one its column is present) is evaluated when it is read, rather than
     /// stored: a flag would take as much room as the time (alignment).
     cells: Vec<(u64, Option<Value>)>,
+}
+
+/// One leaf's state for one key: its rows and its timeline.
+#[derive(Clone, Debug)]
+pub struct LeafState {
+    pub rows: LeafRows,
     pub output: Timeline,
     /// Events whose predicate was unknown because of a type mismatch.
     pub mismatches: u64,
+}
+
+impl LeafState {
+    pub fn new(initial: State) -> LeafState {
+        LeafState {
+            rows: LeafRows::default(),
+            output: Timeline::new(initial),
+            mismatches: 0,
+        }
+    }
+
+    /// Records an event; returns the time from which the output must be recomputed, or `None`
+    /// if the event changes nothing this leaf reads.
+    pub fn insert(
+        &mut self,
+        spec: &LeafSpec,
+        time: u64,
+        fields: &[(Arc<str>, Value)],
+    ) -> Option<u64> {
+        self.rows.insert(spec, time, fields, &mut self.mismatches)
+    }
+
+    /// Rebuilds the output from `from` on.
+    pub fn recompute(&mut self, spec: &LeafSpec, from: u64) {
+        self.rows.recompute(spec, &mut self.output, from);
+    }
+
+    /// Drops rows that can no longer affect the output at or after `keep_from`, and collapses
+    /// the output before it.
+    pub fn forget_before(&mut self, spec: &LeafSpec, keep_from: u64) {
+        self.rows.forget_before(spec, keep_from);
+        self.output.collapse_before(keep_from);
+    }
+
+    /// The number of stored event rows.
+    pub fn rows(&self, spec: &LeafSpec) -> usize {
+        self.rows.count(spec)
+    }
+
+    /// Bytes held (an estimate for memory statistics).
+    pub fn heap_bytes(&self) -> usize {
+        self.rows.heap_bytes() + self.output.heap_bytes()
+    }
 }
 
 impl LeafSpec {
@@ -195,22 +246,16 @@ impl LeafSpec {
     }
 }
 
-impl LeafState {
-    pub fn new(initial: State) -> LeafState {
-        LeafState {
-            cells: Vec::new(),
-            output: Timeline::new(initial),
-            mismatches: 0,
-        }
-    }
-
-    /// Records an event; returns the time from which the output must be recomputed, or `None`
-    /// if the event changes nothing this leaf reads.
+impl LeafRows {
+    /// Records an event; returns the time from which the leaf's timeline must be recomputed, or
+    /// `None` if the event changes nothing this leaf reads. A predicate that meets a type
+    /// mismatch adds one to `mismatches`.
     pub fn insert(
         &mut self,
         spec: &LeafSpec,
         time: u64,
         fields: &[(Arc<str>, Value)],
+        mismatches: &mut u64,
     ) -> Option<u64> {
         let mut values: Vec<(usize, &Value)> = Vec::new();
         for (c, v) in fields {
@@ -218,16 +263,17 @@ impl LeafState {
                 values.push((j, v));
             }
         }
-        self.insert_values(spec, time, &values)
+        self.insert_values(spec, time, &values, mismatches)
     }
 
-    /// [`LeafState::insert`] with the event's fields already resolved: `(column index, value)`
+    /// [`LeafRows::insert`] with the event's fields already resolved: `(column index, value)`
     /// for each field the leaf reads, in the event's order (a later one wins).
     pub fn insert_values(
         &mut self,
         spec: &LeafSpec,
         time: u64,
         values: &[(usize, &Value)],
+        mismatches: &mut u64,
     ) -> Option<u64> {
         if values.is_empty() && !spec.needs_every_event {
             return None;
@@ -264,7 +310,7 @@ impl LeafState {
         }
         let verdict = evaluate(spec, &self.cells[slots.clone()]);
         if verdict.is_none() {
-            self.mismatches += 1;
+            *mismatches += 1;
         }
         if spec.drops_false_rows && verdict == Some(false) {
             // The row can never count, and the next value of its only column replaces it whole.
@@ -301,37 +347,22 @@ impl LeafState {
         evaluate(spec, &self.cells[i * width..(i + 1) * width]) == Some(true)
     }
 
-    /// Rebuilds the output from `from` on.
-    pub fn recompute(&mut self, spec: &LeafSpec, from: u64) {
+    /// Rebuilds the leaf's timeline `out` from `from` on.
+    pub fn recompute(&self, spec: &LeafSpec, out: &mut Timeline, from: u64) {
         let before = if from == 0 {
-            self.output.initial().clone()
+            out.initial().clone()
         } else {
-            self.output.value_at(from - 1)
+            out.value_at(from - 1)
         };
-        let mut out = std::mem::replace(&mut self.output, Timeline::new(State::Unknown));
         out.truncate_from(from);
-        self.extend(spec, from, &before, &mut out);
-        self.output = out;
+        self.extend(spec, from, &before, out);
     }
 
-    /// Makes the output a timeline that is exact from `from` on and holds nothing before (its
+    /// Makes `out` a timeline that is exact from `from` on and holds nothing before (its
     /// initial value stands in for all earlier times), from the rows alone: for a
     /// [local](LeafSpec::is_local) leaf whose timeline is not kept between batches, only built
     /// for its readers when they are evaluated from `from` (into a buffer the engine lends).
-    pub fn rebuild_from(&mut self, spec: &LeafSpec, from: u64) {
-        let mut out = std::mem::replace(&mut self.output, Timeline::new(State::Unknown));
-        self.build_local(spec, from, &mut out);
-        self.output = out;
-    }
-
-    /// The whole timeline of a [local](LeafSpec::is_local) leaf whose output is not kept.
-    pub fn local_timeline(&self, spec: &LeafSpec) -> Timeline {
-        let mut out = Timeline::new(self.output.initial().clone());
-        self.build_local(spec, 0, &mut out);
-        out
-    }
-
-    fn build_local(&self, spec: &LeafSpec, from: u64, out: &mut Timeline) {
+    pub fn rebuild_into(&self, spec: &LeafSpec, from: u64, out: &mut Timeline) {
         debug_assert!(spec.is_local());
         out.truncate_from(0);
         if matches!(spec.kind, LeafKind::Latest) && from > 0 {
@@ -442,17 +473,10 @@ impl LeafState {
         }
     }
 
-    /// Drops rows that can no longer affect the output at or after `keep_from`, and collapses
-    /// the output before it.
-    pub fn forget_before(&mut self, spec: &LeafSpec, keep_from: u64) {
-        self.forget_rows_before(spec, keep_from);
-        self.output.collapse_before(keep_from);
-    }
-
     /// Drops rows that can no longer affect the output at or after `keep_from`: those before
     /// the window, except, for `latest_event_to_state`, the last one (its value is still in
     /// force at `keep_from`, and a leaf that keeps no timeline reads it from there).
-    pub fn forget_rows_before(&mut self, spec: &LeafSpec, keep_from: u64) {
+    pub fn forget_before(&mut self, spec: &LeafSpec, keep_from: u64) {
         let keep_rows_from = keep_from.saturating_sub(spec.window());
         let width = spec.width();
         let mut n = self.cells.partition_point(|c| c.0 < keep_rows_from) / width;
@@ -463,21 +487,19 @@ impl LeafState {
         crate::timeline::shrink(&mut self.cells);
     }
 
-    /// Asks the CPU to load the last row and change point, where in-order events go.
+    /// Asks the CPU to load the last row, where in-order events go.
     pub fn prefetch_tail(&self) {
         crate::event::prefetch_last(&self.cells);
-        self.output.prefetch_tail();
     }
 
     /// The number of stored event rows.
-    pub fn rows(&self, spec: &LeafSpec) -> usize {
+    pub fn count(&self, spec: &LeafSpec) -> usize {
         self.row_count(spec.width())
     }
 
     /// Bytes held (an estimate for memory statistics).
     pub fn heap_bytes(&self) -> usize {
         self.cells.capacity() * std::mem::size_of::<(u64, Option<Value>)>()
-            + self.output.heap_bytes()
     }
 }
 
