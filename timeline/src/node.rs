@@ -142,10 +142,17 @@ impl LeafSpec {
 
     /// Whether the leaf's value at any time follows from its rows near that time (the latest
     /// value, or a window's), so that its timeline can be rebuilt from any time on without
-    /// being kept ([`LeafState::rebuild_from`]). `has_existed` and `count` depend on the whole
+    /// being kept ([`LeafRows::rebuild_into`]). `has_existed` and `count` depend on the whole
     /// history before.
     pub fn is_local(&self) -> bool {
         !matches!(self.kind, LeafKind::HasExisted | LeafKind::Count)
+    }
+
+    /// Whether a leaf whose timeline has value `at_horizon` at the retention horizon keeps that
+    /// value ever after, whatever events arrive (none can arrive before the horizon):
+    /// `has_existed` once true. Its rows can then change nothing, and need not be kept.
+    pub fn settled_by(&self, at_horizon: &State) -> bool {
+        matches!(self.kind, LeafKind::HasExisted) && at_horizon.as_bool() == Some(true)
     }
 
     /// Whether the leaf reads `column`.
@@ -485,6 +492,11 @@ impl LeafRows {
         }
         self.cells.drain(..n * width);
         crate::timeline::shrink(&mut self.cells);
+    }
+
+    /// Drops every row, and the room they took.
+    pub fn clear(&mut self) {
+        self.cells = Vec::new();
     }
 
     /// Asks the CPU to load the last row, where in-order events go.

@@ -306,7 +306,7 @@ pub(crate) fn partition_point_from_end<T>(items: &[T], pred: impl Fn(&T) -> bool
 /// Gives back spare capacity after history was dropped, so that a key's memory follows what it
 /// holds rather than its peak.
 pub(crate) fn shrink<T>(v: &mut Vec<T>) {
-    if v.capacity() > v.len() + v.len() / 2 + 2 {
+    if v.capacity() > v.len() + v.len() / 4 + 1 {
         v.shrink_to(v.len() + v.len() / 4 + 1);
     }
 }

@@ -1,7 +1,7 @@
 //! Retention: memory per key stays flat on an endless stream, and history before the horizon is
 //! refused with a clear error.
 
-use timeline::{parse_query, Engine, EngineOptions, Event, QueryError, Value};
+use timeline::{parse_query, Engine, EngineOptions, Event, QueryError, State, Value};
 
 const CIRR: &str = r#"duration_where(
     has_existed(playerStateChange == "play")
@@ -61,6 +61,39 @@ fn memory_per_key_is_flat_once_a_horizon_is_set() {
     let full_10k = bytes_after(&mut full, 0, 10_000);
     let full_100k = bytes_after(&mut full, 10_000, 100_000);
     assert!(full_100k > 5 * full_10k, "{full_10k} -> {full_100k}");
+}
+
+/// `has_existed` true at the horizon stays true whatever arrives after it, so its rows are
+/// dropped when history collapses; while it is false they are kept, and it still turns true.
+#[test]
+fn a_settled_has_existed_keeps_no_rows() {
+    let q = parse_query(r#"has_existed(s == "play")"#).unwrap();
+    let options = EngineOptions {
+        key_column: None,
+        retention: Some(10),
+    };
+    let event = |t: u64, s: &str| Event::new(t, [("s", Value::from(s))]);
+    let mut engine = Engine::new(&q, options.clone()).unwrap();
+    for t in 5..60 {
+        engine.ingest(&[event(t, "play")]).unwrap();
+    }
+    // Kept, the rows inside the horizon would be 10 or more; dropped at each collapse (every
+    // 2 time units here), at most the few since the last one.
+    assert!(engine.stats().event_rows <= 3, "{:?}", engine.stats());
+    assert!(engine.value_at(None, 59).unwrap().same(&State::bool(true)));
+
+    // Not settled while false: a matching event inside the horizon still counts.
+    let mut engine = Engine::new(&q, options).unwrap();
+    for t in 0..40 {
+        engine.ingest(&[event(t, "pause")]).unwrap();
+    }
+    assert!(
+        engine.stats().event_rows == 0,
+        "rows that fail are not kept"
+    );
+    engine.ingest(&[event(35, "play")]).unwrap();
+    assert!(engine.value_at(None, 34).unwrap().same(&State::bool(false)));
+    assert!(engine.value_at(None, 35).unwrap().same(&State::bool(true)));
 }
 
 #[test]
