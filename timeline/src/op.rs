@@ -60,6 +60,11 @@ impl CmpOp {
 
     /// Compares `left` with `right`: `None` (unknown) on a type mismatch.
     pub fn apply(self, left: &Value, right: &Value) -> Option<bool> {
+        // Equality of strings needs no order: the same allocation, or unequal lengths (most
+        // pairs of a column's states), decide without reading the bytes.
+        if let (CmpOp::Eq | CmpOp::Ne, Value::Str(a), Value::Str(b)) = (self, left, right) {
+            return Some((a == b) == (self == CmpOp::Eq));
+        }
         left.compare(right).map(|o| self.holds(o))
     }
 
