@@ -601,6 +601,26 @@ fn input_timeline<'a>(
     }
 }
 
+/// Evaluates `tree` into `out` from `from` on, reading the key's kept timelines below the
+/// tree's node (`key`: the layout, the key's rows and those timelines) and building the
+/// rebuilt leaves it reads in `rebuilt`.
+fn evaluate_tree(
+    tree: &Pointwise,
+    (layout, rows, kept): (Layout, &[LeafRows], &[DerivedState]),
+    rebuilt: &mut [Timeline],
+    from: u64,
+    out: &mut Timeline,
+    mismatches: &mut u64,
+) {
+    build_rebuilt(tree, layout, rows, rebuilt, from);
+    let inputs: Vec<&Timeline> = tree
+        .inputs
+        .iter()
+        .map(|&c| input_timeline(layout, kept, rebuilt, c))
+        .collect();
+    tree.recompute(&inputs, out, from, mismatches);
+}
+
 /// What the engine lends to one key's [`KeyState::apply`].
 struct Buffers<'a> {
     /// See [`Engine::rebuilt`].
@@ -748,13 +768,15 @@ impl KeyState {
                 self.rows[r].recompute(spec, &mut node.output, from);
             }
             (_, Role::Pointwise(tree)) => {
-                build_rebuilt(tree, layout, &self.rows, rebuilt, from);
-                let inputs: Vec<&Timeline> = tree
-                    .inputs
-                    .iter()
-                    .map(|&c| input_timeline(layout, below, rebuilt, c))
-                    .collect();
-                tree.recompute(&inputs, &mut node.output, from, &mut node.mismatches);
+                let key = (layout, &self.rows[..], &*below);
+                evaluate_tree(
+                    tree,
+                    key,
+                    rebuilt,
+                    from,
+                    &mut node.output,
+                    &mut node.mismatches,
+                );
             }
             (NodeSpec::Derived(kind), Role::OverTree(tree)) => {
                 // The tree's top lends its (otherwise unused) buffer; it is exact from `from` on,
@@ -763,13 +785,8 @@ impl KeyState {
                 let mut buffer =
                     std::mem::replace(&mut rebuilt[top], Timeline::new(State::Unknown));
                 buffer.truncate_from(0);
-                build_rebuilt(tree, layout, &self.rows, rebuilt, from);
-                let inputs: Vec<&Timeline> = tree
-                    .inputs
-                    .iter()
-                    .map(|&c| input_timeline(layout, below, rebuilt, c))
-                    .collect();
-                tree.recompute(&inputs, &mut buffer, from, &mut node.mismatches);
+                let key = (layout, &self.rows[..], &*below);
+                evaluate_tree(tree, key, rebuilt, from, &mut buffer, &mut node.mismatches);
                 node.recompute(kind, &[&buffer], from, Some(self.origin));
                 rebuilt[top] = buffer;
             }
