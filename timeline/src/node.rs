@@ -444,7 +444,7 @@ impl LeafRows {
                 let mut window = Window {
                     distinct,
                     count: 0,
-                    seen: KeyMap::default(),
+                    seen: Distinct::Few(Vec::new()),
                 };
                 let key = |i: usize| self.value(width, i, 0);
                 // Events in (from - d, from] are in the window at `from`.
@@ -519,9 +519,63 @@ impl LeafRows {
 struct Window {
     distinct: bool,
     count: i64,
-    /// Per distinct value, how many matching events in the window hold it (a fast seeded
-    /// hash: SipHash was a tenth of a `distinct_within` query's time).
-    seen: KeyMap<ValueKey, u32>,
+    /// Per distinct value, how many matching events in the window hold it.
+    seen: Distinct,
+}
+
+/// Counts per distinct value: a short list searched in order while the values are few (a
+/// card's suburbs, a session's CDNs), where hashing every event's value took a tenth of a
+/// `distinct_within` query's time; a hash map (fast and seeded) past [`FEW_DISTINCT`] values.
+enum Distinct {
+    Few(Vec<(ValueKey, u32)>),
+    Many(KeyMap<ValueKey, u32>),
+}
+
+const FEW_DISTINCT: usize = 16;
+
+impl Distinct {
+    fn add(&mut self, key: ValueKey) {
+        match self {
+            Distinct::Few(few) => match few.iter().position(|(k, _)| *k == key) {
+                Some(i) => few[i].1 += 1,
+                None if few.len() < FEW_DISTINCT => few.push((key, 1)),
+                None => {
+                    let mut many: KeyMap<ValueKey, u32> = few.drain(..).collect();
+                    many.insert(key, 1);
+                    *self = Distinct::Many(many);
+                }
+            },
+            Distinct::Many(many) => *many.entry(key).or_insert(0) += 1,
+        }
+    }
+
+    fn remove(&mut self, key: &ValueKey) {
+        match self {
+            Distinct::Few(few) => {
+                if let Some(i) = few.iter().position(|(k, _)| k == key) {
+                    few[i].1 -= 1;
+                    if few[i].1 == 0 {
+                        few.swap_remove(i);
+                    }
+                }
+            }
+            Distinct::Many(many) => {
+                if let Some(n) = many.get_mut(key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        many.remove(key);
+                    }
+                }
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Distinct::Few(few) => few.len(),
+            Distinct::Many(many) => many.len(),
+        }
+    }
 }
 
 impl Window {
@@ -531,8 +585,8 @@ impl Window {
         }
         self.count += 1;
         if self.distinct {
-            let key = ValueKey::from(value.expect("matched rows hold the column"));
-            *self.seen.entry(key).or_insert(0) += 1;
+            self.seen
+                .add(ValueKey::from(value.expect("matched rows hold the column")));
         }
     }
 
@@ -543,12 +597,7 @@ impl Window {
         self.count -= 1;
         if self.distinct {
             let key = ValueKey::from(value.expect("matched rows hold the column"));
-            if let Some(n) = self.seen.get_mut(&key) {
-                *n -= 1;
-                if *n == 0 {
-                    self.seen.remove(&key);
-                }
-            }
+            self.seen.remove(&key);
         }
     }
 

@@ -275,3 +275,25 @@ fn values_at_the_same_time_replace_each_other_in_counting_leaves() {
     );
     assert_eq!(count_at(&engine, 10), Some(Value::Int(1)));
 }
+
+/// `distinct_within` keeps its counts in a short list while the values in its window are few
+/// and in a hash map past 16: a window that holds up to 25 values (some twice), growing and
+/// emptying, in order and shuffled, agrees with the reference.
+#[test]
+fn distinct_within_many_values_matches_reference() {
+    let events: Vec<Event> = (0..120u64)
+        .map(|i| {
+            let v = Value::from(format!("v{}", (i * 7) % 25));
+            // A pause after the 80th event lets the window empty and fill again.
+            Event::new(i + if i >= 80 { 100 } else { 0 }, [("x", v)])
+        })
+        .collect();
+    let query = tl_distinct_within(col("x"), 30).compare(CmpOp::Ge, Value::Int(20));
+    let in_order: Vec<usize> = (0..events.len()).collect();
+    let mut shuffled = in_order.clone();
+    shuffled.reverse();
+    shuffled.rotate_left(37);
+    for order in [in_order, shuffled] {
+        check(&query, &events, &order, &[1, 7, 3]).unwrap();
+    }
+}
