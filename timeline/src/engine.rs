@@ -467,13 +467,14 @@ impl Engine {
             .get(node)
             .ok_or_else(|| QueryError::UnknownNode(format!("#{node}")))?;
         let op = &self.plan.nodes[node].op;
-        let mut tl = match (&self.roles[node], &self.specs[node], slot) {
-            (Role::Rebuilt, NodeSpec::Leaf(spec), Slots { rows: Some(r), .. }) => {
+        let mut tl = match (&self.roles[node], &self.specs[node], slot.rows, slot.output) {
+            (_, _, _, Some(o)) => return Ok(Cow::Borrowed(&state.outputs[o].output)),
+            (Role::Rebuilt, NodeSpec::Leaf(spec), Some(r), None) => {
                 let mut tl = Timeline::new(op.initial_state());
-                state.rows[*r].rebuild_into(spec, 0, &mut tl);
+                state.rows[r].rebuild_into(spec, 0, &mut tl);
                 tl
             }
-            (_, _, Slots { output: None, .. }) => {
+            _ => {
                 let kinds = derived_kinds(&self.specs);
                 let inside = |n: usize| matches!(self.roles[n], Role::Inside);
                 let tree = Pointwise::new(&self.plan, &kinds, node, &inside);
@@ -487,13 +488,6 @@ impl Engine {
                 tree.recompute(&inputs, &mut tl, 0, &mut 0);
                 tl
             }
-            (
-                _,
-                _,
-                Slots {
-                    output: Some(o), ..
-                },
-            ) => return Ok(Cow::Borrowed(&state.outputs[*o].output)),
         };
         if state.collapsed_before > 0 {
             tl.collapse_before(state.collapsed_before);
