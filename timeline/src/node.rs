@@ -221,10 +221,13 @@ impl LeafState {
         self.rows.recompute(spec, &mut self.output, from);
     }
 
-    /// Drops rows that can no longer affect the output at or after `keep_from`, and collapses
-    /// the output before it.
+    /// Drops rows that can no longer affect the output at or after `keep_from` (all of them
+    /// once the leaf is [settled](LeafSpec::settled_by)), and collapses the output before it.
     pub fn forget_before(&mut self, spec: &LeafSpec, keep_from: u64) {
-        self.rows.forget_before(spec, keep_from);
+        match spec.settled_by(&self.output.value_at(keep_from)) {
+            true => self.rows.clear(),
+            false => self.rows.forget_before(spec, keep_from),
+        }
         self.output.collapse_before(keep_from);
     }
 
