@@ -107,14 +107,13 @@ impl Role {
         let fusable: Vec<bool> = (0..specs.len())
             .map(|i| Pointwise::fusable(plan, &kinds, i))
             .collect();
-        // A tree's top read only by a `duration_where` is evaluated inside it.
-        let under_duration = |i: usize| match plan.nodes[i].parents[..] {
-            [p] => matches!(kinds[p], Some(DerivedKind::DurationWhere)),
-            _ => false,
-        };
+        // A tree's top read only by a `duration_where` is evaluated inside it too.
         let inside: Vec<bool> = (0..specs.len())
             .map(|i| match plan.nodes[i].parents[..] {
-                [p] => fusable[i] && (fusable[p] || under_duration(i)),
+                [p] => {
+                    fusable[i]
+                        && (fusable[p] || matches!(kinds[p], Some(DerivedKind::DurationWhere)))
+                }
                 _ => false,
             })
             .collect();
@@ -222,7 +221,8 @@ impl LeafRoutes {
 #[derive(Clone, Debug)]
 struct KeyState {
     key: Option<Value>,
-    /// The time of the key's first event: timelines start here.
+    /// The time of the key's first event: timelines start here (`u64::MAX` until it arrives,
+    /// a plain `u64` being 8 bytes less per key than an `Option`).
     origin: u64,
     max_time: u64,
     /// The rows of each leaf (see [`Slots`]). Boxed slices, since the counts never change: 8
@@ -683,7 +683,6 @@ impl KeyState {
         let mut values = Vec::new();
         for (k, e) in events.iter().enumerate() {
             prefetch_ahead(events, k);
-            // `u64::MAX` before the key's first event (a plain `u64`: 8 bytes less per key).
             if e.time < self.origin || self.origin == u64::MAX {
                 self.origin = e.time;
                 origin_moved = Some(e.time);
@@ -804,13 +803,8 @@ impl KeyState {
         };
         for (spec, slots) in layout.specs.iter().zip(layout.slots) {
             if let (NodeSpec::Leaf(spec), Some(r)) = (spec, slots.rows) {
-                let settled = slots
-                    .output
-                    .is_some_and(|o| spec.settled_by(&self.outputs[o].output.value_at(keep_from)));
-                match settled {
-                    true => self.rows[r].clear(),
-                    false => self.rows[r].forget_before(spec, keep_from),
-                }
+                let output = slots.output.map(|o| &self.outputs[o].output);
+                self.rows[r].forget_before(spec, keep_from, output);
             }
         }
         for o in self.outputs.iter_mut() {

@@ -224,10 +224,7 @@ impl LeafState {
     /// Drops rows that can no longer affect the output at or after `keep_from` (all of them
     /// once the leaf is [settled](LeafSpec::settled_by)), and collapses the output before it.
     pub fn forget_before(&mut self, spec: &LeafSpec, keep_from: u64) {
-        match spec.settled_by(&self.output.value_at(keep_from)) {
-            true => self.rows.clear(),
-            false => self.rows.forget_before(spec, keep_from),
-        }
+        self.rows.forget_before(spec, keep_from, Some(&self.output));
         self.output.collapse_before(keep_from);
     }
 
@@ -485,8 +482,14 @@ impl LeafRows {
 
     /// Drops rows that can no longer affect the output at or after `keep_from`: those before
     /// the window, except, for `latest_event_to_state`, the last one (its value is still in
-    /// force at `keep_from`, and a leaf that keeps no timeline reads it from there).
-    pub fn forget_before(&mut self, spec: &LeafSpec, keep_from: u64) {
+    /// force at `keep_from`, and a leaf that keeps no timeline reads it from there); all of
+    /// them once the leaf's timeline (`output`, where it is kept) shows it
+    /// [settled](LeafSpec::settled_by).
+    pub fn forget_before(&mut self, spec: &LeafSpec, keep_from: u64, output: Option<&Timeline>) {
+        if output.is_some_and(|tl| spec.settled_by(&tl.value_at(keep_from))) {
+            self.cells = Vec::new(); // the room too
+            return;
+        }
         let keep_rows_from = keep_from.saturating_sub(spec.window());
         let width = spec.width();
         let mut n = self.cells.partition_point(|c| c.0 < keep_rows_from) / width;
@@ -495,11 +498,6 @@ impl LeafRows {
         }
         self.cells.drain(..n * width);
         crate::timeline::shrink(&mut self.cells);
-    }
-
-    /// Drops every row, and the room they took.
-    pub fn clear(&mut self) {
-        self.cells = Vec::new();
     }
 
     /// Asks the CPU to load the last row, where in-order events go.

@@ -87,10 +87,7 @@ fn a_settled_has_existed_keeps_no_rows() {
     for t in 0..40 {
         engine.ingest(&[event(t, "pause")]).unwrap();
     }
-    assert!(
-        engine.stats().event_rows == 0,
-        "rows that fail are not kept"
-    );
+    assert_eq!(engine.stats().event_rows, 0, "rows that fail are not kept");
     engine.ingest(&[event(35, "play")]).unwrap();
     assert!(engine.value_at(None, 34).unwrap().same(&State::bool(false)));
     assert!(engine.value_at(None, 35).unwrap().same(&State::bool(true)));
