@@ -445,14 +445,9 @@ impl<'a> Reader<'a> {
         }
         let time = self.u64("an event time")?;
         self.space()?;
-        let at = self.at;
-        let count = self.u64("a field count")?;
-        if count > MAX_EVENT_COLUMNS as u64 {
-            return Err(WireError {
-                at,
-                message: format!("an event of {count} columns; the limit is {MAX_EVENT_COLUMNS}"),
-            });
-        }
+        let count = self.u64_at_most("a field count", MAX_EVENT_COLUMNS, |count| {
+            format!("an event of {count} columns; the limit is {MAX_EVENT_COLUMNS}")
+        })?;
         Ok((time, count))
     }
 
@@ -507,6 +502,25 @@ impl<'a> Reader<'a> {
         (self.at > start).then_some(n)
     }
 
+    /// A number no greater than `limit`; a greater one is refused with `refusal` of it, at
+    /// its start.
+    fn u64_at_most(
+        &mut self,
+        what: &str,
+        limit: usize,
+        refusal: impl FnOnce(u64) -> String,
+    ) -> Result<u64, WireError> {
+        let at = self.at;
+        let n = self.u64(what)?;
+        if n > limit as u64 {
+            return Err(WireError {
+                at,
+                message: refusal(n),
+            });
+        }
+        Ok(n)
+    }
+
     fn u64(&mut self, what: &str) -> Result<u64, WireError> {
         let start = self.at;
         self.digits().ok_or_else(|| WireError {
@@ -534,14 +548,9 @@ impl<'a> Reader<'a> {
 
     /// A length-prefixed string.
     fn bytes(&mut self) -> Result<&'a str, WireError> {
-        let at = self.at;
-        let len = self.u64("a string's length in bytes")?;
-        if len > MAX_STRING_BYTES as u64 {
-            return Err(WireError {
-                at,
-                message: format!("a string of {len} bytes; the limit is {MAX_STRING_BYTES}"),
-            });
-        }
+        let len = self.u64_at_most("a string's length in bytes", MAX_STRING_BYTES, |len| {
+            format!("a string of {len} bytes; the limit is {MAX_STRING_BYTES}")
+        })?;
         if !self.eat(b':') {
             return Err(self.error("expected `:` after a string's length".into()));
         }
