@@ -1,7 +1,7 @@
 //! The engine: a planned query evaluated incrementally for every partition key.
 
 use crate::event::Event;
-use crate::keys::{collapse_point, horizon, split_batch, KeyMap};
+use crate::keys::{collapse_point, horizon, index_batch, KeyMap};
 use crate::node::{DerivedKind, DerivedState, LeafRows, NodeSpec};
 use crate::op::TimeLineOp;
 use crate::plan::Plan;
@@ -52,7 +52,27 @@ pub struct Engine {
     rebuilt: Vec<Timeline>,
     key_column: Option<Arc<str>>,
     retention: Option<u64>,
-    keys: KeyMap<Option<ValueKey>, KeyState>,
+    /// Where each key's state is in `states`.
+    index: KeyMap<Option<ValueKey>, usize>,
+    /// Every key's state, in the order the keys first came.
+    states: Vec<KeyState>,
+    /// Per key of the batch being applied, what it changed: kept between batches for the
+    /// room.
+    marks: BatchMarks,
+}
+
+/// What a batch changed, per key of the batch (its position among the batch's keys, `b`).
+#[derive(Clone, Debug, Default)]
+struct BatchMarks {
+    /// The key's position in [`Engine::states`].
+    state: Vec<usize>,
+    /// `n` entries per key, one per plan node: the earliest time from which the node must be
+    /// recomputed (`None`: nothing changed below it).
+    dirty: Vec<Option<u64>>,
+    /// The key's new first event time, if the batch moved it.
+    origin_moved: Vec<Option<u64>>,
+    /// The time of the key's earliest event in the batch.
+    earliest: Vec<u64>,
 }
 
 /// Where a plan node's state is among a key's: its rows in [`KeyState::rows`] (leaves), its
@@ -211,7 +231,8 @@ impl LeafRoutes {
                 out.extend(self.by_column[r].1.iter().map(|&(l, j)| (l, j, f)));
             }
         }
-        if out.len() > 1 {
+        // Usually already in order (one field read, or fields in the leaves' order).
+        if !out.is_sorted_by_key(|&(l, _, f)| (l, f)) {
             out.sort_by_key(|&(l, _, f)| (l, f));
         }
     }
@@ -335,7 +356,9 @@ impl Engine {
             specs,
             key_column: options.key_column.map(|k| Arc::from(k.as_str())),
             retention: options.retention,
-            keys: KeyMap::default(),
+            index: KeyMap::default(),
+            states: Vec::new(),
+            marks: BatchMarks::default(),
         })
     }
 
@@ -359,52 +382,66 @@ impl Engine {
         events: &[Event],
         mut observe: impl FnMut(Changed<'_>),
     ) -> Result<(), IngestError> {
-        let batch = split_batch(events, self.key_column.as_ref(), self.retention, |id| {
-            self.keys.get(id).map(|k| k.max_time)
+        let batch = index_batch(events, self.key_column.as_ref(), self.retention, |id| {
+            self.index.get(id).map(|&k| self.states[k].max_time)
         })?;
+        let n = self.plan.nodes.len();
         let root = self.root_slot();
-        // The key after the one being applied is looked up early and its state brought into
-        // the cache meanwhile: each key's nodes keep vectors of their own, far apart in memory.
-        let mut keys = batch.keys.into_iter().peekable();
-        while let Some((key_id, key, events)) = keys.next() {
-            if let Some(next) = keys.peek().and_then(|(id, _, _)| self.keys.get(id)) {
-                next.prefetch();
-            }
-            let earliest = events.iter().map(|e| e.time).min().unwrap_or(0);
-            let state = self.keys.entry(key_id).or_insert_with(|| KeyState {
-                key,
-                origin: u64::MAX,
-                max_time: 0,
-                rows: self
-                    .slots
-                    .iter()
-                    .filter(|s| s.rows.is_some())
-                    .map(|_| LeafRows::default())
-                    .collect(),
-                outputs: self
-                    .plan
-                    .nodes
-                    .iter()
-                    .zip(&self.slots)
-                    .filter(|(_, s)| s.output.is_some())
-                    .map(|(n, _)| DerivedState::new(n.op.initial_state()))
-                    .collect(),
-                collapsed_before: 0,
+        let marks = &mut self.marks;
+        marks.state.clear();
+        for (id, key) in batch.keys {
+            let states = &mut self.states;
+            let (plan, slots) = (&self.plan, &self.slots);
+            let k = *self.index.entry(id).or_insert_with(|| {
+                states.push(KeyState::new(key, plan, slots));
+                states.len() - 1
             });
-            let layout = Layout {
-                plan: &self.plan,
-                specs: &self.specs,
-                roles: &self.roles,
-                slots: &self.slots,
-            };
-            let buffers = Buffers {
-                rebuilt: &mut self.rebuilt,
-                leaf_mismatches: &mut self.leaf_mismatches,
-            };
-            state.apply(layout, &mut self.routes, buffers, &events);
+            marks.state.push(k);
+        }
+        let keys = marks.state.len();
+        marks.dirty.clear();
+        marks.dirty.resize(keys * n, None);
+        marks.origin_moved.clear();
+        marks.origin_moved.resize(keys, None);
+        marks.earliest.clear();
+        marks.earliest.resize(keys, u64::MAX);
+        let layout = Layout {
+            plan: &self.plan,
+            specs: &self.specs,
+            roles: &self.roles,
+            slots: &self.slots,
+        };
+        // The events in the order they came: read once, from one end of the batch to the
+        // other, each applied to its key's leaves (the few keys of a stretch of the batch keep
+        // their leaves' last rows in the cache).
+        let mut leaves = Vec::new();
+        let mut values = Vec::new();
+        for (e, &b) in events.iter().zip(&batch.key_of) {
+            let b = b as usize;
+            let state = &mut self.states[marks.state[b]];
+            marks.earliest[b] = marks.earliest[b].min(e.time);
+            if e.time < state.origin || state.origin == u64::MAX {
+                state.origin = e.time;
+                marks.origin_moved[b] = Some(e.time);
+            }
+            state.max_time = state.max_time.max(e.time);
+            let dirty = &mut marks.dirty[b * n..(b + 1) * n];
+            let route = (&mut self.routes, &mut leaves, &mut values);
+            state.take_event(layout, route, &mut self.leaf_mismatches, e, dirty);
+        }
+        // Then each key the batch changed, its derived nodes recomputed once for all its events.
+        for b in 0..keys {
+            // The next key's state is brought into the cache meanwhile: each key's nodes keep
+            // vectors of their own, far apart in memory.
+            if let Some(&next) = marks.state.get(b + 1) {
+                self.states[next].prefetch();
+            }
+            let state = &mut self.states[marks.state[b]];
+            let dirty = &mut marks.dirty[b * n..(b + 1) * n];
+            state.propagate(layout, &mut self.rebuilt, dirty, marks.origin_moved[b]);
             observe(Changed {
                 key: state.key.as_ref(),
-                from: earliest,
+                from: marks.earliest[b],
                 origin: state.origin,
                 last_time: state.max_time,
                 result: &state.outputs[root].output,
@@ -426,18 +463,23 @@ impl Engine {
                 )))
             }
         };
-        self.keys.get(&id).ok_or_else(|| {
-            QueryError::UnknownKey(
-                key.map_or_else(|| "(the only key)".to_string(), |k| k.to_string()),
-            )
-        })
+        self.index
+            .get(&id)
+            .map(|&k| &self.states[k])
+            .ok_or_else(|| {
+                QueryError::UnknownKey(
+                    key.map_or_else(|| "(the only key)".to_string(), |k| k.to_string()),
+                )
+            })
     }
 
     /// The keys that have events, in sorted order (`None` without a key column).
     pub fn keys(&self) -> Vec<Option<&Value>> {
-        let mut ids: Vec<_> = self.keys.iter().collect();
+        let mut ids: Vec<_> = self.index.iter().collect();
         ids.sort_by(|a, b| a.0.cmp(b.0));
-        ids.into_iter().map(|(_, s)| s.key.as_ref()).collect()
+        ids.into_iter()
+            .map(|(_, &k)| self.states[k].key.as_ref())
+            .collect()
     }
 
     /// The result timeline of `key`.
@@ -534,7 +576,7 @@ impl Engine {
     /// What the engine holds, summed over keys and nodes.
     pub fn stats(&self) -> Stats {
         let mut s = Stats {
-            keys: self.keys.len(),
+            keys: self.states.len(),
             mismatches: self.leaf_mismatches,
             ..Stats::default()
         };
@@ -547,7 +589,7 @@ impl Engine {
                 NodeSpec::Derived(_) => None,
             })
             .collect();
-        for k in self.keys.values() {
+        for k in &self.states {
             for (rows, spec) in k.rows.iter().zip(&leaf_specs) {
                 s.event_rows += rows.count(spec);
                 s.bytes += rows.heap_bytes() + std::mem::size_of::<LeafRows>();
@@ -615,26 +657,13 @@ fn evaluate_tree(
     tree.recompute(&inputs, out, from, mismatches);
 }
 
-/// What the engine lends to one key's [`KeyState::apply`].
-struct Buffers<'a> {
-    /// See [`Engine::rebuilt`].
-    rebuilt: &'a mut [Timeline],
-    /// See [`Engine::leaf_mismatches`].
-    leaf_mismatches: &'a mut u64,
-}
-
-/// Asks the CPU to start loading what the events a few places after `k` will be read from: a
-/// key's events lie far apart in its batch, and each one's fields are in an allocation of
-/// their own, so without this every event costs two cache misses in turn.
-#[inline(always)]
-fn prefetch_ahead(events: &[&Event], k: usize) {
-    if let Some(e) = events.get(k + 4) {
-        crate::event::prefetch(*e as *const Event);
-    }
-    if let Some(e) = events.get(k + 2) {
-        crate::event::prefetch(e.fields.as_ptr());
-    }
-}
+/// What [`KeyState::take_event`] borrows to route an event: the engine's routes, and buffers for
+/// the leaves an event goes to and the values each leaf reads.
+type Route<'a, 'e> = (
+    &'a mut LeafRoutes,
+    &'a mut Vec<(usize, usize, usize)>,
+    &'a mut Vec<(usize, &'e Value)>,
+);
 
 /// Lowers `dirty` (the earliest time from which something must be recomputed) to `t`.
 fn lower_to(dirty: &mut Option<u64>, t: u64) {
@@ -664,57 +693,75 @@ impl KeyState {
         }
     }
 
-    /// Feeds events to the leaves, then recomputes every node whose inputs changed, in
-    /// topological order, each from the earliest time at which something below it changed.
-    fn apply(
+    /// A key's state before its first event.
+    fn new(key: Option<Value>, plan: &Plan, slots: &[Slots]) -> KeyState {
+        KeyState {
+            key,
+            origin: u64::MAX,
+            max_time: 0,
+            rows: slots
+                .iter()
+                .filter(|s| s.rows.is_some())
+                .map(|_| LeafRows::default())
+                .collect(),
+            outputs: plan
+                .nodes
+                .iter()
+                .zip(slots)
+                .filter(|(_, s)| s.output.is_some())
+                .map(|(n, _)| DerivedState::new(n.op.initial_state()))
+                .collect(),
+            collapsed_before: 0,
+        }
+    }
+
+    /// Feeds event `e` to the leaves that read it; lowers the `dirty` time of each leaf it
+    /// changed to the event's. `route` lends the routes and two buffers.
+    fn take_event<'e>(
         &mut self,
         layout: Layout,
-        routes: &mut LeafRoutes,
-        buffers: Buffers,
-        events: &[&Event],
+        (routes, leaves, values): Route<'_, 'e>,
+        leaf_mismatches: &mut u64,
+        e: &'e Event,
+        dirty: &mut [Option<u64>],
+    ) {
+        let Layout { specs, slots, .. } = layout;
+        routes.leaves_for(e, leaves);
+        // Leaves are never inside a pointwise tree: each has a slot.
+        for group in leaves.chunk_by(|a, b| a.0 == b.0) {
+            let i = group[0].0;
+            values.clear();
+            values.extend(group.iter().map(|&(_, j, f)| (j, &e.fields[f].1)));
+            if let (NodeSpec::Leaf(spec), Some(r)) = (&specs[i], slots[i].rows) {
+                if let Some(t) = self.rows[r].insert_values(spec, e.time, values, leaf_mismatches) {
+                    lower_to(&mut dirty[i], t);
+                }
+            }
+        }
+        for &i in &routes.every_event {
+            if let (NodeSpec::Leaf(spec), Some(r)) = (&specs[i], slots[i].rows) {
+                if let Some(t) = self.rows[r].insert(spec, e.time, &e.fields, leaf_mismatches) {
+                    lower_to(&mut dirty[i], t);
+                }
+            }
+        }
+    }
+
+    /// Recomputes every node whose inputs changed (`dirty`, filled by
+    /// [`take_event`](Self::take_event)), in topological order, each from the earliest time at
+    /// which something below it changed; `origin_moved`: the key's new first event time, if a
+    /// batch moved it.
+    fn propagate(
+        &mut self,
+        layout: Layout,
+        rebuilt: &mut [Timeline],
+        dirty: &mut [Option<u64>],
+        origin_moved: Option<u64>,
     ) {
         let Layout {
             plan, specs, slots, ..
         } = layout;
-        let n = plan.nodes.len();
-        let mut dirty: Vec<Option<u64>> = vec![None; n];
-        let mut origin_moved = None;
-        let mut leaves = Vec::new();
-        let mut values = Vec::new();
-        for (k, e) in events.iter().enumerate() {
-            prefetch_ahead(events, k);
-            if e.time < self.origin || self.origin == u64::MAX {
-                self.origin = e.time;
-                origin_moved = Some(e.time);
-            }
-            self.max_time = self.max_time.max(e.time);
-            routes.leaves_for(e, &mut leaves);
-            let mut mark = |i: usize, t: Option<u64>| {
-                if let Some(t) = t {
-                    lower_to(&mut dirty[i], t);
-                }
-            };
-            // Leaves are never inside a pointwise tree: each has a slot.
-            for group in leaves.chunk_by(|a, b| a.0 == b.0) {
-                let i = group[0].0;
-                values.clear();
-                values.extend(group.iter().map(|&(_, j, f)| (j, &e.fields[f].1)));
-                if let (NodeSpec::Leaf(spec), Some(r)) = (&specs[i], slots[i].rows) {
-                    let mismatches = &mut *buffers.leaf_mismatches;
-                    mark(
-                        i,
-                        self.rows[r].insert_values(spec, e.time, &values, mismatches),
-                    );
-                }
-            }
-            for &i in &routes.every_event {
-                if let (NodeSpec::Leaf(spec), Some(r)) = (&specs[i], slots[i].rows) {
-                    let mismatches = &mut *buffers.leaf_mismatches;
-                    mark(i, self.rows[r].insert(spec, e.time, &e.fields, mismatches));
-                }
-            }
-        }
-        for i in 0..n {
+        for i in 0..plan.nodes.len() {
             let mut from = dirty[i];
             if let (NodeSpec::Derived(kind), Some(o)) = (&specs[i], origin_moved) {
                 if kind.uses_origin() {
@@ -726,7 +773,7 @@ impl KeyState {
                 // Inside a pointwise tree, or a leaf only such trees read, rebuilt from its rows
                 // when they need it: no timeline kept, the change passes on to the readers.
                 None => Some(from),
-                Some(slot) => self.recompute(layout, buffers.rebuilt, i, slot, from),
+                Some(slot) => self.recompute(layout, rebuilt, i, slot, from),
             };
             if let Some(changed) = changed {
                 for &p in &plan.nodes[i].parents {

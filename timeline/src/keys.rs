@@ -16,6 +16,14 @@ pub struct KeyedBatch<'a> {
     pub keys: Vec<(Option<ValueKey>, Option<Value>, Vec<&'a Event>)>,
 }
 
+/// A batch of events with each event's key found: the keys in order of first appearance, and
+/// for each event the position of its key among them.
+pub struct IndexedBatch {
+    pub keys: Vec<(Option<ValueKey>, Option<Value>)>,
+    /// Per event, in batch order: its key's position in `keys`.
+    pub key_of: Vec<u32>,
+}
+
 /// Splits `events` by `key_column` and checks all of them before anything is applied: every
 /// event has the key column, no float is NaN or infinite, and, with a retention horizon `h`, no
 /// event is older than its key's horizon (the key's latest time, from `known_max_time` or earlier
@@ -26,12 +34,33 @@ pub fn split_batch<'a>(
     retention: Option<u64>,
     known_max_time: impl Fn(&Option<ValueKey>) -> Option<u64>,
 ) -> Result<KeyedBatch<'a>, IngestError> {
-    let mut index_of: KeyMap<Option<ValueKey>, usize> = KeyMap::default();
+    let batch = index_batch(events, key_column, retention, known_max_time)?;
+    let mut keys: Vec<_> = batch
+        .keys
+        .into_iter()
+        .map(|(id, key)| (id, key, Vec::new()))
+        .collect();
+    for (e, &k) in events.iter().zip(&batch.key_of) {
+        keys[k as usize].2.push(e);
+    }
+    Ok(KeyedBatch { keys })
+}
+
+/// As [`split_batch`], checking the same, but leaving the events in place: each event's key is
+/// named by its position (what the engine needs to apply a batch in arrival order).
+pub fn index_batch(
+    events: &[Event],
+    key_column: Option<&Arc<str>>,
+    retention: Option<u64>,
+    known_max_time: impl Fn(&Option<ValueKey>) -> Option<u64>,
+) -> Result<IndexedBatch, IngestError> {
+    let mut index_of: KeyMap<Option<ValueKey>, u32> = KeyMap::default();
     // The events borrowed for the whole call keep every address here alive and unique.
-    let mut by_address: KeyMap<usize, usize> = KeyMap::default();
+    let mut by_address: KeyMap<usize, u32> = KeyMap::default();
     // Streams come in runs of the same key; a run costs one lookup.
-    let mut previous: Option<(usize, Option<&Value>)> = None;
-    let mut keys: Vec<(Option<ValueKey>, Option<Value>, Vec<&Event>)> = Vec::new();
+    let mut previous: Option<(u32, Option<&Value>)> = None;
+    let mut keys: Vec<(Option<ValueKey>, Option<Value>)> = Vec::new();
+    let mut key_of: Vec<u32> = Vec::with_capacity(events.len());
     let mut max_times: Vec<Option<u64>> = Vec::new();
     for (index, e) in events.iter().enumerate() {
         if let Some(ahead) = events.get(index + 4) {
@@ -71,8 +100,9 @@ pub fn split_batch<'a>(
                 let id = key.map(ValueKey::from);
                 let slot = *index_of.entry(id.clone()).or_insert_with(|| {
                     max_times.push(known_max_time(&id));
-                    keys.push((id, key.cloned(), Vec::new()));
-                    keys.len() - 1
+                    keys.push((id, key.cloned()));
+                    // A batch is a slice in memory: fewer than 2^32 keys.
+                    (keys.len() - 1) as u32
                 });
                 if let Some(Value::Str(s)) = key {
                     by_address.insert(s.addr(), slot);
@@ -82,7 +112,7 @@ pub fn split_batch<'a>(
         };
         previous = Some((slot, key));
         if let Some(h) = retention {
-            let max = &mut max_times[slot];
+            let max = &mut max_times[slot as usize];
             if let Some(m) = *max {
                 let horizon = horizon(m, h);
                 if e.time < horizon {
@@ -94,12 +124,11 @@ pub fn split_batch<'a>(
             }
             *max = Some(max.map_or(e.time, |m| m.max(e.time)));
         }
-        keys[slot].2.push(e);
+        key_of.push(slot);
     }
-    Ok(KeyedBatch { keys })
+    Ok(IndexedBatch { keys, key_of })
 }
 
-/// The address of a string's shared allocation.
 /// Whether two events' key values are the same partition key.
 fn same_key(a: Option<&Value>, b: Option<&Value>) -> bool {
     match (a, b) {
