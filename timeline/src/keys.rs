@@ -3,7 +3,7 @@
 
 use crate::engine::IngestError;
 use crate::event::Event;
-use crate::value::{Value, ValueKey};
+use crate::value::{Str, Value, ValueKey};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -62,6 +62,8 @@ pub fn index_batch(
     let mut keys: Vec<(Option<ValueKey>, Option<Value>)> = Vec::new();
     let mut key_of: Vec<u32> = Vec::with_capacity(events.len());
     let mut max_times: Vec<Option<u64>> = Vec::new();
+    // The key column's name as the events carry it, once found: see `key_field`.
+    let mut key_name: Option<&Arc<str>> = None;
     for (index, e) in events.iter().enumerate() {
         if let Some(ahead) = events.get(index + 4) {
             crate::event::prefetch(ahead.fields.as_ptr());
@@ -78,7 +80,7 @@ pub fn index_batch(
         }
         let key = match key_column {
             None => None,
-            Some(k) => Some(e.column(k).ok_or_else(|| {
+            Some(k) => Some(key_field(e, k, &mut key_name).ok_or_else(|| {
                 fail(format!(
                     "the event at time {} has no \"{k}\" column (the partition key)",
                     e.time
@@ -86,14 +88,17 @@ pub fn index_batch(
             })?),
         };
         // Decoders share one `Arc` per distinct string, so the key's address usually finds its
-        // slot without hashing the string or touching its reference count.
-        let known_slot = previous
-            .filter(|(_, prev)| same_key(*prev, key))
-            .map(|(slot, _)| slot)
-            .or_else(|| match key {
-                Some(Value::Str(s)) => by_address.get(&s.addr()).copied(),
-                _ => None,
-            });
+        // slot without reading the string, hashing it or touching its reference count (a key
+        // equal to one seen under another address is found by value below).
+        let known_slot = match (key, previous) {
+            (Some(Value::Str(s)), Some((slot, Some(Value::Str(p))))) if Str::ptr_eq(s, p) => {
+                Some(slot)
+            }
+            (Some(Value::Str(s)), _) => by_address.get(&s.addr()).copied(),
+            (_, previous) => previous
+                .filter(|(_, prev)| same_key(*prev, key))
+                .map(|(slot, _)| slot),
+        };
         let slot = match known_slot {
             Some(slot) => slot,
             None => {
@@ -127,6 +132,26 @@ pub fn index_batch(
         key_of.push(slot);
     }
     Ok(IndexedBatch { keys, key_of })
+}
+
+/// The value of the key column `column` in `e`, as [`Event::column`] finds it (the last field of
+/// that name). `seen` is the name's `Arc` in the event that came before: decoders share one per
+/// column, so a pointer comparison usually replaces reading the name.
+fn key_field<'e>(
+    e: &'e Event,
+    column: &Arc<str>,
+    seen: &mut Option<&'e Arc<str>>,
+) -> Option<&'e Value> {
+    for (c, v) in e.fields.iter().rev() {
+        if seen.is_some_and(|s| Arc::ptr_eq(c, s)) {
+            return Some(v);
+        }
+        if Arc::ptr_eq(c, column) || **c == **column {
+            *seen = Some(c);
+            return Some(v);
+        }
+    }
+    None
 }
 
 /// Whether two events' key values are the same partition key.
