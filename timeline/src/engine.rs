@@ -416,7 +416,17 @@ impl Engine {
         // their leaves' last rows in the cache).
         let mut leaves = Vec::new();
         let mut values = Vec::new();
-        for (e, &b) in events.iter().zip(&batch.key_of) {
+        for (k, (e, &b)) in events.iter().zip(&batch.key_of).enumerate() {
+            // The keys of the events a few places ahead are far apart in memory: their states,
+            // then their leaves' last rows, are asked for early.
+            if let Some(&ahead) = batch.key_of.get(k + 8) {
+                crate::event::prefetch(&self.states[marks.state[ahead as usize]]);
+            }
+            if let Some(&ahead) = batch.key_of.get(k + 4) {
+                for rows in &self.states[marks.state[ahead as usize]].rows {
+                    rows.prefetch_tail();
+                }
+            }
             let b = b as usize;
             let state = &mut self.states[marks.state[b]];
             marks.earliest[b] = marks.earliest[b].min(e.time);
