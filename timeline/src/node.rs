@@ -303,6 +303,14 @@ impl LeafRows {
                 return None;
             }
         } else {
+            if spec.drops_false_rows {
+                // One column: the new row would hold the event's last value for it. A row that
+                // can never count is not stored at all (nor its value's count touched).
+                let value = values.last().map(|&(_, v)| v);
+                if evaluate(spec, |_| value) == Some(false) {
+                    return None;
+                }
+            }
             if slots.start == self.cells.len() {
                 self.cells.resize(slots.end, (time, None));
             } else {
@@ -315,7 +323,8 @@ impl LeafRows {
                 self.cells[slots.start + j].1 = Some(v.clone());
             }
         }
-        let verdict = evaluate(spec, &self.cells[slots.clone()]);
+        let row = &self.cells[slots.clone()];
+        let verdict = evaluate(spec, |j| row[j].1.as_ref());
         if verdict.is_none() {
             *mismatches += 1;
         }
@@ -351,7 +360,8 @@ impl LeafRows {
     /// Whether row `i` counts: its predicate holds (or, without one, its column is present).
     fn matched(&self, spec: &LeafSpec, i: usize) -> bool {
         let width = spec.width();
-        evaluate(spec, &self.cells[i * width..(i + 1) * width]) == Some(true)
+        let row = &self.cells[i * width..(i + 1) * width];
+        evaluate(spec, |j| row[j].1.as_ref()) == Some(true)
     }
 
     /// Rebuilds the leaf's timeline `out` from `from` on.
@@ -613,9 +623,9 @@ impl Window {
 
 /// Whether a row counts for the leaf: its predicate holds or, without one, its column is there;
 /// `None` when a type mismatch leaves the predicate unknown (such a row does not count).
-fn evaluate(spec: &LeafSpec, row: &[(u64, Option<Value>)]) -> Option<bool> {
+fn evaluate<'a>(spec: &LeafSpec, row: impl Fn(usize) -> Option<&'a Value>) -> Option<bool> {
     match &spec.predicate {
-        None => Some(row[0].1.is_some()),
+        None => Some(row(0).is_some()),
         Some(p) => {
             // The leaf's columns are the predicate's own `Arc`s: the address usually decides.
             let get = |c: &str| {
@@ -623,7 +633,7 @@ fn evaluate(spec: &LeafSpec, row: &[(u64, Option<Value>)]) -> Option<bool> {
                     .columns
                     .iter()
                     .position(|x| std::ptr::eq(x.as_ptr(), c.as_ptr()) || &**x == c)?;
-                row[i].1.as_ref()
+                row(i)
             };
             p.eval(&get)
         }
