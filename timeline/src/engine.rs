@@ -418,9 +418,13 @@ impl Engine {
         let mut values = Vec::new();
         for (k, (e, &b)) in events.iter().zip(&batch.key_of).enumerate() {
             // The keys of the events a few places ahead are far apart in memory: their states,
-            // then their leaves' last rows, are asked for early.
-            if let Some(&ahead) = batch.key_of.get(k + 8) {
+            // then their leaves' row vectors, then those vectors' last rows, are asked for
+            // early, each step reading only what the step before brought in.
+            if let Some(&ahead) = batch.key_of.get(k + 12) {
                 crate::event::prefetch(&self.states[marks.state[ahead as usize]]);
+            }
+            if let Some(&ahead) = batch.key_of.get(k + 8) {
+                crate::event::prefetch(self.states[marks.state[ahead as usize]].rows.as_ptr());
             }
             if let Some(&ahead) = batch.key_of.get(k + 4) {
                 for rows in &self.states[marks.state[ahead as usize]].rows {
