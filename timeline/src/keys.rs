@@ -88,17 +88,21 @@ pub fn index_batch(
             })?),
         };
         // Decoders share one `Arc` per distinct string, so the key's address usually finds its
-        // slot without reading the string, hashing it or touching its reference count (a key
-        // equal to one seen under another address is found by value below).
+        // slot without reading the string, hashing it or touching its reference count; a key
+        // under an address not seen yet is compared with the previous event's (a run of one
+        // key from a decoder that does not share), then found by value below.
         let known_slot = match (key, previous) {
             (Some(Value::Str(s)), Some((slot, Some(Value::Str(p))))) if Str::ptr_eq(s, p) => {
                 Some(slot)
             }
             (Some(Value::Str(s)), _) => by_address.get(&s.addr()).copied(),
-            (_, previous) => previous
+            _ => None,
+        }
+        .or_else(|| {
+            previous
                 .filter(|(_, prev)| same_key(*prev, key))
-                .map(|(slot, _)| slot),
-        };
+                .map(|(slot, _)| slot)
+        });
         let slot = match known_slot {
             Some(slot) => slot,
             None => {
