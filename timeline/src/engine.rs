@@ -2,7 +2,7 @@
 
 use crate::event::Event;
 use crate::keys::{collapse_point, horizon, index_batch, KeyMap};
-use crate::node::{DerivedKind, DerivedState, LeafRows, NodeSpec};
+use crate::node::{DerivedKind, LeafRows, NodeSpec};
 use crate::op::TimeLineOp;
 use crate::plan::Plan;
 use crate::pointwise::Pointwise;
@@ -43,8 +43,9 @@ pub struct Engine {
     roles: Vec<Role>,
     /// Where each plan node is among a key's kept states; see [`Slots`].
     slots: Vec<Slots>,
-    /// Type mismatches met by leaves' predicates, over all keys.
-    leaf_mismatches: u64,
+    /// Type mismatches met by leaves' predicates and by comparisons, over all keys: one count
+    /// per engine rather than one per key and node (8 bytes each).
+    mismatches: u64,
     routes: LeafRoutes,
     /// Per plan node, the buffer a [`Role::Rebuilt`] leaf's timeline is built in when its
     /// readers are evaluated, or the top of a [`Role::OverTree`]'s tree is evaluated in, lent
@@ -258,8 +259,8 @@ struct KeyState {
     /// bytes smaller per key than a `Vec`. Rows and timelines lie apart, so that a leaf whose
     /// timeline is rebuilt when read holds its rows alone.
     rows: Box<[LeafRows]>,
-    /// The timeline of each node that keeps one, with the type mismatches met computing it.
-    outputs: Box<[DerivedState]>,
+    /// The timeline of each node that keeps one.
+    outputs: Box<[Timeline]>,
     /// The time before which history has been collapsed (0: nothing collapsed).
     collapsed_before: u64,
 }
@@ -357,7 +358,7 @@ impl Engine {
         Ok(Engine {
             roles,
             slots,
-            leaf_mismatches: 0,
+            mismatches: 0,
             rebuilt,
             routes: LeafRoutes::new(&specs),
             plan,
@@ -461,7 +462,7 @@ impl Engine {
                 state.max_time = state.max_time.max(e.time);
                 let dirty = &mut marks.dirty[b * n..(b + 1) * n];
                 let route = (&mut self.routes, &mut leaves, &mut values);
-                state.take_event(layout, route, &mut self.leaf_mismatches, e, dirty);
+                state.take_event(layout, route, &mut self.mismatches, e, dirty);
             }
             for (i, &b) in stretch_keys.iter().enumerate() {
                 // The next key's state is brought into the cache meanwhile.
@@ -470,7 +471,14 @@ impl Engine {
                 }
                 let state = &mut self.states[marks.state[b]];
                 let dirty = &mut marks.dirty[b * n..(b + 1) * n];
-                state.propagate(layout, &mut self.rebuilt, dirty, marks.origin_moved[b]);
+                let moved = marks.origin_moved[b];
+                state.propagate(
+                    layout,
+                    &mut self.rebuilt,
+                    dirty,
+                    moved,
+                    &mut self.mismatches,
+                );
                 dirty.fill(None);
                 marks.origin_moved[b] = None;
             }
@@ -484,7 +492,7 @@ impl Engine {
                 from: marks.earliest[b],
                 origin: state.origin,
                 last_time: state.max_time,
-                result: &state.outputs[root].output,
+                result: &state.outputs[root],
             });
             if let Some(h) = self.retention {
                 state.retain(layout, h);
@@ -525,7 +533,7 @@ impl Engine {
     /// The result timeline of `key`.
     pub fn timeline(&self, key: Option<&Value>) -> Result<&Timeline, QueryError> {
         let state = self.key_state(key)?;
-        Ok(&state.outputs[self.root_slot()].output)
+        Ok(&state.outputs[self.root_slot()])
     }
 
     /// Where the result's timeline is among a key's.
@@ -550,7 +558,7 @@ impl Engine {
             .ok_or_else(|| QueryError::UnknownNode(format!("#{node}")))?;
         let op = &self.plan.nodes[node].op;
         let mut tl = match (&self.roles[node], &self.specs[node], slot.rows, slot.output) {
-            (_, _, _, Some(o)) => return Ok(Cow::Borrowed(&state.outputs[o].output)),
+            (_, _, _, Some(o)) => return Ok(Cow::Borrowed(&state.outputs[o])),
             (Role::Rebuilt, NodeSpec::Leaf(spec), Some(r), None) => {
                 let mut tl = Timeline::new(op.initial_state());
                 state.rows[r].rebuild_into(spec, 0, &mut tl);
@@ -617,7 +625,7 @@ impl Engine {
     pub fn stats(&self) -> Stats {
         let mut s = Stats {
             keys: self.states.len(),
-            mismatches: self.leaf_mismatches,
+            mismatches: self.mismatches,
             ..Stats::default()
         };
         // The leaves' specs in the order of their rows (a row's width is the number of columns).
@@ -635,9 +643,8 @@ impl Engine {
                 s.bytes += rows.heap_bytes() + std::mem::size_of::<LeafRows>();
             }
             for o in &k.outputs {
-                s.change_points += o.output.points().len();
-                s.mismatches += o.mismatches;
-                s.bytes += o.heap_bytes() + std::mem::size_of::<DerivedState>();
+                s.change_points += o.points().len();
+                s.bytes += o.heap_bytes() + std::mem::size_of::<Timeline>();
             }
             s.bytes += std::mem::size_of::<KeyState>();
         }
@@ -667,12 +674,12 @@ fn build_rebuilt(
 /// in the engine's buffer, any other in the key's outputs (`kept`, those below the reader).
 fn input_timeline<'a>(
     layout: Layout,
-    kept: &'a [DerivedState],
+    kept: &'a [Timeline],
     rebuilt: &'a [Timeline],
     c: usize,
 ) -> &'a Timeline {
     match layout.slots[c].output {
-        Some(o) => &kept[o].output,
+        Some(o) => &kept[o],
         None => &rebuilt[c],
     }
 }
@@ -682,7 +689,7 @@ fn input_timeline<'a>(
 /// rebuilt leaves it reads in `rebuilt`.
 fn evaluate_tree(
     tree: &Pointwise,
-    (layout, rows, kept): (Layout, &[LeafRows], &[DerivedState]),
+    (layout, rows, kept): (Layout, &[LeafRows], &[Timeline]),
     rebuilt: &mut [Timeline],
     from: u64,
     out: &mut Timeline,
@@ -728,8 +735,8 @@ impl KeyState {
             rows.prefetch_tail();
         }
         for o in &self.outputs {
-            crate::event::prefetch(o as *const DerivedState);
-            o.output.prefetch_tail();
+            crate::event::prefetch(o as *const Timeline);
+            o.prefetch_tail();
         }
     }
 
@@ -749,7 +756,7 @@ impl KeyState {
                 .iter()
                 .zip(slots)
                 .filter(|(_, s)| s.output.is_some())
-                .map(|(n, _)| DerivedState::new(n.op.initial_state()))
+                .map(|(n, _)| Timeline::new(n.op.initial_state()))
                 .collect(),
             collapsed_before: 0,
         }
@@ -797,6 +804,7 @@ impl KeyState {
         rebuilt: &mut [Timeline],
         dirty: &mut [Option<u64>],
         origin_moved: Option<u64>,
+        mismatches: &mut u64,
     ) {
         let Layout {
             plan, specs, slots, ..
@@ -813,7 +821,7 @@ impl KeyState {
                 // Inside a pointwise tree, or a leaf only such trees read, rebuilt from its rows
                 // when they need it: no timeline kept, the change passes on to the readers.
                 None => Some(from),
-                Some(slot) => self.recompute(layout, rebuilt, i, slot, from),
+                Some(slot) => self.recompute(layout, rebuilt, i, slot, from, mismatches),
             };
             if let Some(changed) = changed {
                 for &p in &plan.nodes[i].parents {
@@ -832,31 +840,25 @@ impl KeyState {
         i: usize,
         slot: usize,
         from: u64,
+        mismatches: &mut u64,
     ) -> Option<u64> {
         let Layout {
             plan, specs, roles, ..
         } = layout;
         // The inputs of a node keep their timelines in slots below its own (or are rebuilt).
         let (below, rest) = self.outputs.split_at_mut(slot);
-        let node = &mut rest[0];
+        let out = &mut rest[0];
         // The old suffix is moved out, not copied (no reference counts touched); the operators
         // read only what lies before `from`, which stays.
-        let old = node.output.split_off_from(from);
+        let old = out.split_off_from(from);
         match (&specs[i], &roles[i]) {
             (NodeSpec::Leaf(spec), _) => {
                 let r = layout.slots[i].rows.expect("a leaf keeps its rows");
-                self.rows[r].recompute(spec, &mut node.output, from);
+                self.rows[r].recompute(spec, out, from);
             }
             (_, Role::Pointwise(tree)) => {
                 let key = (layout, &self.rows[..], &*below);
-                evaluate_tree(
-                    tree,
-                    key,
-                    rebuilt,
-                    from,
-                    &mut node.output,
-                    &mut node.mismatches,
-                );
+                evaluate_tree(tree, key, rebuilt, from, out, mismatches);
             }
             (NodeSpec::Derived(kind), Role::OverTree(tree)) => {
                 // The tree's top lends its (otherwise unused) buffer; it is exact from `from` on,
@@ -866,8 +868,8 @@ impl KeyState {
                     std::mem::replace(&mut rebuilt[top], Timeline::new(State::Unknown));
                 buffer.truncate_from(0);
                 let key = (layout, &self.rows[..], &*below);
-                evaluate_tree(tree, key, rebuilt, from, &mut buffer, &mut node.mismatches);
-                node.recompute(kind, &[&buffer], from, Some(self.origin));
+                evaluate_tree(tree, key, rebuilt, from, &mut buffer, mismatches);
+                kind.recompute(out, &[&buffer], from, Some(self.origin), mismatches);
                 rebuilt[top] = buffer;
             }
             (NodeSpec::Derived(kind), _) => {
@@ -876,10 +878,10 @@ impl KeyState {
                     .iter()
                     .map(|&c| input_timeline(layout, below, rebuilt, c))
                     .collect();
-                node.recompute(kind, &inputs, from, Some(self.origin));
+                kind.recompute(out, &inputs, from, Some(self.origin), mismatches);
             }
         }
-        node.output.first_difference_from(&old, from)
+        out.first_difference_from(&old, from)
     }
 
     /// Collapses history older than the retention horizon (see [`collapse_point`]); leaves also
@@ -890,12 +892,12 @@ impl KeyState {
         };
         for (spec, slots) in layout.specs.iter().zip(layout.slots) {
             if let (NodeSpec::Leaf(spec), Some(r)) = (spec, slots.rows) {
-                let output = slots.output.map(|o| &self.outputs[o].output);
+                let output = slots.output.map(|o| &self.outputs[o]);
                 self.rows[r].forget_before(spec, keep_from, output);
             }
         }
         for o in self.outputs.iter_mut() {
-            o.output.collapse_before(keep_from);
+            o.collapse_before(keep_from);
         }
         self.collapsed_before = keep_from;
     }

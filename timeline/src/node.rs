@@ -678,159 +678,177 @@ impl DerivedState {
         from: u64,
         origin: Option<u64>,
     ) {
-        match kind {
-            DerivedKind::DurationWhere => self.duration_where(inputs[0], from, origin),
-            DerivedKind::DurationInCurState => self.duration_in_cur_state(inputs[0], from, origin),
-            _ => self.pointwise(kind, inputs, from),
-        }
-    }
-
-    fn pointwise(&mut self, kind: &DerivedKind, inputs: &[&Timeline], from: u64) {
-        let out = &mut self.output;
-        out.truncate_from(from);
-        let mut times = change_times(inputs, from);
-        let mut readers = [
-            Reader::new(inputs[0], from),
-            Reader::new(inputs.get(1).unwrap_or(&inputs[0]), from),
-        ];
-        while let Some(t) = times.next() {
-            let next = times.peek().copied();
-            match kind {
-                DerivedKind::Not => {
-                    out.push(t, opt_bool(readers[0].bool_at(t).map(|b| !b)));
-                }
-                DerivedKind::And | DerivedKind::Or => {
-                    let (a, b) = (readers[0].bool_at(t), readers[1].bool_at(t));
-                    let v = if matches!(kind, DerivedKind::And) {
-                        kleene_and(a, b)
-                    } else {
-                        kleene_or(a, b)
-                    };
-                    out.push(t, opt_bool(v));
-                }
-                DerivedKind::Compare(op, c) => {
-                    // Read in place: cloning the state would touch a string's reference count.
-                    let (x, dt) = readers[0].state_at(t);
-                    let int_value;
-                    // A growing duration's value at `t`.
-                    let mut growing = None;
-                    let v = match x {
-                        State::Unknown => {
-                            out.push(t, State::Unknown);
-                            continue;
-                        }
-                        State::Value(v) => v,
-                        State::Duration(_) | State::Growing(_) => {
-                            let now = instant_int(&x.advanced(dt));
-                            if x.slope() == 1 {
-                                growing = Some(now);
-                            }
-                            int_value = Value::Int(now);
-                            &int_value
-                        }
-                    };
-                    let Some(holds) = op.apply(v, c) else {
-                        self.mismatches += 1;
-                        out.push(t, State::Unknown);
-                        continue;
-                    };
-                    out.push(t, State::bool(holds));
-                    if let (Some(value), Value::Int(_) | Value::Float(_)) = (growing, c) {
-                        // A growing duration crosses the constant at most at two integer instants.
-                        for cross in crossings(value, c) {
-                            let at = t as i128 + (cross - value as i128);
-                            if at > t as i128
-                                && next.is_none_or(|n| at < n as i128)
-                                && at <= u64::MAX as i128
-                            {
-                                let holds = op.apply(&Value::Int(cross as i64), c).unwrap_or(false);
-                                out.push(at as u64, State::bool(holds));
-                            }
-                        }
-                    }
-                }
-                DerivedKind::DurationWhere | DerivedKind::DurationInCurState => {
-                    unreachable!("not pointwise")
-                }
-            }
-        }
-    }
-
-    fn duration_where(&mut self, b: &Timeline, from: u64, origin: Option<u64>) {
-        let out = &mut self.output;
-        let Some(origin) = origin else {
-            out.truncate_from(from);
-            return;
-        };
-        let start = from.max(origin);
-        let mut value = if start == origin {
-            0
-        } else {
-            instant_int(&out.value_at(start))
-        };
-        out.truncate_from(from);
-        let mut times = change_times(&[b], start);
-        let mut reader = Reader::new(b, start);
-        while let Some(t) = times.next() {
-            let slope = u8::from(reader.bool_at(t) == Some(true));
-            out.push(t, State::duration(value, slope));
-            if let Some(&next) = times.peek() {
-                value =
-                    value.saturating_add(i64::from(slope) * (next - t).min(i64::MAX as u64) as i64);
-            }
-        }
-    }
-
-    fn duration_in_cur_state(&mut self, x: &Timeline, from: u64, origin: Option<u64>) {
-        let out = &mut self.output;
-        let Some(origin) = origin else {
-            out.truncate_from(from);
-            return;
-        };
-        let start = from.max(origin);
-        // `run` is the start of the current run of equal values of x (never before the origin).
-        let mut run = if start == origin {
-            origin
-        } else if !x.value_at(start).same_instant(&x.value_at(start - 1)) {
-            start
-        } else {
-            match out.value_at(start - 1) {
-                State::Duration(value) | State::Growing(value) => start - 1 - value as u64,
-                _ => start,
-            }
-        };
-        out.truncate_from(from);
-        let mut times = change_times(&[x], start);
-        while let Some(t) = times.next() {
-            let next = times.peek().copied();
-            let here = x.value_at(t);
-            if t > start && !here.same_instant(&x.value_at(t - 1)) {
-                run = t;
-            }
-            if matches!(here, State::Unknown) {
-                out.push(t, State::Unknown);
-                continue;
-            }
-            if here.slope() == 0 {
-                out.push(t, State::Growing((t - run) as i64));
-            } else {
-                // x changes at every instant of a growing segment: each instant starts a new run.
-                out.push(t, State::Duration((t - run) as i64));
-                if next.is_none_or(|n| n > t + 1) {
-                    out.push(t + 1, State::Duration(0));
-                }
-                if let Some(n) = next {
-                    if n > t + 1 {
-                        run = n - 1;
-                    }
-                }
-            }
-        }
+        kind.recompute(&mut self.output, inputs, from, origin, &mut self.mismatches);
     }
 
     /// Bytes held (an estimate for memory statistics).
     pub fn heap_bytes(&self) -> usize {
         self.output.heap_bytes()
+    }
+}
+
+impl DerivedKind {
+    /// Rebuilds `out` from `from` on, given the inputs (complete timelines) and the key's origin
+    /// (its first event). Instants at which a comparison meets a type mismatch are added to
+    /// `mismatches`.
+    pub fn recompute(
+        &self,
+        out: &mut Timeline,
+        inputs: &[&Timeline],
+        from: u64,
+        origin: Option<u64>,
+        mismatches: &mut u64,
+    ) {
+        match self {
+            DerivedKind::DurationWhere => duration_where(out, inputs[0], from, origin),
+            DerivedKind::DurationInCurState => duration_in_cur_state(out, inputs[0], from, origin),
+            _ => pointwise(self, out, inputs, from, mismatches),
+        }
+    }
+}
+
+fn pointwise(
+    kind: &DerivedKind,
+    out: &mut Timeline,
+    inputs: &[&Timeline],
+    from: u64,
+    mismatches: &mut u64,
+) {
+    out.truncate_from(from);
+    let mut times = change_times(inputs, from);
+    let mut readers = [
+        Reader::new(inputs[0], from),
+        Reader::new(inputs.get(1).unwrap_or(&inputs[0]), from),
+    ];
+    while let Some(t) = times.next() {
+        let next = times.peek().copied();
+        match kind {
+            DerivedKind::Not => {
+                out.push(t, opt_bool(readers[0].bool_at(t).map(|b| !b)));
+            }
+            DerivedKind::And | DerivedKind::Or => {
+                let (a, b) = (readers[0].bool_at(t), readers[1].bool_at(t));
+                let v = if matches!(kind, DerivedKind::And) {
+                    kleene_and(a, b)
+                } else {
+                    kleene_or(a, b)
+                };
+                out.push(t, opt_bool(v));
+            }
+            DerivedKind::Compare(op, c) => {
+                // Read in place: cloning the state would touch a string's reference count.
+                let (x, dt) = readers[0].state_at(t);
+                let int_value;
+                // A growing duration's value at `t`.
+                let mut growing = None;
+                let v = match x {
+                    State::Unknown => {
+                        out.push(t, State::Unknown);
+                        continue;
+                    }
+                    State::Value(v) => v,
+                    State::Duration(_) | State::Growing(_) => {
+                        let now = instant_int(&x.advanced(dt));
+                        if x.slope() == 1 {
+                            growing = Some(now);
+                        }
+                        int_value = Value::Int(now);
+                        &int_value
+                    }
+                };
+                let Some(holds) = op.apply(v, c) else {
+                    *mismatches += 1;
+                    out.push(t, State::Unknown);
+                    continue;
+                };
+                out.push(t, State::bool(holds));
+                if let (Some(value), Value::Int(_) | Value::Float(_)) = (growing, c) {
+                    // A growing duration crosses the constant at most at two integer instants.
+                    for cross in crossings(value, c) {
+                        let at = t as i128 + (cross - value as i128);
+                        if at > t as i128
+                            && next.is_none_or(|n| at < n as i128)
+                            && at <= u64::MAX as i128
+                        {
+                            let holds = op.apply(&Value::Int(cross as i64), c).unwrap_or(false);
+                            out.push(at as u64, State::bool(holds));
+                        }
+                    }
+                }
+            }
+            DerivedKind::DurationWhere | DerivedKind::DurationInCurState => {
+                unreachable!("not pointwise")
+            }
+        }
+    }
+}
+
+fn duration_where(out: &mut Timeline, b: &Timeline, from: u64, origin: Option<u64>) {
+    let Some(origin) = origin else {
+        out.truncate_from(from);
+        return;
+    };
+    let start = from.max(origin);
+    let mut value = if start == origin {
+        0
+    } else {
+        instant_int(&out.value_at(start))
+    };
+    out.truncate_from(from);
+    let mut times = change_times(&[b], start);
+    let mut reader = Reader::new(b, start);
+    while let Some(t) = times.next() {
+        let slope = u8::from(reader.bool_at(t) == Some(true));
+        out.push(t, State::duration(value, slope));
+        if let Some(&next) = times.peek() {
+            value = value.saturating_add(i64::from(slope) * (next - t).min(i64::MAX as u64) as i64);
+        }
+    }
+}
+
+fn duration_in_cur_state(out: &mut Timeline, x: &Timeline, from: u64, origin: Option<u64>) {
+    let Some(origin) = origin else {
+        out.truncate_from(from);
+        return;
+    };
+    let start = from.max(origin);
+    // `run` is the start of the current run of equal values of x (never before the origin).
+    let mut run = if start == origin {
+        origin
+    } else if !x.value_at(start).same_instant(&x.value_at(start - 1)) {
+        start
+    } else {
+        match out.value_at(start - 1) {
+            State::Duration(value) | State::Growing(value) => start - 1 - value as u64,
+            _ => start,
+        }
+    };
+    out.truncate_from(from);
+    let mut times = change_times(&[x], start);
+    while let Some(t) = times.next() {
+        let next = times.peek().copied();
+        let here = x.value_at(t);
+        if t > start && !here.same_instant(&x.value_at(t - 1)) {
+            run = t;
+        }
+        if matches!(here, State::Unknown) {
+            out.push(t, State::Unknown);
+            continue;
+        }
+        if here.slope() == 0 {
+            out.push(t, State::Growing((t - run) as i64));
+        } else {
+            // x changes at every instant of a growing segment: each instant starts a new run.
+            out.push(t, State::Duration((t - run) as i64));
+            if next.is_none_or(|n| n > t + 1) {
+                out.push(t + 1, State::Duration(0));
+            }
+            if let Some(n) = next {
+                if n > t + 1 {
+                    run = n - 1;
+                }
+            }
+        }
     }
 }
 
