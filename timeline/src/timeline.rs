@@ -304,10 +304,11 @@ pub(crate) fn partition_point_from_end<T>(items: &[T], pred: impl Fn(&T) -> bool
 }
 
 /// Gives back spare capacity after history was dropped, so that a key's memory follows what it
-/// holds rather than its peak.
+/// holds rather than its peak. A short vector (under a retention horizon, most hold one to five
+/// entries) is shrunk to fit: one spare entry would be a fifth to a half of it.
 pub(crate) fn shrink<T>(v: &mut Vec<T>) {
-    if v.capacity() > v.len() + v.len() / 4 + 1 {
-        v.shrink_to(v.len() + v.len() / 4 + 1);
+    if v.capacity() > v.len() + v.len() / 4 {
+        v.shrink_to(v.len() + v.len() / 4);
     }
 }
 
