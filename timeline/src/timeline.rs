@@ -213,7 +213,9 @@ impl Timeline {
         }
         let continues = match self.points.last() {
             Some((pt, s)) => s.continues_as(t - pt, &state),
-            None => self.initial.same(&state) && self.horizon == 0,
+            // The initial value holds still (a growing one after a collapse is anchored by a
+            // point at the horizon, which stays).
+            None => state.slope() == 0 && self.initial.same(&state),
         };
         if !continues {
             self.points.push((t, state));
@@ -223,10 +225,17 @@ impl Timeline {
     /// The change from `from` on, to send to a copy of this timeline.
     pub fn delta_from(&self, from: u64) -> Delta {
         let i = self.first_at_or_after(from);
-        Delta {
-            from,
-            points: self.points[i..].to_vec(),
+        let mut points = Vec::with_capacity(self.points.len() - i + 1);
+        // A collapsed timeline's value at its horizon may be its initial value, which a copy
+        // does not share: it travels as a point.
+        if self.horizon > 0
+            && from <= self.horizon
+            && self.points.first().is_none_or(|p| p.0 > self.horizon)
+        {
+            points.push((self.horizon, self.initial.clone()));
         }
+        points.extend_from_slice(&self.points[i..]);
+        Delta { from, points }
     }
 
     /// Applies a delta made by [`Timeline::delta_from`] on the original.
@@ -253,23 +262,28 @@ impl Timeline {
         theirs.get(mine.len()).map(|(t, _)| *t)
     }
 
-    /// Forgets history before `t`: the value at `t` becomes a change point at `t`, and earlier
-    /// points are dropped. Queries before `t` are then refused by the engine. Collapsing before
-    /// 0 (or before an earlier horizon) changes nothing.
+    /// Forgets history before `t`: the value at `t` becomes the initial value, and earlier
+    /// points are dropped. A value growing at `t` (a duration) also stays a change point at
+    /// `t`, where its growth is counted from. Queries before `t` are then refused by the
+    /// engine. Collapsing before 0 (or before an earlier horizon) changes nothing.
     pub fn collapse_before(&mut self, t: u64) {
         if self.horizon >= t {
             return;
         }
-        let i = self.first_at_or_after(t);
-        if i > 0 || self.horizon == 0 {
-            let at_t = self.value_at(t);
-            let keep_point_at_t = self.points.get(i).is_some_and(|(pt, _)| *pt == t);
+        let at_t = self.value_at(t);
+        // The points up to `t`: those before it, and one at it, which the value at `t` is.
+        let i = self.first_at_or_after(t.saturating_add(1));
+        if at_t.slope() == 0 {
             self.points.drain(..i);
-            if !keep_point_at_t {
-                self.points.insert(0, (t, at_t));
+        } else {
+            let at = self.first_at_or_after(t);
+            self.points.drain(..at);
+            if at == i {
+                self.points.insert(0, (t, at_t.clone()));
             }
-            shrink(&mut self.points);
         }
+        self.initial = at_t;
+        shrink(&mut self.points);
         self.horizon = t;
     }
 
@@ -446,15 +460,25 @@ mod tests {
         dur.push(2, d(0, 1));
         dur.push(10, d(8, 0));
         dur.collapse_before(5);
+        // Growing at 5: the point anchors the growth.
         assert_eq!(dur.points(), &[(5, d(3, 1)), (10, d(8, 0))]);
         assert_eq!(dur.value_at(7), d(5, 1));
         assert_eq!(dur.horizon(), Some(5));
+        // Constant at 12: the initial value holds it, and a copy is sent it as a point.
+        dur.collapse_before(12);
+        assert_eq!(dur.points(), &[]);
+        assert_eq!(dur.initial(), &d(8, 0));
+        assert_eq!(dur.value_at(20), d(8, 0));
+        let mut copy = Timeline::new(d(0, 0));
+        copy.apply(&dur.delta_from(0));
+        assert_eq!(copy.value_at(12), d(8, 0));
+        assert_eq!(dur.segments()[0].from, 12);
         // An earlier or equal horizon changes nothing.
         let before = dur.clone();
         dur.collapse_before(3);
-        dur.collapse_before(5);
+        dur.collapse_before(12);
         assert_eq!(dur, before);
-        assert_eq!(dur.horizon(), Some(5));
+        assert_eq!(dur.horizon(), Some(12));
     }
 
     #[test]

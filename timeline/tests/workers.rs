@@ -145,6 +145,33 @@ proptest! {
                 );
             }
         }
+        // A derived node created now starts from its inputs' snapshots, as a worker shared with
+        // a later job does: their history collapsed, their values at the horizon travel as well.
+        // (Not a duration: what it counted before the horizon is gone with its input's history.)
+        for (i, node) in network.plan.nodes.iter().enumerate() {
+            let Some(wired) = network.timeline(i, None) else { continue };
+            if node.op.is_leaf()
+                || matches!(node.op, TimeLineOp::DurationWhere(_) | TimeLineOp::DurationInCurState(_))
+            {
+                continue;
+            }
+            let mut late = DerivedNode::new(&node.op, Some(h)).unwrap();
+            for (slot, &input) in node.inputs.iter().enumerate() {
+                let snapshot = match (&network.leaves[input], &network.derived[input]) {
+                    (Some(l), _) => l.snapshot(),
+                    (_, Some(d)) => d.snapshot(),
+                    _ => unreachable!(),
+                };
+                late.apply(slot, &snapshot).unwrap();
+            }
+            let Ok(late) = late.timeline(None) else { continue };
+            for t in horizon..horizon_of(&query, 200) {
+                prop_assert!(
+                    late.value_at(t).same(&wired.value_at(t)),
+                    "{} started late, at {}: {:?} vs {:?}", node.op, t, late.value_at(t), wired.value_at(t)
+                );
+            }
+        }
     }
 
     #[test]
