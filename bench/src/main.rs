@@ -707,7 +707,11 @@ fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, 
     let mut seconds = 0.0;
     let mut names = Vec::new();
     let mut calls = 0;
-    for batch in batches(w, keys, per_key, 500, BATCH, &mut names) {
+    let batch_size = std::env::var("TIMELINE_BENCH_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(BATCH);
+    for batch in batches(w, keys, per_key, 500, batch_size, &mut names) {
         events += batch.len() as u64;
         // As a high-volume client would: packed (one string), packing timed.
         let start = Instant::now();
