@@ -503,8 +503,19 @@ impl LeafRows {
         let keep_rows_from = keep_from.saturating_sub(spec.window());
         let width = spec.width();
         let mut n = self.cells.partition_point(|c| c.0 < keep_rows_from) / width;
-        if matches!(spec.kind, LeafKind::Latest) {
-            n = n.saturating_sub(1);
+        match spec.kind {
+            LeafKind::Latest => n = n.saturating_sub(1),
+            // Rows before `keep_from` can no longer change (later events only), and of those in
+            // the window, the last that counts keeps the leaf true the longest: the others can
+            // no longer decide anything at or after `keep_from`.
+            LeafKind::HasExistedWithin(_) => {
+                let before = self.cells.partition_point(|c| c.0 < keep_from) / width;
+                n = (n..before)
+                    .rev()
+                    .find(|&i| self.matched(spec, i))
+                    .unwrap_or(before);
+            }
+            _ => {}
         }
         self.cells.drain(..n * width);
         crate::timeline::shrink(&mut self.cells);

@@ -156,3 +156,39 @@ fn events_without_the_key_column_are_refused_whole_batch() {
         Err(QueryError::UnknownKey(_))
     ));
 }
+
+/// A windowed existence collapsed with its last counting row inside the window still decides
+/// the times after the horizon: a late event makes the tree read the leaf again from there.
+#[test]
+fn the_last_counting_row_before_the_horizon_is_kept() {
+    let q =
+        parse_query(r#"has_existed_within(a == 1, 8) && latest_event_to_state(b) == 1"#).unwrap();
+    let options = |retention| EngineOptions {
+        key_column: None,
+        retention,
+    };
+    let mut retained = Engine::new(&q, options(Some(10))).unwrap();
+    let mut full = Engine::new(&q, options(None)).unwrap();
+    let first = [
+        Event::new(16, [("a", Value::from(1))]),
+        Event::new(20, [("a", Value::from(1))]),
+        Event::new(21, [("b", Value::from(1))]),
+        Event::new(33, [("c", Value::from(0))]),
+    ];
+    // Late, at the horizon (33 - 10): the same value of b, so the answer must not change.
+    let late = [Event::new(24, [("b", Value::from(1))])];
+    for engine in [&mut retained, &mut full] {
+        engine.ingest(&first).unwrap();
+        engine.ingest(&late).unwrap();
+    }
+    let horizon = retained.horizon(None).unwrap().unwrap();
+    assert_eq!(horizon, 23);
+    for t in horizon..40 {
+        assert_eq!(
+            retained.value_at(None, t).unwrap(),
+            full.value_at(None, t).unwrap(),
+            "at {t}"
+        );
+    }
+    assert_eq!(full.value_at(None, 27).unwrap(), State::bool(true));
+}
