@@ -472,13 +472,8 @@ impl Engine {
                 let state = &mut self.states[marks.state[b]];
                 let dirty = &mut marks.dirty[b * n..(b + 1) * n];
                 let moved = marks.origin_moved[b];
-                state.propagate(
-                    layout,
-                    &mut self.rebuilt,
-                    dirty,
-                    moved,
-                    &mut self.mismatches,
-                );
+                let mismatches = &mut self.mismatches;
+                state.propagate(layout, &mut self.rebuilt, dirty, moved, mismatches);
                 dirty.fill(None);
                 marks.origin_moved[b] = None;
             }

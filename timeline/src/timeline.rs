@@ -271,16 +271,11 @@ impl Timeline {
             return;
         }
         let at_t = self.value_at(t);
-        // The points up to `t`: those before it, and one at it, which the value at `t` is.
+        // The points up to `t` (before it, and one at it): the value at `t` stands for them.
         let i = self.first_at_or_after(t.saturating_add(1));
-        if at_t.slope() == 0 {
-            self.points.drain(..i);
-        } else {
-            let at = self.first_at_or_after(t);
-            self.points.drain(..at);
-            if at == i {
-                self.points.insert(0, (t, at_t.clone()));
-            }
+        self.points.drain(..i);
+        if at_t.slope() != 0 {
+            self.points.insert(0, (t, at_t.clone()));
         }
         self.initial = at_t;
         shrink(&mut self.points);
