@@ -695,8 +695,23 @@ fn cli(
     })
 }
 
+/// The components runner's events per ingest call: `TIMELINE_BENCH_BATCH`, else [`BATCH`].
+fn components_batch() -> Result<usize, String> {
+    let Ok(text) = std::env::var("TIMELINE_BENCH_BATCH") else {
+        return Ok(BATCH);
+    };
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=timeline::limits::MAX_BATCH_EVENTS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "TIMELINE_BENCH_BATCH is {text:?}: give a number of events per ingest call from 1 to {}",
+            timeline::limits::MAX_BATCH_EVENTS
+        )),
+    }
+}
+
 /// The four components on the emulated Golem, fed through the driver in batches.
 fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, String> {
+    let batch_size = components_batch()?;
     let logs = std::env::temp_dir().join(format!("timeline-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&logs);
     let sys = TimelineSystem::start(&components_dir(), &logs).map_err(|e| format!("{e:#}"))?;
@@ -707,10 +722,6 @@ fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, 
     let mut seconds = 0.0;
     let mut names = Vec::new();
     let mut calls = 0;
-    let batch_size = std::env::var("TIMELINE_BENCH_BATCH")
-        .ok()
-        .and_then(|b| b.parse().ok())
-        .unwrap_or(BATCH);
     for batch in batches(w, keys, per_key, 500, batch_size, &mut names) {
         events += batch.len() as u64;
         // As a high-volume client would: packed (one string), packing timed.

@@ -51,3 +51,22 @@ fn every_runner_agrees_on_every_query() {
         "{stdout}"
     );
 }
+
+/// A batch size that is not a positive count within the engine's batch limit is refused before
+/// anything runs (0 would hand over empty batches forever).
+#[test]
+fn a_bad_components_batch_size_is_refused() {
+    for bad in ["0", "-1", "lots", "", "99999999999999999999999", "2000000"] {
+        let result = Command::new(env!("CARGO_BIN_EXE_timeline-bench"))
+            .args(["--child", "components", "cirr", "10", "10"])
+            .env("TIMELINE_BENCH_BATCH", bad)
+            .output()
+            .expect("the bench runs");
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert!(
+            stderr.contains("TIMELINE_BENCH_BATCH is") && stderr.contains("from 1 to"),
+            "{bad:?}: {stderr}"
+        );
+    }
+}
