@@ -748,7 +748,7 @@ fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, 
             .map_err(|e| format!("{e:#}"))?;
         answers.insert(name.clone(), as_int(&v));
     }
-    // A point query is the smallest call: the driver asks the result worker.
+    // A point query is the smallest call: one to the worker holding the key.
     let reads = if w.aggregate.is_some() {
         1
     } else {
@@ -757,9 +757,9 @@ fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, 
     let per_query = queries.elapsed().as_secs_f64() / reads as f64;
     let read_invocations = (sys.golem.counters().invocations - reads_before) / reads as u64;
     let read = if w.aggregate.is_some() {
-        "an aggregate-result call through the driver"
+        "an aggregate-at call to the merge worker"
     } else {
-        "a point query through the driver"
+        "a point query to the result worker"
     };
     let _ = std::fs::remove_dir_all(&logs);
     Ok(Measurement {

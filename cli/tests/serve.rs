@@ -166,12 +166,13 @@ fn the_readme_http_calls_work_against_serve_and_survive_a_restart() {
         shards: 1,
     };
     let result_worker = plan.nodes[plan.root()].worker_name(&scope, 0);
-    // The README's calls, as written, through a `curl` that points localhost:9881 at this server
-    // and fails the script on any status but 200 or any `err` in the answer.
+    // The README's calls, as written, through a `curl` that points localhost:9881 at this server,
+    // prints the answer as curl does (`RESULT_WORKER=$(curl …)` reads it), and fails the script
+    // on any status but 200 or any `err` in the answer.
     let log = data.join("answers.log");
     let wrapper = format!(
         r#"set -euo pipefail
-DRIVER_ID={driver}; TIMELINE_PROCESSOR_ID={timelines}; RESULT_WORKER={result_worker}
+DRIVER_ID={driver}; TIMELINE_PROCESSOR_ID={timelines}
 curl() {{
   local args=() a
   for a in "$@"; do args+=("${{a//http:\/\/localhost:9881/{base}}}"); done
@@ -181,13 +182,15 @@ curl() {{
   printf '%s\n' "$body" >> {log}
   if [ "$code" != 200 ]; then echo "HTTP $code: $body" >&2; exit 1; fi
   case "$body" in *'"value":[{{"err"'*) echo "error answer: $body" >&2; exit 1;; esac
+  printf '%s\n' "$body"
 }}
 "#,
         base = server.url.replace('/', "\\/"),
         log = log.display(),
     );
     let script = wrapper + &readme_http_script();
-    let calls = script.matches("\ncurl ").count();
+    // `curl …`, and `NAME=$(curl … | sed …)` (a worker's name from `locate`).
+    let calls = script.matches("\ncurl ").count() + script.matches("=$(curl ").count();
     assert!(
         calls >= 9,
         "the README's curl calls were not found:\n{script}"
@@ -208,11 +211,18 @@ curl() {{
         .map(json)
         .collect();
     assert_eq!(answers.len(), calls, "one answer per call");
+    // The README's `locate` of session s1 named the CIRR job's result worker.
+    assert!(
+        answers
+            .iter()
+            .any(|a| a["result"]["value"][0]["ok"]["worker-name"] == result_worker.as_str()),
+        "no locate answer named {result_worker}"
+    );
     // The aggregate job's rows, as the README shows them.
     let rows = answers
         .iter()
         .find(|a| a["result"]["value"][0]["ok"][0]["values"].is_array())
-        .expect("the aggregate-result answer");
+        .expect("the aggregate-at answer");
     assert_eq!(
         rows["result"]["value"][0]["ok"][0],
         json(
@@ -297,7 +307,7 @@ curl() {{
         );
     };
     compare(&golem);
-    // Restart: every job and result survives, read with the README's `result` call again.
+    // Restart: every job and result survives, read with the README's `get-result` call again.
     server.stop();
     let server = Server::start(&data);
     let golem = |args: &[&str]| -> String {
@@ -308,11 +318,11 @@ curl() {{
     compare(&golem);
     let result_call = readme_http_script()
         .split("\ncurl ")
-        .find(|c| c.contains("%7Bresult%7D"))
+        .find(|c| c.contains("%7Bget-result%7D"))
         .map(|c| c.to_string())
-        .expect("the README's result call");
+        .expect("the README's get-result call");
     let again = format!(
-        "{}\nEV='{{\"type\":\"Variant\",\"cases\":[{{\"name\":\"string-value\",\"typ\":{{\"type\":\"Str\"}}}},{{\"name\":\"int-value\",\"typ\":{{\"type\":\"S64\"}}}},{{\"name\":\"float-value\",\"typ\":{{\"type\":\"F64\"}}}},{{\"name\":\"bool-value\",\"typ\":{{\"type\":\"Bool\"}}}}]}}'\nG={}/v1/components/{driver}/workers/timeline-driver/invoke-and-await\ncurl {result_call}",
+        "{}\nEV='{{\"type\":\"Variant\",\"cases\":[{{\"name\":\"string-value\",\"typ\":{{\"type\":\"Str\"}}}},{{\"name\":\"int-value\",\"typ\":{{\"type\":\"S64\"}}}},{{\"name\":\"float-value\",\"typ\":{{\"type\":\"F64\"}}}},{{\"name\":\"bool-value\",\"typ\":{{\"type\":\"Bool\"}}}}]}}'\nW={}/v1/components/{timelines}/workers/{result_worker}/invoke-and-await\ncurl {result_call}",
         "set -euo pipefail",
         server.url
     );

@@ -2,6 +2,8 @@
 
 use crate::emulator::{component_id, Golem, WorkerId};
 use anyhow::{anyhow, bail, Context, Result};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use timeline::aggregate::{AggFn, AggSegment, GroupRow, GroupSelector, Num};
 use timeline::{Event, Segment, State, Value};
@@ -28,9 +30,14 @@ pub fn components_dir() -> PathBuf {
 }
 
 /// The four timeline components on an emulated Golem, and the driver worker users call.
+///
+/// Results are read as a client over HTTP should read them: from the node worker the job's plan
+/// names for the key (its shard's), not through the driver, so reads leave the driver's log,
+/// which it replays when it recovers, as it was. The plans are kept here once seen.
 pub struct TimelineSystem {
     pub golem: Golem,
     pub driver: WorkerId,
+    plans: RefCell<HashMap<String, PlanView>>,
 }
 
 const DRIVER_API: &str = "timeline:driver/api";
@@ -165,6 +172,7 @@ fn ok(v: Vec<Val>) -> Result<Option<Val>> {
 pub struct PlanView {
     pub job_name: String,
     pub query: String,
+    pub shards: u32,
     pub result_node: String,
     pub nodes: Vec<NodeView>,
 }
@@ -214,6 +222,10 @@ impl PlanView {
         Ok(PlanView {
             job_name: string(field(v, "job-name")?)?,
             query: string(field(v, "query")?)?,
+            shards: match field(v, "shards")? {
+                Val::U32(n) => *n,
+                other => bail!("shards: {other:?}"),
+            },
             result_node: string(field(v, "result-node")?)?,
             nodes,
         })
@@ -225,6 +237,24 @@ impl PlanView {
             .iter()
             .find(|n| n.node_id == self.result_node)
             .expect("the result node is in the plan")
+    }
+
+    /// The worker holding `key` for node `node` (the result node if none), as the driver's
+    /// `locate` finds it: the worker of the key's shard, or a node's only worker.
+    pub fn locate(&self, node: Option<&str>, key: Option<&Value>) -> Result<&WorkerId> {
+        let id = node.unwrap_or(&self.result_node);
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.node_id == id)
+            .ok_or_else(|| anyhow!("job \"{}\" has no node {id}", self.job_name))?;
+        let shard = match node.workers.len() {
+            1 => 0,
+            _ => timeline::shard_of(key, self.shards) as usize,
+        };
+        node.workers
+            .get(shard)
+            .ok_or_else(|| anyhow!("node {id} has no worker for shard {shard}"))
     }
 }
 
@@ -260,6 +290,85 @@ impl TimelineSystem {
                 component_id: component_id("driver"),
                 worker_name: "timeline-driver".into(),
             },
+            plans: RefCell::default(),
+        })
+    }
+
+    /// The same system, reached through the driver worker `driver` (any name: a driver worker
+    /// per job or per client), knowing no plan yet.
+    pub fn through(&self, driver: &str) -> TimelineSystem {
+        TimelineSystem {
+            golem: self.golem.clone(),
+            driver: WorkerId {
+                component_id: self.driver.component_id.clone(),
+                worker_name: driver.into(),
+            },
+            plans: RefCell::default(),
+        }
+    }
+
+    /// Keeps a plan the driver returned, for reads.
+    fn keep(&self, plan: PlanView) -> PlanView {
+        self.plans
+            .borrow_mut()
+            .insert(plan.job_name.clone(), plan.clone());
+        plan
+    }
+
+    /// The plan of job `job`: the one seen, else the driver's (`jobs`).
+    pub fn plan(&self, job: &str) -> Result<PlanView> {
+        if let Some(plan) = self.plans.borrow().get(job) {
+            return Ok(plan.clone());
+        }
+        let plans = self.jobs()?;
+        let names: Vec<&str> = plans.iter().map(|p| p.job_name.as_str()).collect();
+        match plans.iter().find(|p| p.job_name == job) {
+            Some(plan) => Ok(plan.clone()),
+            None => bail!("no job named \"{job}\"; jobs: [{}]", names.join(", ")),
+        }
+    }
+
+    /// Calls `function` of the node worker holding `key` for node `node` of job `job`.
+    fn read(
+        &self,
+        job: &str,
+        node: Option<&str>,
+        key: Option<&Value>,
+        function: &str,
+        params: &[Val],
+    ) -> Result<Option<Val>> {
+        let plan = self.plan(job)?;
+        let worker = plan.locate(node, key)?;
+        let interface = match self.golem.component_name(&worker.component_id) {
+            Some("event-processor") => "timeline:event-processor/api",
+            Some("timeline-processor") => "timeline:timeline-processor/api",
+            other => bail!("the plan names a worker of {other:?}, which holds no results"),
+        };
+        ok(self
+            .golem
+            .invoke(worker, &format!("{interface}.{{{function}}}"), params)?)
+    }
+
+    /// Calls `function` of an aggregate job's merge worker (its result node's one worker).
+    fn read_aggregate(&self, job: &str, function: &str, params: &[Val]) -> Result<Option<Val>> {
+        let plan = self.plan(job)?;
+        if plan.result().kind != "aggregate" {
+            bail!("job \"{job}\" does not aggregate across keys: read its result per key with result or result-range");
+        }
+        self.read(job, None, None, function, params)
+    }
+
+    /// `driver.locate`: the worker holding `key` for node `node` (the result node if none).
+    pub fn locate(&self, job: &str, node: Option<&str>, key: Option<&Value>) -> Result<WorkerId> {
+        let params = [
+            Val::String(job.into()),
+            opt(node.map(|n| Val::String(n.into()))),
+            opt(key.map(event_value)),
+        ];
+        let worker = ok(self.call("locate", &params)?)?.context("no worker")?;
+        Ok(WorkerId {
+            component_id: string(field(&worker, "component-id")?)?,
+            worker_name: string(field(&worker, "worker-name")?)?,
         })
     }
 
@@ -298,14 +407,14 @@ impl TimelineSystem {
             &[q, Self::options(job, key_column, shards, retention)],
         )?)?
         .context("no plan")?;
-        PlanView::read(&plan)
+        Ok(self.keep(PlanView::read(&plan)?))
     }
 
     /// `driver.run` with any query value (a flat tree, say).
     pub fn run_query(&self, job: &str, query: Val, key_column: Option<&str>) -> Result<PlanView> {
         let plan = ok(self.call("run", &[query, Self::options(job, key_column, 1, None)])?)?
             .context("no plan")?;
-        PlanView::read(&plan)
+        Ok(self.keep(PlanView::read(&plan)?))
     }
 
     /// `driver.explain`.
@@ -319,7 +428,10 @@ impl TimelineSystem {
     /// `driver.jobs`: the plans of every job.
     pub fn jobs(&self) -> Result<Vec<PlanView>> {
         match self.call("jobs", &[])?.as_slice() {
-            [Val::List(plans)] => plans.iter().map(PlanView::read).collect(),
+            [Val::List(plans)] => plans
+                .iter()
+                .map(|p| Ok(self.keep(PlanView::read(p)?)))
+                .collect(),
             other => bail!("jobs returned {other:?}"),
         }
     }
@@ -342,7 +454,8 @@ impl TimelineSystem {
         }
     }
 
-    /// `driver.result`: the job's result (or node `node`'s) at `t` for `key`.
+    /// The job's result (or node `node`'s) at `t` for `key`: `get-result` of the worker
+    /// holding the key.
     pub fn result(
         &self,
         job: &str,
@@ -350,16 +463,16 @@ impl TimelineSystem {
         key: Option<&Value>,
         t: u64,
     ) -> Result<State> {
-        let params = [
-            Val::String(job.into()),
-            opt(node.map(|n| Val::String(n.into()))),
-            opt(key.map(event_value)),
-            Val::U64(t),
-        ];
-        read_state(&ok(self.call("result", &params)?)?.context("no state")?)
+        let params = [opt(key.map(event_value)), Val::U64(t)];
+        read_state(
+            &self
+                .read(job, node, key, "get-result", &params)?
+                .context("no state")?,
+        )
     }
 
-    /// `driver.result-range`.
+    /// The segments over `[t1, t2)` of the job's result (or node `node`'s) for `key`:
+    /// `get-range` of the worker holding the key.
     pub fn result_range(
         &self,
         job: &str,
@@ -368,14 +481,8 @@ impl TimelineSystem {
         t1: u64,
         t2: u64,
     ) -> Result<Vec<Segment>> {
-        let params = [
-            Val::String(job.into()),
-            opt(node.map(|n| Val::String(n.into()))),
-            opt(key.map(event_value)),
-            Val::U64(t1),
-            Val::U64(t2),
-        ];
-        match ok(self.call("result-range", &params)?)? {
+        let params = [opt(key.map(event_value)), Val::U64(t1), Val::U64(t2)];
+        match self.read(job, node, key, "get-range", &params)? {
             Some(Val::List(segments)) => segments
                 .iter()
                 .map(|s| {
@@ -396,19 +503,19 @@ impl TimelineSystem {
                     })
                 })
                 .collect(),
-            other => bail!("result-range returned {other:?}"),
+            other => bail!("get-range returned {other:?}"),
         }
     }
 
-    /// `driver.aggregate-result`: an aggregate job's rows at `t` for the selected groups.
+    /// An aggregate job's rows at `t` for the selected groups: `aggregate-at` of its merge worker.
     pub fn aggregate_result(
         &self,
         job: &str,
         groups: &GroupSelector,
         t: u64,
     ) -> Result<Vec<GroupRow>> {
-        let params = [Val::String(job.into()), selector_val(groups), Val::U64(t)];
-        match ok(self.call("aggregate-result", &params)?)? {
+        let params = [selector_val(groups), Val::U64(t)];
+        match self.read_aggregate(job, "aggregate-at", &params)? {
             Some(Val::List(rows)) => rows
                 .iter()
                 .map(|r| {
@@ -433,11 +540,12 @@ impl TimelineSystem {
                     })
                 })
                 .collect(),
-            other => bail!("aggregate-result returned {other:?}"),
+            other => bail!("aggregate-at returned {other:?}"),
         }
     }
 
-    /// `driver.aggregate-range`: per selected group and function, the segments over `[t1, t2)`.
+    /// An aggregate job's segments over `[t1, t2)`, per selected group and function:
+    /// `aggregate-range` of its merge worker.
     pub fn aggregate_range(
         &self,
         job: &str,
@@ -445,13 +553,8 @@ impl TimelineSystem {
         t1: u64,
         t2: u64,
     ) -> Result<Vec<(Option<Value>, AggFn, AggSegment)>> {
-        let params = [
-            Val::String(job.into()),
-            selector_val(groups),
-            Val::U64(t1),
-            Val::U64(t2),
-        ];
-        match ok(self.call("aggregate-range", &params)?)? {
+        let params = [selector_val(groups), Val::U64(t1), Val::U64(t2)];
+        match self.read_aggregate(job, "aggregate-range", &params)? {
             Some(Val::List(segments)) => segments
                 .iter()
                 .map(|s| {

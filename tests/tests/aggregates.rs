@@ -75,7 +75,7 @@ fn aggregate_job_end_to_end() {
     let err = sys
         .result("buffering", None, Some(&Value::from("s1")), 4)
         .unwrap_err();
-    assert!(err.to_string().contains("aggregate-result"), "{err}");
+    assert!(err.to_string().contains("aggregate-at"), "{err}");
     let per_key = plan.nodes.iter().find(|n| n.kind == "derived").unwrap();
     assert!(sys
         .result(

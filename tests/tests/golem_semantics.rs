@@ -4,50 +4,34 @@
 mod common;
 
 use common::*;
-use golem_emulator::{components_dir, TimelineSystem, WorkerId};
+use golem_emulator::{components_dir, TimelineSystem};
 use timeline::{TimeLineOp, Value};
 use wasmtime::component::Val;
 
-const RESULT: &str = "timeline:driver/api.{result}";
-
-/// The same system, reached through another driver worker.
-fn through(sys: &TimelineSystem, driver: &str) -> TimelineSystem {
-    TimelineSystem {
-        golem: sys.golem.clone(),
-        driver: WorkerId {
-            component_id: sys.driver.component_id.clone(),
-            worker_name: driver.into(),
-        },
-    }
-}
+const LOCATE: &str = "timeline:driver/api.{locate}";
 
 #[test]
 fn parameters_that_do_not_fit_fail_the_worker_for_good_until_it_is_deleted() {
     let (sys, dir) = system("mismatch");
     sys.run("j", "count(a == 1)", None, 1, None).unwrap();
-    // One parameter where `result` takes four: Golem 1.1 answers 500 and fails the worker.
+    // One parameter where `locate` takes three: Golem 1.1 answers 500 and fails the worker.
     let err = sys
-        .invoke(&sys.driver, RESULT, &[Val::String("j".into())])
+        .invoke(&sys.driver, LOCATE, &[Val::String("j".into())])
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("Parameter type mismatch: expected 4, got 1 parameters"),
+        err.contains("Parameter type mismatch: expected 3, got 1 parameters"),
         "{err}"
     );
     let err = sys.jobs().unwrap_err().to_string();
     assert!(err.contains("PreviousInvocationFailed"), "{err}");
     // A value of the wrong type does the same to another worker.
-    let other = through(&sys, "another-driver");
+    let other = sys.through("another-driver");
     let err = other
         .invoke(
             &other.driver,
-            RESULT,
-            &[
-                Val::String("j".into()),
-                Val::U64(1),
-                Val::Option(None),
-                Val::U64(1),
-            ],
+            LOCATE,
+            &[Val::String("j".into()), Val::U64(1), Val::Option(None)],
         )
         .unwrap_err()
         .to_string();
@@ -112,7 +96,7 @@ fn a_failed_driver_loses_no_job() {
     let (first, rest) = events.split_at(10);
     sys.ingest("cirr", first).unwrap();
     // A mistyped call fails the driver for good.
-    let _ = sys.invoke(&sys.driver, RESULT, &[Val::String("cirr".into())]);
+    let _ = sys.invoke(&sys.driver, LOCATE, &[Val::String("cirr".into())]);
     assert!(sys
         .ingest("cirr", rest)
         .unwrap_err()
@@ -136,7 +120,7 @@ fn a_failed_driver_loses_no_job() {
         .collect();
     assert_eq!(names, ["cirr", "count"]);
     // Any other driver worker serves them too (say, one per job or per client).
-    let second = through(&sys, "timeline-driver-cirr");
+    let second = sys.through("timeline-driver-cirr");
     assert_same_results(
         &second,
         "cirr",
@@ -163,4 +147,57 @@ fn a_failed_driver_loses_no_job() {
     assert!(err.contains("already runs another query"), "{err}");
     let err = second.ingest("nope", &events).unwrap_err().to_string();
     assert!(err.contains("no job named \"nope\""), "{err}");
+}
+
+#[test]
+fn the_driver_locates_keys_and_reads_leave_its_log_as_it_was() {
+    let (sys, _dir) = system("locate");
+    let plan = sys.run("cirr", CIRR, Some("sessionId"), 3, None).unwrap();
+    let keys: Vec<Value> = (0..12).map(|i| Value::from(format!("s{i}"))).collect();
+    let events: Vec<timeline::Event> = keys
+        .iter()
+        .map(|k| timeline::Event::new(3, [("sessionId", k.clone()), ("cdnChange", "CDN1".into())]))
+        .collect();
+    sys.ingest("cirr", &events).unwrap();
+    // The driver names the worker of each key's shard, for the result node and for any other.
+    let leaf = plan.nodes.iter().find(|n| n.kind == "leaf").unwrap();
+    let mut workers = std::collections::BTreeSet::new();
+    for key in &keys {
+        let located = sys.locate("cirr", None, Some(key)).unwrap();
+        assert_eq!(&located, plan.locate(None, Some(key)).unwrap());
+        let shard = timeline::shard_of(Some(key), 3) as usize;
+        assert_eq!(located, plan.result().workers[shard]);
+        assert_eq!(
+            sys.locate("cirr", Some(&leaf.node_id), Some(key)).unwrap(),
+            leaf.workers[shard]
+        );
+        workers.insert(located.worker_name);
+    }
+    assert_eq!(workers.len(), 3, "twelve keys fall in every shard of three");
+    let err = sys.locate("nope", None, None).unwrap_err().to_string();
+    assert!(err.contains("no job named \"nope\""), "{err}");
+    let err = sys
+        .locate("cirr", Some("n9"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("job \"cirr\" has no node n9"), "{err}");
+
+    // Reads go to the node workers: after a crash the driver replays its own calls (run,
+    // ingest and the locates above), however many reads were made since.
+    let replays_after = |reads: u64| {
+        for t in 0..reads {
+            sys.result("cirr", None, Some(&keys[0]), t).unwrap();
+        }
+        sys.golem.crash(&sys.driver).unwrap();
+        let before = sys.golem.counters().replayed;
+        sys.jobs().unwrap();
+        sys.golem.counters().replayed - before
+    };
+    let without_reads = replays_after(0);
+    assert!(without_reads >= 2, "the driver replays run and ingest");
+    assert_eq!(
+        replays_after(200),
+        without_reads + 1,
+        "only the one `jobs` call more"
+    );
 }

@@ -59,11 +59,14 @@ fn words(text: &str, vars: &HashMap<String, String>) -> Vec<String> {
     out
 }
 
-/// A `curl` call: which worker (`G`: the driver, `W`: the result worker), the function, the body.
+/// A `curl` call: which worker (`G`: the driver; `W`, `M`: the workers the README's `locate`
+/// calls named), the function, the body, and the variable its answer's worker name goes to
+/// (`NAME=$(curl … | sed …)`).
 struct Call {
     target: String,
     function: String,
     body: Json,
+    assign: Option<String>,
 }
 
 /// The shell commands of the README's code blocks, a command running on while a quote is open.
@@ -93,8 +96,14 @@ fn calls(readme: &str) -> Vec<Call> {
     let mut vars: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
     for command in commands(readme) {
-        let trimmed = command.trim();
-        if let Some((name, value)) = trimmed.split_once('=') {
+        let mut trimmed = command.trim();
+        let mut assign = None;
+        if let Some((name, _)) = trimmed.split_once("=$(curl ") {
+            // `NAME=$(curl … | sed …)`: the call, its answer's worker name kept as NAME.
+            let call = &trimmed[name.len() + "=$(".len()..];
+            trimmed = call[..call.rfind(" | sed ").expect("NAME=$(curl … | sed …)")].trim();
+            assign = Some(name.to_string());
+        } else if let Some((name, value)) = trimmed.split_once('=') {
             if name.chars().all(|c| c.is_ascii_uppercase() || c == '_') && !name.is_empty() {
                 let value = words(value, &vars).join(" ");
                 vars.insert(name.to_string(), value);
@@ -130,6 +139,7 @@ fn calls(readme: &str) -> Vec<Call> {
             target: target.to_string(),
             function,
             body,
+            assign,
         });
     }
     out
@@ -146,9 +156,10 @@ fn the_readme_curl_calls_run_as_written() {
         "run",
         "ingest",
         "ingest-packed",
-        "result",
+        "locate",
         "get-result",
-        "aggregate-result",
+        "get-range",
+        "aggregate-at",
         "aggregate-range",
     ] {
         assert!(
@@ -159,18 +170,24 @@ fn the_readme_curl_calls_run_as_written() {
     let dir = std::env::temp_dir().join(format!("readme-curl-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let sys = TimelineSystem::start(&golem_emulator::components_dir(), &dir).unwrap();
-    let mut result_worker: Option<String> = None;
+    // The workers the `locate` calls named, by variable.
+    let mut located: HashMap<String, WorkerId> = HashMap::new();
     let mut answers: HashMap<String, Json> = HashMap::new();
     for call in &calls {
         let (worker, component) = match call.target.as_str() {
             "G" => (sys.driver.clone(), "driver"),
-            "W" => (
-                WorkerId {
-                    component_id: component_id("timeline-processor"),
-                    worker_name: result_worker.clone().expect("the CIRR job ran first"),
-                },
-                "timeline-processor",
-            ),
+            var @ ("W" | "M") => {
+                let name = if var == "W" {
+                    "RESULT_WORKER"
+                } else {
+                    "MERGE_WORKER"
+                };
+                let worker = located
+                    .get(name)
+                    .unwrap_or_else(|| panic!("README: ${var} is used before ${name} is located"))
+                    .clone();
+                (worker, "timeline-processor")
+            }
             other => panic!("README: unknown curl target ${other}"),
         };
         let types = sys
@@ -194,33 +211,27 @@ fn the_readme_curl_calls_run_as_written() {
             "README: {} answered {out}",
             call.function
         );
-        if call.function.ends_with("{run}") && result_worker.is_none() {
-            // `$RESULT_WORKER`: the worker of the CIRR job's result node (one shard).
-            let plan = &out["ok"];
-            let result = plan["result-node"].as_str().unwrap();
-            let node = plan["nodes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|n| n["node-id"] == result)
-                .unwrap();
-            result_worker = Some(
-                node["workers"][0]["worker-name"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
+        if let Some(name) = &call.assign {
+            let worker = &out["ok"];
+            assert_eq!(worker["interface"], "timeline:timeline-processor/api");
+            located.insert(
+                name.clone(),
+                WorkerId {
+                    component_id: component_id("timeline-processor"),
+                    worker_name: worker["worker-name"].as_str().unwrap().to_string(),
+                },
             );
         }
         answers.insert(call.function.clone(), out);
     }
     // What the README says the aggregate calls give back.
     assert_eq!(
-        answers["timeline:driver/api.{aggregate-result}"],
+        answers["timeline:timeline-processor/api.{aggregate-at}"],
         json!({"ok": [{"group": {"string-value": "CDN1"}, "at": 10, "values": [
             {"function": "count", "value": {"int": 1}},
             {"function": "sum", "value": {"int": 1}}]}]})
     );
-    let segments = answers["timeline:driver/api.{aggregate-range}"]["ok"]
+    let segments = answers["timeline:timeline-processor/api.{aggregate-range}"]["ok"]
         .as_array()
         .unwrap()
         .clone();
@@ -228,10 +239,26 @@ fn the_readme_curl_calls_run_as_written() {
         segments.contains(&json!({"group": {"string-value": "CDN1"}, "function": "sum", "from": 6, "to": 60, "value": {"int": 1}, "slope": {"int": 0}})),
         "{segments:?}"
     );
-    // The CIRR job's s1 at 100: the one buffering event sent (at 6) never ends.
+    // The CIRR job's s1 at 100, and over [0, 60): the one buffering event sent (at 6) never
+    // ends, and nothing was played, as the README says.
     assert_eq!(
-        answers["timeline:driver/api.{result}"],
+        answers["timeline:timeline-processor/api.{get-result}"],
         json!({"ok": {"duration": [0, 0]}})
     );
+    assert_eq!(
+        answers["timeline:timeline-processor/api.{get-range}"]["ok"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{}",
+        answers["timeline:timeline-processor/api.{get-range}"]
+    );
+    // The located workers are the plans' result workers: the CIRR job's, the merge worker.
+    let plans = sys.jobs().unwrap();
+    for (var, job) in [("RESULT_WORKER", "cirr"), ("MERGE_WORKER", "buffering")] {
+        let plan = plans.iter().find(|p| p.job_name == job).unwrap();
+        assert_eq!(located[var], plan.result().workers[0], "{var}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
