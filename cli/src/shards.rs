@@ -248,33 +248,83 @@ impl<S: Sink> Shard<'_, S> {
         let mut start = 0;
         let mut line_no = 1;
         while start < body.len() {
-            let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |i| start + i);
-            let line = &body[start..end];
-            start = end + 1;
             line_no += 1;
+            let rest = &body[start..];
+            // One pass finds the cells' ends and the line's: up to the key cell first, then
+            // the rest of the line only if it is this shard's (another's is skipped to its
+            // newline). Positions are from the line's start.
+            ends.clear();
+            let mut marks = memchr::memchr2_iter(b',', b'\n', rest);
+            let mut line_len = None;
+            for i in marks.by_ref() {
+                if rest[i] == b'\n' {
+                    line_len = Some(i);
+                    break;
+                }
+                ends.push(i);
+                if ends.len() > self.key {
+                    break;
+                }
+            }
+            if line_len.is_none() && ends.len() <= self.key {
+                line_len = Some(rest.len()); // the file's last line, without a newline
+            }
+            // Where the key cell ends: at the comma after it, or at the end of the line (less
+            // a `\r`) when it is the last cell; `None` when the line has no key cell.
+            let key_end = match line_len {
+                None => Some(ends[self.key]),
+                Some(len) if ends.len() == self.key => {
+                    Some(len - usize::from(rest[..len].ends_with(b"\r")))
+                }
+                Some(_) => None,
+            };
+            let owner = match key_end {
+                Some(end) => {
+                    let from = if self.key == 0 {
+                        0
+                    } else {
+                        ends[self.key - 1] + 1
+                    };
+                    match &rest[from..end] {
+                        key if key == last.0 && !key.is_empty() => last.1,
+                        key => {
+                            last = (key, shard_of_cell(key, self.shards));
+                            last.1
+                        }
+                    }
+                }
+                // A line without a key cell is malformed: the first shard reports it.
+                None => 0,
+            };
+            if owner != self.shard {
+                let len = line_len.unwrap_or_else(|| {
+                    let from = ends[self.key];
+                    memchr::memchr(b'\n', &rest[from..]).map_or(rest.len(), |j| from + j)
+                });
+                start += len + 1;
+                continue;
+            }
+            if line_len.is_none() {
+                for i in marks {
+                    if rest[i] == b'\n' {
+                        line_len = Some(i);
+                        break;
+                    }
+                    ends.push(i);
+                }
+            }
+            let line_len = line_len.unwrap_or(rest.len());
+            start += line_len + 1;
+            let line = &rest[..line_len];
             let record = line.strip_suffix(b"\r").unwrap_or(line);
             if record.is_empty() {
                 continue;
             }
-            ends.clear();
-            ends.extend(memchr::memchr_iter(b',', record));
             ends.push(record.len());
             let cell = |k: usize| {
                 let from = if k == 0 { 0 } else { ends[k - 1] + 1 };
                 &record[from..ends[k]]
             };
-            // A line without a key cell is malformed: the first shard reports it.
-            let owner = match ends.get(self.key).map(|_| cell(self.key)) {
-                None => 0,
-                Some(key) if key == last.0 && !key.is_empty() => last.1,
-                Some(key) => {
-                    last = (key, shard_of_cell(key, self.shards));
-                    last.1
-                }
-            };
-            if owner != self.shard {
-                continue;
-            }
             if ends.len() != width {
                 return Err((
                     line_no,
@@ -358,6 +408,114 @@ impl Hasher for Fnv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Collects what a shard's engine would ingest.
+    struct Collect(Vec<Event>);
+
+    impl Sink for Collect {
+        fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
+            self.0.extend_from_slice(events);
+            Ok(())
+        }
+    }
+
+    /// The definition: every line, split at newlines, less a `\r`, blank ones skipped, split
+    /// at commas; the events as strings, sorted, or the first bad line.
+    fn reference(header: &str, body: &str) -> Result<Vec<String>, usize> {
+        let names: Vec<&str> = header.split(',').collect();
+        let header = CsvHeader::new(names.iter().map(|c| c.as_bytes()), "time").unwrap();
+        let mut decoder = CsvDecoder::new(&header, TimeUnit::Seconds, None);
+        let mut out = Vec::new();
+        for (i, line) in body.split('\n').enumerate() {
+            let record = line.strip_suffix('\r').unwrap_or(line);
+            if record.is_empty() {
+                continue;
+            }
+            let cells: Vec<&[u8]> = record.split(',').map(str::as_bytes).collect();
+            if cells.len() != names.len() {
+                return Err(i + 2);
+            }
+            out.push(format!(
+                "{:?}",
+                decoder.event(cells.into_iter()).map_err(|_| i + 2)?
+            ));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn eval(header: &str, body: &str, key: &str, shards: usize) -> Result<Vec<String>, usize> {
+        let text = format!("{header}\n{body}");
+        let mut sinks: Vec<Collect> = (0..shards).map(|_| Collect(Vec::new())).collect();
+        let time = TimeSpec::default();
+        let read = eval_csv(
+            "t.csv",
+            text.as_bytes(),
+            &time,
+            Some(key),
+            None,
+            &mut sinks,
+            &mut Progress::hidden(),
+        )
+        .expect("a CSV file without quotes");
+        read.map_err(|e| e.line)?;
+        // Each key is read by one shard alone.
+        let mut owners = std::collections::HashMap::new();
+        for (shard, sink) in sinks.iter().enumerate() {
+            for event in &sink.0 {
+                let key = format!("{:?}", event.get("k"));
+                assert_eq!(*owners.entry(key.clone()).or_insert(shard), shard, "{key}");
+            }
+        }
+        let mut out: Vec<String> = sinks
+            .iter()
+            .flat_map(|s| s.0.iter().map(|e| format!("{e:?}")))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    proptest! {
+        /// Whatever the shard count and the key column's place (first, middle, last), the
+        /// shards together read what the definition reads, and report its first bad line:
+        /// blank lines, `\r\n` endings, a missing last newline, short and long lines.
+        #[test]
+        fn the_shards_read_every_line_as_the_definition_does(
+            lines in proptest::collection::vec(
+                (0u64..50, 0usize..6, 0usize..4, prop_oneof![Just(""), Just("\r")], 0usize..20),
+                0..40,
+            ),
+            key_place in 0usize..3,
+            last_newline: bool,
+        ) {
+            let header = ["time,k,v", "time,v,k", "k,time,v"][key_place];
+            let mut body = String::new();
+            for (t, k, v, cr, shape) in &lines {
+                let (t, k, v) = (t.to_string(), format!("s{k}"), ["a", "b", "1", ""][*v]);
+                let cells: Vec<&str> = match key_place {
+                    0 => vec![&t, &k, v],
+                    1 => vec![&t, v, &k],
+                    _ => vec![&k, &t, v],
+                };
+                match shape {
+                    0 => {}                                     // a blank line
+                    1 => body.push_str(&cells[..2].join(",")), // a cell short
+                    2 => body.push_str(&(cells.join(",") + ",x")), // a cell more
+                    _ => body.push_str(&cells.join(",")),
+                }
+                body.push_str(cr);
+                body.push('\n');
+            }
+            if !last_newline {
+                body.pop();
+            }
+            let want = reference(header, &body);
+            for shards in 1..=3 {
+                prop_assert_eq!(&eval(header, &body, "k", shards), &want, "{} shards", shards);
+            }
+        }
+    }
 
     #[test]
     fn equal_keys_fall_on_the_same_shard() {
