@@ -266,6 +266,7 @@ pub struct WorkerStats {
     pub event_rows: u64,
     pub mismatches: u64,
     pub bytes: u64,
+    pub history_dropped: u64,
 }
 
 impl TimelineSystem {
@@ -608,6 +609,7 @@ impl TimelineSystem {
             event_rows: n("event-rows")?,
             mismatches: n("mismatches")?,
             bytes: n("bytes")?,
+            history_dropped: n("history-dropped")?,
         })
     }
 

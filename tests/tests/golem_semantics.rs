@@ -201,3 +201,61 @@ fn the_driver_locates_keys_and_reads_leave_its_log_as_it_was() {
         "only the one `jobs` call more"
     );
 }
+
+#[test]
+fn a_duration_over_inputs_that_dropped_history_is_refused() {
+    let (sys, _dir) = system("dropped-history");
+    let on_x = "latest_event_to_state(c) == \"x\"";
+    let k = || ("k", Value::from("k1"));
+    // Job A keeps 10 s: after 100 s of events its leaf has dropped what came before 90.
+    sys.run("a", on_x, Some("k"), 1, Some(10)).unwrap();
+    let events: Vec<timeline::Event> = (0..=100)
+        .step_by(5)
+        .map(|t| {
+            timeline::Event::new(
+                t,
+                [k(), ("c", Value::from(["x", "y"][(t / 5 % 2) as usize]))],
+            )
+        })
+        .collect();
+    sys.ingest("a", &events).unwrap();
+    let plan = sys.plan("a").unwrap();
+    assert_eq!(
+        sys.stats(&plan.result().workers[0])
+            .unwrap()
+            .history_dropped,
+        1
+    );
+    // A new duration node over that shared worker would count from the horizon: refused.
+    let duration = format!("duration_where({on_x})");
+    let err = sys
+        .run("b", &duration, Some("k"), 1, Some(10))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("has dropped the history before its retention horizon of 1 key(s)")
+            && err.contains("submit the job with another retention"),
+        "{err}"
+    );
+    // Any other node starts from the shared worker's snapshot and answers as a job that saw
+    // every event (from the horizon on).
+    let negated = format!("!({on_x})");
+    sys.run("c", &negated, Some("k"), 1, Some(10)).unwrap();
+    let key = Value::from("k1");
+    let engine = oracle(&negated.parse().unwrap(), Some("k"), &events);
+    for t in 90..=120 {
+        assert_eq!(
+            sys.result("c", None, Some(&key), t).unwrap(),
+            engine.value_at(Some(&key), t).unwrap(),
+            "at {t}"
+        );
+    }
+    // With another retention the duration's workers start empty, and count every event sent.
+    sys.run("b", &duration, Some("k"), 1, Some(11)).unwrap();
+    sys.ingest("b", &events).unwrap();
+    let engine = oracle(&duration.parse().unwrap(), Some("k"), &events);
+    assert_eq!(
+        sys.result("b", None, Some(&key), 100).unwrap(),
+        engine.value_at(Some(&key), 100).unwrap()
+    );
+}

@@ -99,6 +99,20 @@ impl Guest for Component {
         let mut node = DerivedNode::new(&op, config.retention)?;
         let inputs = inputs_in(&config);
         check_arity(&text, node.arity(), inputs.len())?;
+        // A duration counts from each key's first event: over inputs that already dropped some
+        // key's history before the horizon (a worker shared with an earlier job), it would
+        // count from the horizon and answer wrong. Refuse it instead.
+        if node.measures_from_origin() {
+            for input in &inputs {
+                let dropped = worker_rpc::history_dropped(input)?;
+                if dropped > 0 {
+                    return Err(format!(
+                        "{text}: its input {} (shared with an earlier job) has dropped the history before its retention horizon of {dropped} key(s), so this duration could not count what came before it; submit the job with another retention (its workers start empty) and send its events again",
+                        input.worker_name
+                    ));
+                }
+            }
+        }
         // Inputs may already hold history (a worker shared with an earlier job): start from it.
         for (i, input) in inputs.iter().enumerate() {
             node.apply(i, &worker_rpc::snapshot(input)?)?;

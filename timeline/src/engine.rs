@@ -315,6 +315,10 @@ pub struct Stats {
     pub event_rows: usize,
     pub mismatches: u64,
     pub bytes: usize,
+    /// Keys whose history from their first event to their horizon was dropped (retention):
+    /// their values stand from the horizon on, but a duration started from them now would miss
+    /// what came before it.
+    pub history_dropped: usize,
 }
 
 impl Engine {
@@ -642,6 +646,7 @@ impl Engine {
                 s.bytes += o.heap_bytes() + std::mem::size_of::<Timeline>();
             }
             s.bytes += std::mem::size_of::<KeyState>();
+            s.history_dropped += usize::from(k.origin < k.collapsed_before);
         }
         s
     }

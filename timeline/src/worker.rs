@@ -49,6 +49,11 @@ impl KeyClock {
         }
     }
 
+    /// Whether the key's history from its first event to its horizon was dropped.
+    fn dropped_history(&self) -> bool {
+        self.origin.is_some_and(|o| o < self.collapsed_before)
+    }
+
     /// The times a reader hears of: compared after a batch by [`KeyClock::worth_telling`].
     fn times(&self) -> (Option<u64>, u64) {
         (self.origin, self.max_time)
@@ -250,7 +255,8 @@ impl LeafNode {
             keys: self.keys.len(),
             ..Stats::default()
         };
-        for (_, l) in self.keys.values() {
+        for (c, l) in self.keys.values() {
+            s.history_dropped += usize::from(c.dropped_history());
             s.change_points += l.output.points().len();
             s.event_rows += l.rows(&self.spec);
             s.mismatches += l.mismatches;
@@ -298,6 +304,12 @@ impl DerivedNode {
     /// The number of inputs.
     pub fn arity(&self) -> usize {
         self.input_initials.len()
+    }
+
+    /// Whether the node measures from each key's first event (a duration): it cannot start from
+    /// inputs that dropped a key's history before their horizon (see [`Stats::history_dropped`]).
+    pub fn measures_from_origin(&self) -> bool {
+        self.kind.uses_origin()
     }
 
     /// The whole output of every key, as deltas for a reader that starts from nothing.
@@ -412,6 +424,7 @@ impl DerivedNode {
             ..Stats::default()
         };
         for k in self.keys.values() {
+            s.history_dropped += usize::from(k.clock.dropped_history());
             s.change_points += k.state.output.points().len();
             s.mismatches += k.state.mismatches;
             s.bytes += k.state.heap_bytes()

@@ -147,15 +147,27 @@ proptest! {
         }
         // A derived node created now starts from its inputs' snapshots, as a worker shared with
         // a later job does: their history collapsed, their values at the horizon travel as well.
-        // (Not a duration: what it counted before the horizon is gone with its input's history.)
+        // A duration cannot (what it counted before the horizon is gone with its inputs'
+        // history): its inputs say so, and the worker refuses to start; where they dropped
+        // nothing, it starts right.
         for (i, node) in network.plan.nodes.iter().enumerate() {
             let Some(wired) = network.timeline(i, None) else { continue };
-            if node.op.is_leaf()
-                || matches!(node.op, TimeLineOp::DurationWhere(_) | TimeLineOp::DurationInCurState(_))
-            {
+            if node.op.is_leaf() {
                 continue;
             }
             let mut late = DerivedNode::new(&node.op, Some(h)).unwrap();
+            let dropped: usize = node
+                .inputs
+                .iter()
+                .map(|&input| match (&network.leaves[input], &network.derived[input]) {
+                    (Some(l), _) => l.stats().history_dropped,
+                    (_, Some(d)) => d.stats().history_dropped,
+                    _ => unreachable!(),
+                })
+                .sum();
+            if late.measures_from_origin() && dropped > 0 {
+                continue;
+            }
             for (slot, &input) in node.inputs.iter().enumerate() {
                 let snapshot = match (&network.leaves[input], &network.derived[input]) {
                     (Some(l), _) => l.snapshot(),

@@ -464,6 +464,7 @@ macro_rules! wit_conversions {
                 event_rows: s.event_rows as u64,
                 mismatches: s.mismatches,
                 bytes: s.bytes as u64,
+                history_dropped: s.history_dropped as u64,
             }
         }
         pub fn key_delta_in(d: t::KeyDelta) -> Result<KeyDelta, String> {
@@ -769,6 +770,14 @@ pub fn snapshot(input: &WorkerRef) -> Result<Vec<KeyDelta>, String> {
         .ok_or("snapshot returned nothing")?
         .list()?;
     list.into_iter().map(read_key_delta).collect()
+}
+
+/// How many keys of `input` dropped their history before their horizon (its `stats`).
+pub fn history_dropped(input: &WorkerRef) -> Result<u64, String> {
+    let stats =
+        call_result(input, &input.function("stats"), vec![])?.ok_or("stats returned nothing")?;
+    let [_keys, _points, _rows, _mismatches, _bytes, dropped] = stats.fields()?;
+    dropped.u64()
 }
 
 #[cfg(test)]
