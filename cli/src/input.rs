@@ -541,8 +541,40 @@ impl CsvDecoder {
         &mut self,
         cells: impl Iterator<Item = C>,
     ) -> Result<Event, String> {
+        let mut scratch = std::mem::take(&mut self.fields);
+        scratch.clear();
+        let time = self.decode(cells, &mut scratch);
+        // Moved into an exact-size vector (a spare slot per column would double what the events
+        // hold), without touching a reference count.
+        let mut fields = Vec::with_capacity(scratch.len());
+        fields.append(&mut scratch);
+        self.fields = scratch;
+        Ok(Event {
+            time: time?,
+            fields,
+        })
+    }
+
+    /// [`CsvDecoder::event`] into `out`, whose field vector is reused: a reader that hands its
+    /// events over a chunk at a time decodes each chunk into the last one's, allocating
+    /// nothing per event once the chunk is full.
+    pub fn event_into<'a, C: CellText<'a>>(
+        &mut self,
+        cells: impl Iterator<Item = C>,
+        out: &mut Event,
+    ) -> Result<(), String> {
+        out.fields.clear();
+        out.time = self.decode(cells, &mut out.fields)?;
+        Ok(())
+    }
+
+    /// Pushes the kept fields of a record onto `fields`; returns its time.
+    fn decode<'a, C: CellText<'a>>(
+        &mut self,
+        cells: impl Iterator<Item = C>,
+        fields: &mut Vec<(Arc<str>, Value)>,
+    ) -> Result<u64, String> {
         let mut time = None;
-        self.fields.clear();
         for (k, cell) in cells.enumerate() {
             if !self.keep[k] && k != self.time {
                 continue;
@@ -582,15 +614,10 @@ impl CsvDecoder {
                 }
             };
             if let Some(v) = value {
-                self.fields.push((self.columns[k].clone(), v));
+                fields.push((self.columns[k].clone(), v));
             }
         }
-        let time = time.ok_or("the time cell is missing")?;
-        // Moved into an exact-size vector (a spare slot per column would double what the events
-        // hold), without touching a reference count.
-        let mut fields = Vec::with_capacity(self.fields.len());
-        fields.append(&mut self.fields);
-        Ok(Event { time, fields })
+        Ok(time.ok_or("the time cell is missing")?)
     }
 }
 

@@ -18,8 +18,9 @@ use timeline::aggregate::AggregateEngine;
 use timeline::value::ValueKey;
 use timeline::{Engine, Event, IngestError};
 
-/// Events handed to an engine at a time.
-const CHUNK: usize = 1 << 16;
+/// Events handed to an engine at a time (a few in unit tests, so that chunks follow chunks and
+/// decode into their predecessors' events).
+const CHUNK: usize = if cfg!(test) { 7 } else { 1 << 16 };
 
 /// What a thread feeds its events to: a per-key [`Engine`], or an [`AggregateEngine`] whose
 /// partial aggregates are merged afterwards.
@@ -237,7 +238,10 @@ impl<S: Sink> Shard<'_, S> {
         mut progress: Option<&mut Progress>,
     ) -> Result<S, (usize, String)> {
         let mut decoder = CsvDecoder::new(self.header, self.unit, self.columns);
+        // The chunk's events: the first `filled` are this chunk's, decoded into the last
+        // chunk's (their field vectors reused).
         let mut events: Vec<Event> = Vec::with_capacity(CHUNK);
+        let mut filled = 0;
         // The line of each event in `events`, to locate an error the engine finds.
         let mut lines: Vec<usize> = Vec::with_capacity(CHUNK);
         let width = self.header.columns.len();
@@ -334,34 +338,33 @@ impl<S: Sink> Shard<'_, S> {
                     ),
                 ));
             }
-            let event = decoder
-                .event((0..width).map(cell))
+            if filled == events.len() {
+                events.push(Event::new(0, []));
+            }
+            decoder
+                .event_into((0..width).map(cell), &mut events[filled])
                 .map_err(|m| (line_no, m))?;
-            events.push(event);
+            filled += 1;
             lines.push(line_no);
-            if events.len() == CHUNK {
-                self.ingest(&mut events, &mut lines)?;
+            if filled == CHUNK {
+                self.ingest(&events[..filled], &mut lines)?;
+                filled = 0;
                 if let Some(p) = progress.as_deref_mut() {
                     p.update("reading", offset + start, line_no);
                 }
             }
         }
-        self.ingest(&mut events, &mut lines)?;
+        self.ingest(&events[..filled], &mut lines)?;
         Ok(self.engine)
     }
 
-    fn ingest(
-        &mut self,
-        events: &mut Vec<Event>,
-        lines: &mut Vec<usize>,
-    ) -> Result<(), (usize, String)> {
+    fn ingest(&mut self, events: &[Event], lines: &mut Vec<usize>) -> Result<(), (usize, String)> {
         self.engine.ingest(events).map_err(|e| {
             (
                 lines[e.index],
                 format!("event at time {}: {}", events[e.index].time, e.message),
             )
         })?;
-        events.clear();
         lines.clear();
         Ok(())
     }
