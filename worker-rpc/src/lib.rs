@@ -10,7 +10,7 @@ use golem_rust::bindings::golem::api::host::get_self_metadata;
 use golem_rust::bindings::golem::rpc::types::{
     NodeIndex, RpcError, Uri, WasmRpc, WitNode, WitValue,
 };
-use timeline::aggregate::{AggFn, AggSegment, GroupRow, GroupSelector, Num, PartialBatch};
+use timeline::aggregate::{AggFn, AggSegment, PartialBatch};
 use timeline::{Delta, Event, KeyDelta, State, Value};
 
 mod node_worker;
@@ -637,132 +637,8 @@ pub fn snapshot_partials(input: &WorkerRef) -> Result<PartialBatch, String> {
     PartialBatch::decode(&packed)
 }
 
-// ---------- aggregate answers as WIT values ----------
-
-fn agg_number(n: Num) -> V {
-    match n {
-        Num::Int(i) => V::Variant(0, Some(Box::new(V::S64(i)))),
-        Num::Float(f) => V::Variant(1, Some(Box::new(V::F64(f)))),
-    }
-}
-
-fn read_agg_number(v: V) -> Result<Num, String> {
-    match v {
-        V::Variant(0, Some(x)) => match *x {
-            V::S64(i) => Ok(Num::Int(i)),
-            other => Err(other.wrong("an s64")),
-        },
-        V::Variant(1, Some(x)) => match *x {
-            V::F64(f) if f.is_finite() => Ok(Num::Float(f)),
-            other => Err(other.wrong("a finite f64")),
-        },
-        other => Err(other.wrong("an agg-number")),
-    }
-}
-
-fn read_agg_fn(v: V) -> Result<AggFn, String> {
-    let name = v.string()?;
-    AggFn::from_name(&name).ok_or_else(|| format!("unknown aggregate function {name:?}"))
-}
-
-/// The `group-selector` variant.
-pub fn group_selector(g: &GroupSelector) -> V {
-    match g {
-        GroupSelector::All => V::Variant(0, None),
-        GroupSelector::One(k) => match k.value() {
-            None => V::Variant(1, None),
-            Some(v) => V::Variant(2, Some(Box::new(event_value(&v)))),
-        },
-    }
-}
-
-/// A `list<group-row>`.
-pub fn group_rows(rows: &[GroupRow]) -> V {
-    V::List(
-        rows.iter()
-            .map(|r| {
-                V::Record(vec![
-                    opt(r.group.as_ref(), event_value),
-                    V::U64(r.at),
-                    V::List(
-                        r.values
-                            .iter()
-                            .map(|(f, v)| {
-                                V::Record(vec![V::Str(f.name().into()), opt(*v, agg_number)])
-                            })
-                            .collect(),
-                    ),
-                ])
-            })
-            .collect(),
-    )
-}
-
-pub fn read_group_rows(v: V) -> Result<Vec<GroupRow>, String> {
-    v.list()?
-        .into_iter()
-        .map(|r| {
-            let [group, at, values] = r.fields()?;
-            let values = values
-                .list()?
-                .into_iter()
-                .map(|x| {
-                    let [f, value] = x.fields()?;
-                    Ok((
-                        read_agg_fn(f)?,
-                        value.option()?.map(read_agg_number).transpose()?,
-                    ))
-                })
-                .collect::<Result<_, String>>()?;
-            Ok(GroupRow {
-                group: group.option()?.map(read_event_value).transpose()?,
-                at: at.u64()?,
-                values,
-            })
-        })
-        .collect()
-}
-
 /// A segment of one function of one group, as the `group-segment` record carries it.
 pub type GroupSegment = (Option<Value>, AggFn, AggSegment);
-
-/// A `list<group-segment>`.
-pub fn group_segments(segments: &[GroupSegment]) -> V {
-    V::List(
-        segments
-            .iter()
-            .map(|(g, f, s)| {
-                V::Record(vec![
-                    opt(g.as_ref(), event_value),
-                    V::Str(f.name().into()),
-                    V::U64(s.from),
-                    opt(s.to, V::U64),
-                    opt(s.value, agg_number),
-                    agg_number(s.slope),
-                ])
-            })
-            .collect(),
-    )
-}
-
-pub fn read_group_segments(v: V) -> Result<Vec<GroupSegment>, String> {
-    v.list()?
-        .into_iter()
-        .map(|x| {
-            let [group, f, from, to, value, slope] = x.fields()?;
-            Ok((
-                group.option()?.map(read_event_value).transpose()?,
-                read_agg_fn(f)?,
-                AggSegment {
-                    from: from.u64()?,
-                    to: to.option()?.map(V::u64).transpose()?,
-                    value: value.option()?.map(read_agg_number).transpose()?,
-                    slope: read_agg_number(slope)?,
-                },
-            ))
-        })
-        .collect()
-}
 
 /// The whole current output of an input worker, for a node that starts reading it.
 pub fn snapshot(input: &WorkerRef) -> Result<Vec<KeyDelta>, String> {
