@@ -283,20 +283,13 @@ impl<S: Sink> Shard<'_, S> {
                 Some(_) => None,
             };
             let owner = match key_end {
-                Some(end) => {
-                    let from = if self.key == 0 {
-                        0
-                    } else {
-                        ends[self.key - 1] + 1
-                    };
-                    match &rest[from..end] {
-                        key if key == last.0 && !key.is_empty() => last.1,
-                        key => {
-                            last = (key, shard_of_cell(key, self.shards));
-                            last.1
-                        }
+                Some(end) => match &rest[cell_start(&ends, self.key)..end] {
+                    key if key == last.0 && !key.is_empty() => last.1,
+                    key => {
+                        last = (key, shard_of_cell(key, self.shards));
+                        last.1
                     }
-                }
+                },
                 // A line without a key cell is malformed: the first shard reports it.
                 None => 0,
             };
@@ -325,10 +318,7 @@ impl<S: Sink> Shard<'_, S> {
                 continue;
             }
             ends.push(record.len());
-            let cell = |k: usize| {
-                let from = if k == 0 { 0 } else { ends[k - 1] + 1 };
-                &record[from..ends[k]]
-            };
+            let cell = |k: usize| &record[cell_start(&ends, k)..ends[k]];
             if ends.len() != width {
                 return Err((
                     line_no,
@@ -367,6 +357,15 @@ impl<S: Sink> Shard<'_, S> {
         })?;
         lines.clear();
         Ok(())
+    }
+}
+
+/// Where cell `k` of a line starts, given where its cells before it end (at their commas).
+fn cell_start(ends: &[usize], k: usize) -> usize {
+    if k == 0 {
+        0
+    } else {
+        ends[k - 1] + 1
     }
 }
 

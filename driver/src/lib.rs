@@ -15,7 +15,7 @@ use bindings::exports::timeline::driver::api::{
 };
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use timeline::{shard_of, LeafNode, TimeLineOp};
+use timeline::{worker_index, LeafNode, TimeLineOp};
 use worker_rpc::{call_result, JobNode, JobPlan, WorkerRef, V};
 
 worker_rpc::wit_conversions!(crate::bindings::timeline::types::types: values, events, jobs);
@@ -189,10 +189,7 @@ fn locate(
     let node = plan
         .node(id)
         .ok_or_else(|| format!("job \"{}\" has no node {id}", plan.job_name))?;
-    let shard = match node.workers.len() {
-        1 => 0,
-        _ => shard_of(key, plan.shards) as usize,
-    };
+    let shard = worker_index(key, plan.shards, node.workers.len());
     node.workers.get(shard).cloned().ok_or_else(|| {
         format!(
             "node {id} of job \"{}\" has no worker for shard {shard}",

@@ -248,10 +248,7 @@ impl PlanView {
             .iter()
             .find(|n| n.node_id == id)
             .ok_or_else(|| anyhow!("job \"{}\" has no node {id}", self.job_name))?;
-        let shard = match node.workers.len() {
-            1 => 0,
-            _ => timeline::shard_of(key, self.shards) as usize,
-        };
+        let shard = timeline::worker_index(key, self.shards, node.workers.len());
         node.workers
             .get(shard)
             .ok_or_else(|| anyhow!("node {id} has no worker for shard {shard}"))
@@ -329,6 +326,18 @@ impl TimelineSystem {
         }
     }
 
+    /// Calls `function` of a node worker (an event-processor's or a timeline-processor's).
+    fn call_node(&self, worker: &WorkerId, function: &str, params: &[Val]) -> Result<Option<Val>> {
+        let interface = match self.golem.component_name(&worker.component_id) {
+            Some("event-processor") => "timeline:event-processor/api",
+            Some("timeline-processor") => "timeline:timeline-processor/api",
+            other => bail!("{other:?} workers are not node workers"),
+        };
+        ok(self
+            .golem
+            .invoke(worker, &format!("{interface}.{{{function}}}"), params)?)
+    }
+
     /// Calls `function` of the node worker holding `key` for node `node` of job `job`.
     fn read(
         &self,
@@ -338,16 +347,7 @@ impl TimelineSystem {
         function: &str,
         params: &[Val],
     ) -> Result<Option<Val>> {
-        let plan = self.plan(job)?;
-        let worker = plan.locate(node, key)?;
-        let interface = match self.golem.component_name(&worker.component_id) {
-            Some("event-processor") => "timeline:event-processor/api",
-            Some("timeline-processor") => "timeline:timeline-processor/api",
-            other => bail!("the plan names a worker of {other:?}, which holds no results"),
-        };
-        ok(self
-            .golem
-            .invoke(worker, &format!("{interface}.{{{function}}}"), params)?)
+        self.call_node(self.plan(job)?.locate(node, key)?, function, params)
     }
 
     /// Calls `function` of an aggregate job's merge worker (its result node's one worker).
@@ -356,7 +356,7 @@ impl TimelineSystem {
         if plan.result().kind != "aggregate" {
             bail!("job \"{job}\" does not aggregate across keys: read its result per key with result or result-range");
         }
-        self.read(job, None, None, function, params)
+        self.call_node(plan.locate(None, None)?, function, params)
     }
 
     /// `driver.locate`: the worker holding `key` for node `node` (the result node if none).
@@ -590,15 +590,7 @@ impl TimelineSystem {
 
     /// A node worker's `stats`.
     pub fn stats(&self, worker: &WorkerId) -> Result<WorkerStats> {
-        let interface = match self.golem.component_name(&worker.component_id) {
-            Some("event-processor") => "timeline:event-processor/api",
-            Some("timeline-processor") => "timeline:timeline-processor/api",
-            other => bail!("{other:?} workers have no stats"),
-        };
-        let v = ok(self
-            .golem
-            .invoke(worker, &format!("{interface}.{{stats}}"), &[])?)?
-        .context("no stats")?;
+        let v = self.call_node(worker, "stats", &[])?.context("no stats")?;
         let n = |name: &str| match field(&v, name) {
             Ok(Val::U64(x)) => Ok(*x),
             other => Err(anyhow!("{name}: {other:?}")),

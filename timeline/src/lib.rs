@@ -33,7 +33,7 @@ pub use event::Event;
 pub use flat::{FlatNode, FlatOp};
 pub use op::{CmpOp, Predicate, TimeLineOp, ValidationError};
 pub use parser::{parse_predicate, parse_query, ParseError};
-pub use plan::{node_id, shard_of, Plan, PlanNode, Scope};
+pub use plan::{node_id, shard_of, worker_index, Plan, PlanNode, Scope};
 pub use timeline::{Delta, Segment, Timeline};
 pub use value::{State, Value};
 pub use worker::{DerivedNode, KeyDelta, LeafNode};

@@ -76,6 +76,22 @@ pub fn shard_of(key: Option<&crate::Value>, shards: u32) -> u32 {
     (h % u64::from(shards)) as u32
 }
 
+/// Which of a node's `workers` holds `key`: a node with one worker (an aggregate's merge) holds
+/// every key, any other the worker of the key's shard (of `shards`).
+///
+/// ```
+/// use timeline::{shard_of, worker_index, Value};
+/// let key = Value::from("s1");
+/// assert_eq!(worker_index(Some(&key), 4, 1), 0);
+/// assert_eq!(worker_index(Some(&key), 4, 4), shard_of(Some(&key), 4) as usize);
+/// ```
+pub fn worker_index(key: Option<&crate::Value>, shards: u32, workers: usize) -> usize {
+    match workers {
+        1 => 0,
+        _ => shard_of(key, shards) as usize,
+    }
+}
+
 /// The deterministic name of the worker computing the node with this canonical text for shard
 /// `shard` of `scope` (see [`PlanNode::worker_name`]).
 pub fn worker_name(text: &str, scope: &Scope, shard: u32) -> String {
