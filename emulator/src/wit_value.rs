@@ -269,6 +269,11 @@ enum LoggedNode {
     S16(i16),
     S32(i32),
     S64(i64),
+    /// Floats by their bits, so that every value comes back as it went in: JSON has no NaN
+    /// or infinity (serde_json writes them as `null`, which then does not read back).
+    F32Bits(u32),
+    F64Bits(u64),
+    /// Floats as numbers, as logs written before the bits were; read, never written.
     F32(f32),
     F64(f64),
     Char(char),
@@ -299,8 +304,8 @@ impl From<&WitValue> for LoggedValue {
                     WitNode::PrimS16(x) => LoggedNode::S16(*x),
                     WitNode::PrimS32(x) => LoggedNode::S32(*x),
                     WitNode::PrimS64(x) => LoggedNode::S64(*x),
-                    WitNode::PrimFloat32(x) => LoggedNode::F32(*x),
-                    WitNode::PrimFloat64(x) => LoggedNode::F64(*x),
+                    WitNode::PrimFloat32(x) => LoggedNode::F32Bits(x.to_bits()),
+                    WitNode::PrimFloat64(x) => LoggedNode::F64Bits(x.to_bits()),
                     WitNode::PrimChar(x) => LoggedNode::Char(*x),
                     WitNode::PrimBool(x) => LoggedNode::Bool(*x),
                     WitNode::PrimString(x) => LoggedNode::String(x.clone()),
@@ -334,6 +339,8 @@ impl From<&LoggedValue> for WitValue {
                     LoggedNode::S16(x) => WitNode::PrimS16(*x),
                     LoggedNode::S32(x) => WitNode::PrimS32(*x),
                     LoggedNode::S64(x) => WitNode::PrimS64(*x),
+                    LoggedNode::F32Bits(x) => WitNode::PrimFloat32(f32::from_bits(*x)),
+                    LoggedNode::F64Bits(x) => WitNode::PrimFloat64(f64::from_bits(*x)),
                     LoggedNode::F32(x) => WitNode::PrimFloat32(*x),
                     LoggedNode::F64(x) => WitNode::PrimFloat64(*x),
                     LoggedNode::Char(x) => WitNode::PrimChar(*x),
@@ -346,5 +353,48 @@ impl From<&LoggedValue> for WitValue {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn floats(w: &WitValue) -> Vec<u64> {
+        w.nodes
+            .iter()
+            .map(|n| match n {
+                WitNode::PrimFloat64(x) => x.to_bits(),
+                WitNode::PrimFloat32(x) => u64::from(x.to_bits()),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_float_comes_back_from_the_log_as_it_went_in() {
+        let value = WitValue {
+            nodes: vec![
+                WitNode::PrimFloat64(f64::NAN),
+                WitNode::PrimFloat64(f64::INFINITY),
+                WitNode::PrimFloat64(f64::NEG_INFINITY),
+                WitNode::PrimFloat64(-0.0),
+                WitNode::PrimFloat64(0.1),
+                WitNode::PrimFloat32(f32::NAN),
+                WitNode::PrimFloat32(-1.5),
+            ],
+        };
+        let json = serde_json::to_string(&LoggedValue::from(&value)).unwrap();
+        let back: LoggedValue = serde_json::from_str(&json).unwrap();
+        assert_eq!(floats(&WitValue::from(&back)), floats(&value), "{json}");
+    }
+
+    #[test]
+    fn floats_logged_as_numbers_still_read() {
+        let old: LoggedValue = serde_json::from_str(r#"[{"F64":1.5},{"F32":-2.25}]"#).unwrap();
+        assert_eq!(
+            floats(&WitValue::from(&old)),
+            [1.5f64.to_bits(), u64::from((-2.25f32).to_bits())]
+        );
     }
 }

@@ -181,6 +181,31 @@ fn the_driver_locates_keys_and_reads_leave_its_log_as_it_was() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("job \"cirr\" has no node n9"), "{err}");
+    // Hostile arguments get a clear error and leave the driver serving: a NaN key, a
+    // megabyte-long job name.
+    let nan = Val::Option(Some(Box::new(Val::Variant(
+        "float-value".into(),
+        Some(Box::new(Val::Float64(f64::NAN))),
+    ))));
+    let out = sys
+        .invoke(
+            &sys.driver,
+            LOCATE,
+            &[Val::String("cirr".into()), Val::Option(None), nan],
+        )
+        .unwrap();
+    assert!(format!("{out:?}").contains("NaN"), "{out:?}");
+    let long = "j".repeat(1 << 20);
+    let err = sys.locate(&long, None, None).unwrap_err().to_string();
+    assert!(
+        err.contains("no job named"),
+        "{}",
+        &err[..200.min(err.len())]
+    );
+    assert_eq!(
+        &sys.locate("cirr", None, Some(&keys[0])).unwrap(),
+        plan.locate(None, Some(&keys[0])).unwrap()
+    );
 
     // Reads go to the node workers: after a crash the driver replays its own calls (run,
     // ingest and the locates above), however many reads were made since.
