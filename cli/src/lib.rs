@@ -4,6 +4,7 @@
 //! - [`html`]: a page drawing a query's timelines.
 //! - [`input`]: JSON Lines and CSV, recognised from the first line, with file, line and reason
 //!   for every refusal.
+//! - [`marks`]: the commas and newlines of a CSV body, 64 bytes at a time.
 //! - [`shards`]: a CSV file's keys split over threads, each feeding an engine of its own.
 //! - [`parquet_input`]: Parquet event files, read column by column.
 //! - [`parquet_output`]: answers written as Parquet.
@@ -12,6 +13,7 @@
 
 pub mod html;
 pub mod input;
+pub mod marks;
 pub mod parquet_input;
 pub mod parquet_output;
 pub mod progress;
