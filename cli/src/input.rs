@@ -563,17 +563,20 @@ impl CsvDecoder {
         cells: impl Iterator<Item = C>,
         out: &mut Event,
     ) -> Result<(), String> {
-        out.fields.clear();
         out.time = self.decode(cells, &mut out.fields)?;
         Ok(())
     }
 
-    /// Pushes the kept fields of a record onto `fields`; returns its time.
+    /// Makes `fields` the kept fields of a record; returns its time. Fields already there are
+    /// overwritten in place, a column name that is already in its slot left as it is: events
+    /// of one file carry their columns in the same order, so decoding into a reused event
+    /// usually touches no name's reference count.
     fn decode<'a, C: CellText<'a>>(
         &mut self,
         cells: impl Iterator<Item = C>,
         fields: &mut Vec<(Arc<str>, Value)>,
     ) -> Result<u64, String> {
+        let mut kept = 0;
         let mut time = None;
         for (k, cell) in cells.enumerate() {
             if !self.keep[k] && k != self.time {
@@ -614,9 +617,20 @@ impl CsvDecoder {
                 }
             };
             if let Some(v) = value {
-                fields.push((self.columns[k].clone(), v));
+                let column = &self.columns[k];
+                match fields.get_mut(kept) {
+                    Some((name, value)) => {
+                        if !Arc::ptr_eq(name, column) {
+                            *name = column.clone();
+                        }
+                        *value = v;
+                    }
+                    None => fields.push((column.clone(), v)),
+                }
+                kept += 1;
             }
         }
+        fields.truncate(kept);
         Ok(time.ok_or("the time cell is missing")?)
     }
 }
