@@ -20,6 +20,7 @@ pub mod keys;
 pub mod limits;
 pub mod node;
 pub mod op;
+mod packed;
 pub mod parser;
 pub mod plan;
 pub mod pointwise;

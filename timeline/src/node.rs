@@ -7,6 +7,7 @@
 
 use crate::keys::KeyMap;
 use crate::op::{kleene_and, kleene_or, CmpOp, Predicate, TimeLineOp};
+use crate::packed::{PackedValue, ValueView};
 use crate::timeline::{partition_point_from_end, Reader, Timeline};
 use crate::value::{State, Value, ValueKey};
 use std::sync::Arc;
@@ -183,8 +184,25 @@ pub struct LeafRows {
     /// reads one column, so a row is one cell, its time beside its value in one vector (a row
     /// of a leaf of several columns repeats its time). Whether a row counts (its predicate
     /// holds, or without one its column is present) is evaluated when it is read, rather than
-    /// stored: a flag would take as much room as the time (alignment).
-    cells: Vec<(u64, Option<Value>)>,
+    /// stored: a flag would take as much room as the time (alignment). A cell is 16 bytes, its
+    /// value [packed](PackedValue) in 8.
+    cells: Vec<Cell>,
+}
+
+/// One column of one row: the row's time and the column's value, if the row has it.
+#[derive(Clone, Debug)]
+struct Cell {
+    time: u64,
+    value: PackedValue,
+}
+
+impl Cell {
+    fn empty(time: u64) -> Cell {
+        Cell {
+            time,
+            value: PackedValue::NONE,
+        }
+    }
 }
 
 /// One leaf's state for one key: its rows and its timeline.
@@ -289,13 +307,13 @@ impl LeafRows {
         // In-order arrival appends (one probe of the last row); a late event gallops back.
         let i = self.first_row(width, |t| t < time);
         let slots = i * width..(i + 1) * width;
-        let existed = self.cells.get(slots.start).map(|c| c.0) == Some(time);
+        let existed = self.cells.get(slots.start).map(|c| c.time) == Some(time);
         if existed {
             let mut changed = false;
             for &(j, v) in values {
-                let slot = &mut self.cells[slots.start + j].1;
-                if !slot.as_ref().is_some_and(|old| same_exactly(old, v)) {
-                    *slot = Some(v.clone());
+                let slot = &mut self.cells[slots.start + j].value;
+                if !slot.get().is_some_and(|old| same_exactly(&old, v)) {
+                    *slot = PackedValue::new(Some(v));
                     changed = true;
                 }
             }
@@ -312,19 +330,18 @@ impl LeafRows {
                 }
             }
             if slots.start == self.cells.len() {
-                self.cells.resize(slots.end, (time, None));
+                self.cells.resize(slots.end, Cell::empty(time));
             } else {
                 self.cells.splice(
                     slots.start..slots.start,
-                    std::iter::repeat_n((time, None), width),
+                    std::iter::repeat_n(Cell::empty(time), width),
                 );
             }
             for &(j, v) in values {
-                self.cells[slots.start + j].1 = Some(v.clone());
+                self.cells[slots.start + j].value = PackedValue::new(Some(v));
             }
         }
-        let row = &self.cells[slots.clone()];
-        let verdict = evaluate(spec, |j| row[j].1.as_ref());
+        let verdict = evaluate_row(spec, &self.cells[slots.clone()]);
         if verdict.is_none() {
             *mismatches += 1;
         }
@@ -343,25 +360,24 @@ impl LeafRows {
 
     /// The time of row `i`.
     fn time(&self, width: usize, i: usize) -> u64 {
-        self.cells[i * width].0
+        self.cells[i * width].time
     }
 
     /// The first row whose time fails `before` (which holds for a prefix of the rows), searched
     /// from the end. Every cell of a row carries its time, so the cell found starts a row.
     fn first_row(&self, width: usize, before: impl Fn(u64) -> bool) -> usize {
-        partition_point_from_end(&self.cells, |c| before(c.0)) / width
+        partition_point_from_end(&self.cells, |c| before(c.time)) / width
     }
 
     /// The value of column `j` in row `i`.
-    fn value(&self, width: usize, i: usize, j: usize) -> Option<&Value> {
-        self.cells[i * width + j].1.as_ref()
+    fn value(&self, width: usize, i: usize, j: usize) -> Option<ValueView<'_>> {
+        self.cells[i * width + j].value.get()
     }
 
     /// Whether row `i` counts: its predicate holds (or, without one, its column is present).
     fn matched(&self, spec: &LeafSpec, i: usize) -> bool {
         let width = spec.width();
-        let row = &self.cells[i * width..(i + 1) * width];
-        evaluate(spec, |j| row[j].1.as_ref()) == Some(true)
+        evaluate_row(spec, &self.cells[i * width..(i + 1) * width]) == Some(true)
     }
 
     /// Rebuilds the leaf's timeline `out` from `from` on.
@@ -406,9 +422,9 @@ impl LeafRows {
         match spec.kind {
             LeafKind::Latest => {
                 debug_assert_eq!(width, 1, "latest_event_to_state reads one column");
-                for (t, v) in &self.cells[first..] {
-                    if let Some(v) = v {
-                        out.push(*t, State::Value(v.clone()));
+                for cell in &self.cells[first..] {
+                    if let Some(v) = cell.value.get() {
+                        out.push(cell.time, State::Value((*v).clone()));
                     }
                 }
             }
@@ -461,7 +477,7 @@ impl LeafRows {
                 let mut leave = self.first_row(width, |t| t.saturating_add(d) <= from);
                 let mut enter = leave;
                 while enter < rows && time(enter) <= from {
-                    window.add(matched(enter), key(enter));
+                    window.add(matched(enter), key(enter).as_deref());
                     enter += 1;
                 }
                 out.push(from, window.state());
@@ -477,11 +493,11 @@ impl LeafRows {
                         break; // the window closes only after the end of time
                     }
                     while leave < enter && time(leave).saturating_add(d) == t {
-                        window.remove(matched(leave), key(leave));
+                        window.remove(matched(leave), key(leave).as_deref());
                         leave += 1;
                     }
                     while enter < rows && time(enter) == t {
-                        window.add(matched(enter), key(enter));
+                        window.add(matched(enter), key(enter).as_deref());
                         enter += 1;
                     }
                     out.push(t, window.state());
@@ -502,14 +518,14 @@ impl LeafRows {
         }
         let keep_rows_from = keep_from.saturating_sub(spec.window());
         let width = spec.width();
-        let mut n = self.cells.partition_point(|c| c.0 < keep_rows_from) / width;
+        let mut n = self.cells.partition_point(|c| c.time < keep_rows_from) / width;
         match spec.kind {
             LeafKind::Latest => n = n.saturating_sub(1),
             // Rows before `keep_from` can no longer change (later events only), and of those in
             // the window, the last that counts keeps the leaf true the longest: the others can
             // no longer decide anything at or after `keep_from`.
             LeafKind::HasExistedWithin(_) => {
-                let before = self.cells.partition_point(|c| c.0 < keep_from) / width;
+                let before = self.cells.partition_point(|c| c.time < keep_from) / width;
                 n = (n..before)
                     .rev()
                     .find(|&i| self.matched(spec, i))
@@ -533,7 +549,7 @@ impl LeafRows {
 
     /// Bytes held (an estimate for memory statistics).
     pub fn heap_bytes(&self) -> usize {
-        self.cells.capacity() * std::mem::size_of::<(u64, Option<Value>)>()
+        self.cells.capacity() * std::mem::size_of::<Cell>()
     }
 }
 
@@ -634,6 +650,24 @@ impl Window {
 
 /// Whether a row counts for the leaf: its predicate holds or, without one, its column is there;
 /// `None` when a type mismatch leaves the predicate unknown (such a row does not count).
+/// [`evaluate`] over one row's cells.
+fn evaluate_row(spec: &LeafSpec, row: &[Cell]) -> Option<bool> {
+    match row {
+        [cell] => {
+            let value = cell.value.get();
+            evaluate(spec, |_| value.as_deref())
+        }
+        [a, b] => {
+            let values = [a.value.get(), b.value.get()];
+            evaluate(spec, |j| values[j].as_deref())
+        }
+        _ => {
+            let values: Vec<Option<ValueView>> = row.iter().map(|c| c.value.get()).collect();
+            evaluate(spec, |j| values[j].as_deref())
+        }
+    }
+}
+
 fn evaluate<'a>(spec: &LeafSpec, row: impl Fn(usize) -> Option<&'a Value>) -> Option<bool> {
     match &spec.predicate {
         None => Some(row(0).is_some()),

@@ -33,6 +33,26 @@ impl Str {
     pub fn addr(&self) -> usize {
         self.0.ptr() as usize
     }
+
+    /// The allocation's address, its count kept (for [`crate::packed`], which stores it).
+    pub(crate) fn into_raw(self) -> *const std::ffi::c_void {
+        self.0.into_raw()
+    }
+
+    /// The string back from [`Str::into_raw`].
+    ///
+    /// # Safety
+    /// `address` came from `into_raw`, and the count it kept is given back once (by dropping
+    /// the result once, or never dropping it, as a copy that borrows a live one).
+    pub(crate) unsafe fn from_raw(address: *const std::ffi::c_void) -> Str {
+        Str(triomphe::ThinArc::from_raw(address))
+    }
+
+    /// How many `Str`s share the allocation.
+    #[cfg(test)]
+    pub(crate) fn strong_count(&self) -> usize {
+        triomphe::ThinArc::strong_count(&self.0)
+    }
 }
 
 impl Deref for Str {
