@@ -9,9 +9,13 @@ use timeline::aggregate::{
     AggregateEngine, GroupSelector, MergeAggregateNode, PartialBatch, Query, QueryPlan,
 };
 use timeline::limits::{excerpt, MAX_QUERY_DEPTH};
+use timeline::op::{col, tl_latest_event_to_state};
+use timeline::Event;
 use timeline::{parse_query, wire, Engine, EngineOptions, FlatOp, Plan, TimeLineOp};
-use timeline_cli::input;
+use timeline_cli::input::{self, InputError};
 use timeline_cli::progress::Progress;
+use timeline_cli::shards;
+use timeline_cli::time::TimeSpec;
 
 /// A fuzz target: takes any bytes, panics only when a property fails.
 pub type Target = fn(&[u8]);
@@ -117,7 +121,9 @@ pub fn events(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match input::parse_events("fuzz", text, &mut Progress::hidden()) {
+    let general = input::parse_events("fuzz", text, &mut Progress::hidden());
+    sharded(text, &general);
+    match general {
         Ok(events) => {
             for e in &events {
                 for (_, v) in &e.fields {
@@ -135,6 +141,68 @@ pub fn events(data: &[u8]) {
                 "an error quotes too much: {} bytes",
                 message.len()
             );
+        }
+    }
+}
+
+/// The reader `eval --key` uses for CSV without quotes (`timeline_cli::shards`, cells found 64
+/// bytes at a time), on one and on two threads, against the general reader: keyed by the
+/// header's first column other than `time`, the engines it feeds hold every key the general
+/// reader's events give one engine, each with the same answer (`latest_event_to_state` of the
+/// header's last column), or both refuse the file.
+fn sharded(text: &str, general: &Result<Vec<Event>, InputError>) {
+    let header = text.split('\n').next().unwrap_or("").trim_end_matches('\r');
+    let columns: Vec<&str> = header.split(',').collect();
+    let Some(&key) = columns.iter().find(|c| **c != "time") else {
+        return;
+    };
+    let read = columns.last().expect("split gives one column at least");
+    let query = tl_latest_event_to_state(col(read));
+    let options = EngineOptions {
+        key_column: Some(key.to_string()),
+        retention: None,
+    };
+    let engine = || Engine::new(&query, options.clone()).expect("a valid query");
+    let reference = general.as_ref().ok().and_then(|events| {
+        let mut e = engine();
+        e.ingest(events).ok().map(|_| e)
+    });
+    for threads in [1, 2] {
+        let mut sinks: Vec<Engine> = (0..threads).map(|_| engine()).collect();
+        let Some(read) = shards::eval_csv(
+            "fuzz",
+            text.as_bytes(),
+            &TimeSpec::default(),
+            Some(key),
+            None,
+            &mut sinks,
+            &mut Progress::hidden(),
+        ) else {
+            return; // not a file this reader takes: the general one reads it
+        };
+        match (&reference, read) {
+            (None, Err(_)) => {}
+            (Some(reference), Ok(())) => {
+                let keys: usize = sinks.iter().map(|s| s.keys().len()).sum();
+                assert_eq!(keys, reference.keys().len(), "{threads} threads");
+                for k in reference.keys() {
+                    let expected = reference.timeline(k).expect("its own key");
+                    let found = sinks.iter().find_map(|s| s.timeline(k).ok());
+                    assert_eq!(found, Some(expected), "key {k:?}, {threads} threads");
+                }
+            }
+            (reference, read) => panic!(
+                "{threads} threads: the general reader {} the file, the sharded one {}",
+                if reference.is_some() {
+                    "took"
+                } else {
+                    "refused"
+                },
+                match read {
+                    Ok(()) => "took it".to_string(),
+                    Err(e) => format!("refused it: {e}"),
+                }
+            ),
         }
     }
 }
