@@ -210,7 +210,7 @@ fn keyed_events(max_time: u64, max_len: usize) -> impl Strategy<Value = Vec<Even
     let event = (
         0i64..4,
         0..max_time,
-        prop::collection::vec((column(), value()), 1..3),
+        prop::collection::vec((column(), summable_value()), 1..3),
     )
         .prop_map(|(k, t, fs)| {
             let mut fields = vec![("k", Value::Int(k))];

@@ -254,11 +254,19 @@ pub const COLUMNS: [&str; 3] = ["a", "b", "c"];
 
 pub fn value() -> impl Strategy<Value = Value> {
     prop_oneof![
-        4 => prop_oneof![Just("x"), Just("y"), Just("z")].prop_map(Value::from),
-        4 => (0i64..4).prop_map(Value::Int),
+        10 => summable_value(),
         // Integers too large for a packed row value, stored boxed (`timeline::packed`).
         1 => prop_oneof![Just(1i64 << 47), Just(-(1i64 << 47) - 1)]
             .prop_map(Value::Int),
+    ]
+}
+
+/// [`value`] without the integers beyond 48 bits: sums over groups are compared within a
+/// relative 1e-9, which cannot tell such an integer from itself plus a small float.
+pub fn summable_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => prop_oneof![Just("x"), Just("y"), Just("z")].prop_map(Value::from),
+        4 => (0i64..4).prop_map(Value::Int),
         1 => prop_oneof![Just(0.5), Just(2.0), Just(1.5)].prop_map(Value::Float),
         2 => any::<bool>().prop_map(Value::Bool),
     ]
