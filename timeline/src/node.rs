@@ -648,8 +648,6 @@ impl Window {
     }
 }
 
-/// Whether a row counts for the leaf: its predicate holds or, without one, its column is there;
-/// `None` when a type mismatch leaves the predicate unknown (such a row does not count).
 /// [`evaluate`] over one row's cells.
 fn evaluate_row(spec: &LeafSpec, row: &[Cell]) -> Option<bool> {
     match row {
@@ -668,6 +666,8 @@ fn evaluate_row(spec: &LeafSpec, row: &[Cell]) -> Option<bool> {
     }
 }
 
+/// Whether a row counts for the leaf: its predicate holds or, without one, its column is there;
+/// `None` when a type mismatch leaves the predicate unknown (such a row does not count).
 fn evaluate<'a>(spec: &LeafSpec, row: impl Fn(usize) -> Option<&'a Value>) -> Option<bool> {
     match &spec.predicate {
         None => Some(row(0).is_some()),

@@ -122,14 +122,8 @@ fn spilled(value: Value) -> PackedValue {
 impl Clone for PackedValue {
     fn clone(&self) -> PackedValue {
         match self.tag() {
-            Some(STR) | Some(BOXED) | Some(SPILLED) => {
-                let value = self.get().expect("a value");
-                match self.tag() {
-                    Some(STR) => PackedValue::new(Some(&*value)),
-                    Some(BOXED) => boxed((*value).clone()),
-                    _ => spilled((*value).clone()),
-                }
-            }
+            // What the value owns is taken again, `new` choosing where it goes.
+            Some(STR | BOXED | SPILLED) => PackedValue::new(self.get().as_deref()),
             _ => PackedValue(self.0),
         }
     }
