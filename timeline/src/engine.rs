@@ -5,7 +5,7 @@ use crate::keys::{collapse_point, horizon, index_batch, KeyMap};
 use crate::node::{DerivedKind, LeafRows, NodeSpec};
 use crate::op::TimeLineOp;
 use crate::plan::Plan;
-use crate::pointwise::Pointwise;
+use crate::pointwise::{self, Pointwise};
 use crate::timeline::{Segment, Timeline};
 use crate::value::{State, Value, ValueKey};
 use std::borrow::Cow;
@@ -47,10 +47,8 @@ pub struct Engine {
     /// per engine rather than one per key and node (8 bytes each).
     mismatches: u64,
     routes: LeafRoutes,
-    /// Per plan node, the buffer a [`Role::Rebuilt`] leaf's timeline is built in when its
-    /// readers are evaluated, or the top of a [`Role::OverTree`]'s tree is evaluated in, lent
-    /// to one key at a time (empty for other nodes).
-    rebuilt: Vec<Timeline>,
+    /// Buffers lent to one key at a time while it is recomputed.
+    work: Work,
     key_column: Option<Arc<str>>,
     retention: Option<u64>,
     /// Where each key's state is in `states`.
@@ -242,7 +240,7 @@ impl LeafRoutes {
         }
         // Usually already in order (one field read, or fields in the leaves' order).
         if !out.is_sorted_by_key(|&(l, _, f)| (l, f)) {
-            out.sort_by_key(|&(l, _, f)| (l, f));
+            out.sort_unstable_by_key(|&(l, _, f)| (l, f));
         }
     }
 }
@@ -363,7 +361,11 @@ impl Engine {
             roles,
             slots,
             mismatches: 0,
-            rebuilt,
+            work: Work {
+                rebuilt,
+                pointwise: pointwise::Scratch::default(),
+                old: Vec::new(),
+            },
             routes: LeafRoutes::new(&specs),
             plan,
             specs,
@@ -477,7 +479,7 @@ impl Engine {
                 let dirty = &mut marks.dirty[b * n..(b + 1) * n];
                 let moved = marks.origin_moved[b];
                 let mismatches = &mut self.mismatches;
-                state.propagate(layout, &mut self.rebuilt, dirty, moved, mismatches);
+                state.propagate(layout, &mut self.work, dirty, moved, mismatches);
                 dirty.fill(None);
                 marks.origin_moved[b] = None;
             }
@@ -572,9 +574,9 @@ impl Engine {
                     .iter()
                     .map(|&i| self.node_timeline(key, i))
                     .collect::<Result<Vec<_>, _>>()?;
-                let inputs: Vec<&Timeline> = inputs.iter().map(|tl| tl.as_ref()).collect();
                 let mut tl = Timeline::new(op.initial_state());
-                tree.recompute(&inputs, &mut tl, 0, &mut 0);
+                let scratch = &mut pointwise::Scratch::default();
+                tree.recompute(|i| inputs[i].as_ref(), &mut tl, 0, &mut 0, scratch);
                 tl
             }
         };
@@ -690,18 +692,15 @@ fn input_timeline<'a>(
 fn evaluate_tree(
     tree: &Pointwise,
     (layout, rows, kept): (Layout, &[LeafRows], &[Timeline]),
-    rebuilt: &mut [Timeline],
+    (rebuilt, scratch): (&mut [Timeline], &mut pointwise::Scratch),
     from: u64,
     out: &mut Timeline,
     mismatches: &mut u64,
 ) {
     build_rebuilt(tree, layout, rows, rebuilt, from);
-    let inputs: Vec<&Timeline> = tree
-        .inputs
-        .iter()
-        .map(|&c| input_timeline(layout, kept, rebuilt, c))
-        .collect();
-    tree.recompute(&inputs, out, from, mismatches);
+    let rebuilt = &*rebuilt;
+    let input = |i: usize| input_timeline(layout, kept, rebuilt, tree.inputs[i]);
+    tree.recompute(input, out, from, mismatches, scratch);
 }
 
 /// What [`KeyState::take_event`] borrows to route an event: the engine's routes, and buffers for
@@ -715,6 +714,18 @@ type Route<'a, 'e> = (
 /// Lowers `dirty` (the earliest time from which something must be recomputed) to `t`.
 fn lower_to(dirty: &mut Option<u64>, t: u64) {
     *dirty = Some(dirty.map_or(t, |d| d.min(t)));
+}
+
+/// Buffers lent to one key at a time while it is recomputed, kept for their room.
+#[derive(Clone, Debug)]
+struct Work {
+    /// Per plan node, the buffer a [`Role::Rebuilt`] leaf's timeline is built in when its
+    /// readers are evaluated, or the top of a [`Role::OverTree`]'s tree is evaluated in (empty
+    /// for other nodes).
+    rebuilt: Vec<Timeline>,
+    pointwise: pointwise::Scratch,
+    /// A kept timeline's points from the time it is recomputed from, as they were.
+    old: Vec<(u64, State)>,
 }
 
 /// What the engine knows of each plan node, the same for every key.
@@ -801,7 +812,7 @@ impl KeyState {
     fn propagate(
         &mut self,
         layout: Layout,
-        rebuilt: &mut [Timeline],
+        work: &mut Work,
         dirty: &mut [Option<u64>],
         origin_moved: Option<u64>,
         mismatches: &mut u64,
@@ -821,7 +832,7 @@ impl KeyState {
                 // Inside a pointwise tree, or a leaf only such trees read, rebuilt from its rows
                 // when they need it: no timeline kept, the change passes on to the readers.
                 None => Some(from),
-                Some(slot) => self.recompute(layout, rebuilt, i, slot, from, mismatches),
+                Some(slot) => self.recompute(layout, work, i, slot, from, mismatches),
             };
             if let Some(changed) = changed {
                 for &p in &plan.nodes[i].parents {
@@ -836,7 +847,7 @@ impl KeyState {
     fn recompute(
         &mut self,
         layout: Layout,
-        rebuilt: &mut [Timeline],
+        work: &mut Work,
         i: usize,
         slot: usize,
         from: u64,
@@ -850,7 +861,12 @@ impl KeyState {
         let out = &mut rest[0];
         // The old suffix is moved out, not copied (no reference counts touched); the operators
         // read only what lies before `from`, which stays.
-        let old = out.split_off_from(from);
+        let Work {
+            rebuilt,
+            pointwise,
+            old,
+        } = work;
+        out.split_off_into(from, old);
         match (&specs[i], &roles[i]) {
             (NodeSpec::Leaf(spec), _) => {
                 let r = layout.slots[i].rows.expect("a leaf keeps its rows");
@@ -858,7 +874,7 @@ impl KeyState {
             }
             (_, Role::Pointwise(tree)) => {
                 let key = (layout, &self.rows[..], &*below);
-                evaluate_tree(tree, key, rebuilt, from, out, mismatches);
+                evaluate_tree(tree, key, (rebuilt, pointwise), from, out, mismatches);
             }
             (NodeSpec::Derived(kind), Role::OverTree(tree)) => {
                 // The tree's top lends its (otherwise unused) buffer; it is exact from `from` on,
@@ -868,20 +884,28 @@ impl KeyState {
                     std::mem::replace(&mut rebuilt[top], Timeline::new(State::Unknown));
                 buffer.truncate_from(0);
                 let key = (layout, &self.rows[..], &*below);
-                evaluate_tree(tree, key, rebuilt, from, &mut buffer, mismatches);
+                let work = (&mut rebuilt[..], &mut *pointwise);
+                evaluate_tree(tree, key, work, from, &mut buffer, mismatches);
                 kind.recompute(out, &[&buffer], from, Some(self.origin), mismatches);
                 rebuilt[top] = buffer;
             }
             (NodeSpec::Derived(kind), _) => {
-                let inputs: Vec<&Timeline> = plan.nodes[i]
-                    .inputs
-                    .iter()
-                    .map(|&c| input_timeline(layout, below, rebuilt, c))
-                    .collect();
-                kind.recompute(out, &inputs, from, Some(self.origin), mismatches);
+                // One input or two (`&&`, `||`): read in place, no vector built.
+                let input = |c: &usize| input_timeline(layout, below, rebuilt, *c);
+                let origin = Some(self.origin);
+                match plan.nodes[i].inputs.as_slice() {
+                    [a] => kind.recompute(out, &[input(a)], from, origin, mismatches),
+                    [a, b] => kind.recompute(out, &[input(a), input(b)], from, origin, mismatches),
+                    more => {
+                        let inputs: Vec<&Timeline> = more.iter().map(input).collect();
+                        kind.recompute(out, &inputs, from, origin, mismatches)
+                    }
+                }
             }
         }
-        out.first_difference_from(&old, from)
+        let difference = out.first_difference_from(old, from);
+        old.clear();
+        difference
     }
 
     /// Collapses history older than the retention horizon (see [`collapse_point`]); leaves also

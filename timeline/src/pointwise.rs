@@ -9,7 +9,7 @@
 use crate::node::DerivedKind;
 use crate::op::{kleene_and, kleene_or, CmpOp};
 use crate::plan::Plan;
-use crate::timeline::{partition_point_from_end, Reader, Timeline};
+use crate::timeline::{partition_point_from_end, Timeline};
 use crate::value::{State, Value};
 
 /// A tree of pointwise operators over materialized timelines (its inputs), as a program: each
@@ -114,31 +114,47 @@ impl Pointwise {
         self.steps.len() - 1
     }
 
-    /// Rebuilds `out` from `from` on, given the timelines of [`Pointwise::inputs`] in that order.
+    /// Rebuilds `out` from `from` on; `input(i)` is the timeline of [`Pointwise::inputs`]`[i]`.
     /// Type mismatches met by a comparison are added to `mismatches`, once per change of the
-    /// comparison's operand.
-    pub fn recompute(
+    /// comparison's operand. `scratch` lends the buffers, so that a call allocates nothing.
+    pub fn recompute<'a>(
         &self,
-        inputs: &[&Timeline],
+        input: impl Fn(usize) -> &'a Timeline,
         out: &mut Timeline,
         from: u64,
         mismatches: &mut u64,
+        scratch: &mut Scratch,
     ) {
         out.truncate_from(from);
-        // Per input: the state in force, and the change points still ahead; the pass moves
-        // from one change time of any input to the next.
-        let mut current: Vec<&State> = Vec::with_capacity(inputs.len());
-        let mut pending: Vec<&[(u64, State)]> = Vec::with_capacity(inputs.len());
-        for tl in inputs {
-            current.push(Reader::new(tl, from).state_at(from).0);
-            let pts = tl.points();
-            pending.push(&pts[partition_point_from_end(pts, |(t, _)| *t <= from)..]);
-        }
+        let inputs = self.inputs.len();
+        let Scratch {
+            next,
+            input_changed,
+            changed,
+            values,
+        } = scratch;
+        // Per input, how many of its change points lie at or before the time reached: the
+        // state in force is the last of them (or the initial value), the rest lie ahead. The
+        // pass moves from one change time of any input to the next.
+        next.clear();
+        next.extend(
+            (0..inputs).map(|i| partition_point_from_end(input(i).points(), |(t, _)| *t <= from)),
+        );
+        let state = |i: usize, next: &[usize]| -> &'a State {
+            let tl = input(i);
+            match next[i] {
+                0 => tl.initial(),
+                k => &tl.points()[k - 1].1,
+            }
+        };
         // Only the steps above an input that changed are evaluated again; the others keep
         // their value from the previous change time (at `from`, every step is evaluated).
-        let mut input_changed = vec![true; inputs.len()];
-        let mut changed = vec![true; self.steps.len()];
-        let mut values: Vec<Res> = vec![Res::Bool(None); self.steps.len()];
+        input_changed.clear();
+        input_changed.resize(inputs, true);
+        changed.clear();
+        changed.resize(self.steps.len(), true);
+        values.clear();
+        values.resize(self.steps.len(), None);
         let mut t = from;
         loop {
             for (k, step) in self.steps.iter().enumerate() {
@@ -150,37 +166,53 @@ impl Pointwise {
                 if !changed[k] {
                     continue;
                 }
-                values[k] = match *step {
-                    Step::Input(i) => Res::State(current[i]),
-                    Step::Not(a) => Res::Bool(values[a].as_bool().map(|b| !b)),
-                    Step::And(a, b) => {
-                        Res::Bool(kleene_and(values[a].as_bool(), values[b].as_bool()))
-                    }
-                    Step::Or(a, b) => {
-                        Res::Bool(kleene_or(values[a].as_bool(), values[b].as_bool()))
-                    }
-                    Step::Compare(op, ref c, a) => Res::Bool(compare(op, c, values[a], mismatches)),
+                // A step reading an input reads its state in place; the others are booleans.
+                let operand = |a: usize| match self.steps[a] {
+                    Step::Input(i) => Res::State(state(i, next)),
+                    _ => Res::Bool(values[a]),
                 };
+                let value = match *step {
+                    Step::Input(_) => continue,
+                    Step::Not(a) => operand(a).as_bool().map(|b| !b),
+                    Step::And(a, b) => kleene_and(operand(a).as_bool(), operand(b).as_bool()),
+                    Step::Or(a, b) => kleene_or(operand(a).as_bool(), operand(b).as_bool()),
+                    Step::Compare(op, ref c, a) => compare(op, c, operand(a), mismatches),
+                };
+                values[k] = value;
             }
-            let top = values.last().expect("a tree has a top").as_bool();
+            // The top is an operator, never an input (see `add`).
+            let top = values.last().copied().flatten();
             out.push(t, top.map_or(State::Unknown, State::bool));
             // The next change time of any input.
-            let Some(next) = pending.iter().filter_map(|p| p.first().map(|x| x.0)).min() else {
+            let Some(following) = (0..inputs)
+                .filter_map(|i| input(i).points().get(next[i]).map(|p| p.0))
+                .min()
+            else {
                 break;
             };
-            for ((p, c), moved) in pending.iter_mut().zip(&mut current).zip(&mut input_changed) {
-                *moved = false;
-                if let Some(((pt, state), rest)) = p.split_first() {
-                    if *pt == next {
-                        *c = state;
-                        *p = rest;
-                        *moved = true;
-                    }
-                }
+            for (i, moved) in input_changed.iter_mut().enumerate() {
+                *moved = input(i)
+                    .points()
+                    .get(next[i])
+                    .is_some_and(|p| p.0 == following);
+                next[i] += usize::from(*moved);
             }
-            t = next;
+            t = following;
         }
     }
+}
+
+/// The buffers [`Pointwise::recompute`] works in, kept by its caller between calls.
+#[derive(Clone, Debug, Default)]
+pub struct Scratch {
+    /// Per input: how many of its change points lie at or before the time reached.
+    next: Vec<usize>,
+    /// Per input: whether it changed at the time reached.
+    input_changed: Vec<bool>,
+    /// Per step: whether its value changed at the time reached.
+    changed: Vec<bool>,
+    /// Per step: its value, for the steps that are operators.
+    values: Vec<Option<bool>>,
 }
 
 /// `x op c` at one instant: unknown where `x` is unknown or of another type than `c` (a

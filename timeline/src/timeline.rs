@@ -196,6 +196,13 @@ impl Timeline {
         self.points.split_off(i)
     }
 
+    /// As [`split_off_from`](Self::split_off_from), into `into` (cleared first, its room reused).
+    pub fn split_off_into(&mut self, t: u64, into: &mut Vec<(u64, State)>) {
+        let i = self.first_at_or_after(t);
+        into.clear();
+        into.extend(self.points.drain(i..));
+    }
+
     /// Removes every change point at or after `t`.
     pub fn truncate_from(&mut self, t: u64) {
         let i = self.first_at_or_after(t);
