@@ -10,6 +10,7 @@ use crate::op::{kleene_and, kleene_or, CmpOp, Predicate, TimeLineOp};
 use crate::packed::{PackedValue, ValueView};
 use crate::timeline::{partition_point_from_end, Reader, Timeline};
 use crate::value::{State, Value, ValueKey};
+use smallvec::SmallVec;
 use std::sync::Arc;
 
 /// What a leaf computes.
@@ -470,7 +471,7 @@ impl LeafRows {
                 let mut window = Window {
                     distinct,
                     count: 0,
-                    seen: Distinct::Few(Vec::new()),
+                    seen: Distinct::Few(SmallVec::new()),
                 };
                 let key = |i: usize| self.value(width, i, 0);
                 // Events in (from - d, from] are in the window at `from`.
@@ -564,8 +565,10 @@ struct Window {
 /// Counts per distinct value: a short list searched in order while the values are few (a
 /// card's suburbs, a session's CDNs), where hashing every event's value took a tenth of a
 /// `distinct_within` query's time; a hash map (fast and seeded) past [`FEW_DISTINCT`] values.
+/// The list holds its first few values in place: a window is built for each recomputation
+/// (each in-order event of a key), and a list of its own was an allocation each time.
 enum Distinct {
-    Few(Vec<(ValueKey, u32)>),
+    Few(SmallVec<[(ValueKey, u32); 4]>),
     Many(KeyMap<ValueKey, u32>),
 }
 
