@@ -8,6 +8,7 @@ use crate::plan::Plan;
 use crate::pointwise::{self, Pointwise};
 use crate::timeline::{Segment, Timeline};
 use crate::value::{State, Value, ValueKey};
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -576,7 +577,8 @@ impl Engine {
                     .collect::<Result<Vec<_>, _>>()?;
                 let mut tl = Timeline::new(op.initial_state());
                 let scratch = &mut pointwise::Scratch::default();
-                tree.recompute(|i| inputs[i].as_ref(), &mut tl, 0, &mut 0, scratch);
+                let inputs: Vec<&Timeline> = inputs.iter().map(|tl| tl.as_ref()).collect();
+                tree.recompute(&inputs, &mut tl, 0, &mut 0, scratch);
                 tl
             }
         };
@@ -698,9 +700,13 @@ fn evaluate_tree(
     mismatches: &mut u64,
 ) {
     build_rebuilt(tree, layout, rows, rebuilt, from);
-    let rebuilt = &*rebuilt;
-    let input = |i: usize| input_timeline(layout, kept, rebuilt, tree.inputs[i]);
-    tree.recompute(input, out, from, mismatches, scratch);
+    // On the stack for the trees queries have: no allocation for each in-order event.
+    let inputs: SmallVec<[&Timeline; 8]> = tree
+        .inputs
+        .iter()
+        .map(|&c| input_timeline(layout, kept, rebuilt, c))
+        .collect();
+    tree.recompute(&inputs, out, from, mismatches, scratch);
 }
 
 /// What [`KeyState::take_event`] borrows to route an event: the engine's routes, and buffers for

@@ -114,19 +114,19 @@ impl Pointwise {
         self.steps.len() - 1
     }
 
-    /// Rebuilds `out` from `from` on; `input(i)` is the timeline of [`Pointwise::inputs`]`[i]`.
+    /// Rebuilds `out` from `from` on, given the timelines of [`Pointwise::inputs`] in that order.
     /// Type mismatches met by a comparison are added to `mismatches`, once per change of the
     /// comparison's operand. `scratch` lends the buffers, so that a call allocates nothing.
     pub fn recompute<'a>(
         &self,
-        input: impl Fn(usize) -> &'a Timeline,
+        input: &[&'a Timeline],
         out: &mut Timeline,
         from: u64,
         mismatches: &mut u64,
         scratch: &mut Scratch,
     ) {
         out.truncate_from(from);
-        let inputs = self.inputs.len();
+        let inputs = input.len();
         let Scratch {
             next,
             input_changed,
@@ -138,10 +138,10 @@ impl Pointwise {
         // pass moves from one change time of any input to the next.
         next.clear();
         next.extend(
-            (0..inputs).map(|i| partition_point_from_end(input(i).points(), |(t, _)| *t <= from)),
+            (0..inputs).map(|i| partition_point_from_end(input[i].points(), |(t, _)| *t <= from)),
         );
         let state = |i: usize, next: &[usize]| -> &'a State {
-            let tl = input(i);
+            let tl = input[i];
             match next[i] {
                 0 => tl.initial(),
                 k => &tl.points()[k - 1].1,
@@ -185,13 +185,13 @@ impl Pointwise {
             out.push(t, top.map_or(State::Unknown, State::bool));
             // The next change time of any input.
             let Some(following) = (0..inputs)
-                .filter_map(|i| input(i).points().get(next[i]).map(|p| p.0))
+                .filter_map(|i| input[i].points().get(next[i]).map(|p| p.0))
                 .min()
             else {
                 break;
             };
             for (i, moved) in input_changed.iter_mut().enumerate() {
-                *moved = input(i)
+                *moved = input[i]
                     .points()
                     .get(next[i])
                     .is_some_and(|p| p.0 == following);
