@@ -875,17 +875,24 @@ impl Inner {
             .create(true)
             .append(true)
             .open(&path)?;
-        file.write_all(log_record(entry)?.as_bytes())?;
+        file.write_all(&log_record(entry)?)?;
         Ok(())
     }
 }
 
-/// A log record as written to disk: a checksum of the entry's JSON, the JSON, a newline
-/// (`{16 hex digits} {json}\n`). The checksum and the newline show a record that a crash or a
-/// power cut cut short or garbled.
-fn log_record(entry: &LogEntry) -> Result<String> {
-    let json = serde_json::to_string(entry)?;
-    Ok(format!("{:016x} {json}\n", fnv1a(json.as_bytes())))
+/// A log record as written to disk: the CRC-32 of the entry's JSON, the JSON, a newline
+/// (`{8 hex digits} {json}\n`). The checksum and the newline show a record that a crash or a
+/// power cut cut short or garbled. Logs written before kept a 64-bit FNV-1a hash (16 hex
+/// digits) instead; they still read. The record is built in one buffer, the JSON written
+/// after room for the checksum: a packed batch is logged whole, so every copy of it counts.
+fn log_record(entry: &LogEntry) -> Result<Vec<u8>> {
+    const HEAD: usize = 9; // `{8 hex digits} `
+    let mut record = vec![b' '; HEAD];
+    serde_json::to_writer(&mut record, entry)?;
+    let sum = crc32fast::hash(&record[HEAD..]);
+    record[..HEAD - 1].copy_from_slice(format!("{sum:08x}").as_bytes());
+    record.push(b'\n');
+    Ok(record)
 }
 
 /// Reads a worker's log: its complete records, in order.
@@ -936,10 +943,13 @@ fn read_log(path: &Path) -> Result<Vec<LogEntry>> {
 fn parse_record(record: &[u8]) -> Option<LogEntry> {
     let text = std::str::from_utf8(record).ok()?;
     let (sum, json) = text.split_once(' ')?;
-    let sum = u64::from_str_radix(sum, 16).ok()?;
-    (sum == fnv1a(json.as_bytes()))
-        .then(|| serde_json::from_str(json).ok())
-        .flatten()
+    let matches = match sum.len() {
+        8 => u32::from_str_radix(sum, 16).ok()? == crc32fast::hash(json.as_bytes()),
+        // Records of logs written before the checksum was a CRC-32.
+        16 => u64::from_str_radix(sum, 16).ok()? == fnv1a(json.as_bytes()),
+        _ => false,
+    };
+    matches.then(|| serde_json::from_str(json).ok()).flatten()
 }
 
 /// The 64-bit FNV-1a hash: a stable checksum, the same on every platform and run.
@@ -1047,5 +1057,49 @@ impl wasmtime_wasi::HostMonotonicClock for FixedClock {
     }
     fn now(&self) -> u64 {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::WitNode;
+
+    fn entry() -> LogEntry {
+        LogEntry {
+            function: "timeline:event-processor/api.{ingest-packed}".into(),
+            params: vec![LoggedValue::from(&WitValue {
+                nodes: vec![WitNode::PrimString("e1 5 1 3:cdn s4:CDN1 \"é\\\n".into())],
+            })],
+            calls: Vec::new(),
+        }
+    }
+
+    fn json(e: &LogEntry) -> String {
+        serde_json::to_string(e).expect("an entry serializes")
+    }
+
+    #[test]
+    fn a_record_reads_back_and_a_changed_byte_is_caught() {
+        let record = log_record(&entry()).expect("a record");
+        assert_eq!(record.last(), Some(&b'\n'));
+        let line = &record[..record.len() - 1];
+        let read = parse_record(line).expect("the record reads back");
+        assert_eq!(json(&read), json(&entry()));
+        for at in [0, 7, 9, line.len() / 2, line.len() - 1] {
+            let mut garbled = line.to_vec();
+            garbled[at] ^= 0x01;
+            assert!(parse_record(&garbled).is_none(), "byte {at} changed");
+        }
+    }
+
+    #[test]
+    fn records_of_logs_written_with_the_older_checksum_still_read() {
+        let text = json(&entry());
+        let old = format!("{:016x} {text}", fnv1a(text.as_bytes()));
+        let read = parse_record(old.as_bytes()).expect("an FNV-1a record reads");
+        assert_eq!(json(&read), text);
+        let wrong = format!("{:016x} {text}", fnv1a(text.as_bytes()) ^ 1);
+        assert!(parse_record(wrong.as_bytes()).is_none());
     }
 }

@@ -494,9 +494,18 @@ impl<'a> Reader<'a> {
     fn digits(&mut self) -> Option<u64> {
         let bytes = self.text.as_bytes();
         let start = self.at;
+        // Below this, one more digit cannot overflow. Checked arithmetic only past it: on
+        // wasm32 an overflow-checked u64 multiplication is a call to a 128-bit multiply
+        // (`__multi3`), which was a twentieth of the components' time.
+        const SAFE: u64 = (u64::MAX - 9) / 10;
         let mut n: u64 = 0;
         while let Some(d) = bytes.get(self.at).filter(|b| b.is_ascii_digit()) {
-            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            let d = u64::from(d - b'0');
+            n = if n <= SAFE {
+                n * 10 + d
+            } else {
+                n.checked_mul(10)?.checked_add(d)?
+            };
             self.at += 1;
         }
         (self.at > start).then_some(n)
@@ -858,6 +867,9 @@ mod tests {
             ("e1 5 0  ", 7, "expected an event time"),
             ("e1 5 0x", 6, "expected a space"),
             ("e1 18446744073709551616 0", 3, "an event time"),
+            ("e1 18446744073709551620 0", 3, "an event time"),
+            ("e1 99999999999999999999 0", 3, "an event time"),
+            ("e1 184467440737095516150 0", 3, "an event time"),
             ("e1 5 1 1:é s0:", 9, "splits a character"),
             ("e1 5 1 1:a i-", 12, "expected an integer"),
             ("e1 5 1 1:a i--5", 12, "expected an integer"),
@@ -872,6 +884,9 @@ mod tests {
                 "{text:?}: got {e}, expected byte {at}: …{message}…"
             );
         }
+        // The largest time there is, its last digit read past the unchecked range.
+        let at_max = decode_events("e1 18446744073709551615 0").expect("u64::MAX is a time");
+        assert_eq!(at_max[0].time, u64::MAX);
         let e = decode_key_deltas("d1 - 1 2 3 1 4 x").unwrap_err();
         assert_eq!(e.at, 15);
         assert!(e.to_string().contains("expected a state"), "{e}");

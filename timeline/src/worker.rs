@@ -360,7 +360,7 @@ impl DerivedNode {
             }
             let change = from.and_then(|from| {
                 let old = entry.state.output.split_off_from(from);
-                let inputs: Vec<&Timeline> = entry.inputs.iter().collect();
+                let inputs: smallvec::SmallVec<[&Timeline; 4]> = entry.inputs.iter().collect();
                 entry
                     .state
                     .recompute(&self.kind, &inputs, from, clock.origin);
