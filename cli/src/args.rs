@@ -43,6 +43,8 @@ AGGREGATES:
     for; `--at end` is the latest event time of any key. `--timeline` and `--range` print
     {\"group\": G, \"agg\": \"sum\", \"from\": T1, \"to\": T2, \"value\": V, \"slope\": S} per segment.
     With --threads, each thread aggregates its keys and the partial aggregates are merged.
+    Asked only for --at times (no `end`, --range, --timeline or --retain), events after the
+    last of them are not ingested, and Parquet row groups whose times all lie after it not read.
 
 SERVE:
     Golem 1.1's worker API over HTTP (invoke-and-await, invoke, components, workers) on the four

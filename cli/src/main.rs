@@ -112,8 +112,14 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
     };
     let key_engines: Vec<Engine>;
     let rows = if query.aggregate.is_some() {
-        let make = || AggregateEngine::new(&query, options.clone()).map_err(|e| e.to_string());
-        let mut engines = read_events(a, &files, &columns, threads, &make)?;
+        let until = answers_until(a);
+        let make = || {
+            AggregateEngine::new(&query, options.clone())
+                .map(|e| shards::Until::new(e, until.unwrap_or(u64::MAX), a.key.as_deref()))
+                .map_err(|e| e.to_string())
+        };
+        let engines = read_events(a, &files, &columns, threads, until, &make)?;
+        let mut engines: Vec<AggregateEngine> = engines.into_iter().map(|u| u.sink).collect();
         let horizon = engines.iter().filter_map(|e| e.horizon()).max();
         let last = engines.iter().filter_map(|e| e.last_time()).max();
         let parts = engines.iter_mut().map(|e| e.aggregates()).collect();
@@ -125,7 +131,7 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
         aggregate_rows(&merged, a, horizon, last)?
     } else {
         let make = || Engine::new(&query.op, options.clone()).map_err(|e| e.to_string());
-        key_engines = read_events(a, &files, &columns, threads, &make)?;
+        key_engines = read_events(a, &files, &columns, threads, None, &make)?;
         if a.html {
             let engines: Vec<&Engine> = key_engines.iter().collect();
             return write_page(a, &query, &engines, None);
@@ -148,17 +154,36 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot write the result: {e}"))
 }
 
+/// The latest event time the answers asked for can depend on, when it is known before the
+/// events are read: an aggregate asked only for `--at` times, without retention. (A per-key
+/// answer also lists the keys that started later, an `--at end`, a range or the whole timeline
+/// reads to the last event, and retention refuses events by the latest one.)
+fn answers_until(a: &EvalArgs) -> Option<u64> {
+    let mut latest = None;
+    for at in &a.at {
+        match at {
+            args::At::Time(t) => latest = latest.max(Some(*t)),
+            args::At::End => return None,
+        }
+    }
+    let only_points = a.range.is_none() && !a.timeline && !a.html && a.retain.is_none();
+    latest.filter(|_| only_points)
+}
+
 /// Reads the event files, in order, into `threads` sinks that `make` builds, each key to one
 /// sink: a CSV file without quotes and a Parquet file are read by one thread per sink, each
 /// taking its own keys ([`shards::eval_csv`], [`parquet_input::read_sharded`]); any other file
 /// is read on this thread and its events routed to the
 /// sinks by the same hash, each sink ingesting on a thread of its own ([`shards::ingest_routed`]).
-/// Each key's events reach its sink in file order, as from one file.
+/// Each key's events reach its sink in file order, as from one file. `until`: no answer
+/// depends on events after this time, so Parquet row groups whose times all lie after it are
+/// not read (the sinks skip such events found elsewhere: [`shards::Until`]).
 fn read_events<S: shards::Sink>(
     a: &EvalArgs,
     files: &[String],
     columns: &[String],
     threads: usize,
+    until: Option<u64>,
     make: &(dyn Fn() -> Result<S, String> + Sync),
 ) -> Result<Vec<S>, String> {
     let mut sinks = (0..threads.max(1))
@@ -168,12 +193,12 @@ fn read_events<S: shards::Sink>(
     for path in files {
         if parquet_input::is_parquet(path) {
             if let (Some(key), true) = (&a.key, sinks.len() > 1) {
-                parquet_input::read_sharded(path, &a.time, columns, key, &mut sinks)
+                parquet_input::read_sharded(path, &a.time, columns, until, key, &mut sinks)
                     .map_err(|e| e.to_string())?;
                 continue;
             }
             shards::ingest_routed(&mut sinks, key.as_ref(), path, |route| {
-                parquet_input::for_each_batch(path, &a.time, columns, route)
+                parquet_input::for_each_batch(path, &a.time, columns, until, route)
             })?;
             continue;
         }

@@ -19,6 +19,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, TimeUnit as ArrowUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
+use parquet::file::statistics::Statistics;
 use std::io::Read;
 use std::sync::Arc;
 use timeline::{Event, Value};
@@ -36,13 +37,16 @@ pub fn is_parquet(path: &str) -> bool {
 /// Reads the events of the Parquet file at `path`, handing them to `sink` a batch at a time.
 /// `columns` are the columns to read besides the time (the key and what the query reads); a
 /// column the file lacks is absent from every event.
+/// With `until`, row groups whose times all lie after it (by the time column's statistics)
+/// are not read.
 pub fn for_each_batch(
     path: &str,
     time: &TimeSpec,
     columns: &[String],
+    until: Option<u64>,
     sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
 ) -> Result<(), InputError> {
-    read(path, time, Some(columns), None, sink)
+    read(path, time, Some(columns), until, None, sink)
 }
 
 /// As [`for_each_batch`], every column of the file read (for a client that sends whole events
@@ -52,7 +56,7 @@ pub fn for_each_batch_of_all_columns(
     time: &TimeSpec,
     sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
 ) -> Result<(), InputError> {
-    read(path, time, None, None, sink)
+    read(path, time, None, None, None, sink)
 }
 
 /// Which rows a reader keeps: those whose `key` column falls on `shard` of `shards` (by
@@ -68,10 +72,12 @@ struct Part<'a> {
 /// file but building events only for the rows of its own keys (by the `key` column), so that
 /// events are made, ingested and freed on one thread. Each key's events reach its sink in file
 /// order. On an error, the first bad row among the threads is reported and the sinks are gone.
+/// `until`: as in [`for_each_batch`].
 pub fn read_sharded<S: Sink>(
     path: &str,
     time: &TimeSpec,
     columns: &[String],
+    until: Option<u64>,
     key: &str,
     sinks: &mut Vec<S>,
 ) -> Result<(), InputError> {
@@ -84,7 +90,7 @@ pub fn read_sharded<S: Sink>(
             .map(|(shard, mut sink)| {
                 scope.spawn(move || {
                     let part = Part { key, shard, shards };
-                    read(path, time, Some(columns), Some(part), |events| {
+                    read(path, time, Some(columns), until, Some(part), |events| {
                         sink.ingest(events).map_err(|e| {
                             format!("an event at time {}: {}", events[e.index].time, e.message)
                         })
@@ -117,11 +123,13 @@ pub fn read_sharded<S: Sink>(
     }
 }
 
-/// Reads the file, `columns` (`None`: all) besides the time, the rows of `part` (`None`: all).
+/// Reads the file, `columns` (`None`: all) besides the time, the rows of `part` (`None`: all),
+/// skipping the row groups whose times all lie after `until`.
 fn read(
     path: &str,
     time: &TimeSpec,
     columns: Option<&[String]>,
+    until: Option<u64>,
     part: Option<Part<'_>>,
     mut sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
 ) -> Result<(), InputError> {
@@ -157,11 +165,15 @@ fn read(
     roots.sort_unstable();
     roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let groups = row_groups(&builder, time, schema.field(time_index).data_type(), until);
     let reader = builder
         .with_projection(mask)
+        .with_row_groups(groups.iter().map(|g| g.index).collect())
         .with_batch_size(1 << 16)
         .build()
         .map_err(|e| fail(0, format!("not a readable Parquet file: {e}")))?;
+    // Rows are counted among those read; errors name the row in the file.
+    let fail = |row: usize, message: String| fail(file_row(&groups, row), message);
     let mut row = 0usize;
     let mut events: Vec<Event> = Vec::new();
     let mut strings = Strings::default();
@@ -174,6 +186,84 @@ fn read(
         events.clear();
     }
     Ok(())
+}
+
+/// A row group to read: its index, its first row's number in the file (from 1), its rows.
+struct RowGroup {
+    index: usize,
+    first_row: usize,
+    rows: usize,
+}
+
+/// The row groups to read, in order: every one, or with `until`, those whose time column may
+/// hold a time at or before it. A group is skipped only when its statistics give its least
+/// time, and that lies after `until` (the time's type known, its least value not negative).
+fn row_groups(
+    builder: &ParquetRecordBatchReaderBuilder<std::fs::File>,
+    time: &TimeSpec,
+    time_type: &DataType,
+    until: Option<u64>,
+) -> Vec<RowGroup> {
+    let leaf = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .position(|c| c.path().parts() == [time.column.as_str()]);
+    let mut first_row = 1;
+    let mut groups = Vec::new();
+    for (index, group) in builder.metadata().row_groups().iter().enumerate() {
+        let least = leaf
+            .and_then(|l| group.column(l).statistics())
+            .and_then(|s| least_time(s, time_type, time.unit));
+        let rows = usize::try_from(group.num_rows()).unwrap_or(0);
+        if until.is_none_or(|u| least.is_none_or(|least| least <= u)) {
+            groups.push(RowGroup {
+                index,
+                first_row,
+                rows,
+            });
+        }
+        first_row += rows;
+    }
+    groups
+}
+
+/// The least time a row group's time column holds, in `unit` (rounded down), from its
+/// statistics, for the types whose statistics order as their times do (signed integers,
+/// timestamps, dates).
+fn least_time(stats: &Statistics, time_type: &DataType, unit: TimeUnit) -> Option<u64> {
+    let (raw, nanos_per): (i64, u64) = match (stats, time_type) {
+        (Statistics::Int64(s), DataType::Int64) => return u64::try_from(*s.min_opt()?).ok(),
+        (Statistics::Int32(s), DataType::Int32 | DataType::Int16 | DataType::Int8) => {
+            return u64::try_from(*s.min_opt()?).ok()
+        }
+        (Statistics::Int64(s), DataType::Timestamp(u, _)) => (
+            *s.min_opt()?,
+            match u {
+                ArrowUnit::Second => 1_000_000_000,
+                ArrowUnit::Millisecond => 1_000_000,
+                ArrowUnit::Microsecond => 1_000,
+                ArrowUnit::Nanosecond => 1,
+            },
+        ),
+        (Statistics::Int32(s), DataType::Date32) => (i64::from(*s.min_opt()?), 86_400_000_000_000),
+        (Statistics::Int64(s), DataType::Date64) => (*s.min_opt()?, 1_000_000),
+        _ => return None,
+    };
+    let nanos = u128::try_from(raw).ok()? * u128::from(nanos_per);
+    u64::try_from(nanos / u128::from(1_000_000_000 / unit.per_second())).ok()
+}
+
+/// The file's row number of the `row`th row read (from 1; 0 stays 0, an error of no row).
+fn file_row(groups: &[RowGroup], row: usize) -> usize {
+    let mut before = 0; // rows read before the group
+    for g in groups {
+        if row > before && row <= before + g.rows {
+            return g.first_row + (row - before - 1);
+        }
+        before += g.rows;
+    }
+    row
 }
 
 /// The events of one batch (its first row being file row `first + 1`), of the rows `part`

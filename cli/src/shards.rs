@@ -45,6 +45,59 @@ impl Sink for AggregateEngine {
     }
 }
 
+/// A sink fed only the events at or before `until`: for an evaluation whose every answer is
+/// at or before it, later events cannot change one (every operator reads only the past, and a
+/// key joins an aggregate's groups at its first event). The later events are still checked as
+/// the sink would check them (a key, finite numbers), so a bad one is refused all the same.
+/// Without retention only: a horizon moves with the latest event, and refuses events older
+/// than it.
+pub struct Until<S> {
+    pub sink: S,
+    until: u64,
+    key: Option<Arc<str>>,
+    /// The events of a batch that are kept, when some of it is not.
+    kept: Vec<Event>,
+}
+
+impl<S> Until<S> {
+    pub fn new(sink: S, until: u64, key: Option<&str>) -> Until<S> {
+        Until {
+            sink,
+            until,
+            key: key.map(Arc::from),
+            kept: Vec::new(),
+        }
+    }
+}
+
+impl<S: Sink> Sink for Until<S> {
+    fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
+        let until = self.until;
+        let after = events.iter().filter(|e| e.time > until).count();
+        if after == 0 {
+            return self.sink.ingest(events);
+        }
+        // The whole batch checked first, so that an error names its place in `events`.
+        timeline::keys::index_batch(events, self.key.as_ref(), None, |_| None)?;
+        if after == events.len() {
+            return Ok(());
+        }
+        self.kept.clear();
+        self.kept
+            .extend(events.iter().filter(|e| e.time <= until).cloned());
+        let result = self.sink.ingest(&self.kept);
+        self.kept.clear();
+        result.map_err(|e| IngestError {
+            // The place of the kept event in the whole batch.
+            index: (0..events.len())
+                .filter(|&i| events[i].time <= until)
+                .nth(e.index)
+                .unwrap_or(e.index),
+            message: e.message,
+        })
+    }
+}
+
 /// Feeds the CSV `text` to `sinks`, one thread per sink, each taking the keys whose hash falls on
 /// it, or returns `None` (touching nothing) if the file is not one this reader takes (see the
 /// module documentation). With one sink this is still the faster reader (it finds cells 64 bytes
