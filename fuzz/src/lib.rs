@@ -6,7 +6,8 @@
 //! `tests/corpus.rs`, which replays every corpus file in `corpus/` under `cargo test`.
 
 use timeline::aggregate::{
-    AggregateEngine, GroupSelector, MergeAggregateNode, PartialBatch, Query, QueryPlan,
+    group_by, AggFn, AggregateEngine, GroupSelector, MergeAggregateNode, PartialBatch, Query,
+    QueryPlan,
 };
 use timeline::limits::{excerpt, MAX_QUERY_DEPTH};
 use timeline::op::{col, tl_latest_event_to_state};
@@ -161,6 +162,9 @@ pub fn events(data: &[u8]) {
     };
     let general = input::parse_events("fuzz", text, &mut Progress::hidden());
     sharded(text, &general);
+    if let Ok(events) = &general {
+        until(text, events);
+    }
     match general {
         Ok(events) => {
             for e in &events {
@@ -243,6 +247,49 @@ fn sharded(text: &str, general: &Result<Vec<Event>, InputError>) {
             ),
         }
     }
+}
+
+/// An aggregate fed only the events at or before a time (`shards::Until`, what `eval` does when
+/// asked only for `--at` times) answers at that time as one fed every event, and refuses
+/// exactly the batches that one refuses. Keyed and grouped by the header's first two columns
+/// other than `time`, at the median event time, fed in batches of three.
+fn until(text: &str, events: &[Event]) {
+    let header = text.split('\n').next().unwrap_or("").trim_end_matches('\r');
+    let mut columns = header.split(',').filter(|c| *c != "time");
+    let (Some(key), Some(group)) = (columns.next(), columns.next()) else {
+        return;
+    };
+    let mut times: Vec<u64> = events.iter().map(|e| e.time).collect();
+    times.sort_unstable();
+    let Some(&at) = times.get(times.len() / 2) else {
+        return;
+    };
+    let query =
+        tl_latest_event_to_state(col(key)).aggregate(group_by(group), [AggFn::Count, AggFn::Max]);
+    let options = EngineOptions {
+        key_column: Some(key.to_string()),
+        retention: None,
+    };
+    let engine = || AggregateEngine::new(&query, options.clone()).expect("a valid query");
+    let mut all = engine();
+    let mut early = shards::Until::new(engine(), at, Some(key));
+    for batch in events.chunks(3) {
+        let whole = all.ingest(batch);
+        let only_early = shards::Sink::ingest(&mut early, batch);
+        assert_eq!(
+            whole.as_ref().map_err(|e| e.index),
+            only_early.as_ref().map_err(|e| e.index),
+            "a batch refused by one and not the other, or at another event"
+        );
+        if whole.is_err() {
+            return;
+        }
+    }
+    assert_eq!(
+        early.sink.aggregates().at(at),
+        all.aggregates().at(at),
+        "answers at {at}"
+    );
 }
 
 /// Packed batches (`timeline::wire`), events and key deltas: decoded or refused at a byte inside
