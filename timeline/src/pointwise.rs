@@ -119,14 +119,14 @@ impl Pointwise {
     /// comparison's operand. `scratch` lends the buffers, so that a call allocates nothing.
     pub fn recompute<'a>(
         &self,
-        input: &[&'a Timeline],
+        inputs: &[&'a Timeline],
         out: &mut Timeline,
         from: u64,
         mismatches: &mut u64,
         scratch: &mut Scratch,
     ) {
         out.truncate_from(from);
-        let inputs = input.len();
+        let n = inputs.len();
         let Scratch {
             next,
             input_changed,
@@ -138,10 +138,10 @@ impl Pointwise {
         // pass moves from one change time of any input to the next.
         next.clear();
         next.extend(
-            (0..inputs).map(|i| partition_point_from_end(input[i].points(), |(t, _)| *t <= from)),
+            (0..n).map(|i| partition_point_from_end(inputs[i].points(), |(t, _)| *t <= from)),
         );
         let state = |i: usize, next: &[usize]| -> &'a State {
-            let tl = input[i];
+            let tl = inputs[i];
             match next[i] {
                 0 => tl.initial(),
                 k => &tl.points()[k - 1].1,
@@ -150,7 +150,7 @@ impl Pointwise {
         // Only the steps above an input that changed are evaluated again; the others keep
         // their value from the previous change time (at `from`, every step is evaluated).
         input_changed.clear();
-        input_changed.resize(inputs, true);
+        input_changed.resize(n, true);
         changed.clear();
         changed.resize(self.steps.len(), true);
         values.clear();
@@ -184,14 +184,14 @@ impl Pointwise {
             let top = values.last().copied().flatten();
             out.push(t, top.map_or(State::Unknown, State::bool));
             // The next change time of any input.
-            let Some(following) = (0..inputs)
-                .filter_map(|i| input[i].points().get(next[i]).map(|p| p.0))
+            let Some(following) = (0..n)
+                .filter_map(|i| inputs[i].points().get(next[i]).map(|p| p.0))
                 .min()
             else {
                 break;
             };
             for (i, moved) in input_changed.iter_mut().enumerate() {
-                *moved = input[i]
+                *moved = inputs[i]
                     .points()
                     .get(next[i])
                     .is_some_and(|p| p.0 == following);
