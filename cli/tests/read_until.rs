@@ -105,8 +105,8 @@ const QUERIES: [&str; 3] = [
     r#"latest_event_to_state(bitrate) | aggregate(count, sum, max)"#,
 ];
 
-/// The `--at` lines of an evaluation.
-fn at_lines(query: &str, file: &str, threads: &str, extra: &[&str]) -> String {
+/// `eval` of `query` over `file`, keyed by session, on `threads` threads, with `extra` flags.
+fn run(query: &str, file: &str, threads: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "eval",
         "--query",
@@ -119,7 +119,12 @@ fn at_lines(query: &str, file: &str, threads: &str, extra: &[&str]) -> String {
         threads,
     ];
     args.extend_from_slice(extra);
-    stdout(&timeline(&args, None))
+    timeline(&args, None)
+}
+
+/// The `--at` lines of an evaluation.
+fn at_lines(query: &str, file: &str, threads: &str, extra: &[&str]) -> String {
+    stdout(&run(query, file, threads, extra))
         .lines()
         .filter(|l| l.contains("\"at\":"))
         .map(|l| format!("{l}\n"))
@@ -164,23 +169,9 @@ fn later_events_are_still_checked_where_they_are_read() {
     // An event after the time asked, without the key: refused all the same.
     let text = "time,sessionId,state\n1,s1,play\n5,s1,buffer\n90,,buffer\n";
     let file = temp_file("until-no-key.csv", text);
+    let query = r#"latest_event_to_state(state) == "buffer" | aggregate(count, sum)"#;
     for threads in ["1", "2"] {
-        let o = timeline(
-            &[
-                "eval",
-                "--query",
-                r#"latest_event_to_state(state) == "buffer" | aggregate(count, sum)"#,
-                "--events",
-                file.to_str().unwrap(),
-                "--key",
-                "sessionId",
-                "--threads",
-                threads,
-                "--at",
-                "10",
-            ],
-            None,
-        );
+        let o = run(query, file.to_str().unwrap(), threads, &["--at", "10"]);
         bad_input(&o, "no \"sessionId\" column");
     }
 }
@@ -237,32 +228,14 @@ fn parquet_row_groups_after_the_time_asked_are_not_read() {
     let file = three_groups("until-groups.parquet", f64::NAN);
     let path = file.to_str().unwrap();
     let query = "latest_event_to_state(bitrate) | aggregate(count, max)";
-    let run = |at: &str, threads: &str| {
-        timeline(
-            &[
-                "eval",
-                "--query",
-                query,
-                "--events",
-                path,
-                "--key",
-                "sessionId",
-                "--threads",
-                threads,
-                "--at",
-                at,
-            ],
-            None,
-        )
-    };
     for threads in ["1", "2"] {
         // At 50 the second group is not read: the NaN is never seen, and the null time is
         // named by its row in the file, past the skipped group.
-        let o = run("50", threads);
+        let o = run(query, path, threads, &["--at", "50"]);
         bad_input(&o, "until-groups.parquet:11: ");
         bad_input(&o, "the time (`time`) is null");
         // At 100 it is read, and the NaN refused.
-        bad_input(&run("100", threads), "NaN");
+        bad_input(&run(query, path, threads, &["--at", "100"]), "NaN");
     }
     // Without the null time, the answer at 50 is that of the rows read: the latest rate at
     // 50 is that of time 5 (9).
@@ -281,20 +254,7 @@ fn parquet_row_groups_after_the_time_asked_are_not_read() {
         ],
         2,
     );
-    let o = timeline(
-        &[
-            "eval",
-            "--query",
-            query,
-            "--events",
-            clean.to_str().unwrap(),
-            "--key",
-            "sessionId",
-            "--at",
-            "50",
-        ],
-        None,
-    );
+    let o = run(query, clean.to_str().unwrap(), "1", &["--at", "50"]);
     assert_eq!(
         stdout(&o),
         "{\"group\":null,\"at\":50,\"count\":1,\"max\":9.0}\n"
