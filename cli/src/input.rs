@@ -487,7 +487,7 @@ impl RecentStrings {
     const SLOTS: usize = 4;
 
     fn find(&self, cell: &[u8]) -> Option<&Str> {
-        self.strings.iter().find(|s| same_bytes(s.as_bytes(), cell))
+        self.strings.iter().find(|s| s.as_bytes() == cell)
     }
 
     fn remember(&mut self, s: &Str) {
@@ -497,25 +497,6 @@ impl RecentStrings {
             self.strings[self.next] = s.clone();
             self.next = (self.next + 1) % Self::SLOTS;
         }
-    }
-}
-
-/// Whether two byte strings are equal, inline for the short cells most columns hold (keys,
-/// states, names): with `==`, a call to `memcmp` per comparison was 4% of reading a file.
-#[inline]
-pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    // Two loads that overlap cover every length from one word to two.
-    let u64_at = |s: &[u8], i: usize| u64::from_ne_bytes(s[i..i + 8].try_into().expect("8 bytes"));
-    let u32_at = |s: &[u8], i: usize| u32::from_ne_bytes(s[i..i + 4].try_into().expect("4 bytes"));
-    match n {
-        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
-        4..=7 => u32_at(a, 0) == u32_at(b, 0) && u32_at(a, n - 4) == u32_at(b, n - 4),
-        8..=16 => u64_at(a, 0) == u64_at(b, 0) && u64_at(a, n - 8) == u64_at(b, n - 8),
-        _ => a == b,
     }
 }
 
@@ -717,22 +698,6 @@ pub fn infer_scalar(cell: &str) -> Result<Scalar, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn same_bytes_is_equality_at_every_length() {
-        // Every length up to past two words, equal and differing at each position (a
-        // differing byte in the middle of a long word pair must be seen as in its ends).
-        for n in 0..40usize {
-            let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
-            assert!(same_bytes(&a, &a.clone()), "length {n}");
-            for at in 0..n {
-                let mut b = a.clone();
-                b[at] ^= 0x20;
-                assert!(!same_bytes(&a, &b), "length {n}, differing at {at}");
-            }
-            assert!(!same_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0);
-        }
-    }
 
     #[test]
     fn cells_are_typed() {

@@ -11,9 +11,7 @@
 //! is read on one thread by [`crate::input`], which answers the same (the `events` fuzz target
 //! compares the two).
 
-use crate::input::{
-    display_path, infer_scalar, same_bytes, CsvDecoder, CsvHeader, InputError, Scalar,
-};
+use crate::input::{display_path, infer_scalar, CsvDecoder, CsvHeader, InputError, Scalar};
 use crate::marks::Marks;
 use crate::progress::Progress;
 use crate::time::{TimeSpec, TimeUnit};
@@ -359,7 +357,7 @@ impl<S: Sink> Shard<'_, S> {
             };
             let owner = match key_end {
                 Some(end) => match &rest[cell_start(&ends, self.key)..end] {
-                    key if same_bytes(key, last.0) && !key.is_empty() => last.1,
+                    key if key == last.0 && !key.is_empty() => last.1,
                     key => {
                         // One shard owns every key: no need to type and hash it.
                         let owner = match self.shards {
