@@ -115,7 +115,7 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
         let until = answers_until(a);
         let make = || {
             AggregateEngine::new(&query, options.clone())
-                .map(|e| shards::Until::new(e, until.unwrap_or(u64::MAX), a.key.as_deref()))
+                .map(|e| shards::Until::new(e, until, a.key.as_deref()))
                 .map_err(|e| e.to_string())
         };
         let engines = read_events(a, &files, &columns, threads, until, &make)?;

@@ -232,26 +232,35 @@ fn row_groups(
 /// statistics, for the types whose statistics order as their times do (signed integers,
 /// timestamps, dates).
 fn least_time(stats: &Statistics, time_type: &DataType, unit: TimeUnit) -> Option<u64> {
-    let (raw, nanos_per): (i64, u64) = match (stats, time_type) {
+    let (raw, per): (i64, u64) = match (stats, time_type) {
         (Statistics::Int64(s), DataType::Int64) => return u64::try_from(*s.min_opt()?).ok(),
         (Statistics::Int32(s), DataType::Int32 | DataType::Int16 | DataType::Int8) => {
             return u64::try_from(*s.min_opt()?).ok()
         }
-        (Statistics::Int64(s), DataType::Timestamp(u, _)) => (
-            *s.min_opt()?,
-            match u {
-                ArrowUnit::Second => 1_000_000_000,
-                ArrowUnit::Millisecond => 1_000_000,
-                ArrowUnit::Microsecond => 1_000,
-                ArrowUnit::Nanosecond => 1,
-            },
-        ),
-        (Statistics::Int32(s), DataType::Date32) => (i64::from(*s.min_opt()?), 86_400_000_000_000),
-        (Statistics::Int64(s), DataType::Date64) => (*s.min_opt()?, 1_000_000),
+        (Statistics::Int64(s), DataType::Timestamp(..) | DataType::Date64) => {
+            (*s.min_opt()?, nanos_per(time_type).ok()?)
+        }
+        (Statistics::Int32(s), DataType::Date32) => {
+            (i64::from(*s.min_opt()?), nanos_per(time_type).ok()?)
+        }
         _ => return None,
     };
-    let nanos = u128::try_from(raw).ok()? * u128::from(nanos_per);
+    let nanos = u128::try_from(raw).ok()? * u128::from(per);
     u64::try_from(nanos / u128::from(1_000_000_000 / unit.per_second())).ok()
+}
+
+/// Nanoseconds in one unit of an Arrow instant type (timestamps and dates), shared by decoding
+/// and by reading row-group statistics, so that both scale a raw value the same way.
+fn nanos_per(instant: &DataType) -> Result<u64, String> {
+    Ok(match instant {
+        DataType::Timestamp(ArrowUnit::Second, _) => 1_000_000_000,
+        DataType::Timestamp(ArrowUnit::Millisecond, _) => 1_000_000,
+        DataType::Timestamp(ArrowUnit::Microsecond, _) => 1_000,
+        DataType::Timestamp(ArrowUnit::Nanosecond, _) => 1,
+        DataType::Date32 => 86_400_000_000_000, // days
+        DataType::Date64 => 1_000_000,          // milliseconds
+        other => return Err(format!("{other} is not a timestamp or a date")),
+    })
 }
 
 /// The file's row number of the `row`th row read (from 1; 0 stays 0, an error of no row).
@@ -442,12 +451,17 @@ impl Column {
             DataType::Utf8 => Kind::Utf8,
             DataType::LargeUtf8 => Kind::LargeUtf8,
             DataType::Utf8View => Kind::Utf8View,
-            DataType::Timestamp(ArrowUnit::Second, _) => Kind::Instant(ArrowKind::TsS, 1_000_000_000),
-            DataType::Timestamp(ArrowUnit::Millisecond, _) => Kind::Instant(ArrowKind::TsMs, 1_000_000),
-            DataType::Timestamp(ArrowUnit::Microsecond, _) => Kind::Instant(ArrowKind::TsUs, 1_000),
-            DataType::Timestamp(ArrowUnit::Nanosecond, _) => Kind::Instant(ArrowKind::TsNs, 1),
-            DataType::Date32 => Kind::Instant(ArrowKind::Date32, 86_400_000_000_000),
-            DataType::Date64 => Kind::Instant(ArrowKind::Date64, 1_000_000),
+            t @ (DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) => {
+                let kind = match t {
+                    DataType::Timestamp(ArrowUnit::Second, _) => ArrowKind::TsS,
+                    DataType::Timestamp(ArrowUnit::Millisecond, _) => ArrowKind::TsMs,
+                    DataType::Timestamp(ArrowUnit::Microsecond, _) => ArrowKind::TsUs,
+                    DataType::Timestamp(ArrowUnit::Nanosecond, _) => ArrowKind::TsNs,
+                    DataType::Date32 => ArrowKind::Date32,
+                    _ => ArrowKind::Date64,
+                };
+                Kind::Instant(kind, nanos_per(t)?)
+            }
             DataType::Dictionary(_, value) if matches!(**value, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
                 let dict = array.as_any_dictionary();
                 let keys = dict.normalized_keys();

@@ -45,7 +45,7 @@ impl Sink for AggregateEngine {
     }
 }
 
-/// A sink fed only the events at or before `until`: for an evaluation whose every answer is
+/// A sink fed only the events at or before `until` (all of them for `None`, at no cost): for an evaluation whose every answer is
 /// at or before it, later events cannot change one (every operator reads only the past, and a
 /// key joins an aggregate's groups at its first event). The later events are still checked as
 /// the sink would check them (a key, finite numbers), so a bad one is refused all the same.
@@ -53,14 +53,14 @@ impl Sink for AggregateEngine {
 /// than it.
 pub struct Until<S> {
     pub sink: S,
-    until: u64,
+    until: Option<u64>,
     key: Option<Arc<str>>,
     /// The events of a batch that are kept, when some of it is not.
     kept: Vec<Event>,
 }
 
 impl<S> Until<S> {
-    pub fn new(sink: S, until: u64, key: Option<&str>) -> Until<S> {
+    pub fn new(sink: S, until: Option<u64>, key: Option<&str>) -> Until<S> {
         Until {
             sink,
             until,
@@ -72,7 +72,9 @@ impl<S> Until<S> {
 
 impl<S: Sink> Sink for Until<S> {
     fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
-        let until = self.until;
+        let Some(until) = self.until else {
+            return self.sink.ingest(events);
+        };
         let after = events.iter().filter(|e| e.time > until).count();
         if after == 0 {
             return self.sink.ingest(events);

@@ -275,7 +275,7 @@ fn until(text: &str, events: &[Event]) {
     let (Some(mut all), Some(sink)) = (engine(), engine()) else {
         return;
     };
-    let mut early = shards::Until::new(sink, at, Some(key));
+    let mut early = shards::Until::new(sink, Some(at), Some(key));
     for batch in events.chunks(3) {
         let whole = all.ingest(batch);
         let only_early = shards::Sink::ingest(&mut early, batch);

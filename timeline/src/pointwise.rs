@@ -125,6 +125,11 @@ impl Pointwise {
         mismatches: &mut u64,
         scratch: &mut Scratch,
     ) {
+        debug_assert_eq!(
+            inputs.len(),
+            self.inputs.len(),
+            "one timeline per input, in order"
+        );
         out.truncate_from(from);
         let n = inputs.len();
         let Scratch {
