@@ -22,7 +22,8 @@ USAGE:
 EVAL OPTIONS:
     --key COL          evaluate per partition key (the value of column COL)
     --at T             the value at time T (repeatable); `--at end`: each key's value at its
-                       own last event (its final answer, e.g. CIRR per session)
+                       own last event (its final answer, e.g. CIRR per session). Asked only
+                       for --at T times, events after the last T are checked, not ingested
     --range T1..T2     the segments covering [T1, T2)
     --timeline         every change point (the default when no --at or --range is given)
     --format json|table|csv|parquet  output format (default: json, one JSON object per line;

@@ -130,8 +130,16 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
         }
         aggregate_rows(&merged, a, horizon, last)?
     } else {
-        let make = || Engine::new(&query.op, options.clone()).map_err(|e| e.to_string());
-        key_engines = read_events(a, &files, &columns, threads, None, &make)?;
+        let until = answers_until(a);
+        let make = || {
+            Engine::new(&query.op, options.clone())
+                .map(|e| shards::Until::new(e, until, a.key.as_deref()))
+                .map_err(|e| e.to_string())
+        };
+        // Every key is listed, those whose events all come later too: no row group is skipped
+        // unread.
+        let engines = read_events(a, &files, &columns, threads, None, &make)?;
+        key_engines = engines.into_iter().map(|u| u.sink).collect();
         if a.html {
             let engines: Vec<&Engine> = key_engines.iter().collect();
             return write_page(a, &query, &engines, None);
@@ -155,9 +163,9 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
 }
 
 /// The latest event time the answers asked for can depend on, when it is known before the
-/// events are read: an aggregate asked only for `--at` times, without retention. (A per-key
-/// answer also lists the keys that started later, an `--at end`, a range or the whole timeline
-/// reads to the last event, and retention refuses events by the latest one.)
+/// events are read: answers asked only for `--at` times, without retention. (An `--at end`, a
+/// range, the whole timeline or a page reads to the last event, and retention refuses events by
+/// the latest one.)
 fn answers_until(a: &EvalArgs) -> Option<u64> {
     let mut latest = None;
     for at in &a.at {

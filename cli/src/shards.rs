@@ -31,11 +31,24 @@ const CHUNK: usize = if cfg!(test) { 7 } else { 1 << 13 };
 /// partial aggregates are merged afterwards.
 pub trait Sink: Sized + Send {
     fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError>;
+
+    /// Takes events that no answer asked for depends on ([`Until`]): checks them as `ingest`
+    /// would (`key`: the key column), without taking them. An aggregate's groups only hold
+    /// keys that have events by the time asked, so nothing else is needed for one.
+    fn pass_over(&mut self, events: &[Event], key: Option<&Arc<str>>) -> Result<(), IngestError> {
+        timeline::keys::index_batch(events, key, None, |_| None).map(drop)
+    }
 }
 
 impl Sink for Engine {
     fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
         Engine::ingest(self, events)
+    }
+
+    /// Per-key answers list every key, those whose first event comes later too (answering
+    /// their initial value): the engine lists the keys, and checks the events as it would.
+    fn pass_over(&mut self, events: &[Event], _key: Option<&Arc<str>>) -> Result<(), IngestError> {
+        self.add_keys(events)
     }
 }
 
@@ -45,12 +58,13 @@ impl Sink for AggregateEngine {
     }
 }
 
-/// A sink fed only the events at or before `until` (all of them for `None`, at no cost): for an evaluation whose every answer is
-/// at or before it, later events cannot change one (every operator reads only the past, and a
-/// key joins an aggregate's groups at its first event). The later events are still checked as
-/// the sink would check them (a key, finite numbers), so a bad one is refused all the same.
-/// Without retention only: a horizon moves with the latest event, and refuses events older
-/// than it.
+/// A sink fed only the events at or before `until` (all of them for `None`, at no cost): for
+/// an evaluation whose every answer is at or before it, later events cannot change one (every
+/// operator reads only the past, a key answers its initial value before its first event, and
+/// joins an aggregate's groups only at it). The later events go to [`Sink::pass_over`]: they
+/// are checked as the sink would check them (a key, finite numbers), so a bad one is refused all
+/// the same, and a per-key engine still lists their keys. Without retention only: a horizon
+/// moves with the latest event, and refuses events older than it.
 pub struct Until<S> {
     pub sink: S,
     until: Option<u64>,
@@ -79,8 +93,9 @@ impl<S: Sink> Sink for Until<S> {
         if after == 0 {
             return self.sink.ingest(events);
         }
-        // The whole batch checked first, so that an error names its place in `events`.
-        timeline::keys::index_batch(events, self.key.as_ref(), None, |_| None)?;
+        // The whole batch passed over first, so that an error names its place in `events`
+        // (the events kept are then taken too).
+        self.sink.pass_over(events, self.key.as_ref())?;
         if after == events.len() {
             return Ok(());
         }

@@ -1,8 +1,9 @@
-//! An aggregate asked only for `--at` times reads no further than it must: events after the
-//! last time asked are not ingested, and Parquet row groups whose times all lie after it are
-//! not read. The answers must be those of a full read, on every reader (CSV on one thread and
-//! on two, JSON Lines, Parquet on one thread and on two); later events are still checked where
-//! they are read; and an error in a row group read after a skipped one names its row in the file.
+//! An answer asked only for `--at` times reads no further than it must: events after the last
+//! time asked are not ingested, and (for an aggregate) Parquet row groups whose times all lie
+//! after it are not read. The answers must be those of a full read, on every reader (CSV on
+//! one thread and on two, JSON Lines, Parquet on one thread and on two), per-key answers listing
+//! every key, those whose events all come later too; later events are still checked where they
+//! are read; and an error in a row group read after a skipped one names its row in the file.
 
 mod common;
 
@@ -25,7 +26,7 @@ fn events(order_by_time: bool) -> Vec<Row> {
     let states = ["play", "buffer", "pause"];
     let cdns = ["CDN1", "CDN2", "CDN3"];
     let mut out = Vec::new();
-    for s in 0..24 {
+    for s in 0..SESSIONS {
         let mut t = next(300) as i64;
         for _ in 0..30 {
             t += 1 + next(20) as i64;
@@ -99,11 +100,18 @@ fn events_parquet(name: &str, events: &[Row]) -> std::path::PathBuf {
     )
 }
 
-const QUERIES: [&str; 3] = [
+const QUERIES: [&str; 6] = [
     r#"latest_event_to_state(state) == "buffer" | aggregate(group_by(cdn), count, sum)"#,
     r#"duration_where(latest_event_to_state(state) == "play") | aggregate(group_by(cdn), sum, min, max, avg)"#,
     r#"latest_event_to_state(bitrate) | aggregate(count, sum, max)"#,
+    // Per key: every session is listed at every time asked.
+    r#"latest_event_to_state(state) == "buffer""#,
+    r#"duration_where(has_existed(state == "play") && !has_existed_within(cdn == "CDN2", 15))"#,
+    r#"count(state == "pause")"#,
 ];
+
+/// The sessions of the test streams.
+const SESSIONS: usize = 24;
 
 /// `eval` of `query` over `file`, keyed by session, on `threads` threads, with `extra` flags.
 fn run(query: &str, file: &str, threads: &str, extra: &[&str]) -> std::process::Output {
@@ -146,10 +154,14 @@ fn answers_at_times_asked_are_those_of_a_full_read_on_every_reader() {
                 // A range makes the evaluation read every event; its lines are left out.
                 let full: Vec<&str> = [&asked[..], &["--range", "0..1"]].concat();
                 let expected = at_lines(query, &files[0], "1", &full);
-                assert!(
-                    expected.lines().count() > 0 || ats == ["1"],
-                    "{query} at {ats:?}: no group has members"
-                );
+                if query.contains("aggregate") {
+                    assert!(
+                        expected.lines().count() > 0 || ats == ["1"],
+                        "{query} at {ats:?}: no group has members"
+                    );
+                } else {
+                    assert_eq!(expected.lines().count(), SESSIONS * ats.len(), "{query}");
+                }
                 for file in &files {
                     for threads in ["1", "2"] {
                         assert_eq!(
@@ -165,14 +177,32 @@ fn answers_at_times_asked_are_those_of_a_full_read_on_every_reader() {
 }
 
 #[test]
+fn the_test_streams_have_sessions_that_start_after_a_time_asked() {
+    // What makes listing every key matter: at 40, some sessions have no event yet.
+    let events = events(true);
+    let first = |s: &str| events.iter().find(|e| e.1 == s).map(|e| e.0).unwrap();
+    let later = (0..SESSIONS)
+        .filter(|s| first(&format!("s{s:02}")) > 40)
+        .count();
+    assert!(
+        later > 0 && later < SESSIONS,
+        "{later} sessions start after 40"
+    );
+}
+
+#[test]
 fn later_events_are_still_checked_where_they_are_read() {
     // An event after the time asked, without the key: refused all the same.
     let text = "time,sessionId,state\n1,s1,play\n5,s1,buffer\n90,,buffer\n";
     let file = temp_file("until-no-key.csv", text);
-    let query = r#"latest_event_to_state(state) == "buffer" | aggregate(count, sum)"#;
-    for threads in ["1", "2"] {
-        let o = run(query, file.to_str().unwrap(), threads, &["--at", "10"]);
-        bad_input(&o, "no \"sessionId\" column");
+    for query in [
+        r#"latest_event_to_state(state) == "buffer" | aggregate(count, sum)"#,
+        r#"latest_event_to_state(state) == "buffer""#,
+    ] {
+        for threads in ["1", "2"] {
+            let o = run(query, file.to_str().unwrap(), threads, &["--at", "10"]);
+            bad_input(&o, "no \"sessionId\" column");
+        }
     }
 }
 

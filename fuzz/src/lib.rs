@@ -251,8 +251,9 @@ fn sharded(text: &str, general: &Result<Vec<Event>, InputError>) {
 
 /// An aggregate fed only the events at or before a time (`shards::Until`, what `eval` does when
 /// asked only for `--at` times) answers at that time as one fed every event, and refuses
-/// exactly the batches that one refuses. Keyed and grouped by the header's first two columns
-/// other than `time`, at the median event time, fed in batches of three.
+/// exactly the batches that one refuses; so does a per-key engine, which also lists every key
+/// of the full feed. Keyed and grouped by the header's first two columns other than `time`, at
+/// the median event time, fed in batches of three.
 fn until(text: &str, events: &[Event]) {
     let header = text.split('\n').next().unwrap_or("").trim_end_matches('\r');
     let mut columns = header.split(',').filter(|c| *c != "time");
@@ -264,35 +265,54 @@ fn until(text: &str, events: &[Event]) {
     let Some(&at) = times.get(times.len() / 2) else {
         return;
     };
-    let query =
-        tl_latest_event_to_state(col(key)).aggregate(group_by(group), [AggFn::Count, AggFn::Max]);
     let options = EngineOptions {
         key_column: Some(key.to_string()),
         retention: None,
     };
+    if let Ok(per_key) = Engine::new(&tl_latest_event_to_state(col(group)), options.clone()) {
+        let mut early = shards::Until::new(per_key.clone(), Some(at), Some(key));
+        let mut all = per_key;
+        if fed_alike(&mut all, &mut early, events) {
+            assert_eq!(early.sink.keys(), all.keys(), "the keys listed");
+            for k in all.keys() {
+                let (a, b) = (early.sink.value_at(k, at), all.value_at(k, at));
+                assert_eq!(a.ok(), b.ok(), "key {k:?} at {at}");
+            }
+        }
+    }
+    let query =
+        tl_latest_event_to_state(col(key)).aggregate(group_by(group), [AggFn::Count, AggFn::Max]);
     // Columns a query cannot name (an empty header cell) are refused, as they must be.
     let engine = || AggregateEngine::new(&query, options.clone()).ok();
     let (Some(mut all), Some(sink)) = (engine(), engine()) else {
         return;
     };
     let mut early = shards::Until::new(sink, Some(at), Some(key));
+    if fed_alike(&mut all, &mut early, events) {
+        assert_eq!(
+            early.sink.aggregates().at(at),
+            all.aggregates().at(at),
+            "answers at {at}"
+        );
+    }
+}
+
+/// Feeds `events` in batches of three to `all` and to `early`, which must take and refuse the
+/// same batches, at the same event; whether every batch was taken.
+fn fed_alike<S: shards::Sink>(all: &mut S, early: &mut shards::Until<S>, events: &[Event]) -> bool {
     for batch in events.chunks(3) {
         let whole = all.ingest(batch);
-        let only_early = shards::Sink::ingest(&mut early, batch);
+        let only_early = shards::Sink::ingest(early, batch);
         assert_eq!(
             whole.as_ref().map_err(|e| e.index),
             only_early.as_ref().map_err(|e| e.index),
             "a batch refused by one and not the other, or at another event"
         );
         if whole.is_err() {
-            return;
+            return false;
         }
     }
-    assert_eq!(
-        early.sink.aggregates().at(at),
-        all.aggregates().at(at),
-        "answers at {at}"
-    );
+    true
 }
 
 /// Packed batches (`timeline::wire`), events and key deltas: decoded or refused at a byte inside

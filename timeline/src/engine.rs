@@ -390,6 +390,26 @@ impl Engine {
         self.ingest_observing(events, |_| {})
     }
 
+    /// Lists the keys of `events` without taking the events: a key not seen before starts with
+    /// none, so it answers its result's initial value at every time until events of its own
+    /// arrive (as a key does before its first event). The batch is checked as
+    /// [`ingest`](Self::ingest) checks it, and nothing changes if an event is refused. For a
+    /// reader that knows no answer asked for depends on these events (an answer at an earlier
+    /// time), but must still list every key.
+    pub fn add_keys(&mut self, events: &[Event]) -> Result<(), IngestError> {
+        let batch = index_batch(events, self.key_column.as_ref(), self.retention, |id| {
+            self.index.get(id).map(|&k| self.states[k].max_time)
+        })?;
+        for (id, key) in batch.keys {
+            let (states, plan, slots) = (&mut self.states, &self.plan, &self.slots);
+            self.index.entry(id).or_insert_with(|| {
+                states.push(KeyState::new(key, plan, slots));
+                states.len() - 1
+            });
+        }
+        Ok(())
+    }
+
     /// As [`ingest`](Self::ingest), and shows `observe` each key the batch changed, after its
     /// events are applied and before retention collapses its history (what an aggregate over
     /// keys needs to see).

@@ -195,6 +195,79 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// A reader that needs answers up to `cut` only takes the events up to it, and lists the
+    /// keys of the later ones with `add_keys`: every key of a full run is listed, and answers
+    /// as in the full run at every time up to `cut`, whatever order and batches they came in.
+    #[test]
+    fn keys_added_without_events_answer_as_a_full_run_before_them(
+        query in any_query(2),
+        events in events(30, 30),
+        keys in prop::collection::vec(0u8..4, 30),
+        cut in 0u64..32,
+        seed in any::<u64>(),
+        batch in 1usize..8,
+    ) {
+        let mut keyed: Vec<Event> = events.iter().zip(&keys).map(|(e, k)| {
+            let mut e = e.clone();
+            e.fields.push(("session".into(), Value::Int(*k as i64)));
+            e
+        }).collect();
+        if !keyed.is_empty() {
+            let at = (seed % keyed.len() as u64) as usize;
+            keyed.rotate_left(at);
+        }
+        let options = EngineOptions { key_column: Some("session".into()), retention: None };
+        let mut full = Engine::new(&query, options.clone()).unwrap();
+        full.ingest(&keyed).unwrap();
+        let mut until = Engine::new(&query, options).unwrap();
+        for chunk in keyed.chunks(batch) {
+            until.add_keys(chunk).unwrap();
+            let kept: Vec<Event> = chunk.iter().filter(|e| e.time <= cut).cloned().collect();
+            until.ingest(&kept).unwrap();
+        }
+        prop_assert_eq!(until.keys(), full.keys());
+        for key in full.keys() {
+            for t in 0..=cut {
+                let (a, b) = (until.value_at(key, t).unwrap(), full.value_at(key, t).unwrap());
+                prop_assert!(a.same(&b), "{} key {:?} at {}: cut {:?}, full {:?}", query, key, t, a, b);
+            }
+        }
+    }
+}
+
+/// `add_keys` checks events as `ingest` does, and changes nothing when one is refused.
+#[test]
+fn add_keys_refuses_what_ingest_refuses_and_keeps_nothing_of_it() {
+    let query: TimeLineOp = "latest_event_to_state(x)".parse().unwrap();
+    let options = EngineOptions {
+        key_column: Some("session".into()),
+        retention: None,
+    };
+    let mut engine = Engine::new(&query, options).unwrap();
+    let good = Event::new(5, vec![("session", Value::Int(1)), ("x", Value::Int(3))]);
+    let no_key = Event::new(6, vec![("x", Value::Int(4))]);
+    let nan = Event::new(
+        7,
+        vec![("session", Value::Int(2)), ("x", Value::Float(f64::NAN))],
+    );
+    for bad in [no_key, nan] {
+        let err = engine.add_keys(&[good.clone(), bad.clone()]).unwrap_err();
+        let refused = engine.ingest(&[good.clone(), bad]).unwrap_err();
+        assert_eq!((err.index, &err.message), (refused.index, &refused.message));
+        assert!(engine.keys().is_empty(), "a refused batch lists no key");
+    }
+    engine.add_keys(std::slice::from_ref(&good)).unwrap();
+    assert_eq!(engine.keys(), vec![Some(&Value::Int(1))]);
+    // Listed, but without events: its initial value, at every time.
+    assert_eq!(
+        engine.value_at(Some(&Value::Int(1)), 5).unwrap(),
+        State::Unknown
+    );
+}
+
 #[test]
 fn spec_worked_example_cirr() {
     let query: TimeLineOp = r#"duration_where(
