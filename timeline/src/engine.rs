@@ -543,7 +543,8 @@ impl Engine {
             })
     }
 
-    /// The keys that have events, in sorted order (`None` without a key column).
+    /// The keys that have events, or were listed by [`add_keys`](Self::add_keys), in sorted
+    /// order (`None` without a key column).
     pub fn keys(&self) -> Vec<Option<&Value>> {
         let mut ids: Vec<_> = self.index.iter().collect();
         ids.sort_by(|a, b| a.0.cmp(b.0));
