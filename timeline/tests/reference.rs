@@ -8,6 +8,20 @@ use proptest::prelude::*;
 use timeline::op::*;
 use timeline::{Engine, EngineOptions, Event, State, Value};
 
+/// `events`, the `i`th given the key (column `session`) `keys[i]`; events beyond `keys` are
+/// left out.
+fn with_sessions(events: &[Event], keys: &[u8]) -> Vec<Event> {
+    events
+        .iter()
+        .zip(keys)
+        .map(|(e, k)| {
+            let mut e = e.clone();
+            e.fields.push(("session".into(), Value::Int(*k as i64)));
+            e
+        })
+        .collect()
+}
+
 /// Ingests `events` in the order `order`, in batches whose sizes cycle through `batch_sizes`.
 fn run(query: &TimeLineOp, events: &[Event], order: &[usize], batch_sizes: &[usize]) -> Engine {
     let mut engine = Engine::new(query, EngineOptions::default()).expect("valid query");
@@ -105,11 +119,7 @@ proptest! {
         events in events(30, 30),
         keys in prop::collection::vec(0u8..3, 30),
     ) {
-        let keyed: Vec<Event> = events.iter().zip(&keys).map(|(e, k)| {
-            let mut e = e.clone();
-            e.fields.push(("session".into(), Value::Int(*k as i64)));
-            e
-        }).collect();
+        let keyed = with_sessions(&events, &keys);
         let mut engine = Engine::new(&query, EngineOptions { key_column: Some("session".into()), retention: None }).unwrap();
         engine.ingest(&keyed).unwrap();
         let got_keys: Vec<_> = engine.keys().into_iter().map(|k| k.cloned()).collect();
@@ -134,11 +144,7 @@ proptest! {
         keys in prop::collection::vec(0u8..3, 30),
         seed in any::<u64>(),
     ) {
-        let mut keyed: Vec<Event> = events.iter().zip(&keys).map(|(e, k)| {
-            let mut e = e.clone();
-            e.fields.push(("session".into(), Value::Int(*k as i64)));
-            e
-        }).collect();
+        let mut keyed = with_sessions(&events, &keys);
         // Late arrivals: a seeded rotation and reversal of the stream.
         if !keyed.is_empty() {
             let at = (seed % keyed.len() as u64) as usize;
@@ -193,10 +199,6 @@ proptest! {
             prop_assert!(retained.value_at(None, horizon - 1).is_err());
         }
     }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
 
     /// A reader that needs answers up to `cut` only takes the events up to it, and lists the
     /// keys of the later ones with `add_keys`: every key of a full run is listed, and answers
@@ -210,11 +212,7 @@ proptest! {
         seed in any::<u64>(),
         batch in 1usize..8,
     ) {
-        let mut keyed: Vec<Event> = events.iter().zip(&keys).map(|(e, k)| {
-            let mut e = e.clone();
-            e.fields.push(("session".into(), Value::Int(*k as i64)));
-            e
-        }).collect();
+        let mut keyed = with_sessions(&events, &keys);
         if !keyed.is_empty() {
             let at = (seed % keyed.len() as u64) as usize;
             keyed.rotate_left(at);
