@@ -395,7 +395,8 @@ impl Engine {
     /// arrive (as a key does before its first event). The batch is checked as
     /// [`ingest`](Self::ingest) checks it, and nothing changes if an event is refused. For a
     /// reader that knows no answer asked for depends on these events (an answer at an earlier
-    /// time), but must still list every key.
+    /// time), but must still list every key. Until its first event, such a key's
+    /// [`origin`](Self::origin) is `u64::MAX` and its [`last_time`](Self::last_time) 0.
     pub fn add_keys(&mut self, events: &[Event]) -> Result<(), IngestError> {
         let batch = index_batch(events, self.key_column.as_ref(), self.retention, |id| {
             self.index.get(id).map(|&k| self.states[k].max_time)

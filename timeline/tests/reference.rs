@@ -259,10 +259,22 @@ fn add_keys_refuses_what_ingest_refuses_and_keeps_nothing_of_it() {
     }
     engine.add_keys(std::slice::from_ref(&good)).unwrap();
     assert_eq!(engine.keys(), vec![Some(&Value::Int(1))]);
-    // Listed, but without events: its initial value, at every time.
+    // Listed, but without events: its initial value, at every time, no origin yet.
+    let key = Some(&Value::Int(1));
+    assert_eq!(engine.value_at(key, 5).unwrap(), State::Unknown);
     assert_eq!(
-        engine.value_at(Some(&Value::Int(1)), 5).unwrap(),
-        State::Unknown
+        (engine.origin(key).unwrap(), engine.last_time(key).unwrap()),
+        (u64::MAX, 0)
+    );
+    // Its events, when they come, are taken as a new key's.
+    engine.ingest(std::slice::from_ref(&good)).unwrap();
+    assert_eq!(
+        (engine.origin(key).unwrap(), engine.last_time(key).unwrap()),
+        (5, 5)
+    );
+    assert_eq!(
+        engine.value_at(key, 5).unwrap(),
+        State::Value(Value::Int(3))
     );
 }
 
