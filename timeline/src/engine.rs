@@ -1,7 +1,7 @@
 //! The engine: a planned query evaluated incrementally for every partition key.
 
 use crate::event::Event;
-use crate::keys::{collapse_point, horizon, index_batch, KeyMap};
+use crate::keys::{collapse_point, horizon, index_batch, IndexedBatch, KeyMap};
 use crate::node::{DerivedKind, LeafRows, NodeSpec};
 use crate::op::TimeLineOp;
 use crate::plan::Plan;
@@ -398,17 +398,27 @@ impl Engine {
     /// time), but must still list every key. Until its first event, such a key's
     /// [`origin`](Self::origin) is `u64::MAX` and its [`last_time`](Self::last_time) 0.
     pub fn add_keys(&mut self, events: &[Event]) -> Result<(), IngestError> {
-        let batch = index_batch(events, self.key_column.as_ref(), self.retention, |id| {
-            self.index.get(id).map(|&k| self.states[k].max_time)
-        })?;
-        for (id, key) in batch.keys {
-            let (states, plan, slots) = (&mut self.states, &self.plan, &self.slots);
-            self.index.entry(id).or_insert_with(|| {
-                states.push(KeyState::new(key, plan, slots));
-                states.len() - 1
-            });
+        for (id, key) in self.check(events)?.keys {
+            self.state_of(id, key);
         }
         Ok(())
+    }
+
+    /// Checks a batch before anything of it is applied (see [`ingest`](Self::ingest)), and
+    /// finds each event's key.
+    fn check(&self, events: &[Event]) -> Result<IndexedBatch, IngestError> {
+        index_batch(events, self.key_column.as_ref(), self.retention, |id| {
+            self.index.get(id).map(|&k| self.states[k].max_time)
+        })
+    }
+
+    /// The place of key `id`'s state in `states`, a state with no events made for a new key.
+    fn state_of(&mut self, id: Option<ValueKey>, key: Option<Value>) -> usize {
+        let (states, plan, slots) = (&mut self.states, &self.plan, &self.slots);
+        *self.index.entry(id).or_insert_with(|| {
+            states.push(KeyState::new(key, plan, slots));
+            states.len() - 1
+        })
     }
 
     /// As [`ingest`](Self::ingest), and shows `observe` each key the batch changed, after its
@@ -419,22 +429,15 @@ impl Engine {
         events: &[Event],
         mut observe: impl FnMut(Changed<'_>),
     ) -> Result<(), IngestError> {
-        let batch = index_batch(events, self.key_column.as_ref(), self.retention, |id| {
-            self.index.get(id).map(|&k| self.states[k].max_time)
-        })?;
+        let batch = self.check(events)?;
         let n = self.plan.nodes.len();
         let root = self.root_slot();
-        let marks = &mut self.marks;
-        marks.state.clear();
+        self.marks.state.clear();
         for (id, key) in batch.keys {
-            let states = &mut self.states;
-            let (plan, slots) = (&self.plan, &self.slots);
-            let k = *self.index.entry(id).or_insert_with(|| {
-                states.push(KeyState::new(key, plan, slots));
-                states.len() - 1
-            });
-            marks.state.push(k);
+            let k = self.state_of(id, key);
+            self.marks.state.push(k);
         }
+        let marks = &mut self.marks;
         let keys = marks.state.len();
         marks.dirty.clear();
         marks.dirty.resize(keys * n, None);
