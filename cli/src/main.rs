@@ -112,14 +112,8 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
     };
     let key_engines: Vec<Engine>;
     let rows = if query.aggregate.is_some() {
-        let until = answers_until(a);
-        let make = || {
-            AggregateEngine::new(&query, options.clone())
-                .map(|e| shards::Until::new(e, until, a.key.as_deref()))
-                .map_err(|e| e.to_string())
-        };
-        let engines = read_events(a, &files, &columns, threads, until, &make)?;
-        let mut engines: Vec<AggregateEngine> = engines.into_iter().map(|u| u.sink).collect();
+        let make = || AggregateEngine::new(&query, options.clone()).map_err(|e| e.to_string());
+        let mut engines = read_events(a, &files, &columns, threads, RowGroups::SkipLater, &make)?;
         let horizon = engines.iter().filter_map(|e| e.horizon()).max();
         let last = engines.iter().filter_map(|e| e.last_time()).max();
         let parts = engines.iter_mut().map(|e| e.aggregates()).collect();
@@ -130,16 +124,9 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
         }
         aggregate_rows(&merged, a, horizon, last)?
     } else {
-        let until = answers_until(a);
-        let make = || {
-            Engine::new(&query.op, options.clone())
-                .map(|e| shards::Until::new(e, until, a.key.as_deref()))
-                .map_err(|e| e.to_string())
-        };
-        // Every key is listed, those whose events all come later too: no row group is skipped
-        // unread.
-        let engines = read_events(a, &files, &columns, threads, None, &make)?;
-        key_engines = engines.into_iter().map(|u| u.sink).collect();
+        let make = || Engine::new(&query.op, options.clone()).map_err(|e| e.to_string());
+        // Every key is listed, those whose events all come later too.
+        key_engines = read_events(a, &files, &columns, threads, RowGroups::ReadAll, &make)?;
         if a.html {
             let engines: Vec<&Engine> = key_engines.iter().collect();
             return write_page(a, &query, &engines, None);
@@ -178,35 +165,48 @@ fn answers_until(a: &EvalArgs) -> Option<u64> {
     latest.filter(|_| only_points)
 }
 
+/// Whether [`read_events`] may leave Parquet row groups unread whose times all lie after the
+/// last time asked.
+#[derive(Clone, Copy, PartialEq)]
+enum RowGroups {
+    /// An aggregate's: a key joins the groups only at its first event.
+    SkipLater,
+    /// Per-key answers list every key, and a skipped row group could hold one.
+    ReadAll,
+}
+
 /// Reads the event files, in order, into `threads` sinks that `make` builds, each key to one
 /// sink: a CSV file without quotes and a Parquet file are read by one thread per sink, each
 /// taking its own keys ([`shards::eval_csv`], [`parquet_input::read_sharded`]); any other file
 /// is read on this thread and its events routed to the
 /// sinks by the same hash, each sink ingesting on a thread of its own ([`shards::ingest_routed`]).
-/// Each key's events reach its sink in file order, as from one file. `until`: no answer
-/// depends on events after this time, so Parquet row groups whose times all lie after it are
-/// not read (the sinks skip such events found elsewhere: [`shards::Until`]).
+/// Each key's events reach its sink in file order, as from one file. When no answer asked for
+/// depends on events after some time ([`answers_until`]), the sinks do not ingest them
+/// ([`shards::Until`]), and `row_groups` says whether Parquet row groups whose times all lie
+/// after it are read.
 fn read_events<S: shards::Sink>(
     a: &EvalArgs,
     files: &[String],
     columns: &[String],
     threads: usize,
-    until: Option<u64>,
+    row_groups: RowGroups,
     make: &(dyn Fn() -> Result<S, String> + Sync),
 ) -> Result<Vec<S>, String> {
+    let until = answers_until(a);
     let mut sinks = (0..threads.max(1))
-        .map(|_| make())
-        .collect::<Result<Vec<S>, String>>()?;
+        .map(|_| make().map(|sink| shards::Until::new(sink, until, a.key.as_deref())))
+        .collect::<Result<Vec<_>, String>>()?;
+    let groups_until = until.filter(|_| row_groups == RowGroups::SkipLater);
     let key = a.key.as_deref().map(std::sync::Arc::from);
     for path in files {
         if parquet_input::is_parquet(path) {
             if let (Some(key), true) = (&a.key, sinks.len() > 1) {
-                parquet_input::read_sharded(path, &a.time, columns, until, key, &mut sinks)
+                parquet_input::read_sharded(path, &a.time, columns, groups_until, key, &mut sinks)
                     .map_err(|e| e.to_string())?;
                 continue;
             }
             shards::ingest_routed(&mut sinks, key.as_ref(), path, |route| {
-                parquet_input::for_each_batch(path, &a.time, columns, until, route)
+                parquet_input::for_each_batch(path, &a.time, columns, groups_until, route)
             })?;
             continue;
         }
@@ -243,7 +243,7 @@ fn read_events<S: shards::Sink>(
         })?;
         progress.finish();
     }
-    Ok(sinks)
+    Ok(sinks.into_iter().map(|u| u.sink).collect())
 }
 
 /// The answers of an aggregate query: per group at each `--at` time, or per group and
