@@ -196,17 +196,21 @@ fn read_events<S: shards::Sink>(
     let mut sinks = (0..threads.max(1))
         .map(|_| make().map(|sink| shards::Until::new(sink, until, a.key.as_deref())))
         .collect::<Result<Vec<_>, String>>()?;
-    let groups_until = until.filter(|_| row_groups == RowGroups::SkipLater);
+    let parquet_until = until.map(|time| parquet_input::Until {
+        time,
+        skip_row_groups: row_groups == RowGroups::SkipLater,
+    });
     let key = a.key.as_deref().map(std::sync::Arc::from);
     for path in files {
         if parquet_input::is_parquet(path) {
             if let (Some(key), true) = (&a.key, sinks.len() > 1) {
-                parquet_input::read_sharded(path, &a.time, columns, groups_until, key, &mut sinks)
+                parquet_input::read_sharded(path, &a.time, columns, parquet_until, key, &mut sinks)
                     .map_err(|e| e.to_string())?;
                 continue;
             }
             shards::ingest_routed(&mut sinks, key.as_ref(), path, |route| {
-                parquet_input::for_each_batch(path, &a.time, columns, groups_until, route)
+                let key = a.key.as_deref();
+                parquet_input::for_each_batch(path, &a.time, columns, parquet_until, key, route)
             })?;
             continue;
         }

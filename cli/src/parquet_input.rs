@@ -22,6 +22,8 @@ use parquet::arrow::ProjectionMask;
 use parquet::file::statistics::Statistics;
 use std::io::Read;
 use std::sync::Arc;
+use timeline::keys::KeyMap;
+use timeline::value::ValueKey;
 use timeline::{Event, Value};
 
 /// Whether the file at `path` is Parquet (it starts with `PAR1`).
@@ -34,19 +36,40 @@ pub fn is_parquet(path: &str) -> bool {
         && &magic == b"PAR1"
 }
 
+/// How far into a file a reader needs the events: no answer asked for depends on the events
+/// after `time` (see `shards::Until`, which passes such events over: it checks them, and a
+/// per-key engine lists their keys).
+#[derive(Clone, Copy, Debug)]
+pub struct Until {
+    pub time: u64,
+    /// Whether row groups whose times all lie after `time` (by the time column's statistics)
+    /// may go unread: for an aggregate, whose groups only hold keys that have events by then,
+    /// not for per-key answers, which list every key.
+    pub skip_row_groups: bool,
+}
+
 /// Reads the events of the Parquet file at `path`, handing them to `sink` a batch at a time.
-/// `columns` are the columns to read besides the time (the key and what the query reads); a
-/// column the file lacks is absent from every event.
-/// With `until`, row groups whose times all lie after it (by the time column's statistics)
-/// are not read.
+/// `columns` are the columns to read besides the time (the key, `key`, and what the query
+/// reads); a column the file lacks is absent from every event.
+///
+/// With `until`, a row after its time is checked (its cells refused as any row's would be) but
+/// no event is built of it beyond one per key and batch that carries the key alone (the first
+/// such row of the key in the batch; every row without a key): what `shards::Until` passes
+/// over needs no more. Row groups are skipped as [`Until`] says.
 pub fn for_each_batch(
     path: &str,
     time: &TimeSpec,
     columns: &[String],
-    until: Option<u64>,
+    until: Option<Until>,
+    key: Option<&str>,
     sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
 ) -> Result<(), InputError> {
-    read(path, time, Some(columns), until, None, sink)
+    let rows = Rows {
+        key,
+        part: None,
+        until,
+    };
+    read(path, time, Some(columns), rows, sink)
 }
 
 /// As [`for_each_batch`], every column of the file read (for a client that sends whole events
@@ -56,16 +79,35 @@ pub fn for_each_batch_of_all_columns(
     time: &TimeSpec,
     sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
 ) -> Result<(), InputError> {
-    read(path, time, None, None, None, sink)
+    let rows = Rows {
+        key: None,
+        part: None,
+        until: None,
+    };
+    read(path, time, None, rows, sink)
 }
 
-/// Which rows a reader keeps: those whose `key` column falls on `shard` of `shards` (by
-/// [`shards::shard_of_value`]; a row without a key falls on shard 0, to be refused there).
+/// Which rows a reader makes events of, and how.
 #[derive(Clone, Copy)]
-struct Part<'a> {
-    key: &'a str,
-    shard: usize,
-    shards: usize,
+struct Rows<'a> {
+    /// The key column.
+    key: Option<&'a str>,
+    /// Only the rows whose key falls on this shard of so many (by [`shards::shard_of_value`];
+    /// a row without a key falls on shard 0, to be refused there).
+    part: Option<(usize, usize)>,
+    /// Rows after its time are checked, and kept only as their key (see [`for_each_batch`]).
+    until: Option<Until>,
+}
+
+/// What is made of one row of a batch.
+#[derive(Clone, Copy, PartialEq)]
+enum Take {
+    /// Another reader's row: left alone.
+    Skip,
+    /// A row after the time the reader needs: its cells are checked, not kept (but its key).
+    Check,
+    /// An event.
+    Keep,
 }
 
 /// Reads the Parquet file at `path` into `sinks`, one thread per sink, each reading the whole
@@ -77,7 +119,7 @@ pub fn read_sharded<S: Sink>(
     path: &str,
     time: &TimeSpec,
     columns: &[String],
-    until: Option<u64>,
+    until: Option<Until>,
     key: &str,
     sinks: &mut Vec<S>,
 ) -> Result<(), InputError> {
@@ -89,8 +131,12 @@ pub fn read_sharded<S: Sink>(
             .enumerate()
             .map(|(shard, mut sink)| {
                 scope.spawn(move || {
-                    let part = Part { key, shard, shards };
-                    read(path, time, Some(columns), until, Some(part), |events| {
+                    let rows = Rows {
+                        key: Some(key),
+                        part: Some((shard, shards)),
+                        until,
+                    };
+                    read(path, time, Some(columns), rows, |events| {
                         sink.ingest(events).map_err(|e| {
                             format!("an event at time {}: {}", events[e.index].time, e.message)
                         })
@@ -123,14 +169,12 @@ pub fn read_sharded<S: Sink>(
     }
 }
 
-/// Reads the file, `columns` (`None`: all) besides the time, the rows of `part` (`None`: all),
-/// skipping the row groups whose times all lie after `until`.
+/// Reads the file, `columns` (`None`: all) besides the time, into events of `rows`.
 fn read(
     path: &str,
     time: &TimeSpec,
     columns: Option<&[String]>,
-    until: Option<u64>,
-    part: Option<Part<'_>>,
+    rows: Rows<'_>,
     mut sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
 ) -> Result<(), InputError> {
     let fail = |row: usize, message: String| InputError {
@@ -165,7 +209,13 @@ fn read(
     roots.sort_unstable();
     roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let groups = row_groups(&builder, time, schema.field(time_index).data_type(), until);
+    let skip_after = rows.until.filter(|u| u.skip_row_groups).map(|u| u.time);
+    let groups = row_groups(
+        &builder,
+        time,
+        schema.field(time_index).data_type(),
+        skip_after,
+    );
     let reader = builder
         .with_projection(mask)
         .with_row_groups(groups.iter().map(|g| g.index).collect())
@@ -179,7 +229,7 @@ fn read(
     let mut strings = Strings::default();
     for batch in reader {
         let batch = batch.map_err(|e| fail(row + 1, format!("cannot decode: {e}")))?;
-        to_events(&batch, time, row, part, &mut strings, &mut events)
+        to_events(&batch, time, row, rows, &mut strings, &mut events)
             .map_err(|(r, m)| fail(r, m))?;
         row += batch.num_rows();
         sink(&mut events).map_err(|m| fail(0, m))?;
@@ -275,100 +325,146 @@ fn file_row(groups: &[RowGroup], row: usize) -> usize {
     row
 }
 
-/// The events of one batch (its first row being file row `first + 1`), of the rows `part`
-/// keeps. Each column is decoded whole, with one type dispatch, strings shared through
-/// `strings`; rows then take their cells.
+/// The events of one batch (its first row being row `first + 1` of those read) into `out`, of
+/// the rows `rows` keeps (see [`Take`]). Each column is decoded whole, with one type dispatch,
+/// strings shared through `strings`; rows then take their cells. An error comes with its row.
 fn to_events(
     batch: &RecordBatch,
     time: &TimeSpec,
     first: usize,
-    part: Option<Part<'_>>,
+    rows: Rows<'_>,
     strings: &mut Strings,
     out: &mut Vec<Event>,
 ) -> Result<(), (usize, String)> {
     let schema = batch.schema();
-    let decode = |i: usize, keep: Option<&[bool]>, strings: &mut Strings| {
+    let decode = |i: usize, take: Option<&[Take]>, strings: &mut Strings| {
         let name = schema.field(i).name();
         let at = |r: usize, m: String| (first + r + 1, format!("column `{name}`: {m}"));
         Column::new(batch.column(i), time.unit)
             .map_err(|m| at(0, m))?
-            .values(keep, strings)
+            .values(take, strings)
             .map_err(|(r, m)| at(r, m))
     };
+    let key_index = rows.key.and_then(|k| schema.index_of(k).ok());
     // The rows of this part's keys, from the key column alone.
     let mut key_values = None;
-    let keep: Option<Vec<bool>> = match part {
+    let mut take: Option<Vec<Take>> = match rows.part {
         None => None,
-        Some(part) => {
-            let owners: Vec<bool> = match schema.index_of(part.key) {
-                Err(_) => vec![part.shard == 0; batch.num_rows()],
-                Ok(i) => {
-                    let keys = decode(i, None, strings)?;
-                    let mut last: Option<(&Value, bool)> = None;
-                    let owners = keys
-                        .iter()
-                        .map(|k| match (k, last) {
-                            (None, _) => part.shard == 0,
-                            (Some(k), Some((l, own))) if k == l => own,
-                            (Some(k), _) => {
-                                let own = shard_of_value(k, part.shards) == part.shard;
-                                last = Some((k, own));
-                                own
-                            }
-                        })
-                        .collect();
-                    key_values = Some((i, keys));
-                    owners
-                }
-            };
-            Some(owners)
-        }
+        Some((shard, shards)) => Some(match key_index {
+            None => vec![if shard == 0 { Take::Keep } else { Take::Skip }; batch.num_rows()],
+            Some(i) => {
+                let keys = decode(i, None, strings)?;
+                let mut last: Option<(&Value, Take)> = None;
+                let owners = keys
+                    .iter()
+                    .map(|k| match (k, last) {
+                        (None, _) if shard == 0 => Take::Keep,
+                        (None, _) => Take::Skip,
+                        (Some(k), Some((l, own))) if k == l => own,
+                        (Some(k), _) => {
+                            let own = match shard_of_value(k, shards) == shard {
+                                true => Take::Keep,
+                                false => Take::Skip,
+                            };
+                            last = Some((k, own));
+                            own
+                        }
+                    })
+                    .collect();
+                key_values = Some((i, keys));
+                owners
+            }
+        }),
     };
-    let keep = keep.as_deref();
-    let mut times = None;
+    // The times, decoded first to find the rows after `until`. A row whose time is refused is
+    // kept, to be refused below where it always was (after every column's cells are read).
+    let time_index = schema
+        .index_of(&time.column)
+        .map_err(|_| (first + 1, "the time column is missing".to_string()))?;
+    let times = decode(time_index, take.as_deref(), strings);
+    let mut seconds: Vec<Option<u64>> = Vec::new();
+    if let (Some(until), Ok(times)) = (rows.until, &times) {
+        seconds.extend(times.iter().map(|t| read_time(t, time).ok()));
+        let take = take.get_or_insert_with(|| vec![Take::Keep; batch.num_rows()]);
+        for (take, t) in take.iter_mut().zip(&seconds) {
+            if *take == Take::Keep && t.is_some_and(|t| t > until.time) {
+                *take = Take::Check;
+            }
+        }
+    }
+    let take = take.as_deref();
+    let mut times = Some(times);
+    let mut key_cells = None;
     let mut cols: Vec<(Arc<str>, Vec<Option<Value>>)> = Vec::new();
     for (i, field) in schema.fields().iter().enumerate() {
-        let values = match key_values.take() {
-            Some((k, keys)) if k == i => keys,
-            other => {
-                key_values = other;
-                decode(i, keep, strings)?
+        let values = if i == time_index {
+            times.take().expect("one time column")?
+        } else if Some(i) == key_index {
+            match key_values.take() {
+                Some((_, keys)) => keys,
+                // The key of a row checked is kept too.
+                None => decode(i, None, strings)?,
             }
-        };
-        if field.name() == &time.column {
-            times = Some(values);
         } else {
+            decode(i, take, strings)?
+        };
+        if i == time_index {
+            times = Some(Ok(values));
+        } else {
+            if Some(i) == key_index {
+                key_cells = Some(cols.len());
+            }
             cols.push((Arc::from(field.name().as_str()), values));
         }
     }
-    let times = times.ok_or((first + 1, "the time column is missing".to_string()))?;
+    let times = times.expect("the time column")?;
     out.reserve(batch.num_rows());
+    // The keys of rows after `until` that have an event in `out` already.
+    let mut checked_keys: KeyMap<Option<ValueKey>, ()> = KeyMap::default();
     for (r, t) in times.into_iter().enumerate() {
-        if keep.is_some_and(|keep| !keep[r]) {
-            continue;
-        }
-        let at = |m: String| (first + r + 1, m);
-        let t = match t {
-            None => return Err(at(format!("the time (`{}`) is null", time.column))),
-            Some(Value::Int(t)) if t >= 0 => t as u64,
-            Some(Value::Str(s)) => parse_time(&s, time.unit).map_err(at)?,
-            Some(other) => {
-                return Err(at(format!(
-                    "the time (`{}`) must be a non-negative integer or a timestamp, found {other}",
-                    time.column
-                )))
+        match take.map_or(Take::Keep, |take| take[r]) {
+            Take::Skip => continue,
+            Take::Check => {
+                let key = key_cells.and_then(|k| cols[k].1[r].as_ref());
+                if key.is_some() && checked_keys.insert(key.map(ValueKey::from), ()).is_some() {
+                    continue;
+                }
+                let fields = match (key, key_cells) {
+                    (Some(v), Some(k)) => vec![(cols[k].0.clone(), v.clone())],
+                    _ => Vec::new(),
+                };
+                out.push(Event {
+                    time: seconds[r].expect("a row checked has a time"),
+                    fields,
+                });
             }
-        };
-        let present = cols.iter().filter(|(_, v)| v[r].is_some()).count();
-        let mut fields = Vec::with_capacity(present);
-        for (name, values) in &mut cols {
-            if let Some(v) = values[r].take() {
-                fields.push((name.clone(), v));
+            Take::Keep => {
+                let t = read_time(&t, time).map_err(|m| (first + r + 1, m))?;
+                let present = cols.iter().filter(|(_, v)| v[r].is_some()).count();
+                let mut fields = Vec::with_capacity(present);
+                for (name, values) in &mut cols {
+                    if let Some(v) = values[r].take() {
+                        fields.push((name.clone(), v));
+                    }
+                }
+                out.push(Event { time: t, fields });
             }
         }
-        out.push(Event { time: t, fields });
     }
     Ok(())
+}
+
+/// A row's time cell as a time: a non-negative integer, or a timestamp in the time unit.
+fn read_time(cell: &Option<Value>, time: &TimeSpec) -> Result<u64, String> {
+    match cell {
+        None => Err(format!("the time (`{}`) is null", time.column)),
+        Some(Value::Int(t)) if *t >= 0 => Ok(*t as u64),
+        Some(Value::Str(s)) => parse_time(s, time.unit),
+        Some(other) => Err(format!(
+            "the time (`{}`) must be a non-negative integer or a timestamp, found {other}",
+            time.column
+        )),
+    }
 }
 
 /// String cells as shared values (`None` for a null or a row `skip` leaves out): a run of equal
@@ -485,13 +581,14 @@ impl Column {
 
     /// Every row's value (`None` for a null); an error comes with its row in the batch.
     /// Strings are shared: a run of equal cells costs a comparison, others a lookup in `strings`.
-    /// Rows that `keep` leaves out are `None`, unchecked.
+    /// Rows that `take` does not keep are `None`: [`Take::Skip`] unchecked, [`Take::Check`]
+    /// checked (a cell of a type that can be refused is converted, then dropped).
     fn values(
         &self,
-        keep: Option<&[bool]>,
+        take: Option<&[Take]>,
         strings: &mut Strings,
     ) -> Result<Vec<Option<Value>>, (usize, String)> {
-        let skip = |r: usize| keep.is_some_and(|keep| !keep[r]);
+        let skip = |r: usize| take.is_some_and(|take| take[r] != Take::Keep);
         let n = match self {
             Column::Dictionary(array, ..) | Column::Typed(array, ..) => array.len(),
         };
@@ -517,9 +614,13 @@ impl Column {
             _ => {
                 let mut out = Vec::with_capacity(n);
                 for r in 0..n {
-                    out.push(match skip(r) {
-                        true => None,
-                        false => self.value(r).map_err(|m| (r, m))?,
+                    out.push(match take.map_or(Take::Keep, |take| take[r]) {
+                        Take::Skip => None,
+                        Take::Check => {
+                            self.value(r).map_err(|m| (r, m))?;
+                            None
+                        }
+                        Take::Keep => self.value(r).map_err(|m| (r, m))?,
                     });
                 }
                 out

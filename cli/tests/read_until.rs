@@ -204,6 +204,65 @@ fn later_events_are_still_checked_where_they_are_read() {
             bad_input(&o, "no \"sessionId\" column");
         }
     }
+    // Over Parquet, whose later rows are checked cell by cell rather than made events: a row
+    // without its key, and a NaN in a column the query reads, each after the time asked, in a
+    // row group that is read (one group).
+    let later = |name: &str, key: Option<&str>, rate: f64| {
+        parquet(
+            name,
+            vec![
+                (
+                    "time",
+                    Arc::new(Int64Array::from(vec![1, 5, 90, 95])) as ArrayRef,
+                ),
+                (
+                    "sessionId",
+                    Arc::new(StringArray::from(vec![
+                        Some("s1"),
+                        Some("s1"),
+                        key,
+                        Some("s3"),
+                    ])),
+                ),
+                (
+                    "state",
+                    Arc::new(StringArray::from(vec!["play", "buffer", "buffer", "play"])),
+                ),
+                (
+                    "bitrate",
+                    Arc::new(Float64Array::from(vec![1.0, 2.0, rate, 3.0])),
+                ),
+            ],
+            16,
+        )
+    };
+    let no_key = later("until-no-key.parquet", None, 2.5);
+    let nan = later("until-nan.parquet", Some("s2"), f64::NAN);
+    let clean = later("until-clean.parquet", Some("s2"), 2.5);
+    for query in [
+        r#"latest_event_to_state(bitrate) | aggregate(count, sum)"#,
+        r#"latest_event_to_state(bitrate)"#,
+    ] {
+        for threads in ["1", "2"] {
+            let at = |file: &std::path::Path| {
+                run(query, file.to_str().unwrap(), threads, &["--at", "10"])
+            };
+            bad_input(&at(&no_key), "no \"sessionId\" column");
+            bad_input(&at(&nan), "until-nan.parquet:3: column `bitrate`: ");
+            bad_input(&at(&nan), "NaN");
+            // The same file with a number there: the answer at 10 is that of s1's rows, and a
+            // per-key answer lists the sessions whose rows all come later.
+            let o = at(&clean);
+            let expected = if query.contains("aggregate") {
+                "{\"group\":null,\"at\":10,\"count\":1,\"sum\":2.0}\n"
+            } else {
+                "{\"key\":\"s1\",\"at\":10,\"value\":2.0}\n\
+                 {\"key\":\"s2\",\"at\":10,\"value\":null}\n\
+                 {\"key\":\"s3\",\"at\":10,\"value\":null}\n"
+            };
+            assert_eq!(stdout(&o), expected, "{query} on {threads} thread(s)");
+        }
+    }
 }
 
 /// Times 1-4 (row group 1), 100-103 (2), then 2, 3, a null time, 5 (3): groups of four rows.
