@@ -426,7 +426,10 @@ fn to_events(
             Take::Skip => continue,
             Take::Check => {
                 let key = key_cells.and_then(|k| cols[k].1[r].as_ref());
-                if key.is_some() && checked_keys.insert(key.map(ValueKey::from), ()).is_some() {
+                // A row without the key column's value is refused where it is passed over:
+                // each such row is kept. Without a key column, one row stands for all.
+                let refused = rows.key.is_some() && key.is_none();
+                if !refused && checked_keys.insert(key.map(ValueKey::from), ()).is_some() {
                     continue;
                 }
                 let fields = match (key, key_cells) {

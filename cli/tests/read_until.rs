@@ -262,6 +262,22 @@ fn later_events_are_still_checked_where_they_are_read() {
             };
             assert_eq!(stdout(&o), expected, "{query} on {threads} thread(s)");
         }
+        // Without a key column (every row one key's), as a full read answers.
+        let path = clean.to_str().unwrap();
+        let at = |extra: &[&str]| {
+            let args = [
+                &["eval", "--query", query, "--events", path, "--at", "10"][..],
+                extra,
+            ];
+            stdout(&timeline(&args.concat(), None))
+                .lines()
+                .filter(|l| l.contains("\"at\":"))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+        };
+        let full = at(&["--range", "0..1"]);
+        assert_eq!(full.lines().count(), 1, "{query}: {full}");
+        assert_eq!(at(&[]), full, "{query} without a key column");
     }
 }
 
