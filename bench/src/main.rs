@@ -56,15 +56,17 @@ fn main() {
     // back to the kernel after 10 ms and faulting fresh zeroed pages in again (see the CLI).
     // SAFETY: sets a plain integer option; mimalloc reads it on each purge.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-    // Nor are its pages transparent huge pages, whose faults compact and zero 2 MiB at a time
-    // (see the CLI's `no_transparent_huge_pages`).
-    #[cfg(target_os = "linux")]
-    // SAFETY: sets a flag of the calling process; no memory is passed.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = if args.first().map(String::as_str) == Some("--child") {
+        // A runner's pages are not transparent huge pages either, whose faults compact and
+        // zero 2 MiB at a time (see the CLI's `no_transparent_huge_pages`). Only here: the
+        // flag passes on to every process started after it, and DuckDB's keep the machine's
+        // setting.
+        #[cfg(target_os = "linux")]
+        // SAFETY: sets a flag of the calling process; no memory is passed.
+        unsafe {
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        }
         child(&args[1..])
     } else {
         run(&args)
