@@ -371,7 +371,7 @@ fn to_events(
                         }
                     })
                     .collect();
-                key_values = Some((i, keys));
+                key_values = Some(keys);
                 owners
             }
         }),
@@ -393,31 +393,28 @@ fn to_events(
         }
     }
     let take = take.as_deref();
-    let mut times = Some(times);
     let mut key_cells = None;
     let mut cols: Vec<(Arc<str>, Vec<Option<Value>>)> = Vec::new();
     for (i, field) in schema.fields().iter().enumerate() {
         let values = if i == time_index {
-            times.take().expect("one time column")?
+            // The time column's error, if any, in its place among the columns'.
+            times.as_ref().map_err(Clone::clone)?;
+            continue;
         } else if Some(i) == key_index {
             match key_values.take() {
-                Some((_, keys)) => keys,
+                Some(keys) => keys,
                 // The key of a row checked is kept too.
                 None => decode(i, None, strings)?,
             }
         } else {
             decode(i, take, strings)?
         };
-        if i == time_index {
-            times = Some(Ok(values));
-        } else {
-            if Some(i) == key_index {
-                key_cells = Some(cols.len());
-            }
-            cols.push((Arc::from(field.name().as_str()), values));
+        if Some(i) == key_index {
+            key_cells = Some(cols.len());
         }
+        cols.push((Arc::from(field.name().as_str()), values));
     }
-    let times = times.expect("the time column")?;
+    let times = times?;
     out.reserve(batch.num_rows());
     // The keys of rows after `until` that have an event in `out` already.
     let mut checked_keys: KeyMap<Option<ValueKey>, ()> = KeyMap::default();
@@ -442,7 +439,11 @@ fn to_events(
                 });
             }
             Take::Keep => {
-                let t = read_time(&t, time).map_err(|m| (first + r + 1, m))?;
+                // Read already when looking for the rows after `until`, unless refused.
+                let t = match seconds.get(r) {
+                    Some(&Some(t)) => t,
+                    _ => read_time(&t, time).map_err(|m| (first + r + 1, m))?,
+                };
                 let present = cols.iter().filter(|(_, v)| v[r].is_some()).count();
                 let mut fields = Vec::with_capacity(present);
                 for (name, values) in &mut cols {
