@@ -207,15 +207,18 @@ fn read_events<S: shards::Sink>(
     make: &(dyn Fn() -> Result<S, String> + Sync),
 ) -> Result<Vec<S>, String> {
     let until = answers_until(a);
-    let mut sinks = (0..threads.max(1))
-        .map(|_| make().map(|sink| shards::Until::new(sink, until, a.key.as_deref())))
-        .collect::<Result<Vec<_>, String>>()?;
+    let make_sinks = || {
+        (0..threads.max(1))
+            .map(|_| make().map(|sink| shards::Until::new(sink, until, a.key.as_deref())))
+            .collect::<Result<Vec<_>, String>>()
+    };
+    let mut sinks = make_sinks()?;
     let parquet_until = until.map(|time| parquet_input::Until {
         time,
         skip_row_groups: row_groups == RowGroups::SkipLater,
     });
     let key = a.key.as_deref().map(std::sync::Arc::from);
-    for path in files {
+    for (i, path) in files.iter().enumerate() {
         if parquet_input::is_parquet(path) {
             if let (Some(key), true) = (&a.key, sinks.len() > 1) {
                 parquet_input::read_sharded(path, &a.time, columns, parquet_until, key, &mut sinks)
@@ -230,6 +233,12 @@ fn read_events<S: shards::Sink>(
         }
         let file = input::map_text(path).map_err(|e| e.to_string())?;
         let mut progress = Progress::new(file.bytes().len());
+        // Before the first file the sinks hold nothing, so the check for quotes can ride along
+        // the read: should the file have some, the sinks it fed are made anew.
+        let check = match i {
+            0 => shards::Check::Along,
+            _ => shards::Check::First,
+        };
         let sharded = shards::eval_csv(
             path,
             file.bytes(),
@@ -238,11 +247,16 @@ fn read_events<S: shards::Sink>(
             Some(columns),
             &mut sinks,
             &mut progress,
+            check,
         );
         if let Some(done) = sharded {
             done.map_err(|e| e.to_string())?;
             progress.finish();
             continue;
+        }
+        if sinks.is_empty() {
+            sinks = make_sinks()?;
+            progress = Progress::new(file.bytes().len());
         }
         // Events are ingested in chunks as they are read; the result does not depend on the
         // chunking.

@@ -16,6 +16,7 @@ use crate::marks::Marks;
 use crate::progress::Progress;
 use crate::time::{TimeSpec, TimeUnit};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use timeline::aggregate::AggregateEngine;
 use timeline::value::ValueKey;
@@ -115,11 +116,27 @@ impl<S: Sink> Sink for Until<S> {
     }
 }
 
+/// When [`eval_csv`] finds out that a file is not one it takes (quoted cells, a carriage return
+/// inside a line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Before it reads a line, in a pass over the whole file of its own: the sinks are left
+    /// untouched when it is not. For sinks that hold the events of earlier files.
+    First,
+    /// While it reads, from the same comparisons that find the cells (a pass over the file
+    /// less; a tenth of a one-thread run): when the file is not one it takes, the sinks may
+    /// have been fed part of it, and are then dropped (`sinks` is left empty) for the caller to
+    /// make anew. For sinks that hold nothing yet.
+    Along,
+}
+
 /// Feeds the CSV `text` to `sinks`, one thread per sink, each taking the keys whose hash falls on
-/// it, or returns `None` (touching nothing) if the file is not one this reader takes (see the
-/// module documentation). With one sink this is still the faster reader (it finds cells 64 bytes
-/// at a time, [`crate::marks`], and types only the cells of columns the query reads). On an
-/// error the sinks are gone: the whole evaluation fails.
+/// it, or returns `None` if the file is not one this reader takes (see the module
+/// documentation): with [`Check::First`] the sinks are then untouched, with [`Check::Along`]
+/// untouched or gone (`sinks` empty). With one sink this is still the faster reader (it finds
+/// cells 64 bytes at a time, [`crate::marks`], and types only the cells of columns the query
+/// reads). On an error the sinks are gone: the whole evaluation fails.
+#[allow(clippy::too_many_arguments)]
 pub fn eval_csv<S: Sink>(
     path: &str,
     text: &[u8],
@@ -128,18 +145,20 @@ pub fn eval_csv<S: Sink>(
     columns: Option<&[String]>,
     sinks: &mut Vec<S>,
     progress: &mut Progress,
+    check: Check,
 ) -> Option<Result<(), InputError>> {
     let key_column = key_column?;
     let threads = sinks.len();
-    // Quoted cells, or a carriage return that ends no line, which the general reader (the
-    // `csv` crate) takes as a line's end: that reader's files.
-    let lone_cr =
-        || memchr::memchr_iter(b'\r', text).any(|i| text.get(i + 1).is_some_and(|&b| b != b'\n'));
-    if memchr::memchr(b'"', text).is_some() || lone_cr() {
-        return None;
-    }
     let newline = memchr::memchr(b'\n', text)?;
     let (header, body) = (&text[..newline], &text[newline + 1..]);
+    let general = match check {
+        Check::First => needs_general_reader(text, threads),
+        // The header here; the body as it is read.
+        Check::Along => needs_general_reader(&text[..=newline], 1),
+    };
+    if general {
+        return None;
+    }
     let header = std::str::from_utf8(header).ok()?;
     if header.trim().starts_with('{') {
         return None; // JSON Lines, as the general reader recognises them
@@ -155,6 +174,8 @@ pub fn eval_csv<S: Sink>(
         return None;
     }
     let body_start = text.len() - body.len();
+    // Set by a thread that found the file is not plain CSV, so that the others stop too.
+    let stop = AtomicBool::new(false);
     let run = |shard: usize, engine: S, progress: Option<&mut Progress>| {
         Shard {
             shard,
@@ -164,17 +185,13 @@ pub fn eval_csv<S: Sink>(
             columns,
             key,
             engine,
+            stop: (check == Check::Along).then_some(&stop),
         }
         .read(body, body_start, progress)
-        .map_err(|(line, message)| InputError {
-            path: display_path(path),
-            line,
-            message,
-        })
     };
     let mut owned = std::mem::take(sinks).into_iter();
     let first = owned.next().expect("at least one sink");
-    let results: Vec<Result<S, InputError>> = std::thread::scope(|scope| {
+    let results: Vec<Result<S, Stopped>> = std::thread::scope(|scope| {
         let others: Vec<_> = owned
             .enumerate()
             .map(|(i, sink)| scope.spawn(move || run(i + 1, sink, None)))
@@ -186,20 +203,67 @@ pub fn eval_csv<S: Sink>(
         results
     });
     // Each thread stops at its first bad line; the first of those is the file's first.
-    let mut first_error: Option<InputError> = None;
+    let mut first_error: Option<(usize, String)> = None;
+    let mut general = false;
     for r in results {
         match r {
             Ok(sink) => sinks.push(sink),
-            Err(e) => {
-                if first_error.as_ref().is_none_or(|f| e.line < f.line) {
-                    first_error = Some(e);
+            Err(Stopped::General) => general = true,
+            Err(Stopped::Line(line, message)) => {
+                if first_error.as_ref().is_none_or(|f| line < f.0) {
+                    first_error = Some((line, message));
                 }
             }
         }
     }
+    // A bad line of a file with quotes further on is the general reader's to report (a
+    // thread stops at its first bad line, before it has seen all of its own lines).
+    if general
+        || (check == Check::Along && first_error.is_some() && needs_general_reader(text, threads))
+    {
+        sinks.clear();
+        return None;
+    }
     Some(match first_error {
-        Some(e) => Err(e),
+        Some((line, message)) => Err(InputError {
+            path: display_path(path),
+            line,
+            message,
+        }),
         None => Ok(()),
+    })
+}
+
+/// Whether `text` holds a quote, or a carriage return that ends no line (which the general
+/// reader, the `csv` crate, takes as a line's end): that reader's files. One pass over both
+/// bytes, split over `threads` threads: the whole file is read before any line is, so this pass
+/// is time no other thread overlaps (a tenth of a one-thread run when it was two passes).
+fn needs_general_reader(text: &[u8], threads: usize) -> bool {
+    // Parts of at least 4 MiB: a thread costs more than checking a smaller file.
+    needs_general_reader_in(text, threads.clamp(1, text.len() / (4 << 20) + 1))
+}
+
+/// [`needs_general_reader`] with the text split in `parts` (at least one), each but the last
+/// checked on a thread of its own.
+fn needs_general_reader_in(text: &[u8], parts: usize) -> bool {
+    let check = |(start, end): (usize, usize)| {
+        memchr::memchr2_iter(b'"', b'\r', &text[start..end]).any(|i| {
+            text[start + i] == b'"' || text.get(start + i + 1).is_some_and(|&b| b != b'\n')
+        })
+    };
+    let bounds: Vec<(usize, usize)> = (0..parts)
+        .map(|p| (text.len() * p / parts, text.len() * (p + 1) / parts))
+        .collect();
+    let (last, others) = bounds.split_last().expect("at least one part");
+    std::thread::scope(|scope| {
+        let others: Vec<_> = others
+            .iter()
+            .map(|&part| scope.spawn(move || check(part)))
+            .collect();
+        let here = check(*last);
+        others.into_iter().fold(here, |any, h| {
+            h.join().expect("a check does not panic") || any
+        })
     })
 }
 
@@ -313,6 +377,23 @@ struct Shard<'a, S> {
     /// The position of the key column.
     key: usize,
     engine: S,
+    /// With [`Check::Along`]: raised by the thread that finds a quote or a lone `\r`.
+    stop: Option<&'a AtomicBool>,
+}
+
+/// Why a thread stopped reading.
+enum Stopped {
+    /// A bad line: its number, and what is wrong.
+    Line(usize, String),
+    /// The file is not plain CSV (a quote or a lone `\r`, [`Check::Along`]), or another thread
+    /// found it is not.
+    General,
+}
+
+impl From<(usize, String)> for Stopped {
+    fn from((line, message): (usize, String)) -> Stopped {
+        Stopped::Line(line, message)
+    }
 }
 
 impl<S: Sink> Shard<'_, S> {
@@ -323,7 +404,7 @@ impl<S: Sink> Shard<'_, S> {
         body: &[u8],
         offset: usize,
         mut progress: Option<&mut Progress>,
-    ) -> Result<S, (usize, String)> {
+    ) -> Result<S, Stopped> {
         let mut decoder = CsvDecoder::new(self.header, self.unit, self.columns);
         // The chunk's events: the first `filled` are this chunk's, decoded into the last
         // chunk's (their field vectors reused).
@@ -412,6 +493,13 @@ impl<S: Sink> Shard<'_, S> {
                     ends.push(i);
                 }
             }
+            if marks.general() {
+                // This line's blocks are read: any quote or lone `\r` in it is known.
+                if let Some(stop) = self.stop {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                return Err(Stopped::General);
+            }
             let line_len = line_len.unwrap_or(rest.len());
             start += line_len + 1;
             let line = &rest[..line_len];
@@ -422,7 +510,7 @@ impl<S: Sink> Shard<'_, S> {
             ends.push(record.len());
             let cell = |k: usize| &record[cell_start(&ends, k)..ends[k]];
             if ends.len() != width {
-                return Err((
+                return Err(Stopped::Line(
                     line_no,
                     format!(
                         "invalid CSV: a record has {} cells, but the header has {width}",
@@ -439,6 +527,9 @@ impl<S: Sink> Shard<'_, S> {
             filled += 1;
             lines.push(line_no);
             if filled == CHUNK {
+                if self.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                    return Err(Stopped::General);
+                }
                 self.ingest(&events[..filled], &mut lines)?;
                 filled = 0;
                 if let Some(p) = progress.as_deref_mut() {
@@ -551,6 +642,19 @@ mod tests {
 
     fn eval(header: &str, body: &str, key: &str, shards: usize) -> Result<Vec<String>, usize> {
         let text = format!("{header}\n{body}");
+        let first = eval_checked(&text, key, shards, Check::First).expect("plain CSV");
+        let along = eval_checked(&text, key, shards, Check::Along).expect("plain CSV");
+        assert_eq!(first, along, "the check before the read and along it");
+        first
+    }
+
+    /// [`eval_csv`] with `check`: `None` for a file it leaves to the general reader.
+    fn eval_checked(
+        text: &str,
+        key: &str,
+        shards: usize,
+        check: Check,
+    ) -> Option<Result<Vec<String>, usize>> {
         let mut sinks: Vec<Collect> = (0..shards).map(|_| Collect(Vec::new())).collect();
         let time = TimeSpec::default();
         let read = eval_csv(
@@ -561,8 +665,26 @@ mod tests {
             None,
             &mut sinks,
             &mut Progress::hidden(),
-        )
-        .expect("a CSV file without quotes");
+            check,
+        );
+        let Some(read) = read else {
+            match check {
+                // Untouched.
+                Check::First => {
+                    assert!(sinks.len() == shards && sinks.iter().all(|s| s.0.is_empty()))
+                }
+                // Untouched, or gone, to be made anew.
+                Check::Along => assert!(
+                    sinks.is_empty()
+                        || (sinks.len() == shards && sinks.iter().all(|s| s.0.is_empty()))
+                ),
+            }
+            return None;
+        };
+        Some(collected(read, &sinks))
+    }
+
+    fn collected(read: Result<(), InputError>, sinks: &[Collect]) -> Result<Vec<String>, usize> {
         read.map_err(|e| e.line)?;
         // Each key is read by one shard alone.
         let mut owners = std::collections::HashMap::new();
@@ -618,6 +740,72 @@ mod tests {
             for shards in 1..=3 {
                 prop_assert_eq!(&eval(header, &body, "k", shards), &want, "{} shards", shards);
             }
+        }
+    }
+
+    proptest! {
+        /// A quote or a lone `\r` anywhere (in the header, a cell, a line after a bad one)
+        /// leaves the file to the general reader whether it is looked for before the read or
+        /// along it; a file without either is read as the definition reads it.
+        #[test]
+        fn a_quote_or_a_lone_carriage_return_anywhere_is_the_general_readers(
+            lines in proptest::collection::vec(
+                (0u64..50, 0usize..6, 0usize..3, 0usize..6, 0usize..12),
+                0..40,
+            ),
+            header_quote in 0usize..8,
+            shards in 1usize..=3,
+        ) {
+            let header = if header_quote == 0 { "time,k,\"v\"" } else { "time,k,v" };
+            let mut body = String::new();
+            for (t, k, v, shape, poison) in &lines {
+                let v = ["a", "1", ""][*v];
+                let v = match poison {
+                    0 => format!("{v}\"x"),
+                    1 => format!("{v}\rx"),
+                    2 => format!("{v}\r"), // a `\r\n` line end
+                    _ => v.to_string(),
+                };
+                let cells = [t.to_string(), format!("s{k}"), v];
+                match shape {
+                    0 => body.push_str(&cells[..2].join(",")), // a cell short
+                    _ => body.push_str(&cells.join(",")),
+                }
+                body.push('\n');
+            }
+            let text = format!("{header}\n{body}");
+            let general = needs_general_reader(text.as_bytes(), 1);
+            for check in [Check::First, Check::Along] {
+                let read = eval_checked(&text, "k", shards, check);
+                prop_assert_eq!(read.is_none(), general, "{:?}", check);
+                if let Some(read) = read {
+                    prop_assert_eq!(read, reference(header, &body));
+                }
+            }
+        }
+
+        /// Split in any number of parts, the check finds what its definition does: a quote
+        /// anywhere, or a `\r` followed by anything but `\n` (one at the very end is a line's
+        /// end), whichever part holds it, on a part's edge too.
+        #[test]
+        fn the_general_reader_check_is_its_definition(
+            pieces in proptest::collection::vec(
+                prop_oneof![
+                    1 => Just(&b"\""[..]),
+                    1 => Just(&b"\r"[..]),
+                    6 => Just(&b"\r\n"[..]),
+                    5 => Just(&b"\n"[..]),
+                    5 => Just(&b","[..]),
+                    20 => Just(&b"a"[..]),
+                ],
+                0..40,
+            ),
+            parts in 1usize..5,
+        ) {
+            let text = pieces.concat();
+            let definition = text.contains(&b'"')
+                || (0..text.len()).any(|i| text[i] == b'\r' && i + 1 < text.len() && text[i + 1] != b'\n');
+            prop_assert_eq!(needs_general_reader_in(&text, parts), definition);
         }
     }
 

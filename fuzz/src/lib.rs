@@ -188,7 +188,8 @@ pub fn events(data: &[u8]) {
 }
 
 /// The reader `eval --key` uses for CSV without quotes (`timeline_cli::shards`, cells found 64
-/// bytes at a time), on one and on two threads, against the general reader: keyed by the
+/// bytes at a time), on one and on two threads, with the check for quotes before the read and
+/// along it, against the general reader: keyed by the
 /// header's first column other than `time`, the engines it feeds hold every key the general
 /// reader's events give one engine, each with the same answer (`latest_event_to_state` of the
 /// header's last column), or both refuse the file.
@@ -209,9 +210,14 @@ fn sharded(text: &str, general: &Result<Vec<Event>, InputError>) {
         let mut e = engine();
         e.ingest(events).ok().map(|_| e)
     });
-    for threads in [1, 2] {
+    // Whether this reader takes the file, as its check before the read decides.
+    let mut takes = None;
+    for (threads, check) in [1, 2]
+        .into_iter()
+        .flat_map(|t| [(t, shards::Check::First), (t, shards::Check::Along)])
+    {
         let mut sinks: Vec<Engine> = (0..threads).map(|_| engine()).collect();
-        let Some(read) = shards::eval_csv(
+        let read = shards::eval_csv(
             "fuzz",
             text.as_bytes(),
             &TimeSpec::default(),
@@ -219,8 +225,16 @@ fn sharded(text: &str, general: &Result<Vec<Event>, InputError>) {
             None,
             &mut sinks,
             &mut Progress::hidden(),
-        ) else {
-            return; // not a file this reader takes: the general one reads it
+            check,
+        );
+        // The check along the read decides as the one before it.
+        assert_eq!(
+            *takes.get_or_insert(read.is_some()),
+            read.is_some(),
+            "{threads} threads, {check:?}"
+        );
+        let Some(read) = read else {
+            continue; // not a file this reader takes: the general one reads it
         };
         match (&reference, read) {
             (None, Err(_)) => {}
