@@ -180,3 +180,66 @@ fn bad_files_and_patterns_are_refused() {
     );
     bad_input(&o, "cannot read the zstd file");
 }
+
+/// A CSV file whose quotes come only after many lines (past the reader's first chunks of events,
+/// which the sharded reader has already fed its engines when it meets them), in the first file
+/// or in a second one: read by the general reader, it answers as the same file unquoted.
+#[test]
+fn a_quote_late_in_a_file_answers_as_the_file_unquoted() {
+    let header = "time,sessionId,playerStateChange,cdnChange,userAction";
+    let states = ["init", "play", "buffer", "play", "pause", "buffer"];
+    let cdns = ["CDN1", "CDN2"];
+    let line = |i: usize, quoted: bool| {
+        let state = states[i / 7 % states.len()];
+        let state = if quoted {
+            format!("\"{state}\"")
+        } else {
+            state.to_string()
+        };
+        let action = if i % 13 == 0 { "seek" } else { "" };
+        format!(
+            "{},s{},{state},{},{action}\n",
+            i + 1,
+            i % 97,
+            cdns[i / 31 % 2]
+        )
+    };
+    let n = 30_000;
+    let body = |quote_at: Option<usize>| -> String {
+        (0..n).map(|i| line(i, Some(i) == quote_at)).collect()
+    };
+    let dir = std::env::temp_dir().join(format!("timeline-quotes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let plain = write("plain.csv", format!("{header}\n{}", body(None)));
+    let late = write("late.csv", format!("{header}\n{}", body(Some(n - 5))));
+    let (first_half, second_half) = {
+        let all = body(Some(n - 5));
+        let cut = all.match_indices('\n').nth(n / 2).unwrap().0 + 1;
+        (
+            format!("{header}\n{}", &all[..cut]),
+            format!("{header}\n{}", &all[cut..]),
+        )
+    };
+    let first = write("first.csv", first_half);
+    let second = write("second.csv", second_half);
+    for threads in ["1", "2"] {
+        let want = eval(&[&plain], threads);
+        assert!(want.lines().count() > 97, "{want}");
+        // Compared without printing them: the answers are megabytes.
+        assert!(
+            eval(&[&late], threads) == want,
+            "one file, {threads} thread(s)"
+        );
+        assert!(
+            eval(&[&first, &second], threads) == want,
+            "the quote in the second file, {threads} thread(s)"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
