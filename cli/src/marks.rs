@@ -57,26 +57,27 @@ impl<'a> Marks<'a> {
     /// The marks of the block starting at `base` (a short last block is read as if padded with
     /// zero bytes, which are no marks), noting in `general` a quote or lone `\r` in it.
     fn block(&mut self, base: usize) -> u64 {
-        let (marks, others) = match self.hay.get(base..base + BLOCK) {
-            Some(block) => block_masks(block.try_into().expect("64 bytes")),
+        let mut padded = [0u8; BLOCK];
+        let block = match self.hay.get(base..base + BLOCK) {
+            Some(block) => block.try_into().expect("64 bytes"),
             None => {
-                let mut padded = [0u8; BLOCK];
                 let rest = self.hay.get(base..).unwrap_or_default();
                 padded[..rest.len()].copy_from_slice(rest);
-                block_masks(&padded)
+                &padded
             }
         };
-        if others != 0 {
-            self.general |= self.any_general(base, others);
+        let (marks, others) = block_masks(block);
+        if others {
+            self.general |= self.any_general(base, block);
         }
         marks
     }
 
-    /// Whether any of the quotes and carriage returns at the bits of `others` (from `base`) is
-    /// a quote or a `\r` that ends no line (rare: files with `\r\n` line ends come here once
-    /// a line).
+    /// Whether any of the quotes and carriage returns of `block` (at `base`) is a quote or a
+    /// `\r` that ends no line (rare: files with `\r\n` line ends come here once a line).
     #[cold]
-    fn any_general(&self, base: usize, mut others: u64) -> bool {
+    fn any_general(&self, base: usize, block: &[u8; BLOCK]) -> bool {
+        let mut others = block_mask(block, b'"', b'\r');
         while others != 0 {
             let i = base + others.trailing_zeros() as usize;
             others &= others - 1;
@@ -106,10 +107,10 @@ impl Iterator for Marks<'_> {
     }
 }
 
-/// Two masks of `block`: bit `i` set where `block[i]` is `,` or `\n` (the marks), and where it
-/// is `"` or `\r` (what the plain reader does not take).
+/// The marks of `block` (bit `i` set where `block[i]` is `,` or `\n`), and whether it holds a
+/// `"` or a `\r` (what the plain reader does not take).
 #[inline]
-fn block_masks(block: &[u8; BLOCK]) -> (u64, u64) {
+fn block_masks(block: &[u8; BLOCK]) -> (u64, bool) {
     #[cfg(target_arch = "x86_64")]
     {
         block_masks_sse2(block)
@@ -117,35 +118,74 @@ fn block_masks(block: &[u8; BLOCK]) -> (u64, u64) {
     #[cfg(not(target_arch = "x86_64"))]
     {
         (
-            block_mask_swar(block, b',', b'\n'),
-            block_mask_swar(block, b'"', b'\r'),
+            block_mask(block, b',', b'\n'),
+            block_mask(block, b'"', b'\r') != 0,
         )
     }
 }
 
-/// [`block_masks`] with SSE2, which every x86-64 processor has: 16 bytes a comparison.
+/// Bit `i` set where `block[i]` is `a` or `b`.
+fn block_mask(block: &[u8; BLOCK], a: u8, b: u8) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        block_mask_sse2(block, a, b)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        block_mask_swar(block, a, b)
+    }
+}
+
+/// [`block_masks`] with SSE2, which every x86-64 processor has: 16 bytes a comparison; whether
+/// a quote or `\r` is there is one test for the whole block.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn block_masks_sse2(block: &[u8; BLOCK]) -> (u64, u64) {
+fn block_masks_sse2(block: &[u8; BLOCK]) -> (u64, bool) {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_setzero_si128,
+    };
+    let mut marks = 0u64;
+    // SAFETY (all three blocks): SSE2 is part of the x86-64 baseline, so these intrinsics are
+    // always available; the unaligned load reads bytes 16k..16k+16 of the 64-byte array.
+    let (mut others, comma, newline, quote, cr) = unsafe {
+        (
+            _mm_setzero_si128(),
+            _mm_set1_epi8(b',' as i8),
+            _mm_set1_epi8(b'\n' as i8),
+            _mm_set1_epi8(b'"' as i8),
+            _mm_set1_epi8(b'\r' as i8),
+        )
+    };
+    for k in 0..BLOCK / 16 {
+        let m = unsafe {
+            let v = _mm_loadu_si128(block.as_ptr().add(16 * k).cast::<__m128i>());
+            let either = |a, b| _mm_or_si128(_mm_cmpeq_epi8(v, a), _mm_cmpeq_epi8(v, b));
+            others = _mm_or_si128(others, either(quote, cr));
+            _mm_movemask_epi8(either(comma, newline))
+        };
+        marks |= u64::from(m as u16) << (16 * k);
+    }
+    (marks, unsafe { _mm_movemask_epi8(others) } != 0)
+}
+
+/// [`block_mask`] with SSE2.
+#[cfg(target_arch = "x86_64")]
+fn block_mask_sse2(block: &[u8; BLOCK], a: u8, b: u8) -> u64 {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
     };
-    let (mut marks, mut others) = (0u64, 0u64);
+    let mut mask = 0u64;
     for k in 0..BLOCK / 16 {
-        // SAFETY: SSE2 is part of the x86-64 baseline, so these intrinsics are always
-        // available; the unaligned load reads bytes 16k..16k+16 of the 64-byte array.
-        let (m, o) = unsafe {
+        // SAFETY: as in `block_masks_sse2`.
+        let m = unsafe {
             let v = _mm_loadu_si128(block.as_ptr().add(16 * k).cast::<__m128i>());
-            let is = |b: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
-            (
-                _mm_movemask_epi8(_mm_or_si128(is(b','), is(b'\n'))),
-                _mm_movemask_epi8(_mm_or_si128(is(b'"'), is(b'\r'))),
-            )
+            let is = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            _mm_movemask_epi8(_mm_or_si128(is(a), is(b)))
         };
-        marks |= u64::from(m as u16) << (16 * k);
-        others |= u64::from(o as u16) << (16 * k);
+        mask |= u64::from(m as u16) << (16 * k);
     }
-    (marks, others)
+    mask
 }
 
 /// Bit `i` set where `block[i]` is `a` or `b`, eight bytes at a time in plain integer
@@ -225,10 +265,12 @@ mod tests {
             let bits = |a: u8, b: u8| {
                 (0..64).filter(|&i| block[i] == a || block[i] == b).fold(0u64, |m, i| m | 1 << i)
             };
-            let expected = (bits(b',', b'\n'), bits(b'"', b'\r'));
-            prop_assert_eq!(block_masks(&block), expected);
-            prop_assert_eq!(block_mask_swar(&block, b',', b'\n'), expected.0);
-            prop_assert_eq!(block_mask_swar(&block, b'"', b'\r'), expected.1);
+            let (marks, others) = (bits(b',', b'\n'), bits(b'"', b'\r'));
+            prop_assert_eq!(block_masks(&block), (marks, others != 0));
+            prop_assert_eq!(block_mask(&block, b',', b'\n'), marks);
+            prop_assert_eq!(block_mask(&block, b'"', b'\r'), others);
+            prop_assert_eq!(block_mask_swar(&block, b',', b'\n'), marks);
+            prop_assert_eq!(block_mask_swar(&block, b'"', b'\r'), others);
         }
 
         /// Read to the end, the marks tell a quote or a lone `\r` anywhere, whichever block
