@@ -9,7 +9,8 @@
 //! This takes CSV without quotes, where a line is a record. Anything else (quoted cells, a
 //! carriage return inside a line, a header naming the key column twice, JSON Lines, no `--key`)
 //! is read on one thread by [`crate::input`], which answers the same (the `events` fuzz target
-//! compares the two).
+//! compares the two). Whether a file has quotes is found before it is read, or, when its sinks
+//! hold nothing yet, as it is read ([`Check`]).
 
 use crate::input::{display_path, infer_scalar, CsvDecoder, CsvHeader, InputError, Scalar};
 use crate::marks::Marks;
