@@ -77,16 +77,15 @@ impl<'a> Marks<'a> {
     /// `\r` that ends no line (rare: files with `\r\n` line ends come here once a line).
     #[cold]
     fn any_general(&self, base: usize, block: &[u8; BLOCK]) -> bool {
-        let mut others = block_mask(block, b'"', b'\r');
-        while others != 0 {
-            let i = base + others.trailing_zeros() as usize;
-            others &= others - 1;
-            if self.hay[i] == b'"' || self.hay.get(i + 1).is_some_and(|&b| b != b'\n') {
-                return true;
-            }
-        }
-        false
+        memchr::memchr2_iter(b'"', b'\r', block).any(|i| general_at(self.hay, base + i))
     }
+}
+
+/// Whether the `"` or `\r` at `hay[i]` makes `hay` a file for the general reader: a quote
+/// always, a carriage return when a byte other than `\n` follows it (one at the very end is a
+/// line's end).
+pub fn general_at(hay: &[u8], i: usize) -> bool {
+    hay[i] == b'"' || hay.get(i + 1).is_some_and(|&b| b != b'\n')
 }
 
 impl Iterator for Marks<'_> {
@@ -118,21 +117,9 @@ fn block_masks(block: &[u8; BLOCK]) -> (u64, bool) {
     #[cfg(not(target_arch = "x86_64"))]
     {
         (
-            block_mask(block, b',', b'\n'),
-            block_mask(block, b'"', b'\r') != 0,
+            block_mask_swar(block, b',', b'\n'),
+            block_mask_swar(block, b'"', b'\r') != 0,
         )
-    }
-}
-
-/// Bit `i` set where `block[i]` is `a` or `b`.
-fn block_mask(block: &[u8; BLOCK], a: u8, b: u8) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        block_mask_sse2(block, a, b)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        block_mask_swar(block, a, b)
     }
 }
 
@@ -167,25 +154,6 @@ fn block_masks_sse2(block: &[u8; BLOCK]) -> (u64, bool) {
         marks |= u64::from(m as u16) << (16 * k);
     }
     (marks, unsafe { _mm_movemask_epi8(others) } != 0)
-}
-
-/// [`block_mask`] with SSE2.
-#[cfg(target_arch = "x86_64")]
-fn block_mask_sse2(block: &[u8; BLOCK], a: u8, b: u8) -> u64 {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
-    let mut mask = 0u64;
-    for k in 0..BLOCK / 16 {
-        // SAFETY: as in `block_masks_sse2`.
-        let m = unsafe {
-            let v = _mm_loadu_si128(block.as_ptr().add(16 * k).cast::<__m128i>());
-            let is = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
-            _mm_movemask_epi8(_mm_or_si128(is(a), is(b)))
-        };
-        mask |= u64::from(m as u16) << (16 * k);
-    }
-    mask
 }
 
 /// Bit `i` set where `block[i]` is `a` or `b`, eight bytes at a time in plain integer
@@ -267,8 +235,6 @@ mod tests {
             };
             let (marks, others) = (bits(b',', b'\n'), bits(b'"', b'\r'));
             prop_assert_eq!(block_masks(&block), (marks, others != 0));
-            prop_assert_eq!(block_mask(&block, b',', b'\n'), marks);
-            prop_assert_eq!(block_mask(&block, b'"', b'\r'), others);
             prop_assert_eq!(block_mask_swar(&block, b',', b'\n'), marks);
             prop_assert_eq!(block_mask_swar(&block, b'"', b'\r'), others);
         }

@@ -13,7 +13,7 @@
 //! hold nothing yet, as it is read ([`Check`]).
 
 use crate::input::{display_path, infer_scalar, CsvDecoder, CsvHeader, InputError, Scalar};
-use crate::marks::Marks;
+use crate::marks::{general_at, Marks};
 use crate::progress::Progress;
 use crate::time::{TimeSpec, TimeUnit};
 use std::hash::{Hash, Hasher};
@@ -248,9 +248,7 @@ fn needs_general_reader(text: &[u8], threads: usize) -> bool {
 /// checked on a thread of its own.
 fn needs_general_reader_in(text: &[u8], parts: usize) -> bool {
     let check = |(start, end): (usize, usize)| {
-        memchr::memchr2_iter(b'"', b'\r', &text[start..end]).any(|i| {
-            text[start + i] == b'"' || text.get(start + i + 1).is_some_and(|&b| b != b'\n')
-        })
+        memchr::memchr2_iter(b'"', b'\r', &text[start..end]).any(|i| general_at(text, start + i))
     };
     let bounds: Vec<(usize, usize)> = (0..parts)
         .map(|p| (text.len() * p / parts, text.len() * (p + 1) / parts))

@@ -189,10 +189,10 @@ pub fn events(data: &[u8]) {
 
 /// The reader `eval --key` uses for CSV without quotes (`timeline_cli::shards`, cells found 64
 /// bytes at a time), on one and on two threads, with the check for quotes before the read and
-/// along it, against the general reader: keyed by the
-/// header's first column other than `time`, the engines it feeds hold every key the general
-/// reader's events give one engine, each with the same answer (`latest_event_to_state` of the
-/// header's last column), or both refuse the file.
+/// along it, against the general reader: keyed by the header's first column other than `time`,
+/// the engines it feeds hold every key the general reader's events give one engine, each with
+/// the same answer (`latest_event_to_state` of the header's last column), or both refuse the
+/// file.
 fn sharded(text: &str, general: &Result<Vec<Event>, InputError>) {
     let header = text.split('\n').next().unwrap_or("").trim_end_matches('\r');
     let columns: Vec<&str> = header.split(',').collect();
