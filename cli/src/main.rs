@@ -126,17 +126,29 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
     };
     let key_engines: Vec<Engine>;
     let rows = if query.aggregate.is_some() {
-        let make = || AggregateEngine::new(&query, options.clone()).map_err(|e| e.to_string());
+        // Answers at a few instants need no aggregate timeline: it is left to the reads.
+        let lazy = only_instants(a);
+        let make = || {
+            let engine = match lazy {
+                true => AggregateEngine::lazy(&query, options.clone()),
+                false => AggregateEngine::new(&query, options.clone()),
+            };
+            engine.map_err(|e| e.to_string())
+        };
         let mut engines = read_events(a, &files, &columns, threads, RowGroups::SkipLater, &make)?;
         let horizon = engines.iter().filter_map(|e| e.horizon()).max();
         let last = engines.iter().filter_map(|e| e.last_time()).max();
-        let parts = engines.iter_mut().map(|e| e.aggregates()).collect();
-        let merged = Aggregates::merge(parts);
-        if a.html {
+        let merged = match lazy {
+            true => None,
+            false => Some(Aggregates::merge(
+                engines.iter_mut().map(|e| e.aggregates()).collect(),
+            )),
+        };
+        if let (true, Some(merged)) = (a.html, &merged) {
             let per_key: Vec<&Engine> = engines.iter().map(|e| e.per_key()).collect();
-            return write_page(a, &query, &per_key, Some(&merged));
+            return write_page(a, &query, &per_key, Some(merged));
         }
-        aggregate_rows(&merged, a, horizon, last)?
+        aggregate_rows(&mut engines, merged.as_ref(), a, horizon, last)?
     } else {
         let make = || Engine::new(&query.op, options.clone()).map_err(|e| e.to_string());
         // Every key is listed, those whose events all come later too.
@@ -177,6 +189,14 @@ fn answers_until(a: &EvalArgs) -> Option<u64> {
     }
     let only_points = a.range.is_none() && !a.timeline && !a.html && a.retain.is_none();
     latest.filter(|_| only_points)
+}
+
+/// Whether every answer asked for is at an instant that is known to be readable once the events
+/// are in: `--at` times only, and with retention only `--at end` (an earlier time may lie before
+/// a key's horizon).
+fn only_instants(a: &EvalArgs) -> bool {
+    let ends_only = a.at.iter().all(|at| matches!(at, args::At::End));
+    a.range.is_none() && !a.timeline && !a.html && (a.retain.is_none() || ends_only)
 }
 
 /// Whether [`read_events`] may leave Parquet row groups unread whose times all lie after the
@@ -279,9 +299,11 @@ fn read_events<S: shards::Sink>(
 }
 
 /// The answers of an aggregate query: per group at each `--at` time, or per group and
-/// function, the segments of `--range` or of the whole timeline.
+/// function, the segments of `--range` or of the whole timeline. `agg` is the whole aggregate,
+/// merged; without it (`--at` times only) each time is read from the engines alone.
 fn aggregate_rows(
-    agg: &Aggregates,
+    engines: &mut [AggregateEngine],
+    agg: Option<&Aggregates>,
     a: &EvalArgs,
     horizon: Option<u64>,
     last: Option<u64>,
@@ -300,8 +322,19 @@ fn aggregate_rows(
             args::At::Time(t) => t,
             args::At::End => last.unwrap_or(0),
         })?;
-        rows.extend(agg.at(t).into_iter().map(Row::Group));
+        let at = match agg {
+            Some(agg) => agg.at(t),
+            None => {
+                let parts = engines.iter_mut().map(|e| e.aggregates_at(t));
+                let parts = parts.collect::<Result<Vec<_>, _>>();
+                Aggregates::merge(parts.map_err(|e| e.to_string())?).at(t)
+            }
+        };
+        rows.extend(at.into_iter().map(Row::Group));
     }
+    let Some(agg) = agg else {
+        return Ok(rows);
+    };
     let mut segments = |t1: u64, t2: Option<u64>| {
         for (g, f) in agg
             .groups

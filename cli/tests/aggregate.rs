@@ -192,6 +192,63 @@ fn threads_and_arrival_order_give_the_same_answers() {
     assert_eq!(run(&shuffled, "2"), one, "shuffled lines, two threads");
 }
 
+/// Answers asked only at instants come from the keys at those instants (no aggregate timeline
+/// is kept): they equal the same instants' answers read off the whole timeline, on any number
+/// of threads, in any arrival order, with a horizon too.
+#[test]
+fn instants_alone_answer_as_the_whole_timeline_does() {
+    let q = "duration_where(has_existed(playerStateChange == \"play\") && latest_event_to_state(playerStateChange) == \"buffer\") | aggregate(group_by(cdnChange), count, sum, avg, min, max)";
+    let run = |file: &std::path::Path, threads: &str, more: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--query",
+            q,
+            "--events",
+            file.to_str().unwrap(),
+            "--key",
+            "sessionId",
+            "--threads",
+            threads,
+        ];
+        args.extend_from_slice(more);
+        stdout(&timeline(&args, None))
+    };
+    let at_rows = |out: &str| -> Vec<String> {
+        let rows: Vec<String> = out
+            .lines()
+            .filter(|l| l.contains("\"at\""))
+            .map(String::from)
+            .collect();
+        assert!(rows.len() > 3, "a real answer: {out}");
+        rows
+    };
+    let shuffled = temp_file("agg-instants.csv", &player_stream(300, true));
+    let instants = [
+        "--at", "0", "--at", "30", "--at", "61", "--at", "90", "--at", "end",
+    ];
+    let whole = at_rows(&run(
+        &shuffled,
+        "1",
+        &[&instants[..], &["--timeline"]].concat(),
+    ));
+    for threads in ["1", "2", "3"] {
+        let alone = at_rows(&run(&shuffled, threads, &instants));
+        assert_eq!(alone, whole, "{threads} threads");
+    }
+    // Retention refuses late events: each key's events in order.
+    let in_order = temp_file("agg-instants-in-order.csv", &player_stream(300, false));
+    let retained = ["--retain", "20", "--at", "end"];
+    let whole = at_rows(&run(
+        &in_order,
+        "1",
+        &[&retained[..], &["--timeline"]].concat(),
+    ));
+    for threads in ["1", "2"] {
+        let alone = at_rows(&run(&in_order, threads, &retained));
+        assert_eq!(alone, whole, "retain 20, {threads} threads");
+    }
+}
+
 #[test]
 fn explain_shows_the_aggregate_node_and_its_inputs() {
     let o = timeline(

@@ -557,6 +557,16 @@ impl Engine {
             .collect()
     }
 
+    /// Every key's first event time and result timeline, in no particular order (a key listed
+    /// by [`add_keys`](Self::add_keys) and without events yet has the first time `u64::MAX`):
+    /// what a reader of all keys at once needs, without a lookup per key.
+    pub fn results(&self) -> impl Iterator<Item = (Option<&Value>, u64, &Timeline)> + '_ {
+        let root = self.root_slot();
+        self.states
+            .iter()
+            .map(move |s| (s.key.as_ref(), s.origin, &s.outputs[root]))
+    }
+
     /// The result timeline of `key`.
     pub fn timeline(&self, key: Option<&Value>) -> Result<&Timeline, QueryError> {
         let state = self.key_state(key)?;

@@ -147,32 +147,43 @@ fn along(s: &AggSegment, t: u64) -> Option<Num> {
 
 /// The aggregates, checked against the reference at every instant: the rows `at` gives, and
 /// every function's timeline (canonical, and equal to the reference along every segment).
+/// The rows an aggregate gives at `t` against the definition's groups at `t`.
+fn check_rows(
+    rows: &[GroupRow],
+    groups: &BTreeMap<GroupKey, Expected>,
+    t: u64,
+    context: &str,
+) -> Result<(), TestCaseError> {
+    let expected: Vec<_> = groups.iter().filter(|(_, e)| e.members > 0).collect();
+    prop_assert_eq!(
+        rows.len(),
+        expected.len(),
+        "{}\nat {}: {:?} vs {:?}",
+        context,
+        t,
+        rows,
+        expected
+    );
+    for (row, (g, e)) in rows.iter().zip(&expected) {
+        prop_assert_eq!(&row.group, &g.value(), "{}\nat {}", context, t);
+        prop_assert_eq!(row.at, t);
+        for ((f, v), (_, w)) in row.values.iter().zip(&e.values) {
+            prop_assert!(
+                same(*v, *w),
+                "{context}\nat {t}, group {g:?}, {f}: engine {v:?}, reference {w:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn check_against(
     got: &Aggregates,
     want: &[BTreeMap<GroupKey, Expected>],
     context: &str,
 ) -> Result<(), TestCaseError> {
     for (t, groups) in want.iter().enumerate() {
-        let rows = got.at(t as u64);
-        let expected: Vec<_> = groups.iter().filter(|(_, e)| e.members > 0).collect();
-        prop_assert_eq!(
-            rows.len(),
-            expected.len(),
-            "{}\nat {}: {:?} vs {:?}",
-            context,
-            t,
-            rows,
-            expected
-        );
-        for (row, (g, e)) in rows.iter().zip(&expected) {
-            prop_assert_eq!(&row.group, &g.value(), "{}\nat {}", context, t);
-            for ((f, v), (_, w)) in row.values.iter().zip(&e.values) {
-                prop_assert!(
-                    same(*v, *w),
-                    "{context}\nat {t}, group {g:?}, {f}: engine {v:?}, reference {w:?}"
-                );
-            }
-        }
+        check_rows(&got.at(t as u64), groups, t as u64, context)?;
     }
     for &f in &got.functions {
         for (g, segs) in got.segments(f, 0, None) {
@@ -307,6 +318,39 @@ proptest! {
         let mut one = vec![AggregateEngine::new(&query, options()).unwrap()];
         feed(&mut one, &arrived, &batch_sizes);
         check_against(&one[0].aggregates(), &want, &format!("query: {query}\nevents: {arrived:?}"))?;
+    }
+
+    /// An engine that leaves the aggregate to its reads answers every instant as the definition
+    /// does, read at that instant alone or as a whole timeline, alone or merged over engines.
+    #[test]
+    fn lazy_aggregates_match_reference(
+        op in prop_oneof![any_query(2), bool_query(1).prop_map(tl_duration_where)],
+        (group, functions) in aggregation(),
+        (events, order) in keyed_events(25, 30).prop_flat_map(|e| { let n = e.len(); (Just(e), shuffled(n)) }),
+        batch_sizes in prop::collection::vec(1usize..6, 1..4),
+        threads in 1usize..4,
+    ) {
+        let query = query_of(op, group, functions);
+        let arrived: Vec<Event> = order.iter().map(|&i| events[i].clone()).collect();
+        let max_time = events.iter().map(|e| e.time).max().unwrap();
+        let end = horizon_of(&query.op, max_time);
+        let want = reference(&query, &arrived, end);
+        let context = format!("query: {query}\nevents (arrival order): {arrived:?}\n{threads} lazy engines");
+        let mut lazy: Vec<AggregateEngine> =
+            (0..threads).map(|_| AggregateEngine::lazy(&query, options()).unwrap()).collect();
+        feed(&mut lazy, &arrived, &batch_sizes);
+        for (t, groups) in want.iter().enumerate() {
+            let t = t as u64;
+            let parts = lazy.iter_mut().map(|e| e.aggregates_at(t).unwrap()).collect();
+            check_rows(&Aggregates::merge(parts).at(t), groups, t, &context)?;
+        }
+        let whole = Aggregates::merge(lazy.iter_mut().map(|e| e.aggregates()).collect());
+        check_against(&whole, &want, &context)?;
+        // Read at one instant, an engine that keeps its aggregate answers alike.
+        let mut kept = vec![AggregateEngine::new(&query, options()).unwrap()];
+        feed(&mut kept, &arrived, &batch_sizes);
+        let t = max_time.min(end);
+        prop_assert_eq!(kept[0].aggregates_at(t).unwrap().at(t), kept[0].aggregates().at(t));
     }
 
     #[test]
@@ -606,6 +650,43 @@ proptest! {
         }
         let stats = retained.aggregator().stats();
         prop_assert!(stats.1 <= kept.aggregator().stats().1);
+    }
+
+    /// With a retention horizon, an engine that leaves the aggregate to its reads answers every
+    /// instant from the newest key horizon on (the latest event's) as without one, and refuses
+    /// earlier instants.
+    #[test]
+    fn lazy_retention_answers_from_the_newest_horizon(
+        op in prop_oneof![any_query(1), bool_query(1).prop_map(tl_duration_where)],
+        (group, functions) in aggregation(),
+        mut events in keyed_events(40, 40),
+        h in 3u64..15,
+    ) {
+        events.sort_by_key(|e| e.time);
+        let query = query_of(op, group, functions);
+        let mut kept = AggregateEngine::new(&query, options()).unwrap();
+        let mut lazy = AggregateEngine::lazy(&query, EngineOptions { retention: Some(h), ..options() }).unwrap();
+        for chunk in events.chunks(3) {
+            kept.ingest(chunk).unwrap();
+            lazy.ingest(chunk).unwrap();
+        }
+        let last = events.last().unwrap().time;
+        let horizon = lazy.horizon().unwrap();
+        prop_assert_eq!(horizon, last.saturating_sub(h));
+        prop_assert_eq!(lazy.last_time(), Some(last));
+        let all = kept.aggregates();
+        let whole = lazy.aggregates();
+        let end = horizon_of(&query.op, last);
+        for t in horizon..=end {
+            let context = format!("query {query} at {t} (horizon {horizon})\nevents {events:?}");
+            prop_assert_eq!(all.at(t), lazy.aggregates_at(t).unwrap().at(t), "{}", context);
+            prop_assert_eq!(all.at(t), whole.at(t), "{}", context);
+        }
+        if horizon > 0 {
+            let refused = lazy.aggregates_at(horizon - 1);
+            let before = matches!(refused, Err(timeline::QueryError::BeforeHorizon { .. }));
+            prop_assert!(before, "{:?}", refused.map(|a| a.groups));
+        }
     }
 }
 

@@ -354,6 +354,33 @@ fn pieces_from(from: u64, origin: u64, result: &Timeline, group: Option<&Timelin
     out
 }
 
+/// Each group's partial at instant `t` alone, of the keys given as (first event time, result,
+/// group column): what [`Aggregator`] would hold at `t` for the same keys, without the history
+/// before or after it. Costs a point lookup per key.
+pub(crate) fn partials_at<'a>(
+    keys: impl Iterator<Item = (u64, &'a Timeline, Option<&'a Timeline>)>,
+    t: u64,
+) -> BTreeMap<GroupKey, Partial> {
+    let mut groups: BTreeMap<GroupKey, Accumulator> = BTreeMap::new();
+    for (origin, result, group) in keys {
+        if t < origin {
+            continue;
+        }
+        let group = group.map_or(GroupKey(None), |g| {
+            GroupKey::of(Reader::new(g, t).state_at(t).0)
+        });
+        let (state, held) = Reader::new(result, t).state_at(t);
+        groups
+            .entry(group)
+            .or_default()
+            .apply(&contribution(state, t - held), 1);
+    }
+    groups
+        .into_iter()
+        .map(|(g, acc)| (g, acc.snapshot()))
+        .collect()
+}
+
 /// What a member whose value is `state` (from change point `since` on) contributes.
 fn contribution(state: &State, since: u64) -> Contrib {
     match state {

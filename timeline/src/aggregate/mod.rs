@@ -35,7 +35,7 @@ pub use partial::{
     merge_points, merge_points_from, partial_at, segments, AggSegment, Extreme, Num, Partial,
 };
 
-use crate::engine::{Engine, EngineOptions, IngestError};
+use crate::engine::{Engine, EngineOptions, IngestError, QueryError};
 use crate::event::Event;
 use crate::op::{tl_latest_event_to_state, Column, TimeLineOp, ValidationError};
 use crate::timeline::Timeline;
@@ -264,12 +264,15 @@ impl std::str::FromStr for Query {
 }
 
 /// An aggregate query evaluated over a stream of events: the per-key query (and the group
-/// column) in [`Engine`]s, their changes fed to an [`Aggregator`].
+/// column) in [`Engine`]s, their changes fed to an [`Aggregator`] as they come
+/// ([`new`](Self::new)), or combined only when read ([`lazy`](Self::lazy)).
 #[derive(Clone, Debug)]
 pub struct AggregateEngine {
     aggregation: Aggregation,
     result: Engine,
     group: Option<Engine>,
+    /// Whether the aggregate is left to reads (the aggregator then stays empty).
+    lazy: bool,
     aggregator: Aggregator,
     retention: Option<u64>,
     horizons: Horizons,
@@ -293,10 +296,38 @@ impl AggregateEngine {
             result: Engine::new(&query.op, options)?,
             group,
             aggregation,
+            lazy: false,
             aggregator: Aggregator::default(),
             horizons: Horizons::default(),
             last_time: None,
         })
+    }
+
+    /// An engine that keeps no aggregate while it ingests, for a reader that asks for a few
+    /// instants once the events are in ([`aggregates_at`](Self::aggregates_at)): ingesting
+    /// costs the per-key engines alone, and a read one point lookup per key.
+    /// [`aggregates`](Self::aggregates) builds the whole aggregate from the keys' timelines at
+    /// each call; with retention it starts at the newest key horizon (see
+    /// [`horizon`](Self::horizon)). Answers equal [`new`](Self::new)'s wherever both answer.
+    ///
+    /// ```
+    /// use timeline::aggregate::{AggFn, AggregateEngine, Num, Query};
+    /// use timeline::{Event, EngineOptions};
+    ///
+    /// let q: Query = "duration_where(s == 1) | aggregate(sum)".parse().unwrap();
+    /// let options = EngineOptions { key_column: Some("k".into()), retention: None };
+    /// let mut engine = AggregateEngine::lazy(&q, options).unwrap();
+    /// engine.ingest(&[
+    ///     Event::new(1, [("k", 1.into()), ("s", 1.into())]),
+    ///     Event::new(3, [("k", 2.into()), ("s", 1.into())]),
+    /// ]).unwrap();
+    /// let rows = engine.aggregates_at(10).unwrap().at(10);
+    /// assert_eq!(rows[0].values, vec![(AggFn::Sum, Some(Num::Int(9 + 7)))]);
+    /// ```
+    pub fn lazy(query: &Query, options: EngineOptions) -> Result<AggregateEngine, ValidationError> {
+        let mut engine = AggregateEngine::new(query, options)?;
+        engine.lazy = true;
+        Ok(engine)
     }
 
     /// The per-key engine (its plan, its keys' results).
@@ -311,6 +342,15 @@ impl AggregateEngine {
 
     /// Ingests a batch of events in any time order; a refused batch changes nothing.
     pub fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
+        if self.lazy {
+            // Both engines check a batch alike, so either both refuse it or neither does.
+            if let Some(g) = &mut self.group {
+                g.ingest(events)?;
+            }
+            self.result.ingest(events)?;
+            self.last_time = events.iter().map(|e| e.time).chain(self.last_time).max();
+            return Ok(());
+        }
         // Each changed key's group column from its earliest new event on, read before retention
         // collapses it. The group engine runs the same checks on the same keys and times as the
         // result engine below, so either both refuse the batch or neither does.
@@ -353,8 +393,44 @@ impl AggregateEngine {
 
     /// Every group's aggregate, up to date.
     pub fn aggregates(&mut self) -> Aggregates {
-        self.aggregator
-            .aggregates(self.aggregation.functions.clone())
+        let functions = self.aggregation.functions.clone();
+        if !self.lazy {
+            return self.aggregator.aggregates(functions);
+        }
+        let mut all = Aggregator::default();
+        for (key, origin, result) in self.result.results() {
+            let group = self.group.as_ref().and_then(|g| g.timeline(key).ok());
+            all.update(key.cloned(), 0, origin, result, group);
+        }
+        all.aggregates(functions)
+    }
+
+    /// Every group's aggregate at instant `t` alone (each group's step function holds one
+    /// point, at `t`): what [`Aggregates::at`] reads at `t`, and what threads and shards merge
+    /// with [`Aggregates::merge`]. Refused before the horizon.
+    pub fn aggregates_at(&mut self, t: u64) -> Result<Aggregates, QueryError> {
+        if let Some(horizon) = self.horizon().filter(|h| t < *h) {
+            return Err(QueryError::BeforeHorizon { time: t, horizon });
+        }
+        let functions = self.aggregation.functions.clone();
+        let groups = if self.lazy {
+            let group = self.group.as_ref();
+            let keys = self.result.results().map(|(key, origin, result)| {
+                (origin, result, group.and_then(|g| g.timeline(key).ok()))
+            });
+            aggregator::partials_at(keys, t)
+        } else {
+            self.aggregator
+                .aggregates(functions.clone())
+                .groups
+                .into_iter()
+                .filter_map(|(g, points)| Some((g, partial_at(&points, t)?.clone())))
+                .collect()
+        };
+        Ok(Aggregates {
+            functions,
+            groups: groups.into_iter().map(|(g, p)| (g, vec![(t, p)])).collect(),
+        })
     }
 
     /// The aggregator (for its statistics).
@@ -367,9 +443,18 @@ impl AggregateEngine {
         self.last_time
     }
 
-    /// The oldest live horizon: history before it has been collapsed.
+    /// The earliest time the aggregate can be read at. Kept as events come, it starts at the
+    /// oldest key horizon (the aggregate has history that the newer keys have collapsed); built
+    /// when read ([`lazy`](Self::lazy)), at the newest one (the key with the latest event),
+    /// before which some key's history is gone.
     pub fn horizon(&self) -> Option<u64> {
-        self.retention.map(|_| self.horizons.collapsed_before())
+        let h = self.retention?;
+        Some(match self.lazy {
+            false => self.horizons.collapsed_before(),
+            true => self
+                .last_time
+                .map_or(0, |last| crate::keys::horizon(last, h)),
+        })
     }
 }
 
