@@ -126,17 +126,38 @@ fn eval(a: &EvalArgs) -> Result<(), String> {
     };
     let key_engines: Vec<Engine>;
     let rows = if query.aggregate.is_some() {
-        // Answers at a few instants need no aggregate timeline: it is left to the reads.
-        let lazy = only_instants(a);
-        let make = || {
-            let engine = match lazy {
-                true => AggregateEngine::lazy(&query, options.clone()),
-                false => AggregateEngine::new(&query, options.clone()),
+        let read = |lazy: bool| {
+            let make = || {
+                let engine = match lazy {
+                    true => AggregateEngine::lazy(&query, options.clone()),
+                    false => AggregateEngine::new(&query, options.clone()),
+                };
+                engine.map_err(|e| e.to_string())
             };
-            engine.map_err(|e| e.to_string())
+            read_events(a, &files, &columns, threads, RowGroups::SkipLater, &make)
         };
-        let mut engines = read_events(a, &files, &columns, threads, RowGroups::SkipLater, &make)?;
-        let horizon = engines.iter().filter_map(|e| e.horizon()).max();
+        // Answers at a few instants need no aggregate timeline: it is left to the reads. With
+        // retention such a read answers only from the newest key horizon on, known once the
+        // events are in; should a time asked lie before it, the files are read again with the
+        // aggregate kept (which answers from the oldest key horizon on). Standard input cannot
+        // be read twice, so then it is kept from the start.
+        let asked = a.at.iter().filter_map(|at| match at {
+            args::At::Time(t) => Some(*t),
+            args::At::End => None,
+        });
+        let earliest = asked.min();
+        let rereadable = !files.iter().any(|f| f == "-");
+        let mut lazy = only_instants(a) && (a.retain.is_none() || earliest.is_none() || rereadable);
+        let mut engines = read(lazy)?;
+        let horizon_of =
+            |engines: &[AggregateEngine]| engines.iter().filter_map(|e| e.horizon()).max();
+        if let (true, Some(t), Some(h)) = (lazy, earliest, horizon_of(&engines)) {
+            if t < h {
+                lazy = false;
+                engines = read(false)?;
+            }
+        }
+        let horizon = horizon_of(&engines);
         let last = engines.iter().filter_map(|e| e.last_time()).max();
         let merged = match lazy {
             true => None,
@@ -191,12 +212,9 @@ fn answers_until(a: &EvalArgs) -> Option<u64> {
     latest.filter(|_| only_points)
 }
 
-/// Whether every answer asked for is at an instant that is known to be readable once the events
-/// are in: `--at` times only, and with retention only `--at end` (an earlier time may lie before
-/// a key's horizon).
+/// Whether every answer asked for is at an instant (`--at` times only).
 fn only_instants(a: &EvalArgs) -> bool {
-    let ends_only = a.at.iter().all(|at| matches!(at, args::At::End));
-    a.range.is_none() && !a.timeline && !a.html && (a.retain.is_none() || ends_only)
+    a.range.is_none() && !a.timeline && !a.html
 }
 
 /// Whether [`read_events`] may leave Parquet row groups unread whose times all lie after the

@@ -194,7 +194,8 @@ fn threads_and_arrival_order_give_the_same_answers() {
 
 /// Answers asked only at instants come from the keys at those instants (no aggregate timeline
 /// is kept): they equal the same instants' answers read off the whole timeline, on any number
-/// of threads, in any arrival order, with a horizon too.
+/// of threads, in any arrival order, with a horizon too (where a time asked lies before the
+/// newest key horizon, the files are read again with the aggregate kept).
 #[test]
 fn instants_alone_answer_as_the_whole_timeline_does() {
     let q = "duration_where(has_existed(playerStateChange == \"play\") && latest_event_to_state(playerStateChange) == \"buffer\") | aggregate(group_by(cdnChange), count, sum, avg, min, max)";
@@ -237,15 +238,24 @@ fn instants_alone_answer_as_the_whole_timeline_does() {
     }
     // Retention refuses late events: each key's events in order.
     let in_order = temp_file("agg-instants-in-order.csv", &player_stream(300, false));
-    let retained = ["--retain", "20", "--at", "end"];
-    let whole = at_rows(&run(
-        &in_order,
-        "1",
-        &[&retained[..], &["--timeline"]].concat(),
-    ));
-    for threads in ["1", "2"] {
-        let alone = at_rows(&run(&in_order, threads, &retained));
-        assert_eq!(alone, whole, "retain 20, {threads} threads");
+    // At the end, and after every event, the read alone answers; at 100, before the newest
+    // key horizon (the last event is near 170) but after the oldest, the files are read again
+    // with the aggregate kept (the read alone would refuse 100).
+    for instants in [
+        &["--at", "end"][..],
+        &["--at", "1000"],
+        &["--at", "100", "--at", "end"],
+    ] {
+        let retained = [&["--retain", "20"][..], instants].concat();
+        let whole = at_rows(&run(
+            &in_order,
+            "1",
+            &[&retained[..], &["--timeline"]].concat(),
+        ));
+        for threads in ["1", "2"] {
+            let alone = at_rows(&run(&in_order, threads, &retained));
+            assert_eq!(alone, whole, "{retained:?}, {threads} threads");
+        }
     }
 }
 

@@ -264,7 +264,8 @@ fn sharded(text: &str, general: &Result<Vec<Event>, InputError>) {
 }
 
 /// An aggregate fed only the events at or before a time (`shards::Until`, what `eval` does when
-/// asked only for `--at` times) answers at that time as one fed every event, and refuses
+/// asked only for `--at` times; kept as events come, or left to the read as `eval` then runs
+/// it) answers at that time as one fed every event, and refuses
 /// exactly the batches that one refuses; so does a per-key engine, which also lists every key
 /// of the full feed. Keyed and grouped by the header's first two columns other than `time`, at
 /// the median event time, fed in batches of three.
@@ -308,6 +309,19 @@ fn until(text: &str, events: &[Event]) {
             all.aggregates().at(at),
             "answers at {at}"
         );
+    }
+    // The same with the aggregate left to the read, as `eval` then runs it.
+    let lazy = AggregateEngine::lazy(&query, options.clone()).ok();
+    let (Some(mut all), Some(lazy)) = (engine(), lazy) else {
+        return;
+    };
+    let mut early = shards::Until::new(lazy, Some(at), Some(key));
+    if fed_alike(&mut all, &mut early, events) {
+        let read = early
+            .sink
+            .aggregates_at(at)
+            .expect("no horizon to be before");
+        assert_eq!(read.at(at), all.aggregates().at(at), "a lazy read at {at}");
     }
 }
 
