@@ -170,6 +170,11 @@ fn compare(
                 if retained {
                     results.push(in_child(w, "native", keys, per_key, Some(RETAIN))?);
                 }
+                // What a reader of any instant (a worker, `timeline serve`) pays: the
+                // aggregate kept up to date as events come.
+                if w.aggregate.is_some() {
+                    results.push(in_child(w, "native-kept", keys, per_key, None)?);
+                }
             }
             "cli" => {
                 results.push(cli(w, &csv, rows, per_key, None, None)?);
@@ -371,6 +376,10 @@ fn child(args: &[String]) -> Result<(), String> {
         .transpose()?;
     let m = match runner.as_str() {
         "native" => native(&w, keys, per_key, retain)?,
+        "native-kept" => match &w.aggregate {
+            Some(q) => native_aggregate(&w, q, engine_options(&w, retain), keys, per_key, true)?,
+            None => return Err(format!("{} does not aggregate", w.name)),
+        },
         "components" => components(&w, keys, per_key)?,
         "native-prebuilt" => native_prebuilt(&w, keys, per_key, retain)?,
         other => return Err(format!("unknown child runner {other}")),
@@ -474,7 +483,7 @@ fn native(
 ) -> Result<Measurement, String> {
     let options = engine_options(w, retention);
     if let Some(q) = &w.aggregate {
-        return native_aggregate(w, q, options, keys, per_key);
+        return native_aggregate(w, q, options, keys, per_key, false);
     }
     let mut engine = Engine::new(&w.query, options).map_err(|e| e.to_string())?;
     let (seconds, events, names) = timed_ingest(w, keys, per_key, |batch| {
@@ -550,16 +559,22 @@ fn native_prebuilt(
 }
 
 /// An aggregate in-process, answered at one instant as the CLI does it (the engine keeps no
-/// aggregate timeline, [`AggregateEngine::lazy`]): ingestion and the read are timed.
+/// aggregate timeline, [`AggregateEngine::lazy`]), or (`kept`) with the aggregate kept up to
+/// date as events come ([`AggregateEngine::new`]): ingestion and the read are timed.
 fn native_aggregate(
     w: &Workload,
     query: &Query,
     options: EngineOptions,
     keys: usize,
     per_key: usize,
+    kept: bool,
 ) -> Result<Measurement, String> {
     let retention = options.retention;
-    let mut engine = AggregateEngine::lazy(query, options).map_err(|e| e.to_string())?;
+    let engine = match kept {
+        true => AggregateEngine::new(query, options),
+        false => AggregateEngine::lazy(query, options),
+    };
+    let mut engine = engine.map_err(|e| e.to_string())?;
     let (mut seconds, events, _) = timed_ingest(w, keys, per_key, |batch| {
         engine.ingest(batch).map_err(|e| e.to_string())
     })?;
@@ -570,9 +585,11 @@ fn native_aggregate(
     let stats = engine.per_key().stats();
     let (_, _, aggregate_bytes) = engine.aggregator().stats();
     Ok(Measurement {
-        runner: match retention {
-            None => "native engine".into(),
-            Some(h) => format!("native engine, retain {h}"),
+        runner: match (retention, kept) {
+            (None, false) => "native engine".into(),
+            (None, true) => "native engine, aggregate kept".into(),
+            (Some(h), false) => format!("native engine, retain {h}"),
+            (Some(h), true) => format!("native engine, aggregate kept, retain {h}"),
         },
         seconds,
         events,

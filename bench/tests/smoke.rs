@@ -33,20 +33,27 @@ fn every_runner_agrees_on_every_query() {
         assert!(stdout.contains(query), "{query} missing:\n{stdout}");
     }
     // Eleven runs per query: native twice, the CLI three times (all threads, one thread, a
-    // horizon), components, DuckDB twice, and over Parquet the CLI and DuckDB twice; the
-    // aggregate read at one instant has no retention runs (a horizon forgets that instant): nine.
+    // horizon), components, DuckDB twice, and over Parquet the CLI and DuckDB twice; an
+    // aggregate adds the native engine with its aggregate kept as events come (twelve); the
+    // aggregate read at one instant has no retention runs (a horizon forgets that instant): ten.
     assert_eq!(
         stdout.matches("answers: equal across all 11 runs").count(),
-        5,
+        4,
         "{stdout}"
     );
+    assert_eq!(
+        stdout.matches("answers: equal across all 12 runs").count(),
+        1,
+        "{stdout}"
+    );
+    assert!(stdout.contains("native engine, aggregate kept"), "{stdout}");
     assert!(stdout.contains("timeline CLI over Parquet"), "{stdout}");
     assert!(
         stdout.contains("timeline CLI over CSV, 1 thread"),
         "{stdout}"
     );
     assert_eq!(
-        stdout.matches("answers: equal across all 9 runs").count(),
+        stdout.matches("answers: equal across all 10 runs").count(),
         1,
         "{stdout}"
     );
