@@ -100,6 +100,12 @@ struct Group {
 }
 
 impl Group {
+    fn new(no_extremes: bool) -> Group {
+        let mut group = Group::default();
+        group.end.no_extremes = no_extremes;
+        group
+    }
+
     fn add(&mut self, t: u64, c: Contrib, n: i64) {
         let entry = self.entries.entry((t, c)).or_insert(0);
         *entry += n;
@@ -169,9 +175,23 @@ impl Group {
 pub struct Aggregator {
     keys: KeyMap<Option<ValueKey>, Vec<Piece>>,
     groups: BTreeMap<GroupKey, Group>,
+    /// See [`Aggregator::for_functions`].
+    no_extremes: bool,
 }
 
 impl Aggregator {
+    /// An aggregator for `functions`: without `min` and `max` it keeps no ordered multisets of
+    /// the members' values (its partials then have no extremes, and `min`/`max` read from them
+    /// are unknown), which saves two B-tree updates per change of a member.
+    pub fn for_functions(functions: &[AggFn]) -> Aggregator {
+        Aggregator {
+            no_extremes: !functions
+                .iter()
+                .any(|f| matches!(f, AggFn::Min | AggFn::Max)),
+            ..Aggregator::default()
+        }
+    }
+
     /// Takes `key`'s timelines from `from` on (where they may have changed): its result
     /// `result`, its group column `group` (`None`: no `group_by`) and its first event time
     /// `origin`. Costs the key's change points from `from` on.
@@ -184,6 +204,8 @@ impl Aggregator {
         group: Option<&Timeline>,
     ) {
         let new = pieces_from(from, origin, result, group);
+        let no_extremes = self.no_extremes;
+        let new_group = || Group::new(no_extremes);
         let pieces = self
             .keys
             .entry(key.as_ref().map(ValueKey::from))
@@ -194,7 +216,7 @@ impl Aggregator {
             if let Some((g, c)) = &pieces[j].member {
                 let start = pieces[j].from.max(from);
                 let end = pieces.get(j + 1).map(|p| p.from);
-                let group = self.groups.entry(g.clone()).or_default();
+                let group = self.groups.entry(g.clone()).or_insert_with(new_group);
                 group.add(start, *c, -1);
                 if let Some(end) = end {
                     group.add(end, *c, 1);
@@ -204,7 +226,7 @@ impl Aggregator {
         // ...and put the new ones in.
         for (j, piece) in new.iter().enumerate() {
             if let Some((g, c)) = &piece.member {
-                let group = self.groups.entry(g.clone()).or_default();
+                let group = self.groups.entry(g.clone()).or_insert_with(new_group);
                 group.add(piece.from, *c, 1);
                 if let Some(next) = new.get(j + 1) {
                     group.add(next.from, *c, -1);

@@ -295,9 +295,9 @@ impl AggregateEngine {
             retention: options.retention,
             result: Engine::new(&query.op, options)?,
             group,
+            aggregator: Aggregator::for_functions(&aggregation.functions),
             aggregation,
             lazy: false,
-            aggregator: Aggregator::default(),
             horizons: Horizons::default(),
             last_time: None,
         })
@@ -314,7 +314,7 @@ impl AggregateEngine {
     /// use timeline::aggregate::{AggFn, AggregateEngine, Num, Query};
     /// use timeline::{Event, EngineOptions};
     ///
-    /// let q: Query = "duration_where(s == 1) | aggregate(sum)".parse().unwrap();
+    /// let q: Query = "duration_where(latest_event_to_state(s) == 1) | aggregate(sum)".parse().unwrap();
     /// let options = EngineOptions { key_column: Some("k".into()), retention: None };
     /// let mut engine = AggregateEngine::lazy(&q, options).unwrap();
     /// engine.ingest(&[
@@ -351,30 +351,40 @@ impl AggregateEngine {
             self.last_time = events.iter().map(|e| e.time).chain(self.last_time).max();
             return Ok(());
         }
-        // Each changed key's group column from its earliest new event on, read before retention
-        // collapses it. The group engine runs the same checks on the same keys and times as the
-        // result engine below, so either both refuse the batch or neither does.
+        // With retention, each changed key's group column from its earliest new event on, read
+        // before retention collapses it; without, the group engine's timelines are read as they
+        // are. The group engine runs the same checks on the same keys and times as the result
+        // engine below, so either both refuse the batch or neither does.
+        let retained = self.retention.is_some();
         let mut groups: crate::keys::KeyMap<Option<ValueKey>, Timeline> = Default::default();
-        if let Some(g) = &mut self.group {
-            g.ingest_observing(events, |c| {
+        match &mut self.group {
+            Some(g) if retained => g.ingest_observing(events, |c| {
                 let mut suffix = Timeline::new(State::Unknown);
                 suffix.push(c.from, c.result.value_at(c.from));
                 for (t, s) in c.result.points().iter().filter(|(t, _)| *t > c.from) {
                     suffix.push(*t, s.clone());
                 }
                 groups.insert(c.key.map(ValueKey::from), suffix);
-            })?;
+            })?,
+            Some(g) => g.ingest(events)?,
+            None => {}
         }
-        let aggregator = &mut self.aggregator;
+        let (aggregator, group_engine) = (&mut self.aggregator, &self.group);
         let mut changed: Vec<(Option<ValueKey>, u64)> = Vec::new();
         self.result.ingest_observing(events, |c| {
-            let id = c.key.map(ValueKey::from);
-            let group = groups.get(&id);
-            aggregator.update(c.key.cloned(), c.from, c.origin, c.result, group);
-            changed.push((id, c.last_time));
+            if retained {
+                let id = c.key.map(ValueKey::from);
+                let group = groups.get(&id);
+                aggregator.update(c.key.cloned(), c.from, c.origin, c.result, group);
+                changed.push((id, c.last_time));
+            } else {
+                let group = group_engine.as_ref().and_then(|g| g.timeline(c.key).ok());
+                aggregator.update(c.key.cloned(), c.from, c.origin, c.result, group);
+            }
         })?;
         let Some(h) = self.retention else {
-            self.last_time = changed.iter().map(|(_, t)| *t).chain(self.last_time).max();
+            // A key's latest time is its latest event's, and an older one was seen before.
+            self.last_time = events.iter().map(|e| e.time).chain(self.last_time).max();
             return Ok(());
         };
         for (id, last) in changed {
@@ -397,7 +407,7 @@ impl AggregateEngine {
         if !self.lazy {
             return self.aggregator.aggregates(functions);
         }
-        let mut all = Aggregator::default();
+        let mut all = Aggregator::for_functions(&functions);
         for (key, origin, result) in self.result.results() {
             let group = self.group.as_ref().and_then(|g| g.timeline(key).ok());
             all.update(key.cloned(), 0, origin, result, group);

@@ -125,7 +125,7 @@ impl PartialAggregateNode {
             result_initial: query.op.initial_state(),
             retention,
             keys: KeyMap::default(),
-            aggregator: Aggregator::default(),
+            aggregator: Aggregator::for_functions(&aggregation.functions),
             horizons: Horizons::default(),
         })
     }

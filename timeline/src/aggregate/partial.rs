@@ -298,6 +298,9 @@ pub(crate) struct Accumulator {
     sums: Partial,
     constants: BTreeMap<NumKey, u64>,
     growing: BTreeMap<i128, u64>,
+    /// Keeps no multisets (for functions other than `min` and `max`): the partials it makes
+    /// have no extremes.
+    pub(crate) no_extremes: bool,
 }
 
 impl Accumulator {
@@ -312,7 +315,9 @@ impl Accumulator {
                 s.known = s.known.wrapping_add_signed(n);
                 s.numeric = s.numeric.wrapping_add_signed(n);
                 s.int_sum += v as i128 * n as i128;
-                bump(&mut self.constants, NumKey(Num::Int(v)), n);
+                if !self.no_extremes {
+                    bump(&mut self.constants, NumKey(Num::Int(v)), n);
+                }
             }
             Contrib::Float(NumKey(x)) => {
                 s.known = s.known.wrapping_add_signed(n);
@@ -322,14 +327,18 @@ impl Accumulator {
                 for _ in 0..n.unsigned_abs() {
                     s.float_sum.add(if n > 0 { f } else { -f });
                 }
-                bump(&mut self.constants, NumKey(x), n);
+                if !self.no_extremes {
+                    bump(&mut self.constants, NumKey(x), n);
+                }
             }
             Contrib::Grow(b) => {
                 s.known = s.known.wrapping_add_signed(n);
                 s.numeric = s.numeric.wrapping_add_signed(n);
                 s.int_sum += b * n as i128;
                 s.growing += n;
-                bump(&mut self.growing, b, n);
+                if !self.no_extremes {
+                    bump(&mut self.growing, b, n);
+                }
             }
         }
     }
