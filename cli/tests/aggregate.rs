@@ -159,31 +159,32 @@ fn player_stream(sessions: u64, shuffle: bool) -> String {
     )
 }
 
+/// The durations of buffering after a first play, per CDN, with every function.
+const BUFFERING_BY_CDN: &str = "duration_where(has_existed(playerStateChange == \"play\") && latest_event_to_state(playerStateChange) == \"buffer\") | aggregate(group_by(cdnChange), count, sum, avg, min, max)";
+
+/// `eval` of [`BUFFERING_BY_CDN`] over `file` keyed by session on `threads` threads, with `more`.
+fn eval_buffering(file: &std::path::Path, threads: &str, more: &[&str]) -> String {
+    let mut args = vec![
+        "eval",
+        "--query",
+        BUFFERING_BY_CDN,
+        "--events",
+        file.to_str().unwrap(),
+        "--key",
+        "sessionId",
+        "--threads",
+        threads,
+    ];
+    args.extend_from_slice(more);
+    stdout(&timeline(&args, None))
+}
+
 #[test]
 fn threads_and_arrival_order_give_the_same_answers() {
-    let q = "duration_where(has_existed(playerStateChange == \"play\") && latest_event_to_state(playerStateChange) == \"buffer\") | aggregate(group_by(cdnChange), count, sum, avg, min, max)";
     let in_order = temp_file("agg-in-order.csv", &player_stream(300, false));
     let shuffled = temp_file("agg-shuffled.csv", &player_stream(300, true));
     let run = |file: &std::path::Path, threads: &str| {
-        stdout(&timeline(
-            &[
-                "eval",
-                "--query",
-                q,
-                "--events",
-                file.to_str().unwrap(),
-                "--key",
-                "sessionId",
-                "--threads",
-                threads,
-                "--timeline",
-                "--at",
-                "60",
-                "--at",
-                "end",
-            ],
-            None,
-        ))
+        eval_buffering(file, threads, &["--timeline", "--at", "60", "--at", "end"])
     };
     let one = run(&in_order, "1");
     assert!(one.lines().count() > 100, "a real answer: {one}");
@@ -198,22 +199,7 @@ fn threads_and_arrival_order_give_the_same_answers() {
 /// newest key horizon, the files are read again with the aggregate kept).
 #[test]
 fn instants_alone_answer_as_the_whole_timeline_does() {
-    let q = "duration_where(has_existed(playerStateChange == \"play\") && latest_event_to_state(playerStateChange) == \"buffer\") | aggregate(group_by(cdnChange), count, sum, avg, min, max)";
-    let run = |file: &std::path::Path, threads: &str, more: &[&str]| {
-        let mut args = vec![
-            "eval",
-            "--query",
-            q,
-            "--events",
-            file.to_str().unwrap(),
-            "--key",
-            "sessionId",
-            "--threads",
-            threads,
-        ];
-        args.extend_from_slice(more);
-        stdout(&timeline(&args, None))
-    };
+    let run = eval_buffering;
     let at_rows = |out: &str| -> Vec<String> {
         let rows: Vec<String> = out
             .lines()

@@ -265,6 +265,19 @@ fn feed(engines: &mut [AggregateEngine], arrived: &[Event], batch_sizes: &[usize
     }
 }
 
+/// The events in the order `order` gives, and the definition's groups at every instant up to
+/// the query's horizon after the last event.
+fn arrive(
+    query: &Query,
+    events: &[Event],
+    order: &[usize],
+) -> (Vec<Event>, Vec<BTreeMap<GroupKey, Expected>>) {
+    let arrived: Vec<Event> = order.iter().map(|&i| events[i].clone()).collect();
+    let max_time = events.iter().map(|e| e.time).max().unwrap();
+    let want = reference(query, &arrived, horizon_of(&query.op, max_time));
+    (arrived, want)
+}
+
 fn query_of(op: TimeLineOp, group: Option<&str>, functions: Vec<AggFn>) -> Query {
     let g = group.map_or(GroupBy::none(), group_by);
     op.aggregate(g, functions)
@@ -282,10 +295,7 @@ proptest! {
         threads in 1usize..4,
     ) {
         let query = query_of(op, group, functions);
-        let arrived: Vec<Event> = order.iter().map(|&i| events[i].clone()).collect();
-        let max_time = events.iter().map(|e| e.time).max().unwrap();
-        let end = horizon_of(&query.op, max_time);
-        let want = reference(&query, &arrived, end);
+        let (arrived, want) = arrive(&query, &events, &order);
         let context = format!("query: {query}\nevents (arrival order): {arrived:?}");
 
         let mut one = vec![AggregateEngine::new(&query, options()).unwrap()];
@@ -311,10 +321,7 @@ proptest! {
         batch_sizes in prop::collection::vec(1usize..4, 1..3),
     ) {
         let query = query_of(op, group, AggFn::ALL.to_vec());
-        let arrived: Vec<Event> = order.iter().map(|&i| events[i].clone()).collect();
-        let max_time = events.iter().map(|e| e.time).max().unwrap();
-        let end = horizon_of(&query.op, max_time);
-        let want = reference(&query, &arrived, end);
+        let (arrived, want) = arrive(&query, &events, &order);
         let mut one = vec![AggregateEngine::new(&query, options()).unwrap()];
         feed(&mut one, &arrived, &batch_sizes);
         check_against(&one[0].aggregates(), &want, &format!("query: {query}\nevents: {arrived:?}"))?;
@@ -331,10 +338,7 @@ proptest! {
         threads in 1usize..4,
     ) {
         let query = query_of(op, group, functions);
-        let arrived: Vec<Event> = order.iter().map(|&i| events[i].clone()).collect();
-        let max_time = events.iter().map(|e| e.time).max().unwrap();
-        let end = horizon_of(&query.op, max_time);
-        let want = reference(&query, &arrived, end);
+        let (arrived, want) = arrive(&query, &events, &order);
         let context = format!("query: {query}\nevents (arrival order): {arrived:?}\n{threads} lazy engines");
         let mut lazy: Vec<AggregateEngine> =
             (0..threads).map(|_| AggregateEngine::lazy(&query, options()).unwrap()).collect();
@@ -349,7 +353,7 @@ proptest! {
         // Read at one instant, an engine that keeps its aggregate answers alike.
         let mut kept = vec![AggregateEngine::new(&query, options()).unwrap()];
         feed(&mut kept, &arrived, &batch_sizes);
-        let t = max_time.min(end);
+        let t = events.iter().map(|e| e.time).max().unwrap();
         prop_assert_eq!(kept[0].aggregates_at(t).unwrap().at(t), kept[0].aggregates().at(t));
     }
 
@@ -622,6 +626,31 @@ fn aggregate_text_accepts_spelling_variants_and_prints_canonically() {
     assert_eq!(q.to_string().parse::<Query>().unwrap(), q);
 }
 
+/// `events` fed in batches of three to a kept aggregate without retention, and to the engine
+/// `make` builds with a horizon of `h`.
+fn fed_with_and_without_retention(
+    query: &Query,
+    events: &[Event],
+    h: u64,
+    make: fn(&Query, EngineOptions) -> Result<AggregateEngine, timeline::ValidationError>,
+) -> (AggregateEngine, AggregateEngine) {
+    let mut kept = AggregateEngine::new(query, options()).unwrap();
+    let retention = Some(h);
+    let mut retained = make(
+        query,
+        EngineOptions {
+            retention,
+            ..options()
+        },
+    )
+    .unwrap();
+    for chunk in events.chunks(3) {
+        kept.ingest(chunk).unwrap();
+        retained.ingest(chunk).unwrap();
+    }
+    (kept, retained)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(150))]
 
@@ -636,12 +665,7 @@ proptest! {
     ) {
         events.sort_by_key(|e| e.time);
         let query = query_of(op, group, functions);
-        let mut kept = AggregateEngine::new(&query, options()).unwrap();
-        let mut retained = AggregateEngine::new(&query, EngineOptions { retention: Some(h), ..options() }).unwrap();
-        for chunk in events.chunks(3) {
-            kept.ingest(chunk).unwrap();
-            retained.ingest(chunk).unwrap();
-        }
+        let (mut kept, mut retained) = fed_with_and_without_retention(&query, &events, h, AggregateEngine::new);
         let horizon = retained.horizon().unwrap();
         let (all, recent) = (kept.aggregates(), retained.aggregates());
         let end = horizon_of(&query.op, events.last().unwrap().time);
@@ -664,12 +688,7 @@ proptest! {
     ) {
         events.sort_by_key(|e| e.time);
         let query = query_of(op, group, functions);
-        let mut kept = AggregateEngine::new(&query, options()).unwrap();
-        let mut lazy = AggregateEngine::lazy(&query, EngineOptions { retention: Some(h), ..options() }).unwrap();
-        for chunk in events.chunks(3) {
-            kept.ingest(chunk).unwrap();
-            lazy.ingest(chunk).unwrap();
-        }
+        let (mut kept, mut lazy) = fed_with_and_without_retention(&query, &events, h, AggregateEngine::lazy);
         let last = events.last().unwrap().time;
         let horizon = lazy.horizon().unwrap();
         prop_assert_eq!(horizon, last.saturating_sub(h));
@@ -768,10 +787,7 @@ proptest! {
         shards in 1u32..4,
     ) {
         let query = query_of(op, group, functions);
-        let arrived: Vec<Event> = order.iter().map(|&i| events[i].clone()).collect();
-        let max_time = events.iter().map(|e| e.time).max().unwrap();
-        let end = horizon_of(&query.op, max_time);
-        let want = reference(&query, &arrived, end);
+        let (arrived, want) = arrive(&query, &events, &order);
         let mut network: Vec<ShardNetwork> = (0..shards).map(|_| ShardNetwork::new(&query)).collect();
         let mut merge = MergeAggregateNode::new(&query, shards as usize).unwrap();
         for chunk in arrived.chunks(batch) {
@@ -791,6 +807,7 @@ proptest! {
         }
         check_against(&merge.aggregates(), &want, &format!("query: {query}\n{shards} shards\nevents: {arrived:?}"))?;
         // The merge answers per group too.
+        let max_time = events.iter().map(|e| e.time).max().unwrap();
         for t in [0, max_time / 2, max_time] {
             let all = merge.at(&GroupSelector::All, t).unwrap();
             for row in &all {
