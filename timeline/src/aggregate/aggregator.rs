@@ -286,6 +286,15 @@ impl Aggregator {
             .collect()
     }
 
+    /// Each group's partial at `t` (groups without one then left out), up to date.
+    pub(crate) fn partials_at(&mut self, t: u64) -> BTreeMap<GroupKey, Partial> {
+        self.refresh();
+        self.groups
+            .iter()
+            .filter_map(|(g, group)| Some((g.clone(), partial_at(&group.points, t)?.clone())))
+            .collect()
+    }
+
     /// Brings every group's step function up to date.
     pub fn refresh(&mut self) {
         for g in self.groups.values_mut() {
@@ -379,7 +388,7 @@ fn pieces_from(from: u64, origin: u64, result: &Timeline, group: Option<&Timelin
 /// Each group's partial at instant `t` alone, of the keys given as (first event time, result,
 /// group column): what [`Aggregator`] would hold at `t` for the same keys, without the history
 /// before or after it. Costs a point lookup per key.
-pub(crate) fn partials_at<'a>(
+pub(crate) fn partials_of_keys_at<'a>(
     keys: impl Iterator<Item = (u64, &'a Timeline, Option<&'a Timeline>)>,
     t: u64,
 ) -> BTreeMap<GroupKey, Partial> {

@@ -342,14 +342,26 @@ impl AggregateEngine {
 
     /// Ingests a batch of events in any time order; a refused batch changes nothing.
     pub fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
+        self.take(events)?;
+        // A key's latest time is its latest event's, and an older one was seen before.
+        self.last_time = events.iter().map(|e| e.time).chain(self.last_time).max();
+        Ok(())
+    }
+
+    /// The group column's timeline of `key` (`None` without `group_by`). The group engine
+    /// took the same batches as the result engine, so it holds every key that one does.
+    fn group_of<'a>(group: &'a Option<Engine>, key: Option<&Value>) -> Option<&'a Timeline> {
+        group.as_ref().and_then(|g| g.timeline(key).ok())
+    }
+
+    /// What [`ingest`](Self::ingest) does but for the latest time.
+    fn take(&mut self, events: &[Event]) -> Result<(), IngestError> {
         if self.lazy {
             // Both engines check a batch alike, so either both refuse it or neither does.
             if let Some(g) = &mut self.group {
                 g.ingest(events)?;
             }
-            self.result.ingest(events)?;
-            self.last_time = events.iter().map(|e| e.time).chain(self.last_time).max();
-            return Ok(());
+            return self.result.ingest(events);
         }
         // With retention, each changed key's group column from its earliest new event on, read
         // before retention collapses it; without, the group engine's timelines are read as they
@@ -372,23 +384,20 @@ impl AggregateEngine {
         let (aggregator, group_engine) = (&mut self.aggregator, &self.group);
         let mut changed: Vec<(Option<ValueKey>, u64)> = Vec::new();
         self.result.ingest_observing(events, |c| {
-            if retained {
-                let id = c.key.map(ValueKey::from);
-                let group = groups.get(&id);
-                aggregator.update(c.key.cloned(), c.from, c.origin, c.result, group);
+            let id = retained.then(|| c.key.map(ValueKey::from));
+            let group = match &id {
+                Some(id) => groups.get(id),
+                None => Self::group_of(group_engine, c.key),
+            };
+            aggregator.update(c.key.cloned(), c.from, c.origin, c.result, group);
+            if let Some(id) = id {
                 changed.push((id, c.last_time));
-            } else {
-                let group = group_engine.as_ref().and_then(|g| g.timeline(c.key).ok());
-                aggregator.update(c.key.cloned(), c.from, c.origin, c.result, group);
             }
         })?;
         let Some(h) = self.retention else {
-            // A key's latest time is its latest event's, and an older one was seen before.
-            self.last_time = events.iter().map(|e| e.time).chain(self.last_time).max();
             return Ok(());
         };
         for (id, last) in changed {
-            self.last_time = Some(self.last_time.map_or(last, |l| l.max(last)));
             if let Some(oldest) = self.horizons.update(id, crate::keys::horizon(last, h)) {
                 self.aggregator.collapse_before(oldest);
             }
@@ -409,7 +418,7 @@ impl AggregateEngine {
         }
         let mut all = Aggregator::for_functions(&functions);
         for (key, origin, result) in self.result.results() {
-            let group = self.group.as_ref().and_then(|g| g.timeline(key).ok());
+            let group = Self::group_of(&self.group, key);
             all.update(key.cloned(), 0, origin, result, group);
         }
         all.aggregates(functions)
@@ -424,18 +433,14 @@ impl AggregateEngine {
         }
         let functions = self.aggregation.functions.clone();
         let groups = if self.lazy {
-            let group = self.group.as_ref();
-            let keys = self.result.results().map(|(key, origin, result)| {
-                (origin, result, group.and_then(|g| g.timeline(key).ok()))
-            });
-            aggregator::partials_at(keys, t)
+            let group = &self.group;
+            let keys = self
+                .result
+                .results()
+                .map(|(key, origin, result)| (origin, result, Self::group_of(group, key)));
+            aggregator::partials_of_keys_at(keys, t)
         } else {
-            self.aggregator
-                .aggregates(functions.clone())
-                .groups
-                .into_iter()
-                .filter_map(|(g, points)| Some((g, partial_at(&points, t)?.clone())))
-                .collect()
+            self.aggregator.partials_at(t)
         };
         Ok(Aggregates {
             functions,
