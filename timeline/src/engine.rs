@@ -196,7 +196,14 @@ struct LeafRoutes {
     /// one `Arc` per column name, so a pointer comparison usually replaces a string comparison.
     /// Holding the `Arc` keeps its address from being reused by another name.
     seen: Vec<(Arc<str>, Option<usize>)>,
+    /// Per field position, the name last seen there and its entry: a decoder writes its
+    /// columns in the same order in every event, so one pointer comparison usually routes a
+    /// field (up to [`POSITIONS`] positions; fields beyond go through `seen`).
+    at_position: Vec<(Arc<str>, Option<usize>)>,
 }
+
+/// How many field positions [`LeafRoutes::at_position`] remembers.
+const POSITIONS: usize = 32;
 
 impl LeafRoutes {
     fn new(specs: &[NodeSpec]) -> LeafRoutes {
@@ -230,12 +237,28 @@ impl LeafRoutes {
         r
     }
 
+    /// The entry of `column`, the event's field at position `f`, in `by_column`.
+    fn route_at(&mut self, f: usize, column: &Arc<str>) -> Option<usize> {
+        match self.at_position.get(f) {
+            Some((c, r)) if Arc::ptr_eq(c, column) => *r,
+            _ => {
+                let r = self.route(column);
+                if f < self.at_position.len() {
+                    self.at_position[f] = (column.clone(), r);
+                } else if f == self.at_position.len() && f < POSITIONS {
+                    self.at_position.push((column.clone(), r));
+                }
+                r
+            }
+        }
+    }
+
     /// The `(leaf, column index, field index)` triples of `event`, sorted by leaf, into `out`;
     /// leaves that see every event come with no field.
     fn leaves_for(&mut self, event: &Event, out: &mut Vec<(usize, usize, usize)>) {
         out.clear();
         for (f, (c, _)) in event.fields.iter().enumerate() {
-            if let Some(r) = self.route(c) {
+            if let Some(r) = self.route_at(f, c) {
                 out.extend(self.by_column[r].1.iter().map(|&(l, j)| (l, j, f)));
             }
         }

@@ -309,6 +309,8 @@ impl LeafRows {
         let i = self.first_row(width, |t| t < time);
         let slots = i * width..(i + 1) * width;
         let existed = self.cells.get(slots.start).map(|c| c.time) == Some(time);
+        // The verdict on a new row of one column, when it is known before the row is stored.
+        let mut verdict_of_new = None;
         if existed {
             let mut changed = false;
             for &(j, v) in values {
@@ -326,23 +328,34 @@ impl LeafRows {
                 // One column: the new row would hold the event's last value for it. A row that
                 // can never count is not stored at all (nor its value's count touched).
                 let value = values.last().map(|&(_, v)| v);
-                if evaluate(spec, |_| value) == Some(false) {
+                let verdict = evaluate(spec, |_| value);
+                if verdict == Some(false) {
                     return None;
                 }
+                verdict_of_new = Some(verdict);
             }
-            if slots.start == self.cells.len() {
-                self.cells.resize(slots.end, Cell::empty(time));
+            let appended = slots.start == self.cells.len();
+            if width == 1 && appended {
+                // In order, one column (nearly every leaf): the row is its one cell, holding
+                // the event's last value for the column.
+                let value = PackedValue::new(values.last().map(|&(_, v)| v));
+                self.cells.push(Cell { time, value });
             } else {
-                self.cells.splice(
-                    slots.start..slots.start,
-                    std::iter::repeat_n(Cell::empty(time), width),
-                );
-            }
-            for &(j, v) in values {
-                self.cells[slots.start + j].value = PackedValue::new(Some(v));
+                if appended {
+                    self.cells.resize(slots.end, Cell::empty(time));
+                } else {
+                    self.cells.splice(
+                        slots.start..slots.start,
+                        std::iter::repeat_n(Cell::empty(time), width),
+                    );
+                }
+                for &(j, v) in values {
+                    self.cells[slots.start + j].value = PackedValue::new(Some(v));
+                }
             }
         }
-        let verdict = evaluate_row(spec, &self.cells[slots.clone()]);
+        let verdict =
+            verdict_of_new.unwrap_or_else(|| evaluate_row(spec, &self.cells[slots.clone()]));
         if verdict.is_none() {
             *mismatches += 1;
         }
@@ -378,6 +391,10 @@ impl LeafRows {
     /// Whether row `i` counts: its predicate holds (or, without one, its column is present).
     fn matched(&self, spec: &LeafSpec, i: usize) -> bool {
         let width = spec.width();
+        if spec.predicate.is_none() {
+            // Without a predicate, a row counts when it holds its one column: no value read.
+            return self.cells[i * width].value.is_some();
+        }
         evaluate_row(spec, &self.cells[i * width..(i + 1) * width]) == Some(true)
     }
 
@@ -575,25 +592,26 @@ enum Distinct {
 const FEW_DISTINCT: usize = 16;
 
 impl Distinct {
-    fn add(&mut self, key: ValueKey) {
+    /// Counts `value` once more; only a value new to the window is copied into a key.
+    fn add(&mut self, value: &Value) {
         match self {
-            Distinct::Few(few) => match few.iter().position(|(k, _)| *k == key) {
+            Distinct::Few(few) => match few.iter().position(|(k, _)| k.is_key_of(value)) {
                 Some(i) => few[i].1 += 1,
-                None if few.len() < FEW_DISTINCT => few.push((key, 1)),
+                None if few.len() < FEW_DISTINCT => few.push((ValueKey::from(value), 1)),
                 None => {
                     let mut many: KeyMap<ValueKey, u32> = few.drain(..).collect();
-                    many.insert(key, 1);
+                    many.insert(ValueKey::from(value), 1);
                     *self = Distinct::Many(many);
                 }
             },
-            Distinct::Many(many) => *many.entry(key).or_insert(0) += 1,
+            Distinct::Many(many) => *many.entry(ValueKey::from(value)).or_insert(0) += 1,
         }
     }
 
-    fn remove(&mut self, key: &ValueKey) {
+    fn remove(&mut self, value: &Value) {
         match self {
             Distinct::Few(few) => {
-                if let Some(i) = few.iter().position(|(k, _)| k == key) {
+                if let Some(i) = few.iter().position(|(k, _)| k.is_key_of(value)) {
                     few[i].1 -= 1;
                     if few[i].1 == 0 {
                         few.swap_remove(i);
@@ -601,10 +619,11 @@ impl Distinct {
                 }
             }
             Distinct::Many(many) => {
-                if let Some(n) = many.get_mut(key) {
+                let key = ValueKey::from(value);
+                if let Some(n) = many.get_mut(&key) {
                     *n -= 1;
                     if *n == 0 {
-                        many.remove(key);
+                        many.remove(&key);
                     }
                 }
             }
@@ -626,8 +645,7 @@ impl Window {
         }
         self.count += 1;
         if self.distinct {
-            self.seen
-                .add(ValueKey::from(value.expect("matched rows hold the column")));
+            self.seen.add(value.expect("matched rows hold the column"));
         }
     }
 
@@ -637,8 +655,8 @@ impl Window {
         }
         self.count -= 1;
         if self.distinct {
-            let key = ValueKey::from(value.expect("matched rows hold the column"));
-            self.seen.remove(&key);
+            self.seen
+                .remove(value.expect("matched rows hold the column"));
         }
     }
 

@@ -57,6 +57,11 @@ impl PackedValue {
         }
     }
 
+    /// Whether this holds a value (`get().is_some()`, without reading it).
+    pub fn is_some(&self) -> bool {
+        self.0 != PackedValue::NONE.0
+    }
+
     fn tag(&self) -> Option<u64> {
         (self.0 & NON_FINITE == NON_FINITE).then_some((self.0 >> TAG_SHIFT) & 0xF)
     }

@@ -161,6 +161,9 @@ impl Pointwise {
         values.clear();
         values.resize(self.steps.len(), None);
         let mut t = from;
+        // The top's value last pushed: a change time that leaves it as it was adds no point
+        // (`push` would find it continuing), so it is not pushed at all.
+        let mut pushed: Option<Option<bool>> = None;
         loop {
             for (k, step) in self.steps.iter().enumerate() {
                 changed[k] = match *step {
@@ -187,7 +190,10 @@ impl Pointwise {
             }
             // The top is an operator, never an input (see `add`).
             let top = values.last().copied().flatten();
-            out.push(t, top.map_or(State::Unknown, State::bool));
+            if pushed != Some(top) {
+                out.push(t, top.map_or(State::Unknown, State::bool));
+                pushed = Some(top);
+            }
             // The next change time of any input.
             let Some(following) = (0..n)
                 .filter_map(|i| inputs[i].points().get(next[i]).map(|p| p.0))

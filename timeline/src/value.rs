@@ -172,6 +172,7 @@ impl Value {
     /// Numbers compare numerically and exactly, even for large `i64`s against floats.
     pub fn compare(&self, other: &Value) -> Option<Ordering> {
         match (self, other) {
+            (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
             (Value::Str(a), Value::Str(b)) => Some(a.cmp(b)),
             (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
             _ => Some(self.as_number()?.cmp(other.as_number()?)),
@@ -180,8 +181,11 @@ impl Value {
 
     /// Numeric-aware equality: `Int(2)` equals `Float(2.0)`; different kinds are not equal.
     pub fn same(&self, other: &Value) -> bool {
+        // The pairs of one type first: every change point pushed asks this of its neighbour.
         match (self, other) {
             (Value::Str(a), Value::Str(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
             _ => self.compare(other) == Some(Ordering::Equal),
         }
     }
@@ -286,6 +290,20 @@ pub enum ValueKey {
     /// A float that is not an integer in `i64` range, by its bits (NaN is never a value).
     Float(u64),
     Str(Str),
+}
+
+impl ValueKey {
+    /// Whether `v` has this key (`ValueKey::from(v) == *self`), without building a key for it
+    /// (for a string, a reference count raised and dropped again).
+    pub fn is_key_of(&self, v: &Value) -> bool {
+        match (self, v) {
+            (ValueKey::Str(a), Value::Str(b)) => a == b,
+            (ValueKey::Int(a), Value::Int(b)) => a == b,
+            (ValueKey::Bool(a), Value::Bool(b)) => a == b,
+            (_, Value::Float(_)) => *self == ValueKey::from(v),
+            _ => false,
+        }
+    }
 }
 
 impl From<&Value> for ValueKey {
@@ -492,6 +510,60 @@ mod tests {
             ValueKey::from(&Value::Int(2))
         );
         assert_eq!(ValueKey::from(&Value::Float(-0.0)), ValueKey::Int(0));
+    }
+
+    /// A few values of every type, integral floats and their ints among them.
+    fn sample_values() -> Vec<Value> {
+        let mut values = vec![
+            Value::str("a"),
+            Value::str("b"),
+            Value::str(""),
+            Value::Bool(true),
+            Value::Bool(false),
+        ];
+        for i in [-3i64, 0, 2, 1 << 53, i64::MAX] {
+            values.push(Value::Int(i));
+            values.push(Value::Float(i as f64));
+            values.push(Value::Float(i as f64 + 0.5));
+        }
+        values.push(Value::Float(-0.0));
+        values.push(Value::Float(9.3e18));
+        values
+    }
+
+    #[test]
+    fn a_key_matches_the_values_it_is_built_from() {
+        let values = sample_values();
+        for a in &values {
+            for b in &values {
+                let key = ValueKey::from(a);
+                assert_eq!(
+                    key.is_key_of(b),
+                    key == ValueKey::from(b),
+                    "{a:?} against {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn same_and_compare_agree_with_numbers() {
+        // The shortcuts for one type against itself decide as the general comparison does.
+        let values = sample_values();
+        for a in &values {
+            for b in &values {
+                let general = match (a.as_number(), b.as_number()) {
+                    (Some(x), Some(y)) => Some(x.cmp(y)),
+                    _ => match (a, b) {
+                        (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
+                        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+                        _ => None,
+                    },
+                };
+                assert_eq!(a.compare(b), general, "{a:?} against {b:?}");
+                assert_eq!(a.same(b), general == Some(Ordering::Equal), "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]
