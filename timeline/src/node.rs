@@ -891,10 +891,14 @@ fn duration_in_cur_state(out: &mut Timeline, x: &Timeline, from: u64, origin: Op
     };
     out.truncate_from(from);
     let mut times = change_times(&[x], start);
+    // Two readers, at `t` and at `t - 1`: x's states are read in place, not cloned (a string's
+    // reference count touched twice per change).
+    let mut at_t = Reader::new(x, start);
+    let mut before_t = Reader::new(x, start.saturating_sub(1));
     while let Some(t) = times.next() {
         let next = times.peek().copied();
-        let here = x.value_at(t);
-        if t > start && !here.same_instant(&x.value_at(t - 1)) {
+        let (here, held) = at_t.state_at(t);
+        if t > start && !same_instant_after(here, held, before_t.state_at(t - 1)) {
             run = t;
         }
         if matches!(here, State::Unknown) {
@@ -918,19 +922,31 @@ fn duration_in_cur_state(out: &mut Timeline, x: &Timeline, from: u64, origin: Op
     }
 }
 
+/// Whether `a`, in force for `held` instants, has the same instant value as `b.0` in force for
+/// `b.1` (as `a.advanced(held).same_instant(&b.0.advanced(b.1))`, cloning nothing that does
+/// not grow).
+fn same_instant_after(a: &State, held: u64, (b, b_held): (&State, u64)) -> bool {
+    if a.slope() == 0 && b.slope() == 0 {
+        a.same_instant(b)
+    } else {
+        a.advanced(held).same_instant(&b.advanced(b_held))
+    }
+}
+
 fn opt_bool(b: Option<bool>) -> State {
     b.map_or(State::Unknown, State::bool)
 }
 
 /// The integer values at which `x op c` can change truth, for a numeric constant `c`:
 /// `ceil(c)` and `floor(c) + 1` (equal unless `c` is a whole number).
-fn crossings(current: i64, c: &Value) -> Vec<i128> {
+/// On the stack: this runs at every change of a growing duration compared with a constant.
+fn crossings(current: i64, c: &Value) -> SmallVec<[i128; 2]> {
     let (lo, hi) = match *c {
         Value::Int(i) => (i as i128, i as i128 + 1),
         Value::Float(f) => (clamp(f.ceil()), clamp(f.floor()) + 1),
-        _ => return Vec::new(),
+        _ => return SmallVec::new(),
     };
-    let mut v: Vec<i128> = [lo, hi]
+    let mut v: SmallVec<[i128; 2]> = [lo, hi]
         .into_iter()
         .filter(|&x| x > current as i128)
         .collect();
