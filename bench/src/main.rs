@@ -31,6 +31,9 @@ const SEED: u64 = 20_231_115;
 const RETAIN: u64 = 60;
 /// Events per ingest call, for the engine and the components alike.
 const BATCH: usize = 16_384;
+/// Events per ingest call of the components' second row: what a high-volume client sends
+/// (about 4 MB packed), each call's invocations spread over four times the events.
+const LARGE_BATCH: usize = 65_536;
 
 /// Per key: the query's value at `END`.
 type Answers = BTreeMap<String, i64>;
@@ -184,7 +187,14 @@ fn compare(
                     results.push(cli(w, &csv, rows, per_key, Some(RETAIN), None)?);
                 }
             }
-            "components" => results.push(in_child(w, "components", keys, per_key, None)?),
+            "components" => {
+                results.push(in_child(w, "components", keys, per_key, None)?);
+                // Unless the batch was set by hand, once more with large batches.
+                if std::env::var_os("TIMELINE_BENCH_BATCH").is_none() {
+                    let large = [("TIMELINE_BENCH_BATCH", LARGE_BATCH.to_string())];
+                    results.push(in_child_with(w, "components", keys, per_key, None, &large)?);
+                }
+            }
             "duckdb" => {
                 results.push(duckdb(w, &csv, rows, per_key, 1)?);
                 results.push(duckdb(w, &csv, rows, per_key, available_threads())?);
@@ -319,10 +329,23 @@ fn in_child(
     per_key: usize,
     retain: Option<u64>,
 ) -> Result<Measurement, String> {
+    in_child_with(w, runner, keys, per_key, retain, &[])
+}
+
+/// As [`in_child`], with environment variables `env` set for the child.
+fn in_child_with(
+    w: &Workload,
+    runner: &str,
+    keys: usize,
+    per_key: usize,
+    retain: Option<u64>,
+    env: &[(&str, String)],
+) -> Result<Measurement, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(exe);
     cmd.args(["--child", runner, w.name])
-        .args([keys.to_string(), per_key.to_string()]);
+        .args([keys.to_string(), per_key.to_string()])
+        .envs(env.iter().map(|(k, v)| (k, v)));
     if let Some(h) = retain {
         cmd.arg(h.to_string());
     }
@@ -789,8 +812,13 @@ fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, 
         "a point query to the result worker"
     };
     let _ = std::fs::remove_dir_all(&logs);
+    let runner = if batch_size == BATCH {
+        "components (emulated Golem)".to_string()
+    } else {
+        format!("components, {batch_size} events a call")
+    };
     Ok(Measurement {
-        runner: "components (emulated Golem)".into(),
+        runner,
         seconds,
         events,
         peak_rss_kb: peak_rss_kb(),

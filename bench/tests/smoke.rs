@@ -32,18 +32,23 @@ fn every_runner_agrees_on_every_query() {
     ] {
         assert!(stdout.contains(query), "{query} missing:\n{stdout}");
     }
-    // Eleven runs per query: native twice, the CLI three times (all threads, one thread, a
-    // horizon), components, DuckDB twice, and over Parquet the CLI and DuckDB twice; an
-    // aggregate adds the native engine with its aggregate kept as events come (twelve); the
-    // aggregate read at one instant has no retention runs (a horizon forgets that instant): ten.
+    // Twelve runs per query: native twice, the CLI three times (all threads, one thread, a
+    // horizon), the components twice (16 384 and 65 536 events a call), DuckDB twice, and over
+    // Parquet the CLI and DuckDB twice; an aggregate adds the native engine with its aggregate
+    // kept as events come (thirteen); the aggregate read at one instant has no retention runs
+    // (a horizon forgets that instant): eleven.
     assert_eq!(
-        stdout.matches("answers: equal across all 11 runs").count(),
+        stdout.matches("answers: equal across all 12 runs").count(),
         4,
         "{stdout}"
     );
     assert_eq!(
-        stdout.matches("answers: equal across all 12 runs").count(),
+        stdout.matches("answers: equal across all 13 runs").count(),
         1,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("components, 65536 events a call"),
         "{stdout}"
     );
     assert!(stdout.contains("native engine, aggregate kept"), "{stdout}");
@@ -53,7 +58,7 @@ fn every_runner_agrees_on_every_query() {
         "{stdout}"
     );
     assert_eq!(
-        stdout.matches("answers: equal across all 10 runs").count(),
+        stdout.matches("answers: equal across all 11 runs").count(),
         1,
         "{stdout}"
     );
