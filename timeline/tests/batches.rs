@@ -1,4 +1,4 @@
-//! The engine applies a large batch a stretch of events at a time (8 192; see `STRETCH` in
+//! The engine applies a large batch a stretch of events at a time (16 384; see `STRETCH` in
 //! `engine.rs`), recomputing the keys each stretch changed before the next: a batch several
 //! stretches long, with keys spread over all of them and late events, must give exactly what
 //! the same events give in small batches.
@@ -17,7 +17,7 @@ const QUERIES: [&str; 3] = [
     r#"count_within(userAction == "seek", 30) >= 2 && !has_existed(playerStateChange == "stop")"#,
 ];
 
-/// A seeded stream of 30 000 events over 11 keys, each key's times rising by 1-3 with one event
+/// A seeded stream of 60 000 events (four stretches) over 11 keys, each key's times rising by 1-3 with one event
 /// in eight late by up to 40; with `late_origin`, one more key whose first event (by time)
 /// arrives last, moving its origin in the batch's last stretch.
 fn stream(late_origin: bool) -> Vec<Event> {
@@ -31,7 +31,7 @@ fn stream(late_origin: bool) -> Vec<Event> {
     let states = ["play", "buffer", "pause", "play", "stop"];
     let mut clocks = [100u64; 11];
     let mut events = Vec::new();
-    for _ in 0..30_000 {
+    for _ in 0..60_000 {
         let k = next(11) as usize;
         clocks[k] += 1 + next(3);
         let time = if next(8) == 0 {
