@@ -28,6 +28,8 @@ struct App {
     /// Answers to invocations sent with an `Idempotency-Key`, by worker and key: the same key
     /// again gets the same answer without running again (as Golem does).
     done: std::sync::Arc<std::sync::Mutex<HashMap<(WorkerId, String), Json_>>>,
+    /// When the server started (RFC 3339): the `createdAt` of its components and workers.
+    started: String,
 }
 
 /// The largest request body taken: a packed batch at its limit
@@ -129,20 +131,101 @@ impl App {
     }
 }
 
-async fn list_components(State(app): State<App>) -> Json<Json_> {
+/// A component as Golem 1.1 describes it (`Component` in its OpenAPI): what golem-cli reads to
+/// find a component by name and to type the arguments of `worker invoke-and-await -j`. The
+/// emulator's components have one version, 0, and are durable.
+fn component_json(app: &App, id: &str, name: &str) -> Json_ {
+    let mut interfaces: Vec<(String, Vec<Json_>)> = Vec::new();
+    for f in app.golem.exports(id).unwrap_or_default() {
+        let function = json!({
+            "name": f.name,
+            "parameters": f.params.iter()
+                .map(|(name, t)| json!({"name": name, "typ": golem_json::typ(t)}))
+                .collect::<Vec<_>>(),
+            "results": f.results.iter()
+                .map(|t| json!({"typ": golem_json::typ(t)}))
+                .collect::<Vec<_>>(),
+        });
+        match interfaces.iter_mut().find(|(i, _)| *i == f.interface) {
+            Some((_, functions)) => functions.push(function),
+            None => interfaces.push((f.interface, vec![function])),
+        }
+    }
+    let exports: Vec<Json_> = interfaces
+        .into_iter()
+        .map(|(name, functions)| json!({"type": "Instance", "name": name, "functions": functions}))
+        .collect();
+    json!({
+        "versionedComponentId": {"componentId": id, "version": 0},
+        "componentName": format!("timeline:{name}"),
+        "componentSize": app.golem.component_size(id).unwrap_or(0),
+        "metadata": {"exports": exports, "producers": [], "memories": [], "dynamicLinking": {}},
+        "createdAt": app.started,
+        "componentType": "Durable",
+        "files": [],
+        "installedPlugins": [],
+    })
+}
+
+/// The Golem release whose REST API this server follows (golem-cli asks, to warn of a newer
+/// server).
+const GOLEM_API_VERSION: &str = "1.1.16";
+
+/// `GET /version`.
+async fn version() -> Json<Json_> {
+    Json(json!({ "version": GOLEM_API_VERSION }))
+}
+
+#[derive(serde::Deserialize)]
+struct ComponentQuery {
+    #[serde(rename = "component-name")]
+    component_name: Option<String>,
+}
+
+/// `GET /v1/components[?component-name=…]`: every component, or the one of that name.
+async fn list_components(State(app): State<App>, Query(q): Query<ComponentQuery>) -> Json<Json_> {
     let list: Vec<Json_> = app
         .golem
         .components()
         .into_iter()
-        .map(|(id, name)| {
-            json!({
-                "versionedComponentId": {"componentId": id, "version": 0},
-                "componentName": format!("timeline:{name}"),
-                "componentVersion": 0,
-            })
+        .filter(|(_, name)| {
+            q.component_name
+                .as_ref()
+                .is_none_or(|wanted| *wanted == format!("timeline:{name}"))
         })
+        .map(|(id, name)| component_json(&app, &id, &name))
         .collect();
     Json(Json_::Array(list))
+}
+
+/// `GET /v1/components/{id}`: the component's versions (one).
+async fn component_versions(
+    State(app): State<App>,
+    Path(component): Path<String>,
+) -> Result<Json<Json_>, Failure> {
+    let name = app.component_name(&component)?;
+    Ok(Json(json!([component_json(&app, &component, &name)])))
+}
+
+/// `GET /v1/components/{id}/latest` and `…/versions/0`.
+async fn component_version(
+    State(app): State<App>,
+    Path((component, version)): Path<(String, String)>,
+) -> Result<Json<Json_>, Failure> {
+    let name = app.component_name(&component)?;
+    if version != "latest" && version != "0" {
+        return Err(not_found(format!(
+            "component {component} has no version {version} (its only version is 0)"
+        )));
+    }
+    Ok(Json(component_json(&app, &component, &name)))
+}
+
+async fn component_latest(
+    state: State<App>,
+    Path(component): Path<String>,
+) -> Result<Json<Json_>, Failure> {
+    component_version(state, Path((component, "latest".to_string()))).await
 }
 
 async fn create_worker(
@@ -199,7 +282,14 @@ async fn worker_metadata(
         "status": status,
         "componentVersion": 0,
         "retryCount": 0,
+        "pendingInvocationCount": 0,
+        "updates": [],
+        "createdAt": app.started,
         "lastError": error,
+        "componentSize": app.golem.component_size(&component).unwrap_or(0),
+        "totalLinearMemorySize": 0,
+        "ownedResources": {},
+        "activePlugins": [],
     })))
 }
 
@@ -390,9 +480,18 @@ pub fn serve(a: &ServeArgs) -> Result<(), String> {
         golem: sys.golem.clone(),
         verbose: a.verbose,
         done: Default::default(),
+        started: chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
     let router = Router::new()
+        .route("/version", get(version))
         .route("/v1/components", get(list_components))
+        .route("/v1/components/{component}", get(component_versions))
+        .route("/v1/components/{component}/latest", get(component_latest))
+        .route(
+            "/v1/components/{component}/versions/{version}",
+            get(component_version),
+        )
         .route("/v1/components/{component}/workers", post(create_worker))
         .route(
             "/v1/components/{component}/workers/{name}",

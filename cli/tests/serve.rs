@@ -97,6 +97,11 @@ fn readme_http_script() -> String {
         if !in_code || (command.is_empty() && line.trim_start().starts_with('#')) {
             continue;
         }
+        // A comment after a command, outside quotes, is prose too.
+        let line = match line.split_once(" # ") {
+            Some((code, _)) if command.is_empty() && !code.contains('\'') => code,
+            _ => line,
+        };
         command.push_str(line);
         command.push('\n');
         let open_quotes = command.matches('\'').count() % 2 == 1;
@@ -438,6 +443,211 @@ curl() {{
     assert_eq!(status, 200);
     let (status, body) = curl(&["-X", "POST", &other, "-d", r#"{"params":[]}"#]);
     assert_eq!(status, 200, "{body}");
+    server.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// What golem-cli 1.1 reads before it calls a worker: the server's version, the components (to
+/// find one by name, and to type the JSON arguments of `worker invoke-and-await -j` from the
+/// function's parameters), a worker's metadata. Each carries every field that Golem 1.1.16's
+/// OpenAPI (golem-client 1.1.16, `openapi/golem-service.yaml`) marks required, so golem-cli
+/// 1.1.16 reads them.
+#[test]
+fn golem_cli_finds_components_their_functions_and_workers() {
+    let data = std::env::temp_dir().join(format!("timeline-serve-meta-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let server = Server::start(&data);
+    let get = |path: &str| {
+        let (status, body) = curl(&[&format!("{}{path}", server.url)]);
+        (
+            status,
+            if status == 200 {
+                json(&body)
+            } else {
+                serde_json::Value::Null
+            },
+        )
+    };
+    let has_all = |what: &str, v: &serde_json::Value, fields: &[&str]| {
+        for f in fields {
+            assert!(v.get(f).is_some(), "{what} lacks {f}: {v}");
+        }
+    };
+
+    let (status, version) = get("/version");
+    assert_eq!(status, 200);
+    assert!(
+        version["version"].as_str().unwrap().starts_with("1.1."),
+        "{version}"
+    );
+
+    let (_, all) = get("/v1/components");
+    let all = all.as_array().unwrap().clone();
+    let mut names: Vec<&str> = all
+        .iter()
+        .map(|c| c["componentName"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "timeline:core",
+            "timeline:driver",
+            "timeline:event-processor",
+            "timeline:timeline-processor"
+        ]
+    );
+    for c in &all {
+        let required = [
+            "versionedComponentId",
+            "componentName",
+            "componentSize",
+            "metadata",
+            "files",
+            "installedPlugins",
+        ];
+        has_all("Component", c, &required);
+        has_all(
+            "ComponentMetadata",
+            &c["metadata"],
+            &["exports", "producers", "memories", "dynamicLinking"],
+        );
+        assert!(
+            c["componentSize"].as_u64().unwrap() > 0,
+            "{}",
+            c["componentName"]
+        );
+        let exports = c["metadata"]["exports"].as_array().unwrap();
+        assert!(!exports.is_empty());
+        for e in exports {
+            assert_eq!(e["type"], "Instance", "{e}");
+            for f in e["functions"].as_array().unwrap() {
+                has_all("AnalysedFunction", f, &["name", "parameters", "results"]);
+                for p in f["parameters"].as_array().unwrap() {
+                    has_all("AnalysedFunctionParameter", p, &["name", "typ"]);
+                }
+            }
+        }
+    }
+
+    // By name, as golem-cli resolves `--component-name`.
+    let (_, found) = get("/v1/components?component-name=timeline:driver");
+    let driver = match found.as_array().unwrap().as_slice() {
+        [one] => one.clone(),
+        other => panic!("expected the driver alone: {other:?}"),
+    };
+    assert_eq!(
+        get("/v1/components?component-name=timeline:nope").1,
+        serde_json::json!([])
+    );
+    let id = driver["versionedComponentId"]["componentId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        get(&format!("/v1/components/{id}")).1,
+        serde_json::json!([driver.clone()])
+    );
+    assert_eq!(get(&format!("/v1/components/{id}/latest")).1, driver);
+    assert_eq!(get(&format!("/v1/components/{id}/versions/0")).1, driver);
+    assert_eq!(get(&format!("/v1/components/{id}/versions/3")).0, 404);
+    assert_eq!(
+        get("/v1/components/00000000-0000-4000-8000-000000000000/latest").0,
+        404
+    );
+
+    // The driver's `locate`, with its parameters named and typed as the WIT says.
+    let api = driver["metadata"]["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "timeline:driver/api")
+        .expect("timeline:driver/api exported");
+    let locate = api["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "locate")
+        .expect("locate exported");
+    let params = locate["parameters"].as_array().unwrap();
+    let names: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["job-name", "node-id", "key"]);
+    assert_eq!(params[0]["typ"], serde_json::json!({"type": "Str"}));
+    assert_eq!(
+        params[1]["typ"],
+        serde_json::json!({"type": "Option", "inner": {"type": "Str"}})
+    );
+    assert_eq!(
+        params[2]["typ"]["inner"]["cases"][0]["name"],
+        "string-value"
+    );
+    assert_eq!(locate["results"].as_array().unwrap().len(), 1);
+
+    // Arguments typed from that metadata, as golem-cli types `-j '["cirr", null, {…}]'`, are
+    // what the invocation takes: the driver answers (no such job yet), it does not refuse them.
+    let typed: Vec<serde_json::Value> = params
+        .iter()
+        .zip([
+            serde_json::json!("cirr"),
+            serde_json::Value::Null,
+            serde_json::json!({"string-value": "s1"}),
+        ])
+        .map(|(p, value)| serde_json::json!({"typ": p["typ"], "value": value}))
+        .collect();
+    let create = r#"{"name":"meta-driver","args":[],"env":{}}"#;
+    let workers = format!("{}/v1/components/{id}/workers", server.url);
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        &workers,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        create,
+    ]);
+    assert_eq!(status, 200, "{body}");
+    let invoke =
+        format!("{workers}/meta-driver/invoke-and-await?function=timeline:driver/api.%7Blocate%7D");
+    let params = serde_json::json!({ "params": typed }).to_string();
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        &invoke,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &params,
+    ]);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        json(&body)["result"]["value"][0]["err"]
+            .as_str()
+            .unwrap()
+            .contains("cirr"),
+        "{body}"
+    );
+
+    // A worker's metadata, as `golem-cli worker get` reads it.
+    let (status, meta) = get(&format!("/v1/components/{id}/workers/meta-driver"));
+    assert_eq!(status, 200);
+    let required = [
+        "workerId",
+        "args",
+        "env",
+        "status",
+        "componentVersion",
+        "retryCount",
+        "pendingInvocationCount",
+        "updates",
+        "createdAt",
+        "componentSize",
+        "totalLinearMemorySize",
+        "ownedResources",
+        "activePlugins",
+    ];
+    has_all("WorkerMetadata", &meta, &required);
+    assert_eq!(meta["workerId"]["workerName"], "meta-driver");
+    assert_eq!(meta["status"], "Idle");
     server.stop();
     let _ = std::fs::remove_dir_all(&data);
 }

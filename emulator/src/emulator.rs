@@ -181,6 +181,20 @@ struct Live {
 struct LoadedComponent {
     name: String,
     component: Component,
+    /// The `.wasm` file's size in bytes (Golem's `componentSize`).
+    size: u64,
+}
+
+/// A function a component exports, as Golem's component metadata lists it.
+pub struct ExportedFunction {
+    /// The exported interface, `package/interface` (`timeline:driver/api`).
+    pub interface: String,
+    /// The function's name in the interface (`run`).
+    pub name: String,
+    /// Named parameters.
+    pub params: Vec<(String, Type)>,
+    /// Result types.
+    pub results: Vec<Type>,
 }
 
 /// Counters for tests and reports.
@@ -265,6 +279,7 @@ impl Golem {
         for (name, path) in components {
             let component = load_cached(&engine, path)
                 .with_context(|| format!("loading component {name} from {}", path.display()))?;
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             let id = component_id(name);
             env.push((
                 format!("{}_COMPONENT_ID", name.to_uppercase().replace('-', "_")),
@@ -275,6 +290,7 @@ impl Golem {
                 LoadedComponent {
                     name: name.to_string(),
                     component,
+                    size,
                 },
             );
         }
@@ -396,28 +412,43 @@ impl Golem {
         component_id: &str,
         function: &str,
     ) -> Option<(Vec<Type>, Vec<Type>)> {
+        let (interface, name) = function.split_once(".{")?;
+        let name = name.strip_suffix('}')?;
+        let f = self
+            .exports(component_id)?
+            .into_iter()
+            .find(|f| f.interface == interface && f.name == name)?;
+        Some((f.params.into_iter().map(|(_, t)| t).collect(), f.results))
+    }
+
+    /// The functions a component exports from its interfaces, in the component's order;
+    /// `None` for an unknown component.
+    pub fn exports(&self, component_id: &str) -> Option<Vec<ExportedFunction>> {
         use wasmtime::component::types::ComponentItem;
         let c = self.inner.components.get(component_id)?;
         let engine = &self.inner.engine;
-        let (interface, name) = function.split_once(".{")?;
-        let name = name.strip_suffix('}')?;
-        for (i, item) in c.component.component_type().exports(engine) {
+        let mut out = Vec::new();
+        for (interface, item) in c.component.component_type().exports(engine) {
             let ComponentItem::ComponentInstance(instance) = item.ty else {
                 continue;
             };
-            if i != interface {
-                continue;
-            }
-            for (f, item) in instance.exports(engine) {
-                if let (true, ComponentItem::ComponentFunc(func)) = (f == name, item.ty) {
-                    return Some((
-                        func.params().map(|(_, t)| t).collect(),
-                        func.results().collect(),
-                    ));
+            for (name, item) in instance.exports(engine) {
+                if let ComponentItem::ComponentFunc(func) = item.ty {
+                    out.push(ExportedFunction {
+                        interface: interface.to_string(),
+                        name: name.to_string(),
+                        params: func.params().map(|(n, t)| (n.to_string(), t)).collect(),
+                        results: func.results().collect(),
+                    });
                 }
             }
         }
-        None
+        Some(out)
+    }
+
+    /// A component's `.wasm` size in bytes; `None` for an unknown component.
+    pub fn component_size(&self, component_id: &str) -> Option<u64> {
+        Some(self.inner.components.get(component_id)?.size)
     }
 
     /// The components, by id and name.

@@ -16,4 +16,4 @@ pub mod wit_value;
 pub use client::{
     components_dir, event_val, field, NodeView, PlanView, TimelineSystem, WorkerStats, COMPONENTS,
 };
-pub use emulator::{component_id, Counters, Golem, WorkerId};
+pub use emulator::{component_id, Counters, ExportedFunction, Golem, WorkerId};
