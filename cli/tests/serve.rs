@@ -557,18 +557,16 @@ fn golem_cli_finds_components_their_functions_and_workers() {
     );
 
     // The driver's `locate`, with its parameters named and typed as the WIT says.
-    let api = driver["metadata"]["exports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "timeline:driver/api")
-        .expect("timeline:driver/api exported");
-    let locate = api["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "locate")
-        .expect("locate exported");
+    let named = |list: &serde_json::Value, name: &str| -> serde_json::Value {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|item| item["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+            .clone()
+    };
+    let api = named(&driver["metadata"]["exports"], "timeline:driver/api");
+    let locate = named(&api["functions"], "locate");
     let params = locate["parameters"].as_array().unwrap();
     let names: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["job-name", "node-id", "key"]);
