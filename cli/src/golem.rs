@@ -164,8 +164,14 @@ impl Golem {
         unreachable!("the loop returns")
     }
 
-    /// The components' ids, by name (`timeline:driver`, …).
+    /// A component's id, by name (`timeline:driver`, …).
     fn component(&self, name: &str) -> Result<String, String> {
+        Ok(self.component_with_time(name)?.0)
+    }
+
+    /// A component's id and when it was created (as the server says; empty if it does not),
+    /// by name. Asking is not a worker invocation: no worker's log grows.
+    fn component_with_time(&self, name: &str) -> Result<(String, String), String> {
         let list = self.send("GET", "/v1/components", None, "listing the components")?;
         let items = list
             .as_array()
@@ -175,9 +181,10 @@ impl Golem {
         items
             .iter()
             .filter(|c| c["componentName"] == name)
-            .filter_map(|c| c["versionedComponentId"]["componentId"].as_str())
-            .next()
-            .map(String::from)
+            .find_map(|c| {
+                let id = c["versionedComponentId"]["componentId"].as_str()?;
+                Some((id.to_string(), c["createdAt"].as_str().unwrap_or("").to_string()))
+            })
             .ok_or_else(|| format!("no component named {name} at {}: deploy the four components first (README: Deploying to Golem 1.1)", self.url))
     }
 
@@ -227,11 +234,75 @@ impl Golem {
         )
     }
 
+    /// A job's plan, asked of the driver (one driver invocation), and kept in the plan cache.
     fn plan(&self, job: &str) -> Result<Json, String> {
         let jobs = self.driver("jobs", vec![])?;
-        jobs.as_array()
+        let plan = jobs
+            .as_array()
             .and_then(|js| js.iter().find(|p| p["job-name"] == job).cloned())
-            .ok_or_else(|| format!("no job named {job:?}: submit it with `timeline golem run`"))
+            .ok_or_else(|| format!("no job named {job:?}: submit it with `timeline golem run`"))?;
+        self.remember(&plan);
+        Ok(plan)
+    }
+
+    /// A job's plan from the plan cache, else from the driver.
+    fn known_plan(&self, job: &str) -> Result<Json, String> {
+        match self
+            .plan_file(job)
+            .and_then(|f| std::fs::read_to_string(f).ok())
+        {
+            Some(text) => match serde_json::from_str::<Json>(&text) {
+                Ok(plan) if plan["job-name"] == job => Ok(plan),
+                _ => self.plan(job),
+            },
+            None => self.plan(job),
+        }
+    }
+
+    /// Keeps a plan in the plan cache; a cache that cannot be written is only a missed saving.
+    fn remember(&self, plan: &Json) {
+        let Some(job) = plan["job-name"].as_str() else {
+            return;
+        };
+        let Some(file) = self.plan_file(job) else {
+            return;
+        };
+        let Some(dir) = file.parent() else {
+            return;
+        };
+        let partial = file.with_extension(format!("{}.partial", std::process::id()));
+        let _ = std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&partial, plan.to_string()))
+            .and_then(|()| std::fs::rename(&partial, &file));
+    }
+
+    /// Where a job's plan is cached: one file per server, driver component (and its creation
+    /// time, so that a redeployed driver starts afresh) and job; `None` without a cache.
+    fn plan_file(&self, job: &str) -> Option<std::path::PathBuf> {
+        let dir = plan_cache_dir()?;
+        let (driver, created) = self.component_with_time("timeline:driver").ok()?;
+        let identity = format!("{}\n{driver}\n{created}\n{job}", self.url);
+        Some(dir.join(format!("plan-{:016x}.json", fnv(identity.as_bytes()))))
+    }
+}
+
+/// The plan cache's directory: `$TIMELINE_GOLEM_CACHE` (empty: no cache), else
+/// `$XDG_CACHE_HOME/timeline/golem`, else `~/.cache/timeline/golem`.
+///
+/// A job's plan never changes (the core binds a job's name to one query and its options), so
+/// `result` reads it from here and calls only the workers that hold the answer: asking the
+/// driver each time would add an invocation to the driver's log, which it replays when it
+/// recovers.
+fn plan_cache_dir() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    match std::env::var_os("TIMELINE_GOLEM_CACHE") {
+        Some(dir) if dir.is_empty() => None,
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("timeline").join("golem")),
     }
 }
 
@@ -282,6 +353,7 @@ pub fn golem(a: &GolemArgs) -> Result<(), String> {
                     (options_typ(), options),
                 ],
             )?;
+            g.remember(&plan);
             println!(
                 "{}",
                 serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())?
@@ -375,7 +447,10 @@ fn fnv(bytes: &[u8]) -> u64 {
     })
 }
 
-/// Reads the job's result from its result worker and prints it as `timeline eval` does.
+/// Reads the job's result from its result worker and prints it as `timeline eval` does. The
+/// plan comes from the plan cache when it can (no driver invocation); if the workers it names
+/// do not know the job (a server wiped or redeployed under the same names), the plan is asked
+/// of the driver again, once.
 fn result(
     g: &Golem,
     job: &str,
@@ -384,7 +459,24 @@ fn result(
     range: Option<(u64, u64)>,
     format: Format,
 ) -> Result<(), String> {
-    let plan = g.plan(job)?;
+    let lines = match read_result(g, &g.known_plan(job)?, job, key, at, range) {
+        Err(e) if e.contains("is not initialised") || e.contains("HTTP 404") => {
+            read_result(g, &g.plan(job)?, job, key, at, range)?
+        }
+        other => other?,
+    };
+    print_lines(&lines, format)
+}
+
+/// The lines `result` prints, each line's fields in `timeline eval`'s order.
+fn read_result(
+    g: &Golem,
+    plan: &Json,
+    job: &str,
+    key: Option<&str>,
+    at: &[u64],
+    range: Option<(u64, u64)>,
+) -> Result<Vec<Vec<(String, Json)>>, String> {
     let result_node = plan["result-node"].clone();
     let node = plan["nodes"]
         .as_array()
@@ -509,6 +601,11 @@ fn result(
             }
         }
     }
+    Ok(lines)
+}
+
+/// Prints result lines as `timeline eval` does.
+fn print_lines(lines: &[Vec<(String, Json)>], format: Format) -> Result<(), String> {
     // As `eval` writes: a reader that stops early (`| head`) ends the output, not the process.
     use std::io::Write;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

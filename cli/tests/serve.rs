@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{repo, stdout, timeline};
+use common::{repo, stdout, timeline, timeline_with_env};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -234,12 +234,20 @@ curl() {{
             r#"{"group":{"string-value":"CDN1"},"at":10,"values":[{"function":"count","value":{"int":1}},{"function":"sum","value":{"int":1}}]}"#
         )
     );
-    // The client, over the example sessions: answers equal `timeline eval`'s.
-    let golem = |args: &[&str]| -> String {
+    // The client, over the example sessions: answers equal `timeline eval`'s. Its plan cache
+    // is the test's own.
+    let cache = data.join("plan-cache");
+    let cache = cache.to_str().unwrap();
+    let golem_with = |cache: &str, args: &[&str]| -> String {
         let mut all = vec!["golem", "--url", &server.url];
         all.extend_from_slice(args);
-        stdout(&timeline(&all, None))
+        stdout(&timeline_with_env(
+            &all,
+            None,
+            &[("TIMELINE_GOLEM_CACHE", cache)],
+        ))
     };
+    let golem = |args: &[&str]| golem_with(cache, args);
     golem(&["setup"]);
     golem(&[
         "run",
@@ -312,13 +320,66 @@ curl() {{
         );
     };
     compare(&golem);
+    // Reads leave the driver's log as it was: the plan comes from the cache, the answers from
+    // the result workers. Without a cache, each read asks the driver for the plan.
+    let driver_log = data.join(&driver).join("timeline-driver.jsonl");
+    let driver_calls = || {
+        std::fs::read_to_string(&driver_log)
+            .unwrap()
+            .lines()
+            .count()
+    };
+    let before = driver_calls();
+    let read = [
+        "result",
+        "--job",
+        "client-cirr",
+        "--key",
+        "s2",
+        "--at",
+        "100",
+    ];
+    let answer = golem(&read);
+    for _ in 0..3 {
+        assert_eq!(golem(&read), answer);
+    }
+    assert_eq!(
+        driver_calls(),
+        before,
+        "reads with a plan cache call the driver"
+    );
+    assert_eq!(golem_with("", &read), answer);
+    assert_eq!(
+        driver_calls(),
+        before + 1,
+        "a read without a cache asks the driver once"
+    );
+    // A cached plan whose workers do not know the job (a server wiped and set up again under
+    // the same names) is asked of the driver again, and the answer is right.
+    for entry in std::fs::read_dir(cache).unwrap() {
+        let file = entry.unwrap().path();
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            text.replace("\"worker-name\":\"tl-", "\"worker-name\":\"tl-stale-"),
+        )
+        .unwrap();
+    }
+    assert_eq!(golem(&read), answer);
+    assert_eq!(driver_calls(), before + 2);
+    assert_eq!(golem(&read), answer);
+    assert_eq!(driver_calls(), before + 2, "the refreshed plan is cached");
     // Restart: every job and result survives, read with the README's `get-result` call again.
     server.stop();
     let server = Server::start(&data);
     let golem = |args: &[&str]| -> String {
         let mut all = vec!["golem", "--url", &server.url];
         all.extend_from_slice(args);
-        stdout(&timeline(&all, None))
+        stdout(&timeline_with_env(
+            &all,
+            None,
+            &[("TIMELINE_GOLEM_CACHE", cache)],
+        ))
     };
     compare(&golem);
     let result_call = readme_http_script()

@@ -6,8 +6,14 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 pub fn timeline(args: &[&str], stdin: Option<&str>) -> Output {
+    timeline_with_env(args, stdin, &[])
+}
+
+/// [`timeline`], with environment variables set for the run.
+pub fn timeline_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_timeline"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(repo())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
