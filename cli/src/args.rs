@@ -58,7 +58,9 @@ GOLEM:
     http://127.0.0.1:9881, where `timeline serve` listens): `setup` creates the driver worker with
     the other components' ids (found by name); `run` submits a job; `ingest` sends an event file
     (JSON Lines or CSV) in packed batches of --batch events (default 16384), retrying a timeout;
-    `result` reads the job's result worker directly and prints as `eval` does.
+    `result` reads the job's result worker directly and prints as `eval` does (the job's plan
+    from a local cache, $TIMELINE_GOLEM_CACHE or ~/.cache/timeline/golem, so that polling does
+    not call the driver).
 
 RUN:
     Runs the query as a job of node workers and prints the plan (which worker computes which
@@ -225,8 +227,11 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         ));
     };
     let rest = &args[1..];
+    // `timeline COMMAND --help` (or `-h`) anywhere among a command's arguments: the usage.
+    let asks_help = rest.iter().any(|a| a == "-h" || a == "--help");
     match cmd.as_str() {
         "-h" | "--help" | "help" => Ok(Command::Help),
+        "eval" | "run" | "serve" | "golem" | "explain" if asks_help => Ok(Command::Help),
         "-V" | "--version" => Ok(Command::Version),
         "eval" => parse_eval(rest).map(Command::Eval),
         "run" => parse_run(rest).map(Command::Run),
@@ -470,9 +475,6 @@ fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
             i += 1;
             continue;
         }
-        if flag == "-h" || flag == "--help" {
-            return Err(usage(USAGE.trim_end()));
-        }
         let value = || {
             args.get(i + 1)
                 .cloned()
@@ -628,6 +630,22 @@ mod tests {
             panic!()
         };
         assert!(e.timeline, "the whole timeline is the default");
+    }
+
+    #[test]
+    fn every_command_answers_help() {
+        for line in [
+            "--help",
+            "eval --help",
+            "eval --query q -h",
+            "run --help",
+            "serve --help",
+            "golem --help",
+            "golem result --job j --help",
+            "explain -h",
+        ] {
+            assert_eq!(parse(&args(line)).unwrap(), Command::Help, "{line}");
+        }
     }
 
     #[test]
