@@ -11,11 +11,11 @@ USAGE:
     timeline eval (--query TEXT | --query-file PATH) --events (PATH | DIR | GLOB | -)... [OPTIONS]
     timeline explain (QUERY | --query-file PATH)
     timeline serve [--addr 127.0.0.1:9881] [--data DIR] [-v]
-    timeline golem [--url URL] setup | jobs | plan --job J
-    timeline golem [--url URL] run --job J (--query TEXT | --query-file PATH) [--key COL]
+    timeline golem [--url URL] [--driver W] setup | jobs | plan --job J
+    timeline golem [--url URL] [--driver W] run --job J (--query TEXT | --query-file PATH) [--key COL]
                    [--shards N] [--retain H]
-    timeline golem [--url URL] ingest --job J --events FILE [--batch N]
-    timeline golem [--url URL] result --job J [--key K] (--at T)... [--range T1..T2]
+    timeline golem [--url URL] [--driver W] ingest --job J --events FILE [--batch N]
+    timeline golem [--url URL] [--driver W] result --job J [--key K] (--at T)... [--range T1..T2]
     timeline run --runtime wasm|native (--query TEXT | --query-file PATH) --events (PATH | -)
                  [--key COL] [--shards N]
 
@@ -55,8 +55,9 @@ SERVE:
 
 GOLEM:
     A client of the components on any Golem 1.1 endpoint (--url, default $TIMELINE_GOLEM_URL or
-    http://127.0.0.1:9881, where `timeline serve` listens): `setup` creates the driver worker with
-    the other components' ids (found by name); `run` submits a job; `ingest` sends an event file
+    http://127.0.0.1:9881, where `timeline serve` listens): `setup` creates the driver worker
+    (--driver, default timeline-driver) with the other components' ids (found by name), or
+    re-creates it if it failed; `run` submits a job; `ingest` sends an event file
     (JSON Lines or CSV) in packed batches of --batch events (default 16384), retrying a timeout;
     `result` reads the job's result worker directly and prints as `eval` does (the job's plan
     from a local cache, $TIMELINE_GOLEM_CACHE or ~/.cache/timeline/golem, so that polling does
@@ -127,6 +128,8 @@ pub struct ServeArgs {
 #[derive(Debug, PartialEq)]
 pub struct GolemArgs {
     pub url: String,
+    /// The driver worker to talk to (`--driver`, default `timeline-driver`).
+    pub driver: String,
     pub command: GolemCommand,
 }
 
@@ -160,6 +163,8 @@ pub enum GolemCommand {
 
 /// The endpoint when `--url` is not given: `$TIMELINE_GOLEM_URL`, else `timeline serve`'s default.
 pub const DEFAULT_GOLEM_URL: &str = "http://127.0.0.1:9881";
+/// The driver worker `timeline golem` talks to unless `--driver` names another.
+pub const DEFAULT_DRIVER_WORKER: &str = "timeline-driver";
 
 /// Events per packed batch `timeline golem ingest` sends (see README: the HTTP path).
 pub const DEFAULT_BATCH: usize = 16_384;
@@ -254,12 +259,15 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
 
 fn parse_golem(args: &[String]) -> Result<GolemArgs, UsageError> {
     let mut url = std::env::var("TIMELINE_GOLEM_URL").unwrap_or_else(|_| DEFAULT_GOLEM_URL.into());
+    let mut driver = DEFAULT_DRIVER_WORKER.to_string();
     let mut rest = args;
-    if let [flag, value, tail @ ..] = rest {
-        if flag == "--url" {
-            url = value.clone();
-            rest = tail;
+    while let [flag, value, tail @ ..] = rest {
+        match flag.as_str() {
+            "--url" => url = value.clone(),
+            "--driver" => driver = value.clone(),
+            _ => break,
         }
+        rest = tail;
     }
     let Some((sub, flags)) = rest.split_first() else {
         return Err(usage(
@@ -365,7 +373,11 @@ fn parse_golem(args: &[String]) -> Result<GolemArgs, UsageError> {
             }
         }
     };
-    Ok(GolemArgs { url, command })
+    Ok(GolemArgs {
+        url,
+        driver,
+        command,
+    })
 }
 
 fn parse_serve(args: &[String]) -> Result<ServeArgs, UsageError> {
@@ -630,6 +642,24 @@ mod tests {
             panic!()
         };
         assert!(e.timeline, "the whole timeline is the default");
+    }
+
+    #[test]
+    fn golem_takes_url_and_driver_in_either_order() {
+        for line in [
+            "golem --url http://h:1 --driver d2 jobs",
+            "golem --driver d2 --url http://h:1 jobs",
+        ] {
+            let Command::Golem(g) = parse(&args(line)).unwrap() else {
+                panic!("{line}")
+            };
+            assert_eq!((g.url.as_str(), g.driver.as_str()), ("http://h:1", "d2"));
+            assert_eq!(g.command, GolemCommand::Jobs);
+        }
+        let Command::Golem(g) = parse(&args("golem jobs")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(g.driver, DEFAULT_DRIVER_WORKER);
     }
 
     #[test]

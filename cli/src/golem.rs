@@ -10,8 +10,6 @@ use std::time::Duration;
 use timeline_cli::input;
 use timeline_cli::progress::Progress;
 
-/// The driver worker every command talks to.
-const DRIVER: &str = "timeline-driver";
 /// How often a call that timed out (the router's 504 after 30 s) or found no connection is sent
 /// again, waiting 1, 2, 4, … s between tries.
 const TRIES: u32 = 6;
@@ -78,16 +76,18 @@ fn value_json(v: &timeline::Value) -> Json {
     }
 }
 
-/// A Golem 1.1 endpoint.
+/// A Golem 1.1 endpoint, and the driver worker the client talks to.
 struct Golem {
     url: String,
+    driver: String,
     agent: ureq::Agent,
 }
 
 impl Golem {
-    fn new(url: &str) -> Golem {
+    fn new(url: &str, driver: &str) -> Golem {
         Golem {
             url: url.trim_end_matches('/').to_string(),
+            driver: driver.to_string(),
             agent: ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(90))
                 .build(),
@@ -228,7 +228,7 @@ impl Golem {
         let driver = self.component("timeline:driver")?;
         self.invoke(
             &driver,
-            DRIVER,
+            &self.driver,
             &format!("timeline:driver/api.{{{function}}}"),
             params,
         )
@@ -307,36 +307,9 @@ fn plan_cache_dir() -> Option<std::path::PathBuf> {
 }
 
 pub fn golem(a: &GolemArgs) -> Result<(), String> {
-    let g = Golem::new(&a.url);
+    let g = Golem::new(&a.url, &a.driver);
     match &a.command {
-        GolemCommand::Setup => {
-            let ids: Vec<(String, String)> = ["core", "event-processor", "timeline-processor"]
-                .iter()
-                .map(|n| {
-                    Ok((
-                        format!("{}_COMPONENT_ID", n.to_uppercase().replace('-', "_")),
-                        g.component(&format!("timeline:{n}"))?,
-                    ))
-                })
-                .collect::<Result<_, String>>()?;
-            let driver = g.component("timeline:driver")?;
-            let env: serde_json::Map<String, Json> =
-                ids.into_iter().map(|(k, v)| (k, Json::String(v))).collect();
-            let body = json!({"name": DRIVER, "args": [], "env": env});
-            match g.send(
-                "POST",
-                &format!("/v1/components/{driver}/workers"),
-                Some(&body),
-                "creating the driver worker",
-            ) {
-                Ok(_) => println!("created worker {DRIVER} of timeline:driver ({driver})"),
-                Err(e) if e.contains("already exists") || e.contains("HTTP 409") => {
-                    println!("worker {DRIVER} exists already")
-                }
-                Err(e) => return Err(e),
-            }
-            Ok(())
-        }
+        GolemCommand::Setup => setup(&g),
         GolemCommand::Run {
             job,
             query,
@@ -393,6 +366,52 @@ pub fn golem(a: &GolemArgs) -> Result<(), String> {
     }
 }
 
+/// Creates the driver worker with the other components' ids. A driver worker that exists is
+/// left as it is, unless it failed for good (on Golem 1.1, a call whose parameters did not fit,
+/// or a trap): then it is deleted and created again. Nothing is lost with it: the core keeps
+/// every job's plan and the node workers keep the data.
+fn setup(g: &Golem) -> Result<(), String> {
+    let ids: Vec<(String, String)> = ["core", "event-processor", "timeline-processor"]
+        .iter()
+        .map(|n| {
+            Ok((
+                format!("{}_COMPONENT_ID", n.to_uppercase().replace('-', "_")),
+                g.component(&format!("timeline:{n}"))?,
+            ))
+        })
+        .collect::<Result<_, String>>()?;
+    let driver = g.component("timeline:driver")?;
+    let env: serde_json::Map<String, Json> =
+        ids.into_iter().map(|(k, v)| (k, Json::String(v))).collect();
+    let body = json!({"name": g.driver, "args": [], "env": env});
+    let workers = format!("/v1/components/{driver}/workers");
+    let create = || g.send("POST", &workers, Some(&body), "creating the driver worker");
+    let name = &g.driver;
+    match create() {
+        Ok(_) => println!("created worker {name} of timeline:driver ({driver})"),
+        Err(e) if e.contains("already exists") || e.contains("HTTP 409") => {
+            let worker = format!("{workers}/{name}");
+            let meta = g.send("GET", &worker, None, "reading the driver worker's status")?;
+            if meta["status"] != "Failed" {
+                println!("worker {name} exists already");
+                return Ok(());
+            }
+            let why = meta["lastError"]
+                .as_str()
+                .unwrap_or("no reason given")
+                .to_string();
+            g.send("DELETE", &worker, None, "deleting the failed driver worker")?;
+            create()?;
+            println!(
+                "re-created worker {name}: it had failed for good ({}); it serves every job again",
+                timeline::limits::clip(&why, 200)
+            );
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
 /// Sends an event file in packed batches of `batch` events.
 fn ingest(g: &Golem, job: &str, path: &str, batch: usize) -> Result<(), String> {
     // The events, and a hash of the file's content for the idempotency keys.
@@ -426,7 +445,7 @@ fn ingest(g: &Golem, job: &str, path: &str, batch: usize) -> Result<(), String> 
         let key = format!("ingest-{job}-{file:016x}-{batch}-{i}");
         let n = g.invoke_keyed(
             &driver,
-            DRIVER,
+            &g.driver,
             "timeline:driver/api.{ingest-packed}",
             vec![(t("Str"), json!(job)), (t("Str"), json!(packed))],
             Some(&key),

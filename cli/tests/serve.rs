@@ -504,6 +504,47 @@ curl() {{
     assert_eq!(status, 200);
     let (status, body) = curl(&["-X", "POST", &other, "-d", r#"{"params":[]}"#]);
     assert_eq!(status, 200, "{body}");
+    // The client with a driver worker of its own (`--driver`): it serves every job. When one
+    // mistyped call fails it for good, `setup` deletes and re-creates it, and no job is lost.
+    let own = |args: &[&str]| {
+        let mut all = vec!["golem", "--url", &server.url, "--driver", "driver-of-mine"];
+        all.extend_from_slice(args);
+        timeline_with_env(&all, None, &[("TIMELINE_GOLEM_CACHE", "")])
+    };
+    assert!(stdout(&own(&["setup"])).contains("created worker driver-of-mine"));
+    assert!(stdout(&own(&["jobs"])).contains("client-cirr"));
+    let mine = format!(
+        "{}/v1/components/{driver}/workers/driver-of-mine/invoke-and-await?function=timeline:driver/api.%7Bjobs%7D",
+        server.url
+    );
+    let (status, _) = curl(&[
+        "-X",
+        "POST",
+        &mine,
+        "-d",
+        r#"{"params":[{"typ":{"type":"U64"},"value":1}]}"#,
+    ]);
+    assert_eq!(status, 500);
+    let failed = own(&["jobs"]);
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("PreviousInvocationFailed"));
+    let said = stdout(&own(&["setup"]));
+    assert!(said.contains("re-created worker driver-of-mine"), "{said}");
+    assert!(said.contains("Parameter type mismatch"), "{said}");
+    assert!(stdout(&own(&["jobs"])).contains("client-cirr"));
+    assert_eq!(
+        stdout(&own(&[
+            "result",
+            "--job",
+            "client-cirr",
+            "--key",
+            "s2",
+            "--at",
+            "100"
+        ])),
+        answer
+    );
+    assert!(stdout(&own(&["setup"])).contains("exists already"));
     server.stop();
     let _ = std::fs::remove_dir_all(&data);
 }
