@@ -166,6 +166,17 @@ pub const DEFAULT_GOLEM_URL: &str = "http://127.0.0.1:9881";
 /// The driver worker `timeline golem` talks to unless `--driver` names another.
 pub const DEFAULT_DRIVER_WORKER: &str = "timeline-driver";
 
+/// Whether `name` is a worker name `serve` takes (and one that goes into a URL path as it is):
+/// 1 to 256 letters, digits, `-`, `_` and `.`, not starting with `.`.
+pub fn is_worker_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 /// Events per packed batch `timeline golem ingest` sends (see README: the HTTP path).
 pub const DEFAULT_BATCH: usize = 16_384;
 
@@ -264,7 +275,10 @@ fn parse_golem(args: &[String]) -> Result<GolemArgs, UsageError> {
     while let [flag, value, tail @ ..] = rest {
         match flag.as_str() {
             "--url" => url = value.clone(),
-            "--driver" => driver = value.clone(),
+            "--driver" if is_worker_name(value) => driver = value.clone(),
+            "--driver" => return Err(usage(format!(
+                "--driver {value:?}: a worker name is 1 to 256 letters, digits, '-', '_' and '.'"
+            ))),
             _ => break,
         }
         rest = tail;
@@ -660,6 +674,15 @@ mod tests {
             panic!()
         };
         assert_eq!(g.driver, DEFAULT_DRIVER_WORKER);
+        for bad in ["../x", "", ".hidden", "a/b", "a b"] {
+            let line = vec![
+                "golem".to_string(),
+                "--driver".into(),
+                bad.into(),
+                "jobs".into(),
+            ];
+            assert!(parse(&line).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -78,13 +78,7 @@ fn golem_error(message: String) -> Failure {
 
 /// Worker names become file names in the data directory: keep them to a safe alphabet.
 fn check_worker_name(name: &str) -> Result<(), Failure> {
-    let ok = !name.is_empty()
-        && name.len() <= 256
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok {
+    if crate::args::is_worker_name(name) {
         Ok(())
     } else {
         Err(bad_request(format!(
