@@ -276,9 +276,11 @@ fn parse_golem(args: &[String]) -> Result<GolemArgs, UsageError> {
         match flag.as_str() {
             "--url" => url = value.clone(),
             "--driver" if is_worker_name(value) => driver = value.clone(),
-            "--driver" => return Err(usage(format!(
+            "--driver" => {
+                return Err(usage(format!(
                 "--driver {value:?}: a worker name is 1 to 256 letters, digits, '-', '_' and '.'"
-            ))),
+            )))
+            }
             _ => break,
         }
         rest = tail;
