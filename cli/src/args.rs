@@ -166,6 +166,10 @@ pub const DEFAULT_GOLEM_URL: &str = "http://127.0.0.1:9881";
 /// The driver worker `timeline golem` talks to unless `--driver` names another.
 pub const DEFAULT_DRIVER_WORKER: &str = "timeline-driver";
 
+/// What [`is_worker_name`] takes, in words.
+pub const WORKER_NAME_RULE: &str =
+    "a worker name is 1 to 256 letters, digits, '-', '_' and '.', not starting with '.'";
+
 /// Whether `name` is a worker name `serve` takes (and one that goes into a URL path as it is):
 /// 1 to 256 letters, digits, `-`, `_` and `.`, not starting with `.`.
 pub fn is_worker_name(name: &str) -> bool {
@@ -276,11 +280,7 @@ fn parse_golem(args: &[String]) -> Result<GolemArgs, UsageError> {
         match flag.as_str() {
             "--url" => url = value.clone(),
             "--driver" if is_worker_name(value) => driver = value.clone(),
-            "--driver" => {
-                return Err(usage(format!(
-                "--driver {value:?}: a worker name is 1 to 256 letters, digits, '-', '_' and '.'"
-            )))
-            }
+            "--driver" => return Err(usage(format!("--driver {value:?}: {WORKER_NAME_RULE}"))),
             _ => break,
         }
         rest = tail;

@@ -82,7 +82,8 @@ fn check_worker_name(name: &str) -> Result<(), Failure> {
         Ok(())
     } else {
         Err(bad_request(format!(
-            "invalid worker name {name:?}: use letters, digits, '-', '_' and '.' (at most 256)"
+            "invalid worker name {name:?}: {}",
+            crate::args::WORKER_NAME_RULE
         )))
     }
 }
