@@ -389,7 +389,12 @@ fn setup(g: &Golem) -> Result<(), String> {
     let name = &g.driver;
     match create() {
         Ok(_) => println!("created worker {name} of timeline:driver ({driver})"),
-        Err(e) if e.contains("already exists") || e.contains("HTTP 409") => {
+        // Golem 1.1 answers 409, or a `golemError` of type `WorkerAlreadyExists`.
+        Err(e)
+            if e.contains("already exists")
+                || e.contains("HTTP 409")
+                || e.contains("WorkerAlreadyExists") =>
+        {
             let worker = format!("{workers}/{name}");
             let meta = g.send("GET", &worker, None, "reading the driver worker's status")?;
             if meta["status"] != "Failed" {
