@@ -81,6 +81,9 @@ struct Golem {
     url: String,
     driver: String,
     agent: ureq::Agent,
+    /// The server's component list, asked once per command: it does not change while a
+    /// command runs, and every lookup by name reads it.
+    components: std::cell::OnceCell<Vec<Json>>,
 }
 
 impl Golem {
@@ -91,6 +94,7 @@ impl Golem {
             agent: ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(90))
                 .build(),
+            components: std::cell::OnceCell::new(),
         }
     }
 
@@ -172,12 +176,18 @@ impl Golem {
     /// A component's id and when it was created (as the server says; empty if it does not),
     /// by name. Asking is not a worker invocation: no worker's log grows.
     fn component_with_time(&self, name: &str) -> Result<(String, String), String> {
-        let list = self.send("GET", "/v1/components", None, "listing the components")?;
-        let items = list
-            .as_array()
-            .cloned()
-            .or_else(|| list.get("values").and_then(Json::as_array).cloned())
-            .unwrap_or_default();
+        let items = match self.components.get() {
+            Some(items) => items,
+            None => {
+                let list = self.send("GET", "/v1/components", None, "listing the components")?;
+                let items = list
+                    .as_array()
+                    .cloned()
+                    .or_else(|| list.get("values").and_then(Json::as_array).cloned())
+                    .unwrap_or_default();
+                self.components.get_or_init(|| items)
+            }
+        };
         items
             .iter()
             .filter(|c| c["componentName"] == name)
