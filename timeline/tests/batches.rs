@@ -17,9 +17,9 @@ const QUERIES: [&str; 3] = [
     r#"count_within(userAction == "seek", 30) >= 2 && !has_existed(playerStateChange == "stop")"#,
 ];
 
-/// A seeded stream of 60 000 events (four stretches) over 11 keys, each key's times rising by 1-3 with one event
-/// in eight late by up to 40; with `late_origin`, one more key whose first event (by time)
-/// arrives last, moving its origin in the batch's last stretch.
+/// A seeded stream of 60 000 events (four stretches) over 11 keys, each key's times rising by
+/// 1-3 with one event in eight late by up to 40; with `late_origin`, one more key whose first
+/// event (by time) arrives last, moving its origin in the batch's last stretch.
 fn stream(late_origin: bool) -> Vec<Event> {
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move |n: u64| {
