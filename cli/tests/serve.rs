@@ -378,6 +378,12 @@ curl() {{
     assert_eq!(driver_calls(), before + 2);
     assert_eq!(golem(&read), answer);
     assert_eq!(driver_calls(), before + 2, "the refreshed plan is cached");
+    // A cache file that is not a plan (damaged, or written by something else) is asked again.
+    for entry in std::fs::read_dir(cache).unwrap() {
+        std::fs::write(entry.unwrap().path(), "{not json").unwrap();
+    }
+    assert_eq!(golem(&read), answer);
+    assert_eq!(driver_calls(), before + 3);
     // Restart: every job and result survives, read with the README's `get-result` call again.
     server.stop();
     let server = Server::start(&data);
@@ -640,6 +646,21 @@ fn golem_cli_finds_components_their_functions_and_workers() {
         get("/v1/components/00000000-0000-4000-8000-000000000000/latest").0,
         404
     );
+    // Hostile paths and names: a clear refusal or nothing found, and the server goes on.
+    let long_name = "x".repeat(20_000);
+    assert_eq!(
+        get(&format!("/v1/components?component-name={long_name}")).1,
+        serde_json::json!([])
+    );
+    for path in [
+        format!("/v1/components/{id}/versions/-1"),
+        format!("/v1/components/{id}/versions/{long_name}"),
+        "/v1/components/%00%2F..%2F/latest".to_string(),
+        format!("/v1/components/{long_name}"),
+    ] {
+        assert_eq!(get(&path).0, 404, "{path}");
+    }
+    assert_eq!(get(&format!("/v1/components/{id}/latest")).1, driver);
 
     // The driver's `locate`, with its parameters named and typed as the WIT says.
     let named = |list: &serde_json::Value, name: &str| -> serde_json::Value {
