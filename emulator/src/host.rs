@@ -1,39 +1,11 @@
-//! The Golem host functions the components import: `golem:rpc` (worker-to-worker calls) and
+//! The Golem host functions the components import (their types in [`crate::bindings`]): `golem:rpc` (worker-to-worker calls) and
 //! the part of `golem:api/host` they use (their own metadata). Anything else traps with a
 //! message naming the function.
 
+use crate::bindings::{golem, FutureInvokeResult, GetWorkers, RpcError, WasmRpcTarget, WitValue};
 use crate::emulator::WorkerState;
 use anyhow::{anyhow, Result};
 use wasmtime::component::Resource;
-
-wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "timeline:golem-emulator/golem-host",
-    imports: { default: trappable },
-    anyhow: true,
-    require_store_data_send: true,
-    with: {
-        "wasi:io/poll": wasmtime_wasi::p2::bindings::io::poll,
-        "wasi:clocks/monotonic-clock": wasmtime_wasi::p2::bindings::clocks::monotonic_clock,
-        "golem:rpc/types.wasm-rpc": WasmRpcTarget,
-        "golem:rpc/types.future-invoke-result": FutureInvokeResult,
-        "golem:api/host.get-workers": GetWorkers,
-    },
-});
-
-pub use self::golem::rpc::types::{RpcError, WitNode, WitValue};
-
-/// The worker a `wasm-rpc` resource points at.
-pub struct WasmRpcTarget {
-    pub component_id: String,
-    pub worker_name: String,
-}
-
-/// Not emulated: no component uses asynchronous invocations.
-pub struct FutureInvokeResult;
-
-/// Not emulated: no component enumerates workers.
-pub struct GetWorkers;
 
 fn not_emulated(name: &str) -> anyhow::Error {
     anyhow!("{name} is not emulated: the timeline components do not use it")
@@ -130,7 +102,7 @@ impl golem::rpc::types::HostFutureInvokeResult for WorkerState {
     }
 }
 
-use self::golem::api::host as api;
+use golem::api::host as api;
 
 impl api::HostGetWorkers for WorkerState {
     fn new(

@@ -7,6 +7,7 @@
 //! - [`TimelineSystem`] starts the four timeline components on it and talks to the driver the
 //!   way a user does over Golem's HTTP API.
 
+pub mod bindings;
 mod client;
 mod emulator;
 pub mod golem_json;

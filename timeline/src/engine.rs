@@ -1,6 +1,7 @@
 //! The engine: a planned query evaluated incrementally for every partition key.
 
 use crate::event::Event;
+pub use crate::event::IngestError;
 use crate::keys::{collapse_point, horizon, index_batch, IndexedBatch, KeyMap};
 use crate::node::{DerivedKind, LeafRows, NodeSpec};
 use crate::op::TimeLineOp;
@@ -83,7 +84,7 @@ struct BatchMarks {
 /// that a key's recomputation covers several of its events. A whole batch of the CLI's and the
 /// bench's 16 384 events: against 8 192, 5-9% fewer instructions an event (each key
 /// recomputed half as often, its fixed cost shared by twice the events) and 6-11% less time
-/// on the bench's 10M tier (thirteenth session).
+/// on the bench's 10M tier.
 const STRETCH: usize = 16_384;
 
 /// Where a plan node's state is among a key's: its rows in [`KeyState::rows`] (leaves), its
@@ -289,22 +290,6 @@ struct KeyState {
     /// The time before which history has been collapsed (0: nothing collapsed).
     collapsed_before: u64,
 }
-
-/// An event batch was refused; nothing of it was applied.
-#[derive(Clone, Debug, PartialEq)]
-pub struct IngestError {
-    /// The position of the offending event in the batch.
-    pub index: usize,
-    pub message: String,
-}
-
-impl fmt::Display for IngestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "event {}: {}", self.index + 1, self.message)
-    }
-}
-
-impl std::error::Error for IngestError {}
 
 /// A query could not be answered.
 #[derive(Clone, Debug, PartialEq)]

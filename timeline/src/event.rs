@@ -241,6 +241,22 @@ pub(crate) fn prefetch_last<T>(items: &[T]) {
     }
 }
 
+/// An event batch was refused; nothing of it was applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IngestError {
+    /// The position of the offending event in the batch.
+    pub index: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for IngestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "event {}: {}", self.index + 1, self.message)
+    }
+}
+
+impl std::error::Error for IngestError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

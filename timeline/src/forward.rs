@@ -15,7 +15,7 @@
 //! is). Events in time order keep two such events per key; a leaf that must see every event (a
 //! predicate that holds when its columns are missing) gets all of them.
 
-use crate::engine::IngestError;
+use crate::event::IngestError;
 use crate::keys::KeyMap;
 use crate::plan::shard_of;
 use crate::value::ValueKey;

@@ -1,8 +1,8 @@
 //! What the engine and the per-node workers share: splitting a batch of events by partition key
 //! with every check done up front, and the retention rules.
 
-use crate::engine::IngestError;
 use crate::event::Event;
+use crate::event::IngestError;
 use crate::value::{Str, Value, ValueKey};
 use std::collections::HashMap;
 use std::sync::Arc;

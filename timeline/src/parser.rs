@@ -987,6 +987,14 @@ impl TimeLineOp {
     }
 }
 
+/// `"count(a == 1) | aggregate(sum)".parse::<Query>()`: [`parse`].
+impl std::str::FromStr for Query {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Query, Self::Err> {
+        parse(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

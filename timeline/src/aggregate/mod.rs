@@ -35,8 +35,9 @@ pub use partial::{
     merge_points, merge_points_from, partial_at, segments, AggSegment, Extreme, Num, Partial,
 };
 
-use crate::engine::{Engine, EngineOptions, IngestError, QueryError};
+use crate::engine::{Engine, EngineOptions, QueryError};
 use crate::event::Event;
+use crate::event::IngestError;
 use crate::op::{tl_latest_event_to_state, Column, TimeLineOp, ValidationError};
 use crate::timeline::Timeline;
 use crate::value::{State, Value, ValueKey};
@@ -253,13 +254,6 @@ impl fmt::Display for Query {
             write!(f, " | {a}")?;
         }
         Ok(())
-    }
-}
-
-impl std::str::FromStr for Query {
-    type Err = crate::parser::ParseError;
-    fn from_str(s: &str) -> Result<Query, Self::Err> {
-        crate::parser::parse(s)
     }
 }
 
