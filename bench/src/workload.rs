@@ -1,4 +1,4 @@
-//! The benchmark queries: the four problem statements of the README, each over its generated
+//! The benchmark queries: the four problem statements of the guide (docs/src/examples.md), each over its generated
 //! stream, each answered per key as one number (the query's value at the end of time) that the
 //! SQL peer computes too; and two aggregates across keys (SPEC §6), answered per group and
 //! function at one time.

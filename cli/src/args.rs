@@ -1,82 +1,248 @@
-//! Command-line arguments: the `eval` and `explain` contracts, parsed by hand so that every
-//! mistake gets a message saying what to write instead.
+//! Command-line arguments, defined with clap: the commands and options (`timeline --help`, the
+//! guide's command reference and the shell completions are generated from these definitions),
+//! then checked and turned into the typed arguments the commands take. Every mistake is a
+//! [`UsageError`] saying what to write instead (exit status 2).
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::fmt;
-use timeline_cli::time::{parse_time, TimeSpec, TimeUnit};
+use timeline_formats::time::{parse_time, TimeSpec, TimeUnit};
 
-pub const USAGE: &str = "\
-timeline: answer timeline queries over event files
+/// `timeline`: the command line as clap reads it.
+#[derive(Parser, Debug)]
+#[command(
+    name = "timeline",
+    version,
+    about = "Answer timeline queries over event files, and run them as Golem workers",
+    long_about = "Answer timeline (time-state) queries over event files (CSV, JSON Lines, \
+        Parquet), and run them as a job of durable workers on Golem 1.1 or on an in-process \
+        emulation of it.",
+    after_help = "Run `timeline COMMAND --help` for a command's options. The user guide: docs/src/SUMMARY.md.",
+    disable_help_subcommand = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: CliCommand,
+}
 
-USAGE:
-    timeline eval (--query TEXT | --query-file PATH) --events (PATH | DIR | GLOB | -)... [OPTIONS]
-    timeline explain (QUERY | --query-file PATH)
-    timeline serve [--addr 127.0.0.1:9881] [--data DIR] [-v]
-    timeline golem [--url URL] [--driver W] setup | jobs | plan --job J
-    timeline golem [--url URL] [--driver W] run --job J (--query TEXT | --query-file PATH) [--key COL]
-                   [--shards N] [--retain H]
-    timeline golem [--url URL] [--driver W] ingest --job J --events FILE [--batch N]
-    timeline golem [--url URL] [--driver W] result --job J [--key K] (--at T)... [--range T1..T2]
-    timeline run --runtime wasm|native (--query TEXT | --query-file PATH) --events (PATH | -)
-                 [--key COL] [--shards N]
+#[derive(Subcommand, Debug)]
+enum CliCommand {
+    /// Evaluate a query over event files and print the answers.
+    Eval(EvalCli),
+    /// Print a query's plan: one line per distinct sub-expression.
+    Explain(ExplainCli),
+    /// Run a query as a job of node workers over an event file and print every worker's result.
+    Run(RunCli),
+    /// Serve Golem 1.1's worker API over HTTP on the four components, emulated in-process.
+    Serve(ServeCli),
+    /// A client of the components on any Golem 1.1 endpoint (a Golem server, or `timeline serve`).
+    Golem(GolemCli),
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print this help, or a command's.
+    Help {
+        #[arg(hide = true)]
+        command: Vec<String>,
+    },
+}
 
-EVAL OPTIONS:
-    --key COL          evaluate per partition key (the value of column COL)
-    --at T             the value at time T (repeatable); `--at end`: each key's value at its
-                       own last event (its final answer, e.g. CIRR per session). Asked only
-                       for --at T times, events after the last T are checked, not ingested
-    --range T1..T2     the segments covering [T1, T2)
-    --timeline         every change point (the default when no --at or --range is given)
-    --format json|table|csv|parquet  output format (default: json, one JSON object per line;
-                       csv: a header line, then the same columns; parquet: the same columns,
-                       typed, in the file given with --out PATH; html: a page drawing every node
-                       of the plan for the keys given with --show-key K, or the first three)
-    --time-column COL  the CSV column holding event times (default: time)
-    --time-unit U      s, ms, us or ns (default s): integer times are in U; RFC 3339 timestamps
-                       (in files, --at and --range: 2026-11-29T12:00:00Z) convert to U, and
-                       the query's duration literals (5s, 5m, 2h, 1d) too
-    --retain H         keep H time units of history per key; older events are refused
-    --threads N        with --key, split the keys over N threads (default: the number of cores)
+/// The query, given once: as text or as a file (both optional here: checked after parsing, so
+/// the message says what to write).
+#[derive(Args, Debug)]
+struct QueryCli {
+    /// The query text (the timeline DSL).
+    #[arg(long, value_name = "TEXT")]
+    query: Vec<String>,
+    /// A file holding the query.
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    query_file: Vec<String>,
+}
 
-AGGREGATES:
-    A query ending in `| aggregate(group_by(COL), count, sum, avg, min, max)` answers per group
-    of keys (SPEC §6). `--at T` prints one line per group with a member at T, unknown group
-    (null) first: {\"group\": G, \"at\": T, \"count\": 3, \"sum\": 12, ...} with the functions asked
-    for; `--at end` is the latest event time of any key. `--timeline` and `--range` print
-    {\"group\": G, \"agg\": \"sum\", \"from\": T1, \"to\": T2, \"value\": V, \"slope\": S} per segment.
-    With --threads, each thread aggregates its keys and the partial aggregates are merged.
-    Asked only for --at times (no `end`, --range, --timeline or --retain), events after the
-    last of them are not ingested, and Parquet row groups whose times all lie after it not read.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Events: JSON Lines ({\"time\": 5, \"event\": {\"col\": \"value\"}} or the WIT shape), CSV \
+        with a time column (an empty cell: the column is absent), or Parquet; recognised from their \
+        first bytes. gzip and zstd files are decompressed as they are read. `-` reads standard input.\n\n\
+        Aggregates: a query ending in `| aggregate(group_by(COL), count, sum, avg, min, max)` answers per \
+        group of keys: --at T prints a line per group with a member at T; --timeline and --range a \
+        line per group, function and segment."
+)]
+struct EvalCli {
+    #[command(flatten)]
+    query: QueryCli,
+    /// Event files: paths, directories (every file below) or patterns ('data/*.csv'); `-` reads
+    /// standard input. Repeatable; read in order.
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::AnyPath)]
+    events: Vec<String>,
+    /// Evaluate per partition key: the value of column COL.
+    #[arg(long, value_name = "COL")]
+    key: Option<String>,
+    /// The value at time T (repeatable); `end`: each key's value at its own last event.
+    #[arg(long, value_name = "T|end")]
+    at: Vec<String>,
+    /// The segments covering [T1, T2).
+    #[arg(long, value_name = "T1..T2")]
+    range: Option<String>,
+    /// Every change point (the default when no --at or --range is given).
+    #[arg(long)]
+    timeline: bool,
+    /// Output format: json (one object per line), table, csv, parquet or html (the last two
+    /// write the file given with --out).
+    #[arg(long, value_name = "FORMAT", default_value = "json", value_parser = ["json", "table", "csv", "parquet", "html"], hide_possible_values = true)]
+    format: String,
+    /// The file --format parquet or html writes.
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    out: Option<String>,
+    /// A key the html page draws (repeatable; default: the first three).
+    #[arg(long, value_name = "K")]
+    show_key: Vec<String>,
+    /// Keep H time units of history per key; older events are refused.
+    #[arg(long, value_name = "H")]
+    retain: Option<String>,
+    /// With --key, split the keys over N threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    threads: Option<String>,
+    /// The CSV column holding event times.
+    #[arg(long, value_name = "COL", default_value = "time")]
+    time_column: String,
+    /// The unit of integer times: s, ms, us or ns. RFC 3339 timestamps (in files, --at and
+    /// --range) and the query's duration literals (5s, 5m, 2h, 1d) convert to it.
+    #[arg(long, value_name = "UNIT", default_value = "s")]
+    time_unit: String,
+}
 
-SERVE:
-    Golem 1.1's worker API over HTTP (invoke-and-await, invoke, components, workers) on the four
-    components, emulated in-process: the README's curl calls and `timeline golem` work against
-    it as against a Golem server. Worker state lives in --data (default ./timeline-data), so a
-    restart keeps every job. One log line per request on stderr (-v: the full URI). Ctrl-C stops.
+#[derive(Args, Debug)]
+struct ExplainCli {
+    /// The query text (quote it).
+    #[arg(value_name = "QUERY")]
+    query: Option<String>,
+    /// A file holding the query.
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    query_file: Option<String>,
+}
 
-GOLEM:
-    A client of the components on any Golem 1.1 endpoint (--url, default $TIMELINE_GOLEM_URL or
-    http://127.0.0.1:9881, where `timeline serve` listens): `setup` creates the driver worker
-    (--driver, default timeline-driver) with the other components' ids (found by name), or
-    re-creates it if it failed; `run` submits a job; `ingest` sends an event file
-    (JSON Lines or CSV) in packed batches of --batch events (default 16384), retrying a timeout;
-    `result` reads the job's result worker directly and prints as `eval` does (the job's plan
-    from a local cache, $TIMELINE_GOLEM_CACHE or ~/.cache/timeline/golem, so that polling does
-    not call the driver).
+#[derive(Args, Debug)]
+#[command(
+    after_help = "`wasm` runs the four Golem components (built by scripts/setup) on the in-process Golem \
+        emulation; `native` runs the same nodes in-process."
+)]
+struct RunCli {
+    /// Where the node workers run: wasm or native.
+    #[arg(long, value_name = "wasm|native")]
+    runtime: Option<String>,
+    #[command(flatten)]
+    query: QueryCli,
+    /// The event file (`-`: standard input).
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    events: Option<String>,
+    /// Evaluate per partition key: the value of column COL.
+    #[arg(long, value_name = "COL")]
+    key: Option<String>,
+    /// Shards of the keys, each with workers of its own.
+    #[arg(long, value_name = "N", default_value = "1")]
+    shards: String,
+}
 
-RUN:
-    Runs the query as a job of node workers and prints the plan (which worker computes which
-    node) and every worker's result. `wasm` runs the four Golem components on the in-process
-    Golem emulation (build them first: see README); `native` runs the same nodes in-process.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "The calls of the guide's deployment page and `timeline golem` work against it as \
+        against a Golem server. Worker state lives in --data, so a restart keeps every job. One log \
+        line per request on stderr. Ctrl-C stops."
+)]
+struct ServeCli {
+    /// The address to listen on (port 0: any free port, printed on start).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9881")]
+    addr: String,
+    /// Where worker state lives.
+    #[arg(long, value_name = "DIR", default_value = "timeline-data", value_hint = clap::ValueHint::DirPath)]
+    data: std::path::PathBuf,
+    /// Log the full URI of every request.
+    #[arg(short, long)]
+    verbose: bool,
+}
 
-EVENTS:
-    --events may be repeated, a directory (every file below it) or a pattern ('data/*.csv'):
-    the files are read in order, each key's events in file order. gzip and zstd files are
-    decompressed as they are read. Each file is JSON Lines, either
-    {\"time\": 5, \"event\": {\"col\": \"value\"}} or
-    {\"time\": 5, \"event\": [[\"col\", {\"string-value\": \"x\"}]]}, or CSV with a `time` column
-    (an empty cell means the column is absent; cells are read as int, float, bool or string).
-    The format is recognised from the first line. `-` reads standard input.
-";
+#[derive(Args, Debug)]
+struct GolemCli {
+    /// The Golem 1.1 endpoint.
+    #[arg(long, value_name = "URL", env = "TIMELINE_GOLEM_URL", hide_env_values = true, default_value = DEFAULT_GOLEM_URL)]
+    url: String,
+    /// The driver worker to talk to.
+    #[arg(long, value_name = "W", default_value = DEFAULT_DRIVER_WORKER)]
+    driver: String,
+    #[command(subcommand)]
+    command: GolemCli2,
+}
+
+#[derive(Subcommand, Debug)]
+#[command(args_override_self = true)]
+enum GolemCli2 {
+    /// Create the driver worker with the other components' ids (found by name), or re-create it
+    /// if it failed.
+    Setup,
+    /// Submit a job.
+    Run {
+        /// The job's name.
+        #[arg(long, value_name = "J")]
+        job: Option<String>,
+        /// The query text.
+        #[arg(long, value_name = "TEXT")]
+        query: Option<String>,
+        /// A file holding the query.
+        #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+        query_file: Option<String>,
+        /// Partition key column.
+        #[arg(long, value_name = "COL")]
+        key: Option<String>,
+        /// Shards of the keys.
+        #[arg(long, value_name = "N")]
+        shards: Option<String>,
+        /// Retention horizon, in time units.
+        #[arg(long, value_name = "H")]
+        retain: Option<String>,
+    },
+    /// Send an event file (JSON Lines, CSV or Parquet) in packed batches, retrying a timeout.
+    Ingest {
+        /// The job's name.
+        #[arg(long, value_name = "J")]
+        job: Option<String>,
+        /// The event file.
+        #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+        events: Option<String>,
+        /// Events per batch (default 16384).
+        #[arg(long, value_name = "N")]
+        batch: Option<String>,
+    },
+    /// Read a job's answers from its result workers (the plan from a local cache), printed as
+    /// `eval` prints them.
+    Result {
+        /// The job's name.
+        #[arg(long, value_name = "J")]
+        job: Option<String>,
+        /// The key (for a per-key job).
+        #[arg(long, value_name = "K")]
+        key: Option<String>,
+        /// The value at time T (repeatable).
+        #[arg(long, value_name = "T", action = clap::ArgAction::Append)]
+        at: Vec<String>,
+        /// The segments covering [T1, T2).
+        #[arg(long, value_name = "T1..T2")]
+        range: Option<String>,
+        /// json or table.
+        #[arg(long, value_name = "FORMAT")]
+        format: Option<String>,
+    },
+    /// Print a job's plan, with every worker.
+    Plan {
+        /// The job's name.
+        #[arg(long, value_name = "J")]
+        job: Option<String>,
+    },
+    /// List the jobs the core knows.
+    Jobs,
+}
 
 #[derive(Debug, PartialEq)]
 pub enum Command {
@@ -87,6 +253,8 @@ pub enum Command {
     Golem(GolemArgs),
     Help,
     Version,
+    /// `timeline completions SHELL`: a completion script on standard output.
+    Completions(clap_complete::Shell),
 }
 
 #[derive(Debug, PartialEq)]
@@ -181,7 +349,7 @@ pub fn is_worker_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
-/// Events per packed batch `timeline golem ingest` sends (see README: the HTTP path).
+/// Events per packed batch `timeline golem ingest` sends (the guide: the HTTP path).
 pub const DEFAULT_BATCH: usize = 16_384;
 
 /// A time asked for with `--at`.
@@ -239,128 +407,201 @@ fn time(flag: &str, text: &str) -> Result<u64, UsageError> {
     })
 }
 
+/// The clap definition of the whole command line (for help, completions and the reference).
+pub fn definition() -> clap::Command {
+    Cli::command()
+}
+
+/// The help text `args` asks for (`timeline --help`, `timeline eval --help`, `timeline help
+/// eval`, …).
+pub fn help(args: &[String]) -> String {
+    let mut command = definition();
+    // `help COMMAND…`: that command's help.
+    let path: Vec<&String> = match args.first().map(String::as_str) {
+        Some("help") => args[1..].iter().collect(),
+        _ => args.iter().take_while(|a| !a.starts_with('-')).collect(),
+    };
+    let mut names = vec!["timeline".to_string()];
+    for name in path {
+        match command.find_subcommand(name) {
+            Some(sub) => {
+                names.push(name.clone());
+                command = sub.clone();
+            }
+            None => break,
+        }
+    }
+    command = command.bin_name(names.join(" "));
+    let long = args.iter().any(|a| a == "--help");
+    let help = if long {
+        command.render_long_help()
+    } else {
+        command.render_help()
+    };
+    help.to_string()
+}
+
+/// A clap error as a [`UsageError`], in this command line's words, with clap's suggestion.
+fn from_clap(e: clap::Error, args: &[String]) -> UsageError {
+    // clap lists suggestions from the least to the most likely.
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => v.last().cloned(),
+        _ => None,
+    };
+    let tip = match context(ContextKind::SuggestedArg)
+        .or_else(|| context(ContextKind::SuggestedSubcommand))
+    {
+        Some(s) => format!(" (did you mean `{s}`?)"),
+        None => String::new(),
+    };
+    let invalid = context(ContextKind::InvalidArg).unwrap_or_default();
+    let invalid_flag = invalid.split([' ', '=']).next().unwrap_or("").to_string();
+    match e.kind() {
+        ErrorKind::UnknownArgument => usage(format!("unknown option `{invalid}`{tip}")),
+        ErrorKind::InvalidSubcommand if args.first().is_some_and(|a| a == "golem") => {
+            usage(format!(
+                "unknown `golem` command `{}`{tip}: setup, run, ingest, result, plan or jobs",
+                context(ContextKind::InvalidSubcommand).unwrap_or_default()
+            ))
+        }
+        ErrorKind::InvalidSubcommand => usage(format!(
+            "unknown command `{}`{tip}: use `eval`, `explain`, `run`, `serve`, `golem` or `completions`",
+            context(ContextKind::InvalidSubcommand).unwrap_or_default()
+        )),
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            usage("no command given: use `timeline eval` or `timeline explain`")
+        }
+        ErrorKind::InvalidValue if invalid_flag == "--format" => usage(format!(
+            "--format expects json, table, csv, parquet or html, found `{}`",
+            context(ContextKind::InvalidValue).unwrap_or_default()
+        )),
+        ErrorKind::InvalidValue
+            if context(ContextKind::InvalidValue).is_some_and(|v| v.is_empty()) =>
+        {
+            usage(format!("{invalid_flag} expects a value"))
+        }
+        _ => {
+            // clap's own wording, without its "error: " and usage lines (ours follow).
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("").trim_start_matches("error: ");
+            usage(format!("{first}{tip}"))
+        }
+    }
+}
+
 /// Parses the arguments after the program name.
 pub fn parse(args: &[String]) -> Result<Command, UsageError> {
-    let Some(cmd) = args.first() else {
+    if args.is_empty() {
         return Err(usage(
             "no command given: use `timeline eval` or `timeline explain`",
         ));
-    };
-    let rest = &args[1..];
-    // `timeline COMMAND --help` (or `-h`) anywhere among a command's arguments: the usage.
-    let asks_help = rest.iter().any(|a| a == "-h" || a == "--help");
-    match cmd.as_str() {
-        "-h" | "--help" | "help" => Ok(Command::Help),
-        "eval" | "run" | "serve" | "golem" | "explain" if asks_help => Ok(Command::Help),
-        "-V" | "--version" => Ok(Command::Version),
-        "eval" => parse_eval(rest).map(Command::Eval),
-        "run" => parse_run(rest).map(Command::Run),
-        "serve" => parse_serve(rest).map(Command::Serve),
-        "golem" => parse_golem(rest).map(Command::Golem),
-        "explain" => match rest {
-            [flag, path] if flag == "--query-file" => {
-                Ok(Command::Explain(QuerySource::File(path.clone())))
+    }
+    let argv = std::iter::once("timeline".to_string()).chain(args.iter().cloned());
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            return match e.kind() {
+                ErrorKind::DisplayHelp => Ok(Command::Help),
+                ErrorKind::DisplayVersion => Ok(Command::Version),
+                _ => Err(from_clap(e, args)),
             }
-            [q] if !q.starts_with("--") => Ok(Command::Explain(QuerySource::Text(q.clone()))),
+        }
+    };
+    match cli.command {
+        CliCommand::Help { .. } => Ok(Command::Help),
+        CliCommand::Completions { shell } => Ok(Command::Completions(shell)),
+        CliCommand::Eval(e) => eval(e).map(Command::Eval),
+        CliCommand::Explain(e) => match (e.query, e.query_file) {
+            (None, Some(path)) => Ok(Command::Explain(QuerySource::File(path))),
+            (Some(q), None) => Ok(Command::Explain(QuerySource::Text(q))),
             _ => Err(usage(
                 "`explain` takes one query (quote it), or --query-file PATH",
             )),
         },
-        other => Err(usage(format!(
-            "unknown command `{other}`: use `eval` or `explain`"
-        ))),
+        CliCommand::Run(r) => run(r).map(Command::Run),
+        CliCommand::Serve(s) => Ok(Command::Serve(ServeArgs {
+            addr: s.addr,
+            data: s.data,
+            verbose: s.verbose,
+        })),
+        CliCommand::Golem(g) => golem(g).map(Command::Golem),
     }
 }
 
-fn parse_golem(args: &[String]) -> Result<GolemArgs, UsageError> {
-    let mut url = std::env::var("TIMELINE_GOLEM_URL").unwrap_or_else(|_| DEFAULT_GOLEM_URL.into());
-    let mut driver = DEFAULT_DRIVER_WORKER.to_string();
-    let mut rest = args;
-    while let [flag, value, tail @ ..] = rest {
-        match flag.as_str() {
-            "--url" => url = value.clone(),
-            "--driver" if is_worker_name(value) => driver = value.clone(),
-            "--driver" => return Err(usage(format!("--driver {value:?}: {WORKER_NAME_RULE}"))),
-            _ => break,
-        }
-        rest = tail;
+/// The query given once, as text or as a file; `needs` names the command for the message.
+fn query_source(q: QueryCli, needs: &str) -> Result<QuerySource, UsageError> {
+    match (q.query.as_slice(), q.query_file.as_slice()) {
+        ([text], []) => Ok(QuerySource::Text(text.clone())),
+        ([], [path]) => Ok(QuerySource::File(path.clone())),
+        ([], []) => Err(usage(format!(
+            "`{needs}` needs --query TEXT or --query-file PATH"
+        ))),
+        _ => Err(usage(
+            "give the query once: --query TEXT or --query-file PATH",
+        )),
     }
-    let Some((sub, flags)) = rest.split_first() else {
-        return Err(usage(
-            "`golem` needs a command: setup, run, ingest, result, plan or jobs",
-        ));
-    };
-    let mut values: std::collections::HashMap<&str, Vec<String>> = Default::default();
-    let known: &[&str] = match sub.as_str() {
-        "setup" | "jobs" => &[],
-        "run" => &[
-            "--job",
-            "--query",
-            "--query-file",
-            "--key",
-            "--shards",
-            "--retain",
-        ],
-        "ingest" => &["--job", "--events", "--batch"],
-        "result" => &["--job", "--key", "--at", "--range", "--format"],
-        "plan" => &["--job"],
-        other => {
-            return Err(usage(format!(
-                "unknown `golem` command `{other}`: setup, run, ingest, result, plan or jobs"
-            )))
-        }
-    };
-    let mut i = 0;
-    while i < flags.len() {
-        let flag = flags[i].as_str();
-        if !known.contains(&flag) {
-            return Err(usage(format!("unknown option `{flag}` for `golem {sub}`")));
-        }
-        let value = flags
-            .get(i + 1)
-            .ok_or_else(|| usage(format!("{flag} expects a value")))?;
-        values.entry(flag).or_default().push(value.clone());
-        i += 2;
+}
+
+fn golem(g: GolemCli) -> Result<GolemArgs, UsageError> {
+    if !is_worker_name(&g.driver) {
+        return Err(usage(format!(
+            "--driver {:?}: {WORKER_NAME_RULE}",
+            g.driver
+        )));
     }
-    let one = |flag: &str| values.get(flag).and_then(|v| v.last().cloned());
-    let need = |flag: &str| one(flag).ok_or_else(|| usage(format!("`golem {sub}` needs {flag}")));
-    let number = |flag: &str| -> Result<Option<u64>, UsageError> {
-        one(flag)
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| usage(format!("{flag} expects a number, found `{v}`")))
-            })
-            .transpose()
+    let number = |flag: &str, v: Option<String>| -> Result<Option<u64>, UsageError> {
+        v.map(|v| {
+            v.parse()
+                .map_err(|_| usage(format!("{flag} expects a number, found `{v}`")))
+        })
+        .transpose()
     };
-    let command = match sub.as_str() {
-        "setup" => GolemCommand::Setup,
-        "jobs" => GolemCommand::Jobs,
-        "plan" => GolemCommand::Plan {
-            job: need("--job")?,
+    let need = |sub: &str, flag: &str, v: Option<String>| {
+        v.ok_or_else(|| usage(format!("`golem {sub}` needs {flag}")))
+    };
+    let command = match g.command {
+        GolemCli2::Setup => GolemCommand::Setup,
+        GolemCli2::Jobs => GolemCommand::Jobs,
+        GolemCli2::Plan { job } => GolemCommand::Plan {
+            job: need("plan", "--job", job)?,
         },
-        "run" => GolemCommand::Run {
-            job: need("--job")?,
-            query: match (one("--query"), one("--query-file")) {
+        GolemCli2::Run {
+            job,
+            query,
+            query_file,
+            key,
+            shards,
+            retain,
+        } => GolemCommand::Run {
+            job: need("run", "--job", job)?,
+            query: match (query, query_file) {
                 (Some(q), None) => q,
                 (None, Some(path)) => std::fs::read_to_string(&path)
                     .map_err(|e| usage(format!("--query-file {path}: {e}")))?,
                 _ => return Err(usage("`golem run` needs --query TEXT or --query-file PATH")),
             },
-            key: one("--key"),
-            shards: number("--shards")?.unwrap_or(1).max(1) as u32,
-            retain: number("--retain")?,
+            key,
+            shards: number("--shards", shards)?.unwrap_or(1).max(1) as u32,
+            retain: number("--retain", retain)?,
         },
-        "ingest" => GolemCommand::Ingest {
-            job: need("--job")?,
-            events: need("--events")?,
-            batch: number("--batch")?.map_or(DEFAULT_BATCH, |b| b.max(1) as usize),
+        GolemCli2::Ingest { job, events, batch } => GolemCommand::Ingest {
+            job: need("ingest", "--job", job)?,
+            events: need("ingest", "--events", events)?,
+            batch: number("--batch", batch)?.map_or(DEFAULT_BATCH, |b| b.max(1) as usize),
         },
-        _ => {
-            let mut at = Vec::new();
-            for v in values.get("--at").cloned().unwrap_or_default() {
-                at.push(time("--at", &v)?);
-            }
-            let range = match one("--range") {
+        GolemCli2::Result {
+            job,
+            key,
+            at,
+            range,
+            format,
+        } => {
+            let at = at
+                .iter()
+                .map(|v| time("--at", v))
+                .collect::<Result<Vec<_>, _>>()?;
+            let range = match range {
                 None => None,
                 Some(v) => {
                     let (a, b) = v
@@ -373,11 +614,11 @@ fn parse_golem(args: &[String]) -> Result<GolemArgs, UsageError> {
                 return Err(usage("`golem result` needs --at T or --range T1..T2"));
             }
             GolemCommand::Result {
-                job: need("--job")?,
-                key: one("--key"),
+                job: need("result", "--job", job)?,
+                key,
                 at,
                 range,
-                format: match one("--format").as_deref() {
+                format: match format.as_deref() {
                     None | Some("json") => Format::Json,
                     Some("table") => Format::Table,
                     Some(f) => {
@@ -390,238 +631,172 @@ fn parse_golem(args: &[String]) -> Result<GolemArgs, UsageError> {
         }
     };
     Ok(GolemArgs {
-        url,
-        driver,
+        url: g.url,
+        driver: g.driver,
         command,
     })
 }
 
-fn parse_serve(args: &[String]) -> Result<ServeArgs, UsageError> {
-    let mut out = ServeArgs {
-        addr: "127.0.0.1:9881".into(),
-        data: "timeline-data".into(),
-        verbose: false,
+fn run(r: RunCli) -> Result<RunArgs, UsageError> {
+    let runtime = match r.runtime.as_deref() {
+        Some("wasm") => Runtime::Wasm,
+        Some("native") => Runtime::Native,
+        Some(other) => {
+            return Err(usage(format!(
+                "--runtime expects wasm or native, found `{other}`"
+            )))
+        }
+        None => return Err(usage("`run` needs --runtime wasm or --runtime native")),
     };
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "-v" | "--verbose" => {
-                out.verbose = true;
-                i += 1;
-                continue;
-            }
-            flag @ ("--addr" | "--data") => {
-                let value = args
-                    .get(i + 1)
-                    .ok_or_else(|| usage(format!("{flag} expects a value")))?;
-                if flag == "--addr" {
-                    out.addr = value.clone();
-                } else {
-                    out.data = value.into();
-                }
-            }
-            other => return Err(usage(format!("unknown option `{other}` for `serve`"))),
-        }
-        i += 2;
-    }
-    Ok(out)
-}
-
-fn parse_run(args: &[String]) -> Result<RunArgs, UsageError> {
-    let (mut runtime, mut query, mut events, mut key, mut shards) = (None, None, None, None, 1);
-    let mut i = 0;
-    while i < args.len() {
-        let flag = args[i].as_str();
-        let value = args
-            .get(i + 1)
-            .cloned()
-            .ok_or_else(|| usage(format!("{flag} expects a value")))?;
-        match flag {
-            "--runtime" => {
-                runtime = Some(match value.as_str() {
-                    "wasm" => Runtime::Wasm,
-                    "native" => Runtime::Native,
-                    r => {
-                        return Err(usage(format!(
-                            "--runtime expects wasm or native, found `{r}`"
-                        )))
-                    }
-                })
-            }
-            "--query" => query = Some(QuerySource::Text(value)),
-            "--query-file" => query = Some(QuerySource::File(value)),
-            "--events" => events = Some(value),
-            "--key" => key = Some(value),
-            "--shards" => {
-                shards = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    usage(format!(
-                        "--shards expects a number greater than 0, found `{value}`"
-                    ))
-                })?
-            }
-            other => return Err(usage(format!("unknown option `{other}` for `run`"))),
-        }
-        i += 2;
-    }
+    let shards = r.shards.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+        usage(format!(
+            "--shards expects a number greater than 0, found `{}`",
+            r.shards
+        ))
+    })?;
     Ok(RunArgs {
-        runtime: runtime.ok_or_else(|| usage("`run` needs --runtime wasm or --runtime native"))?,
-        query: query.ok_or_else(|| usage("`run` needs --query TEXT or --query-file PATH"))?,
-        events: events.ok_or_else(|| usage("`run` needs --events PATH (or `-`)"))?,
-        key,
+        runtime,
+        query: query_source(r.query, "run")?,
+        events: r
+            .events
+            .ok_or_else(|| usage("`run` needs --events PATH (or `-`)"))?,
+        key: r.key,
         shards,
     })
 }
 
-fn parse_eval(args: &[String]) -> Result<EvalArgs, UsageError> {
-    let mut query = None;
-    let mut events: Vec<String> = Vec::new();
-    let mut out = EvalArgs {
-        query: QuerySource::Text(String::new()),
-        events: Vec::new(),
-        key: None,
-        at: Vec::new(),
-        range: None,
-        timeline: false,
-        format: Format::Json,
-        retain: None,
-        threads: None,
-        time: TimeSpec::default(),
-        csv: false,
-        out: None,
-        html: false,
-        show_keys: Vec::new(),
-    };
-    let mut parquet = false;
-    // Times are read once the unit is known (it may come after them).
-    let mut at_raw: Vec<String> = Vec::new();
-    let mut range_raw: Option<String> = None;
-    let mut i = 0;
-    while i < args.len() {
-        let flag = args[i].as_str();
-        if flag == "--timeline" {
-            out.timeline = true;
-            i += 1;
-            continue;
-        }
-        let value = || {
-            args.get(i + 1)
-                .cloned()
-                .ok_or_else(|| usage(format!("{flag} expects a value")))
-        };
-        match flag {
-            "--query" | "--query-file" => {
-                if query.is_some() {
-                    return Err(usage(
-                        "give the query once: --query TEXT or --query-file PATH",
-                    ));
-                }
-                let v = value()?;
-                query = Some(if flag == "--query" {
-                    QuerySource::Text(v)
-                } else {
-                    QuerySource::File(v)
-                });
-            }
-            "--events" => events.push(value()?),
-            "--key" => out.key = Some(value()?),
-            "--at" => at_raw.push(value()?),
-            "--range" => range_raw = Some(value()?),
-            "--time-column" => out.time.column = value()?,
-            "--out" => out.out = Some(value()?),
-            "--show-key" => out.show_keys.push(value()?),
-            "--time-unit" => {
-                let v = value()?;
-                out.time.unit = TimeUnit::parse(&v).ok_or_else(|| {
-                    usage(format!("--time-unit expects s, ms, us or ns, found `{v}`"))
-                })?;
-            }
-            "--format" => {
-                out.format = match value()?.as_str() {
-                    "json" => Format::Json,
-                    "table" => Format::Table,
-                    "csv" => {
-                        out.csv = true;
-                        Format::Json
-                    }
-                    "parquet" => {
-                        parquet = true;
-                        Format::Json
-                    }
-                    "html" => {
-                        out.html = true;
-                        Format::Json
-                    }
-                    f => {
-                        return Err(usage(format!(
-                            "--format expects json, table, csv, parquet or html, found `{f}`"
-                        )))
-                    }
-                }
-            }
-            "--retain" => {
-                let h = time("--retain", &value()?)?;
-                if h == 0 {
-                    return Err(usage("--retain expects a horizon greater than 0"));
-                }
-                out.retain = Some(h);
-            }
-            "--threads" => {
-                let v = value()?;
-                match v.parse::<usize>() {
-                    Ok(n) if n > 0 => out.threads = Some(n),
-                    _ => {
-                        return Err(usage(format!(
-                            "--threads expects a number of threads greater than 0, found `{v}`"
-                        )))
-                    }
-                }
-            }
-            other => return Err(usage(format!("unknown option `{other}` for `eval`"))),
-        }
-        i += 2;
+fn eval(e: EvalCli) -> Result<EvalArgs, UsageError> {
+    let unit = TimeUnit::parse(&e.time_unit).ok_or_else(|| {
+        usage(format!(
+            "--time-unit expects s, ms, us or ns, found `{}`",
+            e.time_unit
+        ))
+    })?;
+    let (mut format, mut csv, mut parquet, mut html) = (Format::Json, false, false, false);
+    match e.format.as_str() {
+        "table" => format = Format::Table,
+        "csv" => csv = true,
+        "parquet" => parquet = true,
+        "html" => html = true,
+        _ => {}
     }
-    let unit = out.time.unit;
+    let retain = match e.retain {
+        None => None,
+        Some(v) => match time("--retain", &v)? {
+            0 => return Err(usage("--retain expects a horizon greater than 0")),
+            h => Some(h),
+        },
+    };
+    let threads = match e.threads {
+        None => None,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                return Err(usage(format!(
+                    "--threads expects a number of threads greater than 0, found `{v}`"
+                )))
+            }
+        },
+    };
     let when =
         |flag: &str, text: &str| parse_time(text, unit).map_err(|m| usage(format!("{flag}: {m}")));
-    for t in at_raw {
-        out.at.push(match t.as_str() {
+    let mut at = Vec::new();
+    for t in &e.at {
+        at.push(match t.as_str() {
             "end" => At::End,
             t => At::Time(when("--at", t)?),
         });
     }
-    if let Some(v) = range_raw {
-        let (a, b) = v
-            .split_once("..")
-            .ok_or_else(|| usage(format!("--range expects T1..T2, found `{v}`")))?;
-        let (a, b) = (when("--range", a)?, when("--range", b)?);
-        if b <= a {
-            return Err(usage(format!(
-                "--range {v} is empty: T2 must be greater than T1"
-            )));
+    let range = match e.range {
+        None => None,
+        Some(v) => {
+            let (a, b) = v
+                .split_once("..")
+                .ok_or_else(|| usage(format!("--range expects T1..T2, found `{v}`")))?;
+            let (a, b) = (when("--range", a)?, when("--range", b)?);
+            if b <= a {
+                return Err(usage(format!(
+                    "--range {v} is empty: T2 must be greater than T1"
+                )));
+            }
+            Some((a, b))
         }
-        out.range = Some((a, b));
-    }
-    match (parquet || out.html, &out.out) {
+    };
+    match (parquet || html, &e.out) {
         (true, None) => return Err(usage("--format parquet and html need --out PATH")),
         (false, Some(_)) => return Err(usage("--out goes with --format parquet or html")),
         _ => {}
     }
-    if (out.csv || parquet) && !out.at.is_empty() && (out.range.is_some() || out.timeline) {
+    if (csv || parquet) && !at.is_empty() && (range.is_some() || e.timeline) {
         return Err(usage(
             "--format csv and parquet take points (--at) or segments (--range, --timeline), not both: they have other columns",
         ));
     }
-    out.query = query.ok_or_else(|| usage("`eval` needs --query TEXT or --query-file PATH"))?;
-    if events.is_empty() {
+    let query = query_source(e.query, "eval")?;
+    if e.events.is_empty() {
         return Err(usage(
             "`eval` needs --events PATH (or `-` for standard input)",
         ));
     }
-    out.events = events;
-    if out.at.is_empty() && out.range.is_none() {
-        out.timeline = true;
+    let timeline = e.timeline || (at.is_empty() && range.is_none());
+    Ok(EvalArgs {
+        query,
+        events: e.events,
+        key: e.key,
+        at,
+        range,
+        timeline,
+        format,
+        retain,
+        threads,
+        time: TimeSpec {
+            column: e.time_column,
+            unit,
+        },
+        csv,
+        out: e.out,
+        html,
+        show_keys: e.show_key,
+    })
+}
+
+#[cfg(test)]
+/// The guide's command reference (docs/src/cli-reference.md), generated from the definitions
+/// above: every command's usage and options, as `--help` prints them.
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Command reference\n\n<!-- Generated from the CLI's definitions (cli/src/args.rs); a test \
+         checks it. To regenerate: TIMELINE_DOCS_BLESS=1 cargo test -p timeline-cli --bin timeline reference -->\n\n\
+         Every command, with the options `timeline COMMAND --help` prints. What the answers look like \
+         is in [The `timeline` CLI](cli.md), what the files may hold in \
+         [Data formats and times](data-formats.md).\n",
+    );
+    fn walk(out: &mut String, command: &clap::Command, path: &str) {
+        let mut command = command.clone().bin_name(path).term_width(100);
+        if command.is_hide_set() {
+            return;
+        }
+        let level = if path.matches(' ').count() <= 1 {
+            "##"
+        } else {
+            "###"
+        };
+        out.push_str(&format!("\n{level} `{path}`\n\n```text\n"));
+        let help = command.render_long_help().to_string();
+        for line in help.lines() {
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out.push_str("```\n");
+        for sub in command.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            walk(out, sub, &format!("{path} {}", sub.get_name()));
+        }
     }
-    Ok(out)
+    walk(&mut out, &definition(), "timeline");
+    out
 }
 
 #[cfg(test)]
@@ -735,5 +910,60 @@ mod tests {
             let err = parse(&args(line)).unwrap_err();
             assert!(err.0.contains(needle), "{line}: {err}");
         }
+    }
+
+    #[test]
+    fn misspelt_options_and_commands_get_a_suggestion() {
+        let err = parse(&args("eval --query-fle x --events e")).unwrap_err();
+        assert!(err.0.contains("unknown option `--query-fle`"), "{err}");
+        assert!(err.0.contains("did you mean `--query-file`?"), "{err}");
+        let err = parse(&args("evl --query q")).unwrap_err();
+        assert!(err.0.contains("unknown command `evl`"), "{err}");
+        assert!(err.0.contains("did you mean `eval`?"), "{err}");
+        let err = parse(&args("golem reslt --job j")).unwrap_err();
+        assert!(err.0.contains("did you mean `result`?"), "{err}");
+    }
+
+    #[test]
+    fn completions_for_each_shell() {
+        for shell in ["bash", "zsh", "fish"] {
+            assert!(matches!(
+                parse(&args(&format!("completions {shell}"))).unwrap(),
+                Command::Completions(_)
+            ));
+        }
+        assert!(parse(&args("completions tcsh")).is_err());
+    }
+
+    #[test]
+    fn help_is_the_commands_own() {
+        assert!(help(&args("--help")).contains("completions"));
+        let eval = help(&args("eval --help"));
+        assert!(eval.contains("--query-file"), "{eval}");
+        assert!(help(&args("help golem result")).contains("--range"));
+        assert!(help(&args("golem run -h")).contains("--shards"));
+    }
+
+    #[test]
+    fn definitions_are_consistent() {
+        definition().debug_assert();
+    }
+
+    /// The guide's command reference is what the definitions print
+    /// (`TIMELINE_DOCS_BLESS=1` writes it).
+    #[test]
+    fn reference_is_generated_from_the_definitions() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/src/cli-reference.md");
+        let want = reference_markdown();
+        if std::env::var_os("TIMELINE_DOCS_BLESS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/src/cli-reference.md is not what the CLI's definitions print: run \
+             TIMELINE_DOCS_BLESS=1 cargo test -p timeline-cli --bin timeline reference"
+        );
     }
 }

@@ -7,8 +7,8 @@
 use crate::args::{Format, GolemArgs, GolemCommand};
 use serde_json::{json, Value as Json};
 use std::time::Duration;
-use timeline_cli::input;
-use timeline_cli::progress::Progress;
+use timeline_formats::input;
+use timeline_formats::progress::Progress;
 
 /// How often a call that timed out (the router's 504 after 30 s) or found no connection is sent
 /// again, waiting 1, 2, 4, … s between tries.
@@ -195,7 +195,7 @@ impl Golem {
                 let id = c["versionedComponentId"]["componentId"].as_str()?;
                 Some((id.to_string(), c["createdAt"].as_str().unwrap_or("").to_string()))
             })
-            .ok_or_else(|| format!("no component named {name} at {}: deploy the four components first (README: Deploying to Golem 1.1)", self.url))
+            .ok_or_else(|| format!("no component named {name} at {}: deploy the four components first (the guide: docs/src/deploying.md)", self.url))
     }
 
     /// `invoke-and-await`; returns the function's result (its one value), or the error a
@@ -430,12 +430,12 @@ fn setup(g: &Golem) -> Result<(), String> {
 /// Sends an event file in packed batches of `batch` events.
 fn ingest(g: &Golem, job: &str, path: &str, batch: usize) -> Result<(), String> {
     // The events, and a hash of the file's content for the idempotency keys.
-    let (events, file) = if timeline_cli::parquet_input::is_parquet(path) {
+    let (events, file) = if timeline_formats::parquet_input::is_parquet(path) {
         let bytes = std::fs::read(path).map_err(|e| format!("{path}: cannot read: {e}"))?;
         let mut events = Vec::new();
-        timeline_cli::parquet_input::for_each_batch_of_all_columns(
+        timeline_formats::parquet_input::for_each_batch_of_all_columns(
             path,
-            &timeline_cli::time::TimeSpec::default(),
+            &timeline_formats::time::TimeSpec::default(),
             |batch| {
                 events.append(batch);
                 Ok(())

@@ -8,9 +8,9 @@ use timeline::aggregate::{
     segments, AggFn, AggSegment, AggregateEngine, GroupSelector, Num, Query, QueryPlan,
 };
 use timeline::{Engine, EngineOptions, Event, Scope, Segment, Value};
-use timeline_cli::input;
+use timeline_formats::input;
 
-use timeline_cli::progress;
+use timeline_formats::progress;
 
 /// One node's results: per key, its segments from time 0 to just after the last event.
 type NodeResults = Vec<(Option<Value>, Vec<Segment>)>;

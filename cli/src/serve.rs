@@ -1,6 +1,6 @@
 //! `timeline serve`: the part of Golem 1.1's REST API that our users call, over the four
-//! components on the emulated Golem, so that the HTTP path (the README's `curl` calls, the
-//! `timeline golem` client) runs without a Golem server.
+//! components on the emulated Golem, so that the HTTP path (the deployment guide's `curl` calls,
+//! the `timeline golem` client) runs without a Golem server.
 //!
 //! Paths, typed JSON, status codes and error bodies follow Golem 1.1 (see
 //! `../shared/golem-1.1-notes.md`): a payload that does not parse, or a value that does not fit

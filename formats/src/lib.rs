@@ -1,9 +1,10 @@
-//! The `timeline` command's reading of event files, as a library: the binary (`src/main.rs`)
-//! and the fuzz targets (`fuzz/`) share it.
+//! The file formats of the `timeline` command: event files read, and answers written. No
+//! command-line or network code: the CLI (`cli/`), the fuzz targets (`fuzz/`) and the bench
+//! share it.
 //!
 //! - [`html`]: a page drawing a query's timelines.
-//! - [`input`]: JSON Lines and CSV, recognised from the first line, with file, line and reason
-//!   for every refusal.
+//! - [`input`]: JSON Lines, CSV and Parquet event files, recognised from their first bytes, from
+//!   directories, patterns and compressed files, with file, line and reason for every refusal.
 //! - [`marks`]: the commas and newlines of a CSV body, 64 bytes at a time.
 //! - [`shards`]: a CSV file's keys split over threads, each feeding an engine of its own.
 //! - [`parquet_input`]: Parquet event files, read column by column.

@@ -78,7 +78,7 @@ impl Default for TimeSpec {
 /// a precision finer than `unit` (which would be lost) is refused, saying what to do.
 ///
 /// ```
-/// use timeline_cli::time::{parse_time, TimeUnit};
+/// use timeline_formats::time::{parse_time, TimeUnit};
 /// assert_eq!(parse_time("42", TimeUnit::Seconds), Ok(42));
 /// assert_eq!(parse_time("1970-01-01T00:01:00Z", TimeUnit::Seconds), Ok(60));
 /// assert_eq!(parse_time("1970-01-01T01:00:00.5+01:00", TimeUnit::Millis), Ok(500));

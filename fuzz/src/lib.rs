@@ -13,10 +13,10 @@ use timeline::limits::{excerpt, MAX_QUERY_DEPTH};
 use timeline::op::{col, tl_latest_event_to_state};
 use timeline::Event;
 use timeline::{parse_query, wire, Engine, EngineOptions, FlatOp, Plan, TimeLineOp};
-use timeline_cli::input::{self, InputError};
-use timeline_cli::progress::Progress;
-use timeline_cli::shards;
-use timeline_cli::time::TimeSpec;
+use timeline_formats::input::{self, InputError};
+use timeline_formats::progress::Progress;
+use timeline_formats::shards;
+use timeline_formats::time::TimeSpec;
 
 /// A fuzz target: takes any bytes, panics only when a property fails.
 pub type Target = fn(&[u8]);
@@ -104,7 +104,7 @@ fn accepted_aggregate(query: &Query) {
         match serde_json::from_str::<Query>(&json) {
             Ok(back) => assert_eq!(&back, query),
             // The tagged tree nests one JSON level or more per operator, and serde_json's
-            // reader refuses more than 128 levels by default (the README says so): only such
+            // reader refuses more than 128 levels by default (the guide says so): only such
             // a deep query may be refused, with that reason, and its flat form carries it.
             Err(e) => {
                 let nesting = json_nesting(&json);
@@ -187,7 +187,7 @@ pub fn events(data: &[u8]) {
     }
 }
 
-/// The reader `eval --key` uses for CSV without quotes (`timeline_cli::shards`, cells found 64
+/// The reader `eval --key` uses for CSV without quotes (`timeline_formats::shards`, cells found 64
 /// bytes at a time), on one and on two threads, with the check for quotes before the read and
 /// along it, against the general reader: keyed by the header's first column other than `time`,
 /// the engines it feeds hold every key the general reader's events give one engine, each with
