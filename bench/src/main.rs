@@ -7,12 +7,18 @@
 //! timeline-bench [--tier small|1m|10m|100m] [--keys N --events-per-key M]
 //!                [--queries cirr,card-swipes,machine-risk,ad-stall]
 //!                [--runners native,cli,components,duckdb,parquet] [--scaling] [--out DIR]
+//!                [--report | --report-to PATH]
 //! ```
+//!
+//! `--report` writes the results of the run into the guide's benchmark page
+//! (`docs/src/benchmarks.md`, between its `results` markers): the machine, the date, the
+//! versions and every table, so that the page holds one run and is regenerated, not edited.
 //!
 //! Each runner runs in a process of its own (this binary, re-invoked with `--child`), so that
 //! its peak memory is its own.
 
 mod gen;
+mod report;
 mod workload;
 
 use golem_emulator::{components_dir, TimelineSystem};
@@ -116,11 +122,25 @@ fn run(args: &[String]) -> Result<(), String> {
     };
     let runners = flag(args, "--runners").unwrap_or_else(|| default_runners.into());
     let queries = flag(args, "--queries").unwrap_or_else(|| Workload::NAMES.join(","));
+    let report_to = match flag(args, "--report-to") {
+        Some(path) => Some(PathBuf::from(path)),
+        None if args.iter().any(|a| a == "--report") => Some(PathBuf::from(report::PAGE)),
+        None => None,
+    };
+    let mut tables = Vec::new();
     for name in queries.split(',') {
         let w = Workload::named(name)?;
         let results = compare(&w, &runners, keys, per_key, &out)?;
         print_table(&results, keys);
         println!();
+        if report_to.is_some() {
+            tables.push(report::Table::new(&w, &results, keys, per_key));
+        }
+    }
+    if let Some(page) = report_to {
+        let run = report::Run::now(keys * per_key, DUCKDB);
+        report::write(&page, &run, &tables)?;
+        println!("wrote the results into {}", page.display());
     }
     println!("(x DuckDB: DuckDB's wall time over the runner's, over the same file (CSV, or Parquet for the");
     println!("Parquet rows); above 1 means faster than DuckDB. The native engine's time is ingestion and");

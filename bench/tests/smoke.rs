@@ -9,12 +9,23 @@ use std::process::Command;
 #[test]
 fn every_runner_agrees_on_every_query() {
     let out = std::env::temp_dir().join(format!("timeline-bench-smoke-{}", std::process::id()));
+    // `--report` writes the results into a page between its markers: here, a page of its own.
+    std::fs::create_dir_all(&out).unwrap();
+    let page = out.join("benchmarks.md");
+    std::fs::write(
+        &page,
+        "# Benchmarks\n\n<!-- results:start -->\nold\n<!-- results:end -->\n\n## Method\n",
+    )
+    .unwrap();
     let result = Command::new(env!("CARGO_BIN_EXE_timeline-bench"))
         .args(["--keys", "100", "--events-per-key", "80", "--out"])
         .arg(&out)
+        .arg("--report-to")
+        .arg(&page)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .expect("the bench runs");
+    let report = std::fs::read_to_string(&page).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&out);
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(
@@ -61,6 +72,22 @@ fn every_runner_agrees_on_every_query() {
         stdout.matches("answers: equal across all 11 runs").count(),
         1,
         "{stdout}"
+    );
+    // The page holds this run: a table per query, every runner a row, the rest kept.
+    assert!(!report.contains("\nold\n"), "{report}");
+    assert!(
+        report.ends_with("<!-- results:end -->\n\n## Method\n"),
+        "{report}"
+    );
+    assert_eq!(
+        report.matches("| runner | events/s |").count(),
+        6,
+        "{report}"
+    );
+    assert!(report.contains("| native engine |"), "{report}");
+    assert!(
+        report.contains("Written by `scripts/bench --report`"),
+        "{report}"
     );
 }
 
