@@ -1,62 +1,12 @@
-//! `timeline serve` over real HTTP: the README's deployment `curl` calls, extracted from the
-//! README itself and run by bash and curl as a user would (against a free loopback port instead of
-//! 9881), then a restart of the server with the results surviving, and Golem 1.1's errors.
+//! `timeline serve` over real HTTP: the deployment guide's `curl` calls, extracted from the guide
+//! itself (docs/src/deploying.md) and run by bash and curl as a user would (against a free loopback
+//! port instead of 9881), then a restart of the server with the results surviving, and Golem 1.1's
+//! errors.
 
 mod common;
 
-use common::{repo, stdout, timeline, timeline_with_env};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A running `timeline serve` and its base URL; stopped (SIGTERM, as Ctrl-C) when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(data: &std::path::Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_timeline"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("serve said: {first}"))
-            .to_string();
-        Server { child, url }
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "serve exited with {status}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("serve did not stop within 20 s");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
+use common::{stdout, timeline, timeline_with_env, Server};
+use std::process::Command;
 
 /// `curl` with a bounded time; returns the HTTP status and the body.
 fn curl(args: &[&str]) -> (u16, String) {
@@ -83,48 +33,23 @@ fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
-/// The shell commands of the README's deployment section that talk HTTP (variables and `curl`),
-/// leaving out what needs golem-cli or the build.
+/// The shell commands of the deployment guide that talk HTTP (variables and `curl`), leaving
+/// out what needs golem-cli or the build.
 fn readme_http_script() -> String {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let section = readme
-        .split("### Deploying to Golem 1.1")
-        .nth(1)
-        .expect("the deployment section")
-        .split("\n## ")
-        .next()
-        .unwrap();
     let mut script = String::new();
-    let mut in_code = false;
-    let mut command = String::new();
-    for line in section.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
+    for block in doc_blocks::blocks(&doc_blocks::page("deploying.md")) {
+        if block.lang != "sh" {
             continue;
         }
-        // A comment is prose (its apostrophes are not quotes).
-        if !in_code || (command.is_empty() && line.trim_start().starts_with('#')) {
-            continue;
+        for command in doc_blocks::commands(&block) {
+            let first = command.text.trim_start();
+            let skip = ["golem-cli", "scripts/", "eval ", "timeline "]
+                .iter()
+                .any(|p| first.starts_with(p));
+            if !skip {
+                script.push_str(&command.text);
+            }
         }
-        // A comment after a command, outside quotes, is prose too.
-        let line = match line.split_once(" # ") {
-            Some((code, _)) if command.is_empty() && !code.contains('\'') => code,
-            _ => line,
-        };
-        command.push_str(line);
-        command.push('\n');
-        let open_quotes = command.matches('\'').count() % 2 == 1;
-        if open_quotes || line.ends_with('\\') {
-            continue;
-        }
-        let first = command.trim_start();
-        let skip = ["golem-cli", "scripts/", "eval "]
-            .iter()
-            .any(|p| first.starts_with(p));
-        if !skip && !first.is_empty() {
-            script.push_str(&command);
-        }
-        command.clear();
     }
     script
 }
@@ -207,7 +132,7 @@ curl() {{
     let calls = script.matches("\ncurl ").count() + script.matches("=$(curl ").count();
     assert!(
         calls >= 9,
-        "the README's curl calls were not found:\n{script}"
+        "the guide's curl calls were not found:\n{script}"
     );
     let out = Command::new("bash")
         .arg("-c")
@@ -216,7 +141,7 @@ curl() {{
         .unwrap();
     assert!(
         out.status.success(),
-        "the README's calls failed: {}\n{script}",
+        "the guide's calls failed: {}\n{script}",
         String::from_utf8_lossy(&out.stderr)
     );
     let answers: Vec<serde_json::Value> = std::fs::read_to_string(&log)
@@ -232,7 +157,7 @@ curl() {{
             .any(|a| a["result"]["value"][0]["ok"]["worker-name"] == result_worker.as_str()),
         "no locate answer named {result_worker}"
     );
-    // The aggregate job's rows, as the README shows them.
+    // The aggregate job's rows, as the guide shows them.
     let rows = answers
         .iter()
         .find(|a| a["result"]["value"][0]["ok"][0]["values"].is_array())
@@ -384,7 +309,7 @@ curl() {{
     }
     assert_eq!(golem(&read), answer);
     assert_eq!(driver_calls(), before + 3);
-    // Restart: every job and result survives, read with the README's `get-result` call again.
+    // Restart: every job and result survives, read with the guide's `get-result` call again.
     server.stop();
     let server = Server::start(&data);
     let golem = |args: &[&str]| -> String {
@@ -401,7 +326,7 @@ curl() {{
         .split("\ncurl ")
         .find(|c| c.contains("%7Bget-result%7D"))
         .map(|c| c.to_string())
-        .expect("the README's get-result call");
+        .expect("the guide's get-result call");
     let again = format!(
         "{}\nEV='{{\"type\":\"Variant\",\"cases\":[{{\"name\":\"string-value\",\"typ\":{{\"type\":\"Str\"}}}},{{\"name\":\"int-value\",\"typ\":{{\"type\":\"S64\"}}}},{{\"name\":\"float-value\",\"typ\":{{\"type\":\"F64\"}}}},{{\"name\":\"bool-value\",\"typ\":{{\"type\":\"Bool\"}}}}]}}'\nW={}/v1/components/{timelines}/workers/{result_worker}/invoke-and-await\ncurl {result_call}",
         "set -euo pipefail",

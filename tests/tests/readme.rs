@@ -1,4 +1,4 @@
-//! The README's deployment guide uses only golem-cli 1.1 subcommands and flags that exist
+//! The README and the deployment guide use only golem-cli 1.1 subcommands and flags that exist
 //! (tests/golem-cli/commands-1.1.txt), and none of the forms that broke on a real server.
 
 use std::collections::BTreeMap;
@@ -56,36 +56,19 @@ fn known() -> BTreeMap<String, Command> {
         .collect()
 }
 
-/// Every `golem-cli …` call in the README's code blocks, continuation lines joined.
-fn calls(readme: &str) -> Vec<String> {
+/// Every `golem-cli …` call in the code blocks of the README and the guide, continuation lines
+/// joined, with where it is.
+fn calls() -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let mut in_code = false;
-    let mut pending = String::new();
-    for line in readme.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-            continue;
-        }
-        if !in_code {
-            continue;
-        }
-        // A shell comment is prose, not a call.
-        let line = line.split(" #").next().unwrap_or("").trim();
-        if line.starts_with('#') {
-            continue;
-        }
-        let joined = if pending.is_empty() {
-            line.to_string()
-        } else {
-            format!("{pending} {line}")
-        };
-        if let Some(head) = joined.strip_suffix('\\') {
-            pending = head.trim().to_string();
-            continue;
-        }
-        pending.clear();
-        if let Some(at) = joined.find("golem-cli ") {
-            out.push(joined[at..].to_string());
+    for block in doc_blocks::all_blocks() {
+        for command in doc_blocks::commands(&block) {
+            let joined = command.joined().replace('\n', " ");
+            if let Some(at) = joined.find("golem-cli ") {
+                out.push((
+                    format!("{}:{}", block.file, command.line),
+                    joined[at..].to_string(),
+                ));
+            }
         }
     }
     out
@@ -205,14 +188,13 @@ fn check(call: &str, known: &BTreeMap<String, Command>) -> Result<(), String> {
 }
 
 #[test]
-fn the_readme_uses_only_golem_cli_1_1_commands_and_flags() {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+fn the_docs_use_only_golem_cli_1_1_commands_and_flags() {
     let known = known();
-    let calls = calls(&readme);
+    let calls = calls();
     assert!(calls.len() >= 8, "found only {calls:?}");
-    for call in &calls {
+    for (at, call) in &calls {
         if let Err(why) = check(call, &known) {
-            panic!("README: {call}\n  {why}");
+            panic!("{at}: {call}\n  {why}");
         }
     }
 }

@@ -1,11 +1,10 @@
-//! The README's `curl` calls, run as written against the components on the emulated Golem: each
+//! The deployment guide's `curl` calls (docs/src/deploying.md), run as written against the components on the emulated Golem: each
 //! parameter's `typ` must be the function's parameter type exactly (as Golem 1.1 checks), each
 //! value must fit it, and every call must succeed.
 
 use golem_emulator::{component_id, golem_json, TimelineSystem, WorkerId};
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
-use std::path::Path;
 
 /// Splits shell text into words: single quotes literal, double quotes and bare words with
 /// `$NAME` expanded from `vars`.
@@ -59,7 +58,7 @@ fn words(text: &str, vars: &HashMap<String, String>) -> Vec<String> {
     out
 }
 
-/// A `curl` call: which worker (`G`: the driver; `W`, `M`: the workers the README's `locate`
+/// A `curl` call: which worker (`G`: the driver; `W`, `M`: the workers the guide's `locate`
 /// calls named), the function, the body, and the variable its answer's worker name goes to
 /// (`NAME=$(curl … | sed …)`).
 struct Call {
@@ -69,34 +68,15 @@ struct Call {
     assign: Option<String>,
 }
 
-/// The shell commands of the README's code blocks, a command running on while a quote is open.
-fn commands(readme: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut in_code = false;
-    let mut pending = String::new();
-    for line in readme.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-            pending.clear();
-            continue;
-        }
-        if !in_code || (pending.is_empty() && line.trim_start().starts_with('#')) {
-            continue;
-        }
-        pending.push_str(line);
-        pending.push('\n');
-        if pending.matches('\'').count() % 2 == 0 && !line.ends_with('\\') {
-            out.push(std::mem::take(&mut pending));
-        }
-    }
-    out
-}
-
-fn calls(readme: &str) -> Vec<Call> {
+fn calls() -> Vec<Call> {
     let mut vars: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
-    for command in commands(readme) {
-        let mut trimmed = command.trim();
+    let commands = doc_blocks::blocks(&doc_blocks::page("deploying.md"))
+        .into_iter()
+        .filter(|b| b.lang == "sh")
+        .flat_map(|b| doc_blocks::commands(&b));
+    for command in commands {
+        let mut trimmed = command.text.trim();
         let mut assign = None;
         if let Some((name, _)) = trimmed.split_once("=$(curl ") {
             // `NAME=$(curl … | sed …)`: the call, its answer's worker name kept as NAME.
@@ -133,7 +113,7 @@ fn calls(readme: &str) -> Vec<Call> {
             .replace("%7D", "}");
         let body = &w[w.iter().position(|x| x == "-d").expect("a -d body") + 1];
         let body: Json = serde_json::from_str(body).unwrap_or_else(|e| {
-            panic!("README: the body of {function} is not JSON ({e}):\n{body}")
+            panic!("deploying.md: the body of {function} is not JSON ({e}):\n{body}")
         });
         out.push(Call {
             target: target.to_string(),
@@ -146,11 +126,8 @@ fn calls(readme: &str) -> Vec<Call> {
 }
 
 #[test]
-fn the_readme_curl_calls_run_as_written() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-            .unwrap();
-    let calls = calls(&readme);
+fn the_deployment_guide_curl_calls_run_as_written() {
+    let calls = calls();
     let functions: Vec<&str> = calls.iter().map(|c| c.function.as_str()).collect();
     for f in [
         "run",
@@ -184,11 +161,13 @@ fn the_readme_curl_calls_run_as_written() {
                 };
                 let worker = located
                     .get(name)
-                    .unwrap_or_else(|| panic!("README: ${var} is used before ${name} is located"))
+                    .unwrap_or_else(|| {
+                        panic!("deploying.md: ${var} is used before ${name} is located")
+                    })
                     .clone();
                 (worker, "timeline-processor")
             }
-            other => panic!("README: unknown curl target ${other}"),
+            other => panic!("deploying.md: unknown curl target ${other}"),
         };
         let types = sys
             .golem
@@ -197,18 +176,18 @@ fn the_readme_curl_calls_run_as_written() {
             .find(|(name, _)| *name == call.function)
             .unwrap_or_else(|| {
                 panic!(
-                    "README calls {} which {component} does not export",
+                    "deploying.md calls {} which {component} does not export",
                     call.function
                 )
             })
             .1;
         let params = golem_json::params(&call.body, &types)
-            .unwrap_or_else(|e| panic!("README: {}: {e:#}", call.function));
+            .unwrap_or_else(|e| panic!("deploying.md: {}: {e:#}", call.function));
         let out = sys.golem.invoke(&worker, &call.function, &params).unwrap();
         let out = golem_json::from_val(&out[0]);
         assert!(
             out.get("err").is_none(),
-            "README: {} answered {out}",
+            "deploying.md: {} answered {out}",
             call.function
         );
         if let Some(name) = &call.assign {
@@ -224,7 +203,7 @@ fn the_readme_curl_calls_run_as_written() {
         }
         answers.insert(call.function.clone(), out);
     }
-    // What the README says the aggregate calls give back.
+    // What the guide says the aggregate calls give back.
     assert_eq!(
         answers["timeline:timeline-processor/api.{aggregate-at}"],
         json!({"ok": [{"group": {"string-value": "CDN1"}, "at": 10, "values": [
@@ -240,7 +219,7 @@ fn the_readme_curl_calls_run_as_written() {
         "{segments:?}"
     );
     // The CIRR job's s1 at 100, and over [0, 60): the one buffering event sent (at 6) never
-    // ends, and nothing was played, as the README says.
+    // ends, and nothing was played, as the guide says.
     assert_eq!(
         answers["timeline:timeline-processor/api.{get-result}"],
         json!({"ok": {"duration": [0, 0]}})
