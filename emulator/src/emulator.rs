@@ -6,7 +6,7 @@
 //! is rebuilt on its next use by replaying its log: the invocations run again, and their outgoing
 //! calls are answered from the log instead of being made again, so nothing happens twice.
 
-use crate::bindings::{golem, RpcError, WitValue};
+use crate::host_types::{golem, RpcError, WitValue};
 use crate::wit_value::{val_to_wit_typed, wit_to_val, wit_tuple_to_vals, LoggedValue};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -1029,7 +1029,7 @@ fn run(live: &mut Live, function: &str, params: &[WitValue]) -> Result<WitValue>
     let mut results = vec![Val::Bool(false); result_types.len()];
     func.call(&mut live.store, &args, &mut results)
         .map_err(|e| anyhow::Error::new(Trapped(format!("{e:#}"))))?;
-    let mut nodes = vec![crate::bindings::WitNode::TupleValue(Vec::new())];
+    let mut nodes = vec![crate::host_types::WitNode::TupleValue(Vec::new())];
     let mut indices = Vec::new();
     for (r, t) in results.iter().zip(&result_types) {
         let sub = val_to_wit_typed(r, t)?;
@@ -1037,7 +1037,7 @@ fn run(live: &mut Live, function: &str, params: &[WitValue]) -> Result<WitValue>
         indices.push(offset);
         nodes.extend(sub.nodes.into_iter().map(|n| shift(n, offset)));
     }
-    nodes[0] = crate::bindings::WitNode::TupleValue(indices);
+    nodes[0] = crate::host_types::WitNode::TupleValue(indices);
     Ok(WitValue { nodes })
 }
 
@@ -1054,8 +1054,8 @@ impl std::fmt::Display for Trapped {
 impl std::error::Error for Trapped {}
 
 /// Moves a node's child indices by `offset` (when a value is embedded in a larger one).
-fn shift(n: crate::bindings::WitNode, offset: i32) -> crate::bindings::WitNode {
-    use crate::bindings::WitNode::*;
+fn shift(n: crate::host_types::WitNode, offset: i32) -> crate::host_types::WitNode {
+    use crate::host_types::WitNode::*;
     let s = |xs: Vec<i32>| xs.into_iter().map(|x| x + offset).collect();
     let o = |x: Option<i32>| x.map(|x| x + offset);
     match n {
@@ -1094,7 +1094,7 @@ impl wasmtime_wasi::HostMonotonicClock for FixedClock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::WitNode;
+    use crate::host_types::WitNode;
 
     fn entry() -> LogEntry {
         LogEntry {

@@ -1,9 +1,9 @@
-//! The Golem host functions the components import (their types in [`crate::bindings`]): `golem:rpc` (worker-to-worker calls) and
+//! The Golem host functions the components import (their types in [`crate::host_types`]): `golem:rpc` (worker-to-worker calls) and
 //! the part of `golem:api/host` they use (their own metadata). Anything else traps with a
 //! message naming the function.
 
-use crate::bindings::{golem, FutureInvokeResult, GetWorkers, RpcError, WasmRpcTarget, WitValue};
 use crate::emulator::WorkerState;
+use crate::host_types::{golem, FutureInvokeResult, GetWorkers, RpcError, WasmRpcTarget, WitValue};
 use anyhow::{anyhow, Result};
 use wasmtime::component::Resource;
 

@@ -7,11 +7,11 @@
 //! - [`TimelineSystem`] starts the four timeline components on it and talks to the driver the
 //!   way a user does over Golem's HTTP API.
 
-pub mod bindings;
 mod client;
 mod emulator;
 pub mod golem_json;
 pub mod host;
+pub mod host_types;
 pub mod wit_value;
 
 pub use client::{

@@ -2,7 +2,7 @@
 //! wasmtime's component values. Going to a component value needs the target's type, as Golem
 //! does: a `wit-value` names no fields or cases, only positions.
 
-use crate::bindings::{WitNode, WitValue};
+use crate::host_types::{WitNode, WitValue};
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{Type, Val};
@@ -347,7 +347,7 @@ impl From<&LoggedValue> for WitValue {
                     LoggedNode::Bool(x) => WitNode::PrimBool(*x),
                     LoggedNode::String(x) => WitNode::PrimString(x.clone()),
                     LoggedNode::Handle(uri, r) => WitNode::Handle((
-                        crate::bindings::golem::rpc::types::Uri { value: uri.clone() },
+                        crate::host_types::golem::rpc::types::Uri { value: uri.clone() },
                         *r,
                     )),
                 })
