@@ -2,12 +2,13 @@
 //! components on the emulated Golem, so that the HTTP path (the deployment guide's `curl` calls,
 //! the `timeline golem` client) runs without a Golem server.
 //!
-//! Paths, typed JSON, status codes and error bodies follow Golem 1.1 (see
-//! `../shared/golem-1.1-notes.md`): a payload that does not parse, or a value that does not fit
-//! its own `typ`, is refused with 400 before anything runs; parameters that do not fit the
-//! function fail the worker for good (500, and `PreviousInvocationFailed` after); an unknown
-//! component is 404. Worker state lives in the data directory (the emulator's logs), so a
-//! restart keeps every job, as a Golem restart does.
+//! Paths, typed JSON, status codes and error bodies follow what a Golem 1.1.16 server answers
+//! (the conformance suite in `cli/tests/golem_conformance.rs` sends both the same requests):
+//! a payload that does not parse, or a value that does not fit its own `typ`, is refused with a
+//! plain-text 400 before anything runs; parameters that do not fit the function fail the worker
+//! for good (500 `RuntimeError`, and `PreviousInvocationFailed` after); a worker is created by
+//! its first invocation, with an empty environment. Worker state lives in the data directory
+//! (the emulator's logs), so a restart keeps every job, as a Golem restart does.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri};
@@ -30,6 +31,9 @@ struct App {
     done: std::sync::Arc<std::sync::Mutex<HashMap<(WorkerId, String), Json_>>>,
     /// When the server started (RFC 3339): the `createdAt` of its components and workers.
     started: String,
+    /// Workers created by a call to a function they do not export: Golem 1.1 reports them
+    /// `Running` until their next good call.
+    running: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<WorkerId>>>,
 }
 
 /// The largest request body taken: a packed batch at its limit
@@ -45,34 +49,54 @@ struct Failure(StatusCode, Json_);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        (self.0, Json(self.1)).into_response()
+        match self.1 {
+            // Golem answers payload errors in plain text.
+            Json_::String(text) => (self.0, text).into_response(),
+            body => (self.0, Json(body)).into_response(),
+        }
     }
 }
 
+/// A request refused before anything runs, in JSON (`{"errors": […]}`), as Golem refuses an
+/// invalid worker name.
 fn bad_request(message: impl Into<String>) -> Failure {
     Failure(StatusCode::BAD_REQUEST, json!({"errors": [message.into()]}))
+}
+
+/// A payload that does not parse or does not fit its own types: a plain-text 400, as Golem's.
+fn payload_error(message: impl std::fmt::Display) -> Failure {
+    Failure(
+        StatusCode::BAD_REQUEST,
+        Json_::String(format!("parse request payload error: {message}")),
+    )
 }
 
 fn not_found(message: impl Into<String>) -> Failure {
     Failure(StatusCode::NOT_FOUND, json!({"error": message.into()}))
 }
 
-/// A 500 with Golem's `golemError`, its type taken from the emulator's message prefix.
+/// A 500 with Golem's `golemError`, its type taken from the emulator's message prefix
+/// (parameters that do not fit the function are a `RuntimeError` on Golem 1.1.16).
 fn golem_error(message: String) -> Failure {
-    let kind = [
-        "PreviousInvocationFailed",
-        "InvalidRequest",
-        "Parameter type mismatch",
-    ]
-    .into_iter()
-    .find(|k| message.starts_with(k))
-    .map_or("RuntimeError", |k| match k {
-        "Parameter type mismatch" => "ParamTypeMismatch",
-        k => k,
-    });
+    let kind = ["PreviousInvocationFailed", "InvalidRequest"]
+        .into_iter()
+        .find(|k| message.starts_with(k))
+        .unwrap_or("RuntimeError");
     Failure(
         StatusCode::INTERNAL_SERVER_ERROR,
         json!({"golemError": {"type": kind, "details": message}}),
+    )
+}
+
+/// Golem's 500 for a component it does not know, where a worker is invoked or created.
+fn unknown_component(id: &str) -> Failure {
+    Failure(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json!({"golemError": {
+            "type": "GetLatestVersionOfComponentFailed",
+            "componentId": id,
+            "reason": format!("component {id} not found"),
+        }}),
     )
 }
 
@@ -138,7 +162,7 @@ fn component_json(app: &App, id: &str, name: &str) -> Json_ {
                 .map(|(name, t)| json!({"name": name, "typ": golem_json::typ(t)}))
                 .collect::<Vec<_>>(),
             "results": f.results.iter()
-                .map(|t| json!({"typ": golem_json::typ(t)}))
+                .map(|t| json!({"name": null, "typ": golem_json::typ(t)}))
                 .collect::<Vec<_>>(),
         });
         match interfaces.iter_mut().find(|(i, _)| *i == f.interface) {
@@ -193,13 +217,33 @@ async fn list_components(State(app): State<App>, Query(q): Query<ComponentQuery>
     Json(Json_::Array(list))
 }
 
-/// `GET /v1/components/{id}`: the component's versions (one).
+/// `GET /v1/components/{id}`: the component's versions (one; none for an id it does not know,
+/// a plain-text 400 for one that is not a UUID).
 async fn component_versions(
     State(app): State<App>,
     Path(component): Path<String>,
 ) -> Result<Json<Json_>, Failure> {
-    let name = app.component_name(&component)?;
-    Ok(Json(json!([component_json(&app, &component, &name)])))
+    if !is_uuid(&component) {
+        return Err(Failure(
+            StatusCode::BAD_REQUEST,
+            Json_::String(format!(
+                "Invalid value for parameter component_id: {component:?} is not a UUID"
+            )),
+        ));
+    }
+    Ok(Json(match app.golem.component_name(&component) {
+        Some(name) => json!([component_json(&app, &component, name)]),
+        None => json!([]),
+    }))
+}
+
+/// Whether `text` is a UUID in its hyphenated form.
+fn is_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
 
 /// `GET /v1/components/{id}/latest` and `…/versions/0`.
@@ -228,32 +272,48 @@ async fn create_worker(
     Path(component): Path<String>,
     body: String,
 ) -> Result<Json<Json_>, Failure> {
-    let request: Json_ = serde_json::from_str(&body)
-        .map_err(|e| bad_request(format!("parse request payload error: {e}")))?;
-    let name = request
-        .get("name")
-        .and_then(Json_::as_str)
-        .ok_or_else(|| bad_request("expected {\"name\": …, \"args\": […], \"env\": {…}}"))?;
+    let request: Json_ = serde_json::from_str(&body).map_err(payload_error)?;
+    // Golem 1.1 requires all three fields (`WorkerCreationRequest`).
+    let (Some(name), Some(_), Some(env)) = (
+        request.get("name").and_then(Json_::as_str),
+        request.get("args").and_then(Json_::as_array),
+        request.get("env"),
+    ) else {
+        return Err(payload_error(
+            "expected {\"name\": \"…\", \"args\": […], \"env\": {…}}",
+        ));
+    };
+    if app.golem.component_name(&component).is_none() {
+        return Err(unknown_component(&component));
+    }
     let worker = app.worker(&component, name)?;
-    let env: Vec<(String, String)> = match request.get("env") {
-        None | Some(Json_::Null) => Vec::new(),
-        Some(Json_::Object(m)) => m
+    if app.golem.worker_exists(&worker) {
+        return Err(Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"golemError": {
+                "type": "WorkerAlreadyExists",
+                "workerId": {"componentId": worker.component_id, "workerName": worker.worker_name},
+            }}),
+        ));
+    }
+    let env: Vec<(String, String)> = match env {
+        Json_::Object(m) => m
             .iter()
             .map(|(k, v)| {
                 Ok((
                     k.clone(),
                     v.as_str()
-                        .ok_or_else(|| bad_request(format!("env {k}: expected a string")))?
+                        .ok_or_else(|| payload_error(format!("env {k}: expected a string")))?
                         .to_string(),
                 ))
             })
             .collect::<Result<_, Failure>>()?,
-        Some(_) => return Err(bad_request("env: expected an object of strings")),
+        _ => return Err(payload_error("env: expected an object of strings")),
     };
     let w = worker.clone();
     app.blocking(move |golem| golem.create_worker(&w, &env))
         .await?
-        .map_err(|e| Failure(StatusCode::CONFLICT, json!({"error": format!("{e:#}")})))?;
+        .map_err(|e| golem_error(format!("{e:#}")))?;
     Ok(Json(json!({
         "workerId": {"componentId": worker.component_id, "workerName": worker.worker_name},
         "componentVersion": 0,
@@ -265,12 +325,35 @@ async fn worker_metadata(
     Path((component, name)): Path<(String, String)>,
 ) -> Result<Json<Json_>, Failure> {
     let worker = app.existing_worker(&component, &name)?;
-    let env: HashMap<String, String> = app.golem.worker_env(&worker).into_iter().collect();
-    let (status, error) = match app.golem.worker_failure(&worker) {
+    Ok(Json(metadata_json(&app, &worker)))
+}
+
+/// `GET /v1/components/{id}/workers`: the component's workers, in one page.
+async fn list_workers(
+    State(app): State<App>,
+    Path(component): Path<String>,
+) -> Result<Json<Json_>, Failure> {
+    app.component_name(&component)?;
+    let workers: Vec<Json_> = app
+        .golem
+        .workers_of(&component)
+        .iter()
+        .map(|w| metadata_json(&app, w))
+        .collect();
+    Ok(Json(json!({"cursor": null, "workers": workers})))
+}
+
+/// A worker's metadata as Golem 1.1 gives it (`WorkerMetadata`).
+fn metadata_json(app: &App, worker: &WorkerId) -> Json_ {
+    let env: HashMap<String, String> = app.golem.worker_env(worker).into_iter().collect();
+    let running = app.running.lock().expect("lock").contains(worker);
+    let (status, error) = match app.golem.worker_failure(worker) {
         Some(why) => ("Failed", Some(why)),
+        None if running => ("Running", None),
         None => ("Idle", None),
     };
-    Ok(Json(json!({
+    let (component, name) = (&worker.component_id, &worker.worker_name);
+    json!({
         "workerId": {"componentId": component, "workerName": name},
         "args": [],
         "env": env,
@@ -281,18 +364,20 @@ async fn worker_metadata(
         "updates": [],
         "createdAt": app.started,
         "lastError": error,
-        "componentSize": app.golem.component_size(&component).unwrap_or(0),
+        "componentSize": app.golem.component_size(component).unwrap_or(0),
         "totalLinearMemorySize": 0,
         "ownedResources": {},
         "activePlugins": [],
-    })))
+    })
 }
 
 async fn delete_worker(
     State(app): State<App>,
     Path((component, name)): Path<(String, String)>,
 ) -> Result<Json<Json_>, Failure> {
-    let worker = app.existing_worker(&component, &name)?;
+    // Deleting a worker that does not exist succeeds, as on Golem 1.1.
+    let worker = app.worker(&component, &name)?;
+    app.running.lock().expect("lock").remove(&worker);
     app.blocking(move |golem| golem.delete_worker(&worker))
         .await?
         .map_err(|e| golem_error(format!("{e:#}")))?;
@@ -305,7 +390,8 @@ struct FunctionQuery {
 }
 
 /// `invoke-and-await` (and `invoke`, which answers `{}` once the invocation is done: the
-/// emulator runs it at once).
+/// emulator runs it at once). An `Idempotency-Key` seen before gets the invocation's result
+/// (from `invoke-and-await`; `{}` from `invoke`) without running it again.
 async fn invoke(
     State(app): State<App>,
     Path((component, name, action)): Path<(String, String, String)>,
@@ -313,68 +399,83 @@ async fn invoke(
     headers: axum::http::HeaderMap,
     body: String,
 ) -> Result<Json<Json_>, Failure> {
+    let await_result = match action.as_str() {
+        "invoke-and-await" => true,
+        "invoke" => false,
+        other => return Err(not_found(format!("no such endpoint: {other}"))),
+    };
+    // Golem's invocation endpoints take JSON only.
+    let json_body = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if !json_body {
+        return Err(Failure(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Json_::String("the request body must be JSON (Content-Type: application/json)".into()),
+        ));
+    }
+    if app.golem.component_name(&component).is_none() {
+        return Err(unknown_component(&component));
+    }
     let idempotency = headers
         .get("Idempotency-Key")
         .and_then(|v| v.to_str().ok())
         .map(String::from);
+    let answer = |result: Json_| Json(if await_result { result } else { json!({}) });
     if let Some(key) = &idempotency {
         let worker = app.worker(&component, &name)?;
-        if let Some(answer) = app.done.lock().expect("lock").get(&(worker, key.clone())) {
-            return Ok(Json(answer.clone()));
+        if let Some(result) = app.done.lock().expect("lock").get(&(worker, key.clone())) {
+            return Ok(answer(result.clone()));
         }
     }
-    let answer = invoke_once(&app, &component, &name, &action, q, body).await?;
+    let result = invoke_once(&app, &component, &name, q, body).await?;
     if let Some(key) = idempotency {
         let mut done = app.done.lock().expect("lock");
         if done.len() >= IDEMPOTENCY_KEYS {
             done.clear();
         }
-        done.insert((app.worker(&component, &name)?, key), answer.0.clone());
+        done.insert((app.worker(&component, &name)?, key), result.clone());
     }
-    Ok(answer)
+    Ok(answer(result))
 }
 
+/// Runs one invocation; the result as Golem's `invoke-and-await` gives it.
 async fn invoke_once(
     app: &App,
     component: &str,
     name: &str,
-    action: &str,
     q: FunctionQuery,
     body: String,
-) -> Result<Json<Json_>, Failure> {
-    let await_result = match action {
-        "invoke-and-await" => true,
-        "invoke" => false,
-        other => return Err(not_found(format!("no such endpoint: {other}"))),
-    };
+) -> Result<Json_, Failure> {
     let worker = app.worker(component, name)?;
     let function = q
         .function
         .ok_or_else(|| bad_request("the query parameter `function` is missing"))?;
-    let body: Json_ = serde_json::from_str(&body)
-        .map_err(|e| bad_request(format!("parse request payload error: {e}")))?;
+    let body: Json_ = serde_json::from_str(&body).map_err(payload_error)?;
     let params = body
         .get("params")
         .and_then(Json_::as_array)
-        .ok_or_else(|| {
-            bad_request(
-                "parse request payload error: expected {\"params\": [{\"typ\": …, \"value\": …}]}",
-            )
-        })?
+        .ok_or_else(|| payload_error("expected {\"params\": [{\"typ\": …, \"value\": …}]}"))?
         .clone();
     // Each value must fit its own `typ` before anything runs.
     for (i, p) in params.iter().enumerate() {
         let (Some(typ), Some(value)) = (p.get("typ"), p.get("value")) else {
-            return Err(bad_request(format!(
-                "parse request payload error: parameter {i} needs a typ and a value"
+            return Err(payload_error(format!(
+                "parameter {i} needs a typ and a value"
             )));
         };
-        golem_json::check(value, typ).map_err(|e| bad_request(format!("{e:#}")))?;
+        golem_json::check(value, typ).map_err(|e| payload_error(format!("{e:#}")))?;
     }
-    let out = app
-        .blocking(move |golem| -> Result<Json_, Failure> {
+    let running = app.running.clone();
+    app.blocking(move |golem| -> Result<Json_, Failure> {
             let Some((param_types, result_types)) = golem.function_types(&worker.component_id, &function) else {
-                // As Golem 1.1: refused, and the worker stays as it was.
+                // As Golem 1.1: refused, and the worker stays as it was; a worker that did not
+                // exist is created by the call, and reported running.
+                if !golem.worker_exists(&worker) {
+                    golem.create_worker(&worker, &[]).map_err(|e| golem_error(format!("{e:#}")))?;
+                    running.lock().expect("lock").insert(worker.clone());
+                }
                 return Err(golem_error(format!("InvalidRequest: could not load function {function} of {}", worker.worker_name)));
             };
             if let Some(why) = golem.worker_failure(&worker) {
@@ -392,13 +493,13 @@ async fn invoke_once(
             let results = golem
                 .invoke(&worker, &function, &vals)
                 .map_err(|e| golem_error(format!("{e:#}")))?;
+            running.lock().expect("lock").remove(&worker);
             Ok(json!({"result": {
                 "typ": {"type": "Tuple", "items": result_types.iter().map(golem_json::typ).collect::<Vec<_>>()},
                 "value": results.iter().map(golem_json::from_val).collect::<Vec<_>>(),
             }}))
         })
-        .await??;
-    Ok(Json(if await_result { out } else { json!({}) }))
+        .await?
 }
 
 /// Logs one line per request: method, path, function, status, time.
@@ -469,12 +570,13 @@ async fn explain_too_large(
 
 /// Runs the server until Ctrl-C (or SIGTERM).
 pub fn serve(a: &ServeArgs) -> Result<(), String> {
-    let sys = TimelineSystem::start(&golem_emulator::components_dir(), &a.data)
+    let sys = TimelineSystem::load(&golem_emulator::components_dir(), &a.data)
         .map_err(|e| format!("{e:#}"))?;
     let app = App {
         golem: sys.golem.clone(),
         verbose: a.verbose,
         done: Default::default(),
+        running: Default::default(),
         started: chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
@@ -487,7 +589,10 @@ pub fn serve(a: &ServeArgs) -> Result<(), String> {
             "/v1/components/{component}/versions/{version}",
             get(component_version),
         )
-        .route("/v1/components/{component}/workers", post(create_worker))
+        .route(
+            "/v1/components/{component}/workers",
+            post(create_worker).get(list_workers),
+        )
         .route(
             "/v1/components/{component}/workers/{name}",
             get(worker_metadata).delete(delete_worker),

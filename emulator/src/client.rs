@@ -267,8 +267,18 @@ pub struct WorkerStats {
 }
 
 impl TimelineSystem {
-    /// Loads the built components from `dir` and keeps worker logs under `log_dir`.
+    /// Loads the built components from `dir`, keeps worker logs under `log_dir`, and creates
+    /// the driver worker with the other components' ids (unless it exists), as a user does
+    /// once on a Golem server.
     pub fn start(dir: &Path, log_dir: &Path) -> Result<TimelineSystem> {
+        let sys = TimelineSystem::load(dir, log_dir)?;
+        sys.create_driver()?;
+        Ok(sys)
+    }
+
+    /// Loads the built components from `dir` and keeps worker logs under `log_dir`, creating no
+    /// worker: a fresh server, as `timeline serve` starts.
+    pub fn load(dir: &Path, log_dir: &Path) -> Result<TimelineSystem> {
         let mut paths = Vec::new();
         for (name, file) in COMPONENTS {
             let path = dir.join(file);
@@ -293,16 +303,29 @@ impl TimelineSystem {
     }
 
     /// The same system, reached through the driver worker `driver` (any name: a driver worker
-    /// per job or per client), knowing no plan yet.
+    /// per job or per client, created here if it does not exist), knowing no plan yet.
     pub fn through(&self, driver: &str) -> TimelineSystem {
-        TimelineSystem {
+        let sys = TimelineSystem {
             golem: self.golem.clone(),
             driver: WorkerId {
                 component_id: self.driver.component_id.clone(),
                 worker_name: driver.into(),
             },
             plans: RefCell::default(),
+        };
+        sys.create_driver().expect("the driver worker is created");
+        sys
+    }
+
+    /// Creates the driver worker with the other components' ids in its environment, as a user
+    /// does on Golem (a worker created by its first invocation has no environment); nothing
+    /// if it exists.
+    pub fn create_driver(&self) -> Result<()> {
+        if self.golem.worker_exists(&self.driver) {
+            return Ok(());
         }
+        self.golem
+            .create_worker(&self.driver, &self.golem.driver_env())
     }
 
     /// Keeps a plan the driver returned, for reads.

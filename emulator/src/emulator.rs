@@ -52,6 +52,7 @@ pub struct WorkerState {
     wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) id: WorkerId,
+    /// `{NAME}_COMPONENT_ID` of every component: what [`Golem::driver_env`] gives the driver.
     pub(crate) env: Vec<(String, String)>,
     golem: Weak<Inner>,
     mode: Mode,
@@ -395,6 +396,46 @@ impl Golem {
         self.inner.env_of(worker)
     }
 
+    /// The environment the driver is created with: the ids of the other three components
+    /// (`CORE_COMPONENT_ID`, `EVENT_PROCESSOR_COMPONENT_ID`, `TIMELINE_PROCESSOR_COMPONENT_ID`).
+    pub fn driver_env(&self) -> Vec<(String, String)> {
+        self.inner
+            .env
+            .iter()
+            .filter(|(k, _)| k != "DRIVER_COMPONENT_ID")
+            .cloned()
+            .collect()
+    }
+
+    /// The workers of a component that exist (created, or invoked, and not deleted since),
+    /// in name order, whether or not they run now.
+    pub fn workers_of(&self, component_id: &str) -> Vec<WorkerId> {
+        let mut names = std::collections::BTreeSet::new();
+        if let Ok(dir) = std::fs::read_dir(self.inner.log_dir.join(component_id)) {
+            for entry in dir.flatten() {
+                let file = entry.file_name().to_string_lossy().into_owned();
+                for suffix in [".jsonl", ".env.json", ".failed"] {
+                    if let Some(name) = file.strip_suffix(suffix) {
+                        names.insert(name.to_string());
+                    }
+                }
+            }
+        }
+        for w in self.live_workers() {
+            if w.component_id == component_id {
+                names.insert(w.worker_name);
+            }
+        }
+        names
+            .into_iter()
+            .map(|worker_name| WorkerId {
+                component_id: component_id.to_string(),
+                worker_name,
+            })
+            .filter(|w| self.worker_exists(w))
+            .collect()
+    }
+
     /// Why a worker failed for good, if it did.
     pub fn worker_failure(&self, worker: &WorkerId) -> Option<String> {
         self.inner.failure(worker)
@@ -634,8 +675,6 @@ impl Inner {
             .join(format!("{}.failed", id.worker_name))
     }
 
-    /// Why the worker failed for good, if it did (as this emulator or an earlier one on the
-    /// same logs saw).
     /// Where a worker's environment is kept, when it was created with one.
     fn env_path(&self, id: &WorkerId) -> PathBuf {
         self.log_dir
@@ -643,18 +682,13 @@ impl Inner {
             .join(format!("{}.env.json", id.worker_name))
     }
 
-    /// A worker's environment: the components' ids, then what it was created with.
+    /// A worker's environment: what it was created with. A worker created by its first
+    /// invocation (over HTTP or RPC) has none, as on Golem 1.1.
     fn env_of(&self, id: &WorkerId) -> Vec<(String, String)> {
-        let mut env = self.env.clone();
-        let given: Vec<(String, String)> = std::fs::read(self.env_path(id))
+        std::fs::read(self.env_path(id))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        for (k, v) in given {
-            env.retain(|(x, _)| *x != k);
-            env.push((k, v));
-        }
-        env
+            .unwrap_or_default()
     }
 
     fn failure(&self, id: &WorkerId) -> Option<String> {

@@ -208,27 +208,145 @@ pub fn params(body: &Json, params: &[Type]) -> Result<Vec<Val>> {
         .and_then(Json::as_array)
         .context("expected {\"params\": [{\"typ\": …, \"value\": …}, …]}")?;
     if given.len() != params.len() {
-        bail!("expected {} parameters, got {}", params.len(), given.len());
+        bail!("expected {}, got {} parameters", params.len(), given.len());
     }
     given
         .iter()
         .zip(params)
         .enumerate()
         .map(|(i, (p, ty))| {
-            let want = typ(ty);
-            let got = p
+            let value = p.get("value").unwrap_or(&Json::Null);
+            let typ = p
                 .get("typ")
                 .with_context(|| format!("parameter {i} has no typ"))?;
-            if *got != want {
-                bail!("parameter {i}: typ {got} is not the function's {want}");
-            }
-            at(
-                p.get("value").unwrap_or(&Json::Null),
-                ty,
-                &format!("$[{i}]"),
-            )
+            fits(value, typ, ty, "$")?;
+            at(value, ty, &format!("$[{i}]"))
         })
         .collect()
+}
+
+/// Whether a value, read by its own `typ`, fits the function's parameter type `want`, as Golem
+/// 1.1 checks once the payload has parsed: the kinds must agree wherever the value holds
+/// something (a variant case the value does not use, or the items of an empty list, are not
+/// compared), records and tuples field by field in order, variant and enum cases by position.
+fn fits(v: &Json, given: &Json, want: &Type, path: &str) -> Result<()> {
+    let kind = given.get("type").and_then(Json::as_str).unwrap_or("");
+    let mismatch = || {
+        anyhow!(
+            "in {path} expected {}, got {}",
+            kind_of(want),
+            kind.to_lowercase()
+        )
+    };
+    let list = |key: &str| given.get(key).and_then(Json::as_array);
+    match (kind, want) {
+        ("Bool", Type::Bool)
+        | ("U8", Type::U8)
+        | ("U16", Type::U16)
+        | ("U32", Type::U32)
+        | ("U64", Type::U64)
+        | ("S8", Type::S8)
+        | ("S16", Type::S16)
+        | ("S32", Type::S32)
+        | ("S64", Type::S64)
+        | ("F32", Type::Float32)
+        | ("F64", Type::Float64)
+        | ("Chr", Type::Char)
+        | ("Str", Type::String) => Ok(()),
+        ("List", Type::List(l)) => {
+            let inner = given.get("inner").ok_or_else(mismatch)?;
+            let t = l.ty();
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .try_for_each(|(i, x)| fits(x, inner, &t, &format!("{path}[{i}]")))
+        }
+        ("Option", Type::Option(o)) => match v {
+            Json::Null => Ok(()),
+            x => fits(x, given.get("inner").ok_or_else(mismatch)?, &o.ty(), path),
+        },
+        ("Tuple", Type::Tuple(t)) => {
+            let items = list("items").ok_or_else(mismatch)?;
+            let types: Vec<Type> = t.types().collect();
+            if items.len() != types.len() {
+                bail!(
+                    "in {path} expected {} items, got {}",
+                    types.len(),
+                    items.len()
+                );
+            }
+            let values = v.as_array().ok_or_else(mismatch)?;
+            for (i, ((x, g), w)) in values.iter().zip(items).zip(&types).enumerate() {
+                fits(x, g, w, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        ("Record", Type::Record(r)) => {
+            let fields = list("fields").ok_or_else(mismatch)?;
+            let wanted: Vec<_> = r.fields().collect();
+            if fields.len() != wanted.len() {
+                bail!(
+                    "in {path} expected {} fields, got {}",
+                    wanted.len(),
+                    fields.len()
+                );
+            }
+            for (f, w) in fields.iter().zip(&wanted) {
+                let name = f.get("name").and_then(Json::as_str).unwrap_or("");
+                let g = f.get("typ").ok_or_else(mismatch)?;
+                let x = v.get(name).unwrap_or(&Json::Null);
+                fits(x, g, &w.ty, &format!("{path}.{}", w.name))?;
+            }
+            Ok(())
+        }
+        ("Variant", Type::Variant(var)) => {
+            let (name, payload) = single_entry(v).ok_or_else(mismatch)?;
+            let cases = list("cases").ok_or_else(mismatch)?;
+            let index = cases
+                .iter()
+                .position(|c| c.get("name").and_then(Json::as_str) == Some(name))
+                .ok_or_else(mismatch)?;
+            let case = var.cases().nth(index).ok_or_else(|| {
+                anyhow!(
+                    "in {path} expected a variant of {} cases, got case {index}",
+                    var.cases().count()
+                )
+            })?;
+            match (cases[index].get("typ").filter(|t| !t.is_null()), case.ty) {
+                (Some(g), Some(w)) => fits(payload, g, &w, &format!("{path}.{name}")),
+                (None, None) => Ok(()),
+                _ => Err(mismatch()),
+            }
+        }
+        ("Enum", Type::Enum(e)) => {
+            let cases = list("cases").ok_or_else(mismatch)?;
+            let index = cases
+                .iter()
+                .position(|c| c.as_str() == v.as_str())
+                .ok_or_else(mismatch)?;
+            if index < e.names().count() {
+                Ok(())
+            } else {
+                Err(mismatch())
+            }
+        }
+        _ => Err(mismatch()),
+    }
+}
+
+/// A type's name in Golem's messages (`string`, `u32`, `variant`, …).
+fn kind_of(ty: &Type) -> String {
+    match ty {
+        Type::String => "string".into(),
+        Type::Float32 => "f32".into(),
+        Type::Float64 => "f64".into(),
+        other => format!("{other:?}")
+            .split('(')
+            .next()
+            .unwrap_or("")
+            .to_lowercase(),
+    }
 }
 
 /// Checks that a JSON value fits a type written in Golem's `typ` form, as Golem 1.1 does before
@@ -268,21 +386,26 @@ fn check_at(v: &Json, typ: &Json, path: &str, depth: usize) -> Result<()> {
             .ok_or_else(|| expected(&kind.to_lowercase())),
         "Str" | "Chr" => v.as_str().map(drop).ok_or_else(|| expected("string")),
         "List" => {
-            let inner = typ.get("inner").context("List without inner")?;
+            let inner = typ
+                .get("inner")
+                .filter(|i| i.is_object())
+                .with_context(|| format!("{path}: typ List without inner"))?;
             let xs = v.as_array().ok_or_else(|| expected("list"))?;
             xs.iter()
                 .enumerate()
                 .try_for_each(|(i, x)| check_at(x, inner, &format!("{path}[{i}]"), depth + 1))
         }
-        "Option" => match v {
-            Json::Null => Ok(()),
-            x => check_at(
-                x,
-                typ.get("inner").context("Option without inner")?,
-                path,
-                depth + 1,
-            ),
-        },
+        // The inner type is required whatever the value (`"inner": null` is a bad typ).
+        "Option" => {
+            let inner = typ
+                .get("inner")
+                .filter(|i| i.is_object())
+                .with_context(|| format!("{path}: typ Option without inner"))?;
+            match v {
+                Json::Null => Ok(()),
+                x => check_at(x, inner, path, depth + 1),
+            }
+        }
         "Tuple" => {
             let types = items("items")?;
             let xs = v.as_array().ok_or_else(|| expected("tuple"))?;

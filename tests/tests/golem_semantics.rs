@@ -51,6 +51,7 @@ fn parameters_that_do_not_fit_fail_the_worker_for_good_until_it_is_deleted() {
         .contains("PreviousInvocationFailed"));
     // Deleted and created again, it is a fresh worker.
     sys.golem.delete_worker(&sys.driver).unwrap();
+    sys.create_driver().unwrap();
     assert_eq!(sys.jobs().unwrap().len(), 1, "the core still knows the job");
 }
 
@@ -105,6 +106,7 @@ fn a_failed_driver_loses_no_job() {
     // Delete it and create it again: it serves both jobs from the core, with all their data,
     // without `run` being sent again.
     sys.golem.delete_worker(&sys.driver).unwrap();
+    sys.create_driver().unwrap();
     sys.ingest("cirr", rest).unwrap();
     assert_same_results(
         &sys,
