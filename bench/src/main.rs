@@ -944,20 +944,24 @@ fn to_parquet(w: &Workload, csv: &Path, parquet: &Path) -> Result<(), String> {
 /// The DuckDB release the peer is pinned to.
 const DUCKDB: &str = "2.0.1";
 
-fn print_table(results: &[Measurement], keys: usize) {
-    // Runners over Parquet are compared with DuckDB over Parquet; the others with DuckDB over
-    // the CSV.
+/// DuckDB's times (1 thread, all threads) to compare `m` with: over the same Parquet file for
+/// a runner over Parquet, over the CSV for the others.
+fn duckdb_times(results: &[Measurement], m: &Measurement) -> (Option<f64>, Option<f64>) {
     let parquet = |m: &Measurement| m.runner.contains("Parquet");
-    let duck = |one: bool, over_parquet: bool| {
+    let duck = |one: bool| {
         results
             .iter()
-            .find(|m| {
-                m.runner.starts_with("DuckDB")
-                    && m.runner.ends_with("1 thread") == one
-                    && parquet(m) == over_parquet
+            .find(|d| {
+                d.runner.starts_with("DuckDB")
+                    && d.runner.ends_with("1 thread") == one
+                    && parquet(d) == parquet(m)
             })
-            .map(|m| m.seconds)
+            .map(|d| d.seconds)
     };
+    (duck(true), duck(false))
+}
+
+fn print_table(results: &[Measurement], keys: usize) {
     let keys = keys.max(1);
     println!(
         "{:<31} {:>9} {:>10} {:>10} {:>10} {:>10} {:>12} {:>13}",
@@ -971,7 +975,7 @@ fn print_table(results: &[Measurement], keys: usize) {
         "x DuckDB all"
     );
     for m in results {
-        let (duck1, duck_all) = (duck(true, parquet(m)), duck(false, parquet(m)));
+        let (duck1, duck_all) = duckdb_times(results, m);
         let ratio = |d: Option<f64>| d.map_or("-".to_string(), |d| format!("{:.2}", d / m.seconds));
         println!(
             "{:<31} {:>9.3} {:>10} {:>10} {:>10} {:>10} {:>12} {:>13}",

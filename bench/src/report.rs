@@ -55,29 +55,19 @@ struct Row {
 
 impl Table {
     pub fn new(w: &Workload, results: &[Measurement], keys: usize, events_per_key: usize) -> Table {
-        // Runners over Parquet are compared with DuckDB over Parquet, the others with DuckDB
-        // over the CSV (as the printed table does).
-        let parquet = |m: &Measurement| m.runner.contains("Parquet");
-        let duck = |one: bool, over_parquet: bool| {
-            results
-                .iter()
-                .find(|m| {
-                    m.runner.starts_with("DuckDB")
-                        && m.runner.ends_with("1 thread") == one
-                        && parquet(m) == over_parquet
-                })
-                .map(|m| m.seconds)
-        };
         let rows = results
             .iter()
-            .map(|m| Row {
-                runner: m.runner.clone(),
-                events_per_second: m.events as f64 / m.seconds,
-                seconds: m.seconds,
-                peak_rss_mib: m.peak_rss_kb.map(|k| k as f64 / 1024.0),
-                bytes_per_key: m.bytes_per_key,
-                vs_duckdb_one: duck(true, parquet(m)).map(|d| d / m.seconds),
-                vs_duckdb_all: duck(false, parquet(m)).map(|d| d / m.seconds),
+            .map(|m| {
+                let (duck_one, duck_all) = crate::duckdb_times(results, m);
+                Row {
+                    runner: m.runner.clone(),
+                    events_per_second: m.events as f64 / m.seconds,
+                    seconds: m.seconds,
+                    peak_rss_mib: m.peak_rss_kb.map(|k| k as f64 / 1024.0),
+                    bytes_per_key: m.bytes_per_key,
+                    vs_duckdb_one: duck_one.map(|d| d / m.seconds),
+                    vs_duckdb_all: duck_all.map(|d| d / m.seconds),
+                }
             })
             .collect();
         let query = match &w.aggregate {
