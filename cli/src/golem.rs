@@ -596,21 +596,32 @@ fn read_result(
         let key_plain = key_value.as_ref().map_or(Json::Null, |v| {
             serde_json::to_value(v).unwrap_or(Json::Null)
         });
-        for t_ in at {
-            let state = g.invoke(
+        // Every time in one invocation: one entry in the worker's log however many are asked.
+        if !at.is_empty() {
+            let states = g.invoke(
                 component,
                 worker,
-                &format!("{interface}.{{get-result}}"),
+                &format!("{interface}.{{get-results}}"),
                 vec![
-                    (opt(event_value()), key_json.clone()),
-                    (t("U64"), json!(t_)),
+                    (list(opt(event_value())), json!([key_json.clone()])),
+                    (list(t("U64")), json!(at)),
                 ],
             )?;
-            lines.push(fields(&[
-                ("key", key_plain.clone()),
-                ("at", json!(t_)),
-                ("value", state_value(&state).0),
-            ]));
+            let states = states.as_array().cloned().unwrap_or_default();
+            if states.len() != at.len() {
+                return Err(format!(
+                    "get-results answered {} states for {} times",
+                    states.len(),
+                    at.len()
+                ));
+            }
+            for (t_, state) in at.iter().zip(&states) {
+                lines.push(fields(&[
+                    ("key", key_plain.clone()),
+                    ("at", json!(t_)),
+                    ("value", state_value(state).0),
+                ]));
+            }
         }
         if let Some((t1, t2)) = range {
             let segs = g.invoke(

@@ -42,7 +42,8 @@ pub struct TimelineSystem {
 
 const DRIVER_API: &str = "timeline:driver/api";
 
-fn event_value(v: &Value) -> Val {
+/// A value as the WIT `event-value` variant.
+pub fn event_value(v: &Value) -> Val {
     let (case, payload) = match v {
         Value::Str(s) => ("string-value", Val::String(s.to_string())),
         Value::Int(i) => ("int-value", Val::S64(*i)),
@@ -85,7 +86,8 @@ pub fn event_val(e: &Event) -> Val {
     ])
 }
 
-fn read_state(v: &Val) -> Result<State> {
+/// A WIT `state` as the library's [`State`].
+pub fn read_state(v: &Val) -> Result<State> {
     Ok(match v {
         Val::Variant(case, p) => match (case.as_str(), p.as_deref()) {
             ("unknown", None) => State::Unknown,

@@ -92,6 +92,25 @@ impl Guest for Component {
         })
     }
 
+    fn get_results(keys: Vec<Option<EventValue>>, times: Vec<u64>) -> Result<Vec<State>, String> {
+        timeline::limits::check_reads(keys.len(), times.len())?;
+        let keys = keys
+            .into_iter()
+            .map(convert::key_in)
+            .collect::<Result<Vec<_>, String>>()?;
+        with_worker(|w| {
+            keys.iter()
+                .flat_map(|key| times.iter().map(move |t| (key, *t)))
+                .map(|(key, t)| {
+                    w.node
+                        .value_at(key.as_ref(), t)
+                        .map(|s| convert::state_out(&s))
+                        .map_err(|e| e.to_string())
+                })
+                .collect()
+        })
+    }
+
     fn get_range(key: Option<EventValue>, t1: u64, t2: u64) -> Result<Vec<Segment>, String> {
         let key = convert::key_in(key)?;
         with_worker(|w| {

@@ -432,6 +432,88 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     assert!(derived.is_none(), "count(a == 1) is a single leaf");
 }
 
+/// `get-results` answers many keys at many times in one invocation (one entry in the worker's
+/// log), each answer what `get-result` gives; past the limit, or for a key without events, it
+/// refuses the whole call.
+#[test]
+fn batched_reads_answer_every_key_and_time_in_one_invocation() {
+    let (sys, _dir) = system("batched-reads");
+    let plan = sys.run("cirr", CIRR, Some("sessionId"), 1, None).unwrap();
+    sys.ingest("cirr", &player_events()).unwrap();
+    let keys = [Value::from("s1"), Value::from("s2")];
+    let times = [0u64, 6, 7, 30, 100];
+    let key_vals = || {
+        Val::List(
+            keys.iter()
+                .map(|k| Val::Option(Some(Box::new(golem_emulator::event_value(k)))))
+                .collect(),
+        )
+    };
+    let time_vals = |ts: &[u64]| Val::List(ts.iter().map(|t| Val::U64(*t)).collect());
+    for node in [plan.result(), &plan.nodes[0]] {
+        let worker = &node.workers[0];
+        let interface = if node.kind == "leaf" {
+            "timeline:event-processor/api"
+        } else {
+            "timeline:timeline-processor/api"
+        };
+        let before = sys.golem.counters().invocations;
+        let out = sys
+            .invoke(
+                worker,
+                &format!("{interface}.{{get-results}}"),
+                &[key_vals(), time_vals(&times)],
+            )
+            .unwrap();
+        assert_eq!(
+            sys.golem.counters().invocations,
+            before + 1,
+            "one invocation"
+        );
+        let Some(Val::Result(Ok(Some(states)))) = out.first() else {
+            panic!("{out:?}")
+        };
+        let Val::List(states) = states.as_ref() else {
+            panic!("{states:?}")
+        };
+        assert_eq!(states.len(), keys.len() * times.len());
+        let mut answers = states.iter();
+        for k in &keys {
+            for t in times {
+                let one = sys.result("cirr", Some(&node.node_id), Some(k), t).unwrap();
+                let batched = golem_emulator::read_state(answers.next().unwrap()).unwrap();
+                assert_eq!(batched, one, "{} {k:?} at {t}", node.expression);
+            }
+        }
+    }
+    let result = &plan.result().workers[0];
+    let get_results = "timeline:timeline-processor/api.{get-results}";
+    // Nothing asked, nothing answered.
+    let out = sys
+        .invoke(result, get_results, &[Val::List(vec![]), time_vals(&times)])
+        .unwrap();
+    assert_eq!(format!("{out:?}"), "[Result(Ok(Some(List([]))))]");
+    // A key without events, or more than 10 000 answers: the whole call is refused.
+    let unknown = Val::List(vec![Val::Option(Some(Box::new(
+        golem_emulator::event_value(&Value::from("nobody")),
+    )))]);
+    let out = sys
+        .invoke(result, get_results, &[unknown, time_vals(&times)])
+        .unwrap();
+    assert!(
+        format!("{out:?}").contains("no events have arrived"),
+        "{out:?}"
+    );
+    let many: Vec<u64> = (0..5_001).collect();
+    let out = sys
+        .invoke(result, get_results, &[key_vals(), time_vals(&many)])
+        .unwrap();
+    assert!(
+        format!("{out:?}").contains("more than 10000 answers"),
+        "{out:?}"
+    );
+}
+
 fn arbitrary_events() -> impl Strategy<Value = Vec<Event>> {
     let value = prop_oneof![
         prop_oneof![Just("x"), Just("y")].prop_map(Value::from),

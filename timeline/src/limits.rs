@@ -42,6 +42,20 @@ pub const MAX_EVENT_COLUMNS: usize = 1024;
 /// The longest string value or column name, in bytes.
 pub const MAX_STRING_BYTES: usize = 1 << 16;
 
+/// The most answers one batched read (`get-results`: keys × times) may ask of a node worker.
+pub const MAX_READS_PER_CALL: usize = 10_000;
+
+/// Checks a batched read of `keys` keys at `times` times against [`MAX_READS_PER_CALL`].
+pub fn check_reads(keys: usize, times: usize) -> Result<(), String> {
+    match keys.checked_mul(times) {
+        Some(n) if n <= MAX_READS_PER_CALL => Ok(()),
+        _ => Err(format!(
+            "{keys} keys at {times} times is more than {MAX_READS_PER_CALL} answers in one call: \
+             ask in smaller batches"
+        )),
+    }
+}
+
 /// The widest excerpt of an input line that an error quotes, in characters; a longer line is
 /// shown as a window around the column at fault, with `…` where it was cut.
 pub const EXCERPT_CHARS: usize = 80;
