@@ -22,7 +22,7 @@ fn leaf(op: &str, retention: Option<u64>) -> LeafNode {
     LeafNode::new(&parse_query(op).unwrap(), Some("k"), retention).unwrap()
 }
 
-/// The events of `shard`, reduced to the key and `leaf`'s columns: the old way of sending.
+/// The events of `shard`, reduced to the key and `leaf`'s columns: every event sent, none left out.
 fn every_event(events: &[Event], leaf: &LeafNode, shards: u32, shard: u32) -> Vec<Event> {
     events
         .iter()

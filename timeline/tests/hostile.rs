@@ -266,7 +266,7 @@ fn packed_batches_past_the_limits_are_refused_with_the_byte() {
 #[test]
 fn a_batch_of_distinct_column_names_decodes_in_linear_time() {
     // 200 000 events, each with a column name of its own: the decoder's sharing of names must
-    // not scan every earlier name for each (that was quadratic: 2 * 10^10 comparisons).
+    // not scan every earlier name for each (that would be quadratic: 2 * 10^10 comparisons).
     let events: Vec<Event> = (0..200_000)
         .map(|i| Event::new(i, [(format!("c{i}").as_str(), Value::Int(1))]))
         .collect();
