@@ -221,9 +221,9 @@ enum GolemCli2 {
         /// The job's name.
         #[arg(long, value_name = "J")]
         job: Option<String>,
-        /// The key (for a per-key job).
-        #[arg(long, value_name = "K")]
-        key: Option<String>,
+        /// A key (for a per-key job; repeatable: the keys of one shard are read in one call).
+        #[arg(long, value_name = "K", action = clap::ArgAction::Append)]
+        key: Vec<String>,
         /// The value at time T (repeatable).
         #[arg(long, value_name = "T", action = clap::ArgAction::Append)]
         at: Vec<String>,
@@ -318,7 +318,8 @@ pub enum GolemCommand {
     },
     Result {
         job: String,
-        key: Option<String>,
+        /// The keys asked for, in order (none for a job without a key column, or an aggregate).
+        keys: Vec<String>,
         at: Vec<u64>,
         range: Option<(u64, u64)>,
         format: Format,
@@ -615,7 +616,7 @@ fn golem(g: GolemCli) -> Result<GolemArgs, UsageError> {
             }
             GolemCommand::Result {
                 job: need("result", "--job", job)?,
-                key,
+                keys: key,
                 at,
                 range,
                 format: match format.as_deref() {

@@ -368,11 +368,11 @@ pub fn golem(a: &GolemArgs) -> Result<(), String> {
         GolemCommand::Ingest { job, events, batch } => ingest(&g, job, events, *batch),
         GolemCommand::Result {
             job,
-            key,
+            keys,
             at,
             range,
             format,
-        } => result(&g, job, key.as_deref(), at, *range, *format),
+        } => result(&g, job, keys, at, *range, *format),
     }
 }
 
@@ -488,26 +488,27 @@ fn fnv(bytes: &[u8]) -> u64 {
 fn result(
     g: &Golem,
     job: &str,
-    key: Option<&str>,
+    keys: &[String],
     at: &[u64],
     range: Option<(u64, u64)>,
     format: Format,
 ) -> Result<(), String> {
-    let lines = match read_result(g, &g.known_plan(job)?, job, key, at, range) {
+    let lines = match read_result(g, &g.known_plan(job)?, job, keys, at, range) {
         Err(e) if e.contains("is not initialised") || e.contains("HTTP 404") => {
-            read_result(g, &g.plan(job)?, job, key, at, range)?
+            read_result(g, &g.plan(job)?, job, keys, at, range)?
         }
         other => other?,
     };
     print_lines(&lines, format)
 }
 
-/// The lines `result` prints, each line's fields in `timeline eval`'s order.
+/// The lines `result` prints, each line's fields in `timeline eval`'s order: per key (in the
+/// order asked), its points, then its segments.
 fn read_result(
     g: &Golem,
     plan: &Json,
     job: &str,
-    key: Option<&str>,
+    keys: &[String],
     at: &[u64],
     range: Option<(u64, u64)>,
 ) -> Result<Vec<Vec<(String, Json)>>, String> {
@@ -517,10 +518,13 @@ fn read_result(
         .and_then(|ns| ns.iter().find(|n| n["node-id"] == result_node))
         .ok_or("the plan has no result node")?
         .clone();
-    let key_value: Option<timeline::Value> = key.map(|k| match input::infer_scalar(k) {
-        Ok(input::Scalar::Value(v)) => v,
-        _ => timeline::Value::str(k),
-    });
+    let key_values: Vec<timeline::Value> = keys
+        .iter()
+        .map(|k| match input::infer_scalar(k) {
+            Ok(input::Scalar::Value(v)) => v,
+            _ => timeline::Value::str(k),
+        })
+        .collect();
     let shards = plan["shards"].as_u64().unwrap_or(1) as u32;
     // Each line's fields in `timeline eval`'s order.
     let mut lines: Vec<Vec<(String, Json)>> = Vec::new();
@@ -577,72 +581,104 @@ fn read_result(
             }
         }
     } else {
-        if plan["key-column"].is_string() && key_value.is_none() {
-            return Err(format!(
-                "job {job} is keyed by {}: give --key",
-                plan["key-column"]
-            ));
-        }
-        let shard = timeline::shard_of(key_value.as_ref(), shards) as usize;
-        let w = &node["workers"][shard];
-        let (component, worker) = (
-            w["component-id"].as_str().unwrap_or(""),
-            w["worker-name"].as_str().unwrap_or(""),
-        );
-        let interface = w["interface"]
-            .as_str()
-            .unwrap_or("timeline:timeline-processor/api");
-        let key_json = key_value.as_ref().map_or(Json::Null, value_json);
-        let key_plain = key_value.as_ref().map_or(Json::Null, |v| {
-            serde_json::to_value(v).unwrap_or(Json::Null)
-        });
-        // Every time in one invocation: one entry in the worker's log however many are asked.
-        if !at.is_empty() {
-            let states = g.invoke(
-                component,
-                worker,
-                &format!("{interface}.{{get-results}}"),
-                vec![
-                    (list(opt(event_value())), json!([key_json.clone()])),
-                    (list(t("U64")), json!(at)),
-                ],
-            )?;
-            let states = states.as_array().cloned().unwrap_or_default();
-            if states.len() != at.len() {
+        // A job without a key column has one key, `null`.
+        let key_values: Vec<Option<timeline::Value>> = if plan["key-column"].is_string() {
+            if key_values.is_empty() {
                 return Err(format!(
-                    "get-results answered {} states for {} times",
-                    states.len(),
-                    at.len()
+                    "job {job} is keyed by {}: give --key",
+                    plan["key-column"]
                 ));
             }
-            for (t_, state) in at.iter().zip(&states) {
+            key_values.into_iter().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        let worker_of = |shard: usize| -> (String, String, String) {
+            let w = &node["workers"][shard];
+            (
+                w["component-id"].as_str().unwrap_or("").to_string(),
+                w["worker-name"].as_str().unwrap_or("").to_string(),
+                w["interface"]
+                    .as_str()
+                    .unwrap_or("timeline:timeline-processor/api")
+                    .to_string(),
+            )
+        };
+        let shard_of =
+            |k: &Option<timeline::Value>| timeline::shard_of(k.as_ref(), shards) as usize;
+        // Every key of a shard at every time in one invocation: one entry in that worker's log
+        // however many are asked. `states[i]`: key i's states, one per time.
+        let mut states: Vec<Vec<Json>> = vec![Vec::new(); key_values.len()];
+        if !at.is_empty() {
+            let mut shards_asked: Vec<usize> = key_values.iter().map(shard_of).collect();
+            shards_asked.sort_unstable();
+            shards_asked.dedup();
+            for shard in shards_asked {
+                let (component, worker, interface) = worker_of(shard);
+                let mine: Vec<usize> = (0..key_values.len())
+                    .filter(|&i| shard_of(&key_values[i]) == shard)
+                    .collect();
+                let keys_json: Vec<Json> = mine
+                    .iter()
+                    .map(|&i| key_values[i].as_ref().map_or(Json::Null, value_json))
+                    .collect();
+                let answers = g.invoke(
+                    &component,
+                    &worker,
+                    &format!("{interface}.{{get-results}}"),
+                    vec![
+                        (list(opt(event_value())), json!(keys_json)),
+                        (list(t("U64")), json!(at)),
+                    ],
+                )?;
+                let answers = answers.as_array().cloned().unwrap_or_default();
+                if answers.len() != mine.len() * at.len() {
+                    return Err(format!(
+                        "get-results answered {} states for {} keys at {} times",
+                        answers.len(),
+                        mine.len(),
+                        at.len()
+                    ));
+                }
+                for (chunk, &i) in answers.chunks(at.len()).zip(&mine) {
+                    states[i] = chunk.to_vec();
+                }
+            }
+        }
+        for (key_value, key_states) in key_values.iter().zip(&states) {
+            let key_plain = key_value.as_ref().map_or(Json::Null, |v| {
+                serde_json::to_value(v).unwrap_or(Json::Null)
+            });
+            for (t_, state) in at.iter().zip(key_states) {
                 lines.push(fields(&[
                     ("key", key_plain.clone()),
                     ("at", json!(t_)),
                     ("value", state_value(state).0),
                 ]));
             }
-        }
-        if let Some((t1, t2)) = range {
-            let segs = g.invoke(
-                component,
-                worker,
-                &format!("{interface}.{{get-range}}"),
-                vec![
-                    (opt(event_value()), key_json.clone()),
-                    (t("U64"), json!(t1)),
-                    (t("U64"), json!(t2)),
-                ],
-            )?;
-            for s in segs.as_array().cloned().unwrap_or_default() {
-                let (value, slope) = state_value(&s["state"]);
-                lines.push(fields(&[
-                    ("key", key_plain.clone()),
-                    ("from", s["from"].clone()),
-                    ("to", s["to"].clone()),
-                    ("value", value),
-                    ("slope", json!(slope)),
-                ]));
+            if let Some((t1, t2)) = range {
+                let (component, worker, interface) = worker_of(shard_of(key_value));
+                let key_json = key_value.as_ref().map_or(Json::Null, value_json);
+                let segs = g.invoke(
+                    &component,
+                    &worker,
+                    &format!("{interface}.{{get-range}}"),
+                    vec![
+                        (opt(event_value()), key_json),
+                        (t("U64"), json!(t1)),
+                        (t("U64"), json!(t2)),
+                    ],
+                )?;
+                for s in segs.as_array().cloned().unwrap_or_default() {
+                    let (value, slope) = state_value(&s["state"]);
+                    lines.push(fields(&[
+                        ("key", key_plain.clone()),
+                        ("from", s["from"].clone()),
+                        ("to", s["to"].clone()),
+                        ("value", value),
+                        ("slope", json!(slope)),
+                    ]));
+                }
             }
         }
     }

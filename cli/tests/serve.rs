@@ -237,6 +237,29 @@ curl() {{
                 .collect();
             assert_eq!(golem(&client), want, "key {key}");
         }
+        // Several keys at several times: each shard's worker answers its keys in one call.
+        let points = ["--at", "7", "--at", "30", "--at", "100"];
+        let mut client = vec![
+            "result",
+            "--job",
+            "client-cirr",
+            "--key",
+            "s1",
+            "--key",
+            "s2",
+        ];
+        client.extend_from_slice(&points);
+        let mut eval = vec![
+            "eval",
+            "--query-file",
+            "examples/cirr.tl",
+            "--events",
+            "examples/player.csv",
+            "--key",
+            "sessionId",
+        ];
+        eval.extend_from_slice(&points);
+        assert_eq!(golem(&client), stdout(&timeline(&eval, None)), "two keys");
         let asked = ["--at", "10", "--at", "30", "--at", "55", "--range", "0..60"];
         let mut client = vec!["result", "--job", "client-by-cdn"];
         client.extend_from_slice(&asked);
