@@ -534,14 +534,15 @@ fn read_result(
             w["component-id"].as_str().unwrap_or(""),
             w["worker-name"].as_str().unwrap_or(""),
         );
-        for t_ in at {
+        // Every time in one invocation: one entry in the merge worker's log.
+        if !at.is_empty() {
             let rows = g.invoke(
                 component,
                 worker,
-                "timeline:timeline-processor/api.{aggregate-at}",
+                "timeline:timeline-processor/api.{aggregate-at-times}",
                 vec![
                     (selector_typ(), json!({"all": null})),
-                    (t("U64"), json!(t_)),
+                    (list(t("U64")), json!(at)),
                 ],
             )?;
             for r in rows.as_array().cloned().unwrap_or_default() {

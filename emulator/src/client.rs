@@ -86,6 +86,37 @@ pub fn event_val(e: &Event) -> Val {
     ])
 }
 
+/// The rows an aggregate merge worker answered (`list<group-row>`).
+fn group_rows(answer: Option<Val>, function: &str) -> Result<Vec<GroupRow>> {
+    match answer {
+        Some(Val::List(rows)) => rows
+            .iter()
+            .map(|r| {
+                let values = match field(r, "values")? {
+                    Val::List(vs) => vs
+                        .iter()
+                        .map(|v| {
+                            let f = string(field(v, "function")?)?;
+                            let f = AggFn::from_name(&f).context("function")?;
+                            Ok((f, read_opt_number(field(v, "value")?)?))
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                    other => bail!("values: {other:?}"),
+                };
+                Ok(GroupRow {
+                    group: read_opt_value(field(r, "group")?)?,
+                    at: match field(r, "at")? {
+                        Val::U64(t) => *t,
+                        other => bail!("at: {other:?}"),
+                    },
+                    values,
+                })
+            })
+            .collect(),
+        other => bail!("{function} returned {other:?}"),
+    }
+}
+
 /// A WIT `state` as the library's [`State`].
 pub fn read_state(v: &Val) -> Result<State> {
     Ok(match v {
@@ -541,33 +572,26 @@ impl TimelineSystem {
         t: u64,
     ) -> Result<Vec<GroupRow>> {
         let params = [selector_val(groups), Val::U64(t)];
-        match self.read_aggregate(job, "aggregate-at", &params)? {
-            Some(Val::List(rows)) => rows
-                .iter()
-                .map(|r| {
-                    let values = match field(r, "values")? {
-                        Val::List(vs) => vs
-                            .iter()
-                            .map(|v| {
-                                let f = string(field(v, "function")?)?;
-                                let f = AggFn::from_name(&f).context("function")?;
-                                Ok((f, read_opt_number(field(v, "value")?)?))
-                            })
-                            .collect::<Result<Vec<_>>>()?,
-                        other => bail!("values: {other:?}"),
-                    };
-                    Ok(GroupRow {
-                        group: read_opt_value(field(r, "group")?)?,
-                        at: match field(r, "at")? {
-                            Val::U64(t) => *t,
-                            other => bail!("at: {other:?}"),
-                        },
-                        values,
-                    })
-                })
-                .collect(),
-            other => bail!("aggregate-at returned {other:?}"),
-        }
+        group_rows(
+            self.read_aggregate(job, "aggregate-at", &params)?,
+            "aggregate-at",
+        )
+    }
+
+    /// An aggregate job's rows at each of `times`, time after time, in one invocation:
+    /// `aggregate-at-times` of its merge worker.
+    pub fn aggregate_results(
+        &self,
+        job: &str,
+        groups: &GroupSelector,
+        times: &[u64],
+    ) -> Result<Vec<GroupRow>> {
+        let times = Val::List(times.iter().map(|t| Val::U64(*t)).collect());
+        let params = [selector_val(groups), times];
+        group_rows(
+            self.read_aggregate(job, "aggregate-at-times", &params)?,
+            "aggregate-at-times",
+        )
     }
 
     /// An aggregate job's segments over `[t1, t2)`, per selected group and function:

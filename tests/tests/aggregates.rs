@@ -65,6 +65,31 @@ fn aggregate_job_end_to_end() {
     let rows = sys.aggregate_result("buffering", &cdn1, 4).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].values[1].1.map(|n| n.as_f64()), Some(1.0));
+    // Many times in one invocation: the rows of each time in turn, as `aggregate-at` gives them.
+    let times = [0, 4, 10, 25, 52, 100];
+    let before = sys.golem.counters().invocations;
+    let batched = sys
+        .aggregate_results("buffering", &GroupSelector::All, &times)
+        .unwrap();
+    assert_eq!(
+        sys.golem.counters().invocations,
+        before + 1,
+        "one invocation"
+    );
+    let one_by_one: Vec<_> = times
+        .iter()
+        .flat_map(|t| {
+            sys.aggregate_result("buffering", &GroupSelector::All, *t)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(batched, one_by_one);
+    assert!(batched.len() >= times.len(), "{batched:?}");
+    let many: Vec<u64> = (0..10_001).collect();
+    let err = sys
+        .aggregate_results("buffering", &GroupSelector::All, &many)
+        .unwrap_err();
+    assert!(err.to_string().contains("more than 10000 answers"), "{err}");
     // A group with no member at that time gives no row.
     let cdn2 = GroupSelector::One(group_of(Some(&Value::from("CDN2"))));
     assert!(sys

@@ -255,6 +255,21 @@ impl Guest for Component {
         })
     }
 
+    fn aggregate_at_times(groups: GroupSelector, times: Vec<u64>) -> Result<Vec<GroupRow>, String> {
+        timeline::limits::check_reads(1, times.len())?;
+        let groups = convert::selector_in(groups)?;
+        with_worker(|w| match &w.node {
+            Node::Merge(m) => {
+                let mut rows = Vec::new();
+                for t in times {
+                    rows.extend(m.at(&groups, t)?.iter().map(convert::group_row_out));
+                }
+                Ok(rows)
+            }
+            _ => Err(NOT_MERGE.into()),
+        })
+    }
+
     fn aggregate_range(
         groups: GroupSelector,
         t1: u64,
