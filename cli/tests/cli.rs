@@ -6,22 +6,7 @@ use common::*;
 
 #[test]
 fn cirr_example_answers_per_session() {
-    let o = timeline(
-        &[
-            "eval",
-            "--query-file",
-            "examples/cirr.tl",
-            "--events",
-            "examples/player.csv",
-            "--key",
-            "sessionId",
-            "--at",
-            "7",
-            "--at",
-            "100",
-        ],
-        None,
-    );
+    let o = eval_cirr(&["--at", "7", "--at", "100"]);
     assert_eq!(
         stdout(&o),
         "{\"key\":\"s1\",\"at\":7,\"value\":1}\n{\"key\":\"s1\",\"at\":100,\"value\":1}\n\
@@ -31,20 +16,7 @@ fn cirr_example_answers_per_session() {
 
 #[test]
 fn timeline_and_range_print_segments_with_slopes() {
-    let o = timeline(
-        &[
-            "eval",
-            "--query-file",
-            "examples/cirr.tl",
-            "--events",
-            "examples/player.csv",
-            "--key",
-            "sessionId",
-            "--range",
-            "5..8",
-        ],
-        None,
-    );
+    let o = eval_cirr(&["--range", "5..8"]);
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(

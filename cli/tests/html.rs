@@ -102,23 +102,13 @@ fn the_page_draws_every_node_in_a_real_browser() {
             &dom[..dom.len().min(600)]
         );
     }
-    let o = timeline(
-        &[
-            "eval",
-            "--query-file",
-            "examples/cirr.tl",
-            "--events",
-            "examples/player.csv",
-            "--key",
-            "sessionId",
-            "--format",
-            "html",
-            "--out",
-            "/tmp/x.html",
-            "--show-key",
-            "nobody",
-        ],
-        None,
-    );
+    let o = eval_cirr(&[
+        "--format",
+        "html",
+        "--out",
+        "/tmp/x.html",
+        "--show-key",
+        "nobody",
+    ]);
     bad_input(&o, "not keys of the events");
 }

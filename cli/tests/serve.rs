@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{stdout, timeline, timeline_with_env, Server};
+use common::{eval_cirr, stdout, timeline, timeline_with_env, Server};
 use std::process::Command;
 
 /// `curl` with a bounded time and a JSON body (as Golem's invocations require); returns the
@@ -220,17 +220,7 @@ curl() {{
             let asked = ["--at", "7", "--at", "30", "--at", "100", "--range", "0..60"];
             let mut client = vec!["result", "--job", "client-cirr", "--key", key];
             client.extend_from_slice(&asked);
-            let mut eval = vec![
-                "eval",
-                "--query-file",
-                "examples/cirr.tl",
-                "--events",
-                "examples/player.csv",
-                "--key",
-                "sessionId",
-            ];
-            eval.extend_from_slice(&asked);
-            let want: String = stdout(&timeline(&eval, None))
+            let want: String = stdout(&eval_cirr(&asked))
                 .lines()
                 .filter(|l| l.contains(&format!("\"key\":\"{key}\"")))
                 .map(|l| format!("{l}\n"))
@@ -249,17 +239,7 @@ curl() {{
             "s2",
         ];
         client.extend_from_slice(&points);
-        let mut eval = vec![
-            "eval",
-            "--query-file",
-            "examples/cirr.tl",
-            "--events",
-            "examples/player.csv",
-            "--key",
-            "sessionId",
-        ];
-        eval.extend_from_slice(&points);
-        assert_eq!(golem(&client), stdout(&timeline(&eval, None)), "two keys");
+        assert_eq!(golem(&client), stdout(&eval_cirr(&points)), "two keys");
         let asked = ["--at", "10", "--at", "30", "--at", "55", "--range", "0..60"];
         let mut client = vec!["result", "--job", "client-by-cdn"];
         client.extend_from_slice(&asked);

@@ -93,21 +93,17 @@ impl Guest for Component {
     }
 
     fn get_results(keys: Vec<Option<EventValue>>, times: Vec<u64>) -> Result<Vec<State>, String> {
-        timeline::limits::check_reads(keys.len(), times.len())?;
         let keys = keys
             .into_iter()
             .map(convert::key_in)
             .collect::<Result<Vec<_>, String>>()?;
         with_worker(|w| {
-            keys.iter()
-                .flat_map(|key| times.iter().map(move |t| (key, *t)))
-                .map(|(key, t)| {
-                    w.node
-                        .value_at(key.as_ref(), t)
-                        .map(|s| convert::state_out(&s))
-                        .map_err(|e| e.to_string())
-                })
-                .collect()
+            worker_rpc::read_many(&keys, &times, |key, t| {
+                w.node
+                    .value_at(key, t)
+                    .map(|s| convert::state_out(&s))
+                    .map_err(|e| e.to_string())
+            })
         })
     }
 

@@ -187,21 +187,16 @@ impl Guest for Component {
     }
 
     fn get_results(keys: Vec<Option<EventValue>>, times: Vec<u64>) -> Result<Vec<State>, String> {
-        timeline::limits::check_reads(keys.len(), times.len())?;
         let keys = keys
             .into_iter()
             .map(convert::key_in)
             .collect::<Result<Vec<_>, String>>()?;
         with_worker(|w| match &w.node {
-            Node::Derived(d) => keys
-                .iter()
-                .flat_map(|key| times.iter().map(move |t| (key, *t)))
-                .map(|(key, t)| {
-                    d.value_at(key.as_ref(), t)
-                        .map(|s| convert::state_out(&s))
-                        .map_err(|e| e.to_string())
-                })
-                .collect(),
+            Node::Derived(d) => worker_rpc::read_many(&keys, &times, |key, t| {
+                d.value_at(key, t)
+                    .map(|s| convert::state_out(&s))
+                    .map_err(|e| e.to_string())
+            }),
             _ => Err(NOT_PER_KEY.into()),
         })
     }

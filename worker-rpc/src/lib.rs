@@ -15,7 +15,7 @@ use timeline::{Delta, Event, KeyDelta, State, Value};
 
 mod node_worker;
 mod plan;
-pub use node_worker::{reinitialize, with_worker, NodeWorker, WorkerSlot};
+pub use node_worker::{read_many, reinitialize, with_worker, NodeWorker, WorkerSlot};
 pub use plan::{
     JobNode, JobOptions, JobPlan, WorkerRef, AGGREGATE, EVENT_PROCESSOR_API, PARTIAL,
     TIMELINE_PROCESSOR_API,

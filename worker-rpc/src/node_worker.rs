@@ -63,3 +63,21 @@ pub fn reinitialize<N: 'static>(
         None => Ok(false),
     })
 }
+
+/// A batched read (`get-results`): `read(key, t)` for every key at every time, key by key
+/// (k1@t1, k1@t2, k2@t1, …), refused whole past [`timeline::limits::MAX_READS_PER_CALL`]
+/// answers or at the first key that cannot be read.
+pub fn read_many<S>(
+    keys: &[Option<timeline::Value>],
+    times: &[u64],
+    mut read: impl FnMut(Option<&timeline::Value>, u64) -> Result<S, String>,
+) -> Result<Vec<S>, String> {
+    timeline::limits::check_reads(keys.len(), times.len())?;
+    let mut out = Vec::with_capacity(keys.len() * times.len());
+    for key in keys {
+        for &t in times {
+            out.push(read(key.as_ref(), t)?);
+        }
+    }
+    Ok(out)
+}

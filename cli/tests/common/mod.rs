@@ -28,6 +28,21 @@ pub fn timeline_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)
     child.wait_with_output().unwrap()
 }
 
+/// `timeline eval` of CIRR per session over the example sessions, with `extra` arguments.
+pub fn eval_cirr(extra: &[&str]) -> Output {
+    let mut args = vec![
+        "eval",
+        "--query-file",
+        "examples/cirr.tl",
+        "--events",
+        "examples/player.csv",
+        "--key",
+        "sessionId",
+    ];
+    args.extend_from_slice(extra);
+    timeline(&args, None)
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
