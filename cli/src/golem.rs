@@ -591,6 +591,8 @@ fn read_result(
                 ));
             }
             key_values.into_iter().map(Some).collect()
+        } else if !key_values.is_empty() {
+            return Err(format!("job {job} has no key column: leave out --key"));
         } else {
             vec![None]
         };
@@ -605,19 +607,21 @@ fn read_result(
                     .to_string(),
             )
         };
-        let shard_of =
-            |k: &Option<timeline::Value>| timeline::shard_of(k.as_ref(), shards) as usize;
+        let key_shards: Vec<usize> = key_values
+            .iter()
+            .map(|k| timeline::shard_of(k.as_ref(), shards) as usize)
+            .collect();
         // Every key of a shard at every time in one invocation: one entry in that worker's log
         // however many are asked. `states[i]`: key i's states, one per time.
         let mut states: Vec<Vec<Json>> = vec![Vec::new(); key_values.len()];
         if !at.is_empty() {
-            let mut shards_asked: Vec<usize> = key_values.iter().map(shard_of).collect();
+            let mut shards_asked = key_shards.clone();
             shards_asked.sort_unstable();
             shards_asked.dedup();
             for shard in shards_asked {
                 let (component, worker, interface) = worker_of(shard);
                 let mine: Vec<usize> = (0..key_values.len())
-                    .filter(|&i| shard_of(&key_values[i]) == shard)
+                    .filter(|&i| key_shards[i] == shard)
                     .collect();
                 let keys_json: Vec<Json> = mine
                     .iter()
@@ -646,7 +650,7 @@ fn read_result(
                 }
             }
         }
-        for (key_value, key_states) in key_values.iter().zip(&states) {
+        for ((key_value, key_states), &shard) in key_values.iter().zip(&states).zip(&key_shards) {
             let key_plain = key_value.as_ref().map_or(Json::Null, |v| {
                 serde_json::to_value(v).unwrap_or(Json::Null)
             });
@@ -658,7 +662,7 @@ fn read_result(
                 ]));
             }
             if let Some((t1, t2)) = range {
-                let (component, worker, interface) = worker_of(shard_of(key_value));
+                let (component, worker, interface) = worker_of(shard);
                 let key_json = key_value.as_ref().map_or(Json::Null, value_json);
                 let segs = g.invoke(
                     &component,

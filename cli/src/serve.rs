@@ -129,6 +129,15 @@ impl App {
         })
     }
 
+    /// A worker to create or invoke: Golem answers an unknown component there with a 500
+    /// `GetLatestVersionOfComponentFailed` (elsewhere with a 404).
+    fn target_worker(&self, component: &str, name: &str) -> Result<WorkerId, Failure> {
+        if self.golem.component_name(component).is_none() {
+            return Err(unknown_component(component));
+        }
+        self.worker(component, name)
+    }
+
     /// A worker that exists (created, or called, and not deleted since).
     fn existing_worker(&self, component: &str, name: &str) -> Result<WorkerId, Failure> {
         let worker = self.worker(component, name)?;
@@ -283,10 +292,7 @@ async fn create_worker(
             "expected {\"name\": \"…\", \"args\": […], \"env\": {…}}",
         ));
     };
-    if app.golem.component_name(&component).is_none() {
-        return Err(unknown_component(&component));
-    }
-    let worker = app.worker(&component, name)?;
+    let worker = app.target_worker(&component, name)?;
     if app.golem.worker_exists(&worker) {
         return Err(Failure(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -415,27 +421,29 @@ async fn invoke(
             Json_::String("the request body must be JSON (Content-Type: application/json)".into()),
         ));
     }
-    if app.golem.component_name(&component).is_none() {
-        return Err(unknown_component(&component));
-    }
+    let worker = app.target_worker(&component, &name)?;
     let idempotency = headers
         .get("Idempotency-Key")
         .and_then(|v| v.to_str().ok())
         .map(String::from);
     let answer = |result: Json_| Json(if await_result { result } else { json!({}) });
     if let Some(key) = &idempotency {
-        let worker = app.worker(&component, &name)?;
-        if let Some(result) = app.done.lock().expect("lock").get(&(worker, key.clone())) {
+        if let Some(result) = app
+            .done
+            .lock()
+            .expect("lock")
+            .get(&(worker.clone(), key.clone()))
+        {
             return Ok(answer(result.clone()));
         }
     }
-    let result = invoke_once(&app, &component, &name, q, body).await?;
+    let result = invoke_once(&app, worker.clone(), q, body).await?;
     if let Some(key) = idempotency {
         let mut done = app.done.lock().expect("lock");
         if done.len() >= IDEMPOTENCY_KEYS {
             done.clear();
         }
-        done.insert((app.worker(&component, &name)?, key), result.clone());
+        done.insert((worker, key), result.clone());
     }
     Ok(answer(result))
 }
@@ -443,12 +451,10 @@ async fn invoke(
 /// Runs one invocation; the result as Golem's `invoke-and-await` gives it.
 async fn invoke_once(
     app: &App,
-    component: &str,
-    name: &str,
+    worker: WorkerId,
     q: FunctionQuery,
     body: String,
 ) -> Result<Json_, Failure> {
-    let worker = app.worker(component, name)?;
     let function = q
         .function
         .ok_or_else(|| bad_request("the query parameter `function` is missing"))?;

@@ -587,6 +587,8 @@ fn golem_cli_finds_components_their_functions_and_workers() {
         format!("/v1/components/{id}/versions/-1"),
         format!("/v1/components/{id}/versions/{long_name}"),
         "/v1/components/%00%2F..%2F/latest".to_string(),
+        format!("/v1/components/{long_name}/workers"),
+        "/v1/components/00000000-0000-4000-8000-000000000000/workers".to_string(),
     ] {
         assert_eq!(get(&path).0, 404, "{path}");
     }

@@ -52,7 +52,6 @@ pub struct WorkerState {
     wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) id: WorkerId,
-    /// `{NAME}_COMPONENT_ID` of every component: what [`Golem::driver_env`] gives the driver.
     pub(crate) env: Vec<(String, String)>,
     golem: Weak<Inner>,
     mode: Mode,
@@ -236,7 +235,9 @@ struct Inner {
     components: HashMap<String, LoadedComponent>,
     workers: Mutex<HashMap<WorkerId, Arc<Mutex<Option<Live>>>>>,
     log_dir: PathBuf,
-    env: Vec<(String, String)>,
+    /// `{NAME}_COMPONENT_ID` of the components the driver calls: what [`Golem::driver_env`]
+    /// gives it.
+    driver_env: Vec<(String, String)>,
     counters: Mutex<Counters>,
     crashes: Mutex<Option<CrashInjection>>,
     /// Workers failed for good, with the reason (also kept on disk beside their logs).
@@ -261,8 +262,8 @@ pub fn component_id(name: &str) -> String {
 
 impl Golem {
     /// Loads `components` (name, path to the `.wasm`) and keeps worker logs under `log_dir`.
-    /// Every worker sees `{NAME}_COMPONENT_ID` environment variables for all components
-    /// (`EVENT_PROCESSOR_COMPONENT_ID`, …). Compiled components are cached next to the `.wasm`.
+    /// A worker sees the environment it was created with ([`Golem::create_worker`]), none if
+    /// its first invocation created it. Compiled components are cached next to the `.wasm`.
     pub fn new(components: &[(&str, &Path)], log_dir: &Path) -> Result<Golem> {
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -276,16 +277,18 @@ impl Golem {
         golem::rpc::types::add_to_linker::<_, HasSelf<WorkerState>>(&mut linker, |s| s)?;
         golem::api::host::add_to_linker::<_, HasSelf<WorkerState>>(&mut linker, |s| s)?;
         let mut loaded = HashMap::new();
-        let mut env = Vec::new();
+        let mut driver_env = Vec::new();
         for (name, path) in components {
             let component = load_cached(&engine, path)
                 .with_context(|| format!("loading component {name} from {}", path.display()))?;
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             let id = component_id(name);
-            env.push((
-                format!("{}_COMPONENT_ID", name.to_uppercase().replace('-', "_")),
-                id.clone(),
-            ));
+            if *name != "driver" {
+                driver_env.push((
+                    format!("{}_COMPONENT_ID", name.to_uppercase().replace('-', "_")),
+                    id.clone(),
+                ));
+            }
             loaded.insert(
                 id,
                 LoadedComponent {
@@ -303,7 +306,7 @@ impl Golem {
                 components: loaded,
                 workers: Mutex::new(HashMap::new()),
                 log_dir: log_dir.to_path_buf(),
-                env,
+                driver_env,
                 counters: Mutex::new(Counters::default()),
                 crashes: Mutex::new(None),
                 failed: Mutex::new(HashMap::new()),
@@ -399,12 +402,7 @@ impl Golem {
     /// The environment the driver is created with: the ids of the other three components
     /// (`CORE_COMPONENT_ID`, `EVENT_PROCESSOR_COMPONENT_ID`, `TIMELINE_PROCESSOR_COMPONENT_ID`).
     pub fn driver_env(&self) -> Vec<(String, String)> {
-        self.inner
-            .env
-            .iter()
-            .filter(|(k, _)| k != "DRIVER_COMPONENT_ID")
-            .cloned()
-            .collect()
+        self.inner.driver_env.clone()
     }
 
     /// The workers of a component that exist (created, or invoked, and not deleted since),
