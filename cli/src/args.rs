@@ -354,12 +354,7 @@ pub fn is_worker_name(name: &str) -> bool {
 pub const DEFAULT_BATCH: usize = 16_384;
 
 /// A time asked for with `--at`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum At {
-    Time(u64),
-    /// Each key's own last event time.
-    End,
-}
+pub use timeline_formats::answers::At;
 
 #[derive(Debug, PartialEq)]
 pub struct EvalArgs {

@@ -3,31 +3,10 @@
 
 use crate::args::EvalArgs;
 use std::io::Write;
-use timeline::aggregate::{AggFn, AggSegment, Aggregates, GroupRow, Num, Query};
-use timeline::{Engine, Segment, State, Value};
-use timeline_formats::html::Series;
+use timeline::aggregate::{Aggregates, GroupRow, Num, Query};
+use timeline::{Engine, State, Value};
+use timeline_formats::answers::{tabulate, Row};
 use timeline_formats::input;
-
-/// One line of output: a point answer or a segment.
-pub(crate) enum Row<'a> {
-    At {
-        key: Option<&'a Value>,
-        at: u64,
-        state: State,
-    },
-    Segment {
-        key: Option<&'a Value>,
-        segment: Segment,
-    },
-    /// An aggregate's functions for one group at one time.
-    Group(GroupRow),
-    /// A segment of one function of one group.
-    AggSegment {
-        group: Option<Value>,
-        agg: AggFn,
-        segment: AggSegment,
-    },
-}
 
 /// A point answer, fields in the documented order.
 #[derive(serde::Serialize)]
@@ -126,254 +105,23 @@ pub(crate) fn write_page(
     engines: &[&Engine],
     aggregates: Option<&Aggregates>,
 ) -> Result<(), String> {
-    use timeline_formats::html::{page, Chart};
     let path = a.out.as_deref().ok_or("--format html needs --out PATH")?;
-    let mut keys: Vec<(Option<Value>, &Engine)> = engines
+    let wanted: Vec<Value> = a
+        .show_keys
         .iter()
-        .flat_map(|e| e.keys().into_iter().map(move |k| (k.cloned(), *e)))
-        .collect();
-    keys.sort_by_cached_key(|(k, _)| k.as_ref().map(timeline::value::ValueKey::from));
-    let shown: Vec<(Option<Value>, &Engine)> = if a.show_keys.is_empty() {
-        keys.into_iter().take(3).collect()
-    } else {
-        let wanted: Vec<Value> = a
-            .show_keys
-            .iter()
-            .map(|k| match input::infer_scalar(k) {
-                Ok(input::Scalar::Value(v)) => v,
-                _ => Value::str(k),
-            })
-            .collect();
-        let found: Vec<_> = keys
-            .into_iter()
-            .filter(|(k, _)| k.as_ref().is_some_and(|k| wanted.contains(k)))
-            .collect();
-        if found.len() < wanted.len() {
-            return Err(format!(
-                "--show-key: some of {:?} are not keys of the events",
-                a.show_keys
-            ));
-        }
-        found
-    };
-    let last = shown
-        .iter()
-        .filter_map(|(k, e)| e.last_time(k.as_ref()).ok())
-        .max()
-        .unwrap_or(0);
-    // A little past the last event, so that what grows is seen growing.
-    let end = last + last / 10 + 2;
-    let label = |k: &Option<Value>| {
-        k.as_ref()
-            .map_or("(all events)".to_string(), |k| k.to_string())
-    };
-    let mut charts = Vec::new();
-    let Some(first) = engines.first() else {
-        return Err("no events".into());
-    };
-    let plan = first.plan();
-    // Leaves on top, the result at the bottom.
-    let mut order: Vec<usize> = (0..plan.nodes.len()).collect();
-    order.sort_by_key(|&i| (!plan.nodes[i].op.is_leaf(), i));
-    for i in order {
-        let op = &plan.nodes[i].op;
-        let segments: Vec<(String, Vec<Segment>)> = shown
-            .iter()
-            .map(|(k, e)| {
-                let tl = e.node_timeline(k.as_ref(), i).map_err(|e| e.to_string())?;
-                Ok((label(k), tl.range(0, end)))
-            })
-            .collect::<Result<_, String>>()?;
-        let steps = op.output_type() != timeline::op::Type::Duration;
-        // Strings become levels, in sorted order.
-        let mut levels: Vec<String> = segments
-            .iter()
-            .flat_map(|(_, segs)| segs.iter())
-            .filter_map(|s| match s.state.instant_value() {
-                Some(Value::Str(v)) => Some(v.to_string()),
-                _ => None,
-            })
-            .collect();
-        levels.sort();
-        levels.dedup();
-        let value = |s: &Segment, t: u64| -> Option<f64> {
-            match s.state.advanced(t - s.from).instant_value()? {
-                Value::Bool(b) => Some(b as u8 as f64),
-                Value::Int(i) => Some(i as f64),
-                Value::Float(f) => Some(f),
-                Value::Str(v) => levels.iter().position(|l| **l == *v).map(|p| p as f64),
-            }
-        };
-        let (times, series) = sample(&segments, |s| (s.from, s.to), end, steps, value);
-        let role = if plan.nodes[i].op.is_leaf() {
-            "leaf"
-        } else {
-            "derived"
-        };
-        let result = if i == plan.root() && aggregates.is_none() {
-            ", the result"
-        } else {
-            ""
-        };
-        charts.push((
-            times,
-            Chart {
-                title: format!("[{role}{result}] {op}"),
-                steps,
-                levels: levels.clone(),
-                series,
-            },
-        ));
-    }
-    if let Some(agg) = aggregates {
-        for &f in &agg.functions {
-            let segments: Vec<(String, Vec<timeline::aggregate::AggSegment>)> = agg
-                .groups
-                .iter()
-                .map(|(g, points)| {
-                    let label = g.value().map_or("null".to_string(), |v| v.to_string());
-                    (
-                        label,
-                        timeline::aggregate::segments(points, f, 0, Some(end)),
-                    )
-                })
-                .collect();
-            let steps = f == timeline::aggregate::AggFn::Count;
-            let value = |s: &timeline::aggregate::AggSegment, t: u64| {
-                Some(s.value?.as_f64() + s.slope.as_f64() * (t - s.from) as f64)
-            };
-            let (times, series) = sample(&segments, |s| (s.from, s.to), end, steps, value);
-            charts.push((
-                times,
-                Chart {
-                    title: format!("[aggregate, the result] {f} per group"),
-                    steps,
-                    levels: Vec::new(),
-                    series,
-                },
-            ));
-        }
-    }
-    let subtitle = format!(
-        "{} event file(s); keys shown: {}",
-        a.events.len(),
-        shown
-            .iter()
-            .map(|(k, _)| label(k))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let html = page(&format!("timeline: {query}"), &subtitle, &charts);
-    std::fs::write(path, html).map_err(|e| format!("cannot write {path}: {e}"))
-}
-
-/// Each labelled run of segments sampled at the chart's times (see [`chart_times`]): at `t`, the
-/// segment in force then (the last one starting at or before `t`), valued by `value`.
-fn sample<S>(
-    segments: &[(String, Vec<S>)],
-    span: impl Fn(&S) -> (u64, Option<u64>),
-    end: u64,
-    steps: bool,
-    value: impl Fn(&S, u64) -> Option<f64>,
-) -> (Vec<u64>, Vec<Series>) {
-    let times = chart_times(
-        segments.iter().flat_map(|(_, s)| s.iter().map(&span)),
-        end,
-        steps,
-    );
-    let series = segments
-        .iter()
-        .map(|(label, segs)| Series {
-            label: label.clone(),
-            values: times
-                .iter()
-                .map(|&t| {
-                    let s = segs.iter().rev().find(|s| span(s).0 <= t)?;
-                    value(s, t)
-                })
-                .collect(),
+        .map(|k| match input::infer_scalar(k) {
+            Ok(input::Scalar::Value(v)) => v,
+            _ => Value::str(k),
         })
         .collect();
-    (times, series)
-}
-
-/// The times a chart is drawn at: each segment's start, and for lines the last instant before
-/// its end (values live at integer instants, so a line between those is exact), then `end`.
-fn chart_times(
-    segments: impl Iterator<Item = (u64, Option<u64>)>,
-    end: u64,
-    steps: bool,
-) -> Vec<u64> {
-    let mut times: Vec<u64> = Vec::new();
-    for (from, to) in segments {
-        times.push(from);
-        if let (false, Some(to)) = (steps, to) {
-            times.push(to.saturating_sub(1).max(from));
-        }
-    }
-    times.push(end);
-    times.retain(|t| *t <= end);
-    times.sort_unstable();
-    times.dedup();
-    times
-}
-
-/// The rows as typed records, in the columns of the JSON lines: the header (of the first row;
-/// every row of one run has the same columns), and one record per row (`None`: unknown).
-pub(crate) fn tabulate(rows: &[Row]) -> (Vec<String>, Vec<Vec<Option<Value>>>) {
-    let u = |t: u64| Some(Value::Int(i64::try_from(t).unwrap_or(i64::MAX)));
-    let num = |n: Option<Num>| n.map(Num::to_value);
-    let mut header = Vec::new();
-    let mut records = Vec::with_capacity(rows.len());
-    for row in rows {
-        let (h, record): (Vec<String>, Vec<Option<Value>>) = match row {
-            Row::At { key, at, state } => (
-                ["key", "at", "value"].map(String::from).to_vec(),
-                vec![key.cloned(), u(*at), state.instant_value()],
-            ),
-            Row::Segment { key, segment: s } => (
-                ["key", "from", "to", "value", "slope"]
-                    .map(String::from)
-                    .to_vec(),
-                vec![
-                    key.cloned(),
-                    u(s.from),
-                    s.to.and_then(u),
-                    s.state.instant_value(),
-                    Some(Value::Int(s.state.slope().into())),
-                ],
-            ),
-            Row::Group(g) => {
-                let mut h = vec!["group".to_string(), "at".to_string()];
-                h.extend(g.values.iter().map(|(f, _)| f.name().to_string()));
-                let mut record = vec![g.group.clone(), u(g.at)];
-                record.extend(g.values.iter().map(|(_, v)| num(*v)));
-                (h, record)
+    let html = timeline_formats::html::timelines_page(query, &format!("{} event file(s)", a.events.len()), engines, aggregates, &wanted)
+        .map_err(|e| match e {
+            timeline_formats::html::PageError::MissingKeys => {
+                format!("--show-key: some of {:?} are not keys of the events", a.show_keys)
             }
-            Row::AggSegment {
-                group,
-                agg,
-                segment: s,
-            } => (
-                ["group", "agg", "from", "to", "value", "slope"]
-                    .map(String::from)
-                    .to_vec(),
-                vec![
-                    group.clone(),
-                    Some(Value::str(agg.name())),
-                    u(s.from),
-                    s.to.and_then(u),
-                    num(s.value),
-                    num(Some(s.slope)),
-                ],
-            ),
-        };
-        if header.is_empty() {
-            header = h;
-        }
-        records.push(record);
-    }
-    (header, records)
+            timeline_formats::html::PageError::Other(e) => e,
+        })?;
+    std::fs::write(path, html).map_err(|e| format!("cannot write {path}: {e}"))
 }
 
 /// The rows as CSV: a header line, then one record per row, in the columns of the JSON lines

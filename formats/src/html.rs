@@ -6,6 +6,8 @@
 //! the page needs no network when it opens.
 
 use serde::Serialize;
+use timeline::aggregate::{Aggregates, Query};
+use timeline::{Engine, Segment, Value};
 
 const UPLOT_JS: &str = include_str!("../assets/uplot-1.6.32/uPlot.iife.min.js");
 const UPLOT_CSS: &str = include_str!("../assets/uplot-1.6.32/uPlot.min.css");
@@ -92,3 +94,199 @@ document.body.dataset.drawn = String(drawn);
         subtitle = escape(subtitle),
     )
 }
+
+/// Why [`timelines_page`] drew nothing.
+#[derive(Debug)]
+pub enum PageError {
+    /// Some keys asked for are not keys of the events.
+    MissingKeys,
+    Other(String),
+}
+
+/// The page drawing every node of `query`'s plan for the keys `wanted` (none: the first three),
+/// and for an aggregate each function per group. `source` says what the events came from (the
+/// page's subtitle).
+pub fn timelines_page(
+    query: &Query,
+    source: &str,
+    engines: &[&Engine],
+    aggregates: Option<&Aggregates>,
+    wanted: &[Value],
+) -> Result<String, PageError> {
+    let mut keys: Vec<(Option<Value>, &Engine)> = engines
+        .iter()
+        .flat_map(|e| e.keys().into_iter().map(move |k| (k.cloned(), *e)))
+        .collect();
+    keys.sort_by_cached_key(|(k, _)| k.as_ref().map(timeline::value::ValueKey::from));
+    let shown: Vec<(Option<Value>, &Engine)> = if wanted.is_empty() {
+        keys.into_iter().take(3).collect()
+    } else {
+        let found: Vec<_> = keys
+            .into_iter()
+            .filter(|(k, _)| k.as_ref().is_some_and(|k| wanted.contains(k)))
+            .collect();
+        if found.len() < wanted.len() {
+            return Err(PageError::MissingKeys);
+        }
+        found
+    };
+    let last = shown
+        .iter()
+        .filter_map(|(k, e)| e.last_time(k.as_ref()).ok())
+        .max()
+        .unwrap_or(0);
+    // A little past the last event, so that what grows is seen growing.
+    let end = last + last / 10 + 2;
+    let label = |k: &Option<Value>| {
+        k.as_ref()
+            .map_or("(all events)".to_string(), |k| k.to_string())
+    };
+    let mut charts = Vec::new();
+    let Some(first) = engines.first() else {
+        return Err(PageError::Other("no events".into()));
+    };
+    let plan = first.plan();
+    // Leaves on top, the result at the bottom.
+    let mut order: Vec<usize> = (0..plan.nodes.len()).collect();
+    order.sort_by_key(|&i| (!plan.nodes[i].op.is_leaf(), i));
+    for i in order {
+        let op = &plan.nodes[i].op;
+        let segments: Vec<(String, Vec<Segment>)> = shown
+            .iter()
+            .map(|(k, e)| {
+                let tl = e.node_timeline(k.as_ref(), i).map_err(|e| PageError::Other(e.to_string()))?;
+                Ok((label(k), tl.range(0, end)))
+            })
+            .collect::<Result<_, PageError>>()?;
+        let steps = op.output_type() != timeline::op::Type::Duration;
+        // Strings become levels, in sorted order.
+        let mut levels: Vec<String> = segments
+            .iter()
+            .flat_map(|(_, segs)| segs.iter())
+            .filter_map(|s| match s.state.instant_value() {
+                Some(Value::Str(v)) => Some(v.to_string()),
+                _ => None,
+            })
+            .collect();
+        levels.sort();
+        levels.dedup();
+        let value = |s: &Segment, t: u64| -> Option<f64> {
+            match s.state.advanced(t - s.from).instant_value()? {
+                Value::Bool(b) => Some(b as u8 as f64),
+                Value::Int(i) => Some(i as f64),
+                Value::Float(f) => Some(f),
+                Value::Str(v) => levels.iter().position(|l| **l == *v).map(|p| p as f64),
+            }
+        };
+        let (times, series) = sample(&segments, |s| (s.from, s.to), end, steps, value);
+        let role = if plan.nodes[i].op.is_leaf() {
+            "leaf"
+        } else {
+            "derived"
+        };
+        let result = if i == plan.root() && aggregates.is_none() {
+            ", the result"
+        } else {
+            ""
+        };
+        charts.push((
+            times,
+            Chart {
+                title: format!("[{role}{result}] {op}"),
+                steps,
+                levels: levels.clone(),
+                series,
+            },
+        ));
+    }
+    if let Some(agg) = aggregates {
+        for &f in &agg.functions {
+            let segments: Vec<(String, Vec<timeline::aggregate::AggSegment>)> = agg
+                .groups
+                .iter()
+                .map(|(g, points)| {
+                    let label = g.value().map_or("null".to_string(), |v| v.to_string());
+                    (
+                        label,
+                        timeline::aggregate::segments(points, f, 0, Some(end)),
+                    )
+                })
+                .collect();
+            let steps = f == timeline::aggregate::AggFn::Count;
+            let value = |s: &timeline::aggregate::AggSegment, t: u64| {
+                Some(s.value?.as_f64() + s.slope.as_f64() * (t - s.from) as f64)
+            };
+            let (times, series) = sample(&segments, |s| (s.from, s.to), end, steps, value);
+            charts.push((
+                times,
+                Chart {
+                    title: format!("[aggregate, the result] {f} per group"),
+                    steps,
+                    levels: Vec::new(),
+                    series,
+                },
+            ));
+        }
+    }
+    let subtitle = format!(
+        "{source}; keys shown: {}",
+        shown
+            .iter()
+            .map(|(k, _)| label(k))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(page(&format!("timeline: {query}"), &subtitle, &charts))
+}
+
+/// Each labelled run of segments sampled at the chart's times (see [`chart_times`]): at `t`, the
+/// segment in force then (the last one starting at or before `t`), valued by `value`.
+fn sample<S>(
+    segments: &[(String, Vec<S>)],
+    span: impl Fn(&S) -> (u64, Option<u64>),
+    end: u64,
+    steps: bool,
+    value: impl Fn(&S, u64) -> Option<f64>,
+) -> (Vec<u64>, Vec<Series>) {
+    let times = chart_times(
+        segments.iter().flat_map(|(_, s)| s.iter().map(&span)),
+        end,
+        steps,
+    );
+    let series = segments
+        .iter()
+        .map(|(label, segs)| Series {
+            label: label.clone(),
+            values: times
+                .iter()
+                .map(|&t| {
+                    let s = segs.iter().rev().find(|s| span(s).0 <= t)?;
+                    value(s, t)
+                })
+                .collect(),
+        })
+        .collect();
+    (times, series)
+}
+
+/// The times a chart is drawn at: each segment's start, and for lines the last instant before
+/// its end (values live at integer instants, so a line between those is exact), then `end`.
+fn chart_times(
+    segments: impl Iterator<Item = (u64, Option<u64>)>,
+    end: u64,
+    steps: bool,
+) -> Vec<u64> {
+    let mut times: Vec<u64> = Vec::new();
+    for (from, to) in segments {
+        times.push(from);
+        if let (false, Some(to)) = (steps, to) {
+            times.push(to.saturating_sub(1).max(from));
+        }
+    }
+    times.push(end);
+    times.retain(|t| *t <= end);
+    times.sort_unstable();
+    times.dedup();
+    times
+}
+

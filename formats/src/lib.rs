@@ -12,6 +12,7 @@
 //! - [`progress`]: the progress line on a terminal.
 //! - [`time`]: event times: units, the time column, RFC 3339 timestamps.
 
+pub mod answers;
 pub mod html;
 pub mod input;
 pub mod marks;

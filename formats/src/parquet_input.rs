@@ -87,6 +87,62 @@ pub fn for_each_batch_of_all_columns(
     read(path, time, None, rows, sink)
 }
 
+/// The events of Arrow record batches already in memory (from Python, say), typed as a Parquet
+/// file's columns are, handed to `sink` a batch at a time: only the time column and `columns`
+/// are decoded (a column the batches lack is absent from every event). `until`: as in
+/// [`for_each_batch`] (no row group to skip). Errors name the row among all the batches' rows
+/// (from 1).
+pub fn for_each_record_batch(
+    batches: &[RecordBatch],
+    time: &TimeSpec,
+    columns: &[String],
+    until: Option<Until>,
+    key: Option<&str>,
+    mut sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
+) -> Result<(), InputError> {
+    let fail = |line: usize, message: String| InputError {
+        path: "the data".into(),
+        line,
+        message,
+    };
+    let rows = Rows {
+        key,
+        part: None,
+        until,
+    };
+    let mut row = 0usize;
+    let mut events: Vec<Event> = Vec::new();
+    let mut strings = Strings::default();
+    for batch in batches {
+        let schema = batch.schema();
+        let Ok(time_index) = schema.index_of(&time.column) else {
+            let found: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            return Err(fail(
+                0,
+                format!(
+                    "the data has no `{}` column (found: {}); name the time column with time_column=",
+                    time.column,
+                    found.join(", ")
+                ),
+            ));
+        };
+        let mut read: Vec<usize> = std::iter::once(time_index)
+            .chain(columns.iter().filter_map(|c| schema.index_of(c).ok()))
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        let projected = batch
+            .project(&read)
+            .map_err(|e| fail(row + 1, format!("cannot read the columns: {e}")))?;
+        to_events(&projected, time, row, rows, &mut strings, &mut events)
+            .map_err(|(r, m)| fail(r, m))?;
+        row += batch.num_rows();
+        sink(&mut events).map_err(|m| fail(0, m))?;
+        events.clear();
+    }
+    Ok(())
+}
+
 /// Which rows a reader makes events of, and how.
 #[derive(Clone, Copy)]
 struct Rows<'a> {

@@ -10,6 +10,22 @@ use timeline::Value;
 /// `Boolean`; anything else, `Utf8` (numbers and booleans as the JSON lines print them). An
 /// unknown value is a null.
 pub fn write(path: &str, header: &[String], records: &[Vec<Option<Value>>]) -> Result<(), String> {
+    let batch = record_batch(header, records)?;
+    let fail = |e: &dyn std::fmt::Display| format!("cannot write {path}: {e}");
+    let file = std::fs::File::create(path).map_err(|e| fail(&e))?;
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| fail(&e))?;
+    w.write(&batch).map_err(|e| fail(&e))?;
+    w.close().map_err(|e| fail(&e))?;
+    Ok(())
+}
+
+/// `records` (each in the columns of `header`) as one Arrow record batch, each column typed as
+/// [`write`] says (no answer: an empty `key` column).
+pub fn record_batch(
+    header: &[String],
+    records: &[Vec<Option<Value>>],
+) -> Result<RecordBatch, String> {
     let columns: Vec<(String, ArrayRef)> = header
         .iter()
         .enumerate()
@@ -20,7 +36,7 @@ pub fn write(path: &str, header: &[String], records: &[Vec<Option<Value>>]) -> R
             )
         })
         .collect();
-    let batch = if columns.is_empty() {
+    if columns.is_empty() {
         // No answer: an empty file with the point columns.
         RecordBatch::try_from_iter([(
             "key",
@@ -29,14 +45,7 @@ pub fn write(path: &str, header: &[String], records: &[Vec<Option<Value>>]) -> R
     } else {
         RecordBatch::try_from_iter(columns)
     }
-    .map_err(|e| format!("cannot build the Parquet table: {e}"))?;
-    let fail = |e: &dyn std::fmt::Display| format!("cannot write {path}: {e}");
-    let file = std::fs::File::create(path).map_err(|e| fail(&e))?;
-    let mut w =
-        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| fail(&e))?;
-    w.write(&batch).map_err(|e| fail(&e))?;
-    w.close().map_err(|e| fail(&e))?;
-    Ok(())
+    .map_err(|e| format!("cannot build the table of answers: {e}"))
 }
 
 /// One column from its values, typed as [`write`] says.

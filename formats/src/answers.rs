@@ -1,0 +1,526 @@
+//! A query's answers over events: the engines fed (one per thread, each owning its keys), then
+//! the rows asked for. `timeline eval` prints these rows; the Python package returns them as an
+//! Arrow table.
+
+use crate::input;
+use crate::parquet_input;
+use crate::progress::Progress;
+use crate::shards::{self, Sink};
+use crate::time::TimeSpec;
+use arrow_array::RecordBatch;
+use std::sync::Arc;
+use timeline::aggregate::{AggFn, AggSegment, AggregateEngine, Aggregates, GroupRow, Num, Query};
+use timeline::value::ValueKey;
+use timeline::{Engine, EngineOptions, Segment, State, Value};
+
+/// A time answers are asked at.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum At {
+    Time(u64),
+    /// Each key's own last event time (an aggregate's: the last event's).
+    End,
+}
+
+/// What is asked of a query, and how its events are read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Request {
+    /// The key column (`None`: the whole stream is one timeline).
+    pub key: Option<String>,
+    /// How event times are read.
+    pub time: TimeSpec,
+    /// Retention horizon, in time units (`None`: keep everything).
+    pub retain: Option<u64>,
+    /// Threads to split the keys over (`None`: one per core).
+    pub threads: Option<usize>,
+    /// Each key's value at these times.
+    pub at: Vec<At>,
+    /// Each key's segments over `[t1, t2)`.
+    pub range: Option<(u64, u64)>,
+    /// Each key's whole timeline.
+    pub timeline: bool,
+    /// Every node's whole timeline is to be drawn (see [`Evaluation::page`]).
+    pub page: bool,
+}
+
+impl Request {
+    /// Whether every answer asked for is at an instant (`at` times only).
+    fn only_instants(&self) -> bool {
+        self.range.is_none() && !self.timeline && !self.page
+    }
+
+    /// The latest event time the answers asked for can depend on, when it is known before the
+    /// events are read: answers asked only at times, without retention. (`At::End`, a range,
+    /// the whole timeline or a page read to the last event, and retention refuses events by
+    /// the latest one.)
+    fn answers_until(&self) -> Option<u64> {
+        let mut latest = None;
+        for at in &self.at {
+            match at {
+                At::Time(t) => latest = latest.max(Some(*t)),
+                At::End => return None,
+            }
+        }
+        latest.filter(|_| self.only_instants() && self.retain.is_none())
+    }
+}
+
+/// Where the events come from.
+#[derive(Clone, Copy)]
+pub enum Events<'a> {
+    /// Event files, in order (`-` is standard input, which cannot be read twice).
+    Files(&'a [String]),
+    /// Arrow record batches in memory, one row an event, typed as Parquet columns are.
+    Batches(&'a [RecordBatch]),
+}
+
+impl Events<'_> {
+    /// Whether the events can be read a second time.
+    fn rereadable(&self) -> bool {
+        match self {
+            Events::Files(files) => !files.iter().any(|f| f == "-"),
+            Events::Batches(_) => true,
+        }
+    }
+}
+
+/// The engines after every event was read.
+pub enum Evaluation {
+    /// A per-key query: each key is in one engine.
+    PerKey(Vec<Engine>),
+    /// An aggregate.
+    Aggregate {
+        engines: Vec<AggregateEngine>,
+        /// The whole aggregate, merged; `None` when only instants were asked (each read from
+        /// the engines alone).
+        merged: Option<Aggregates>,
+        /// The oldest key horizon, under retention.
+        horizon: Option<u64>,
+        /// The last event time.
+        last: Option<u64>,
+    },
+}
+
+/// Reads `events` into engines for `query`, as `request` asks.
+pub fn evaluate(query: &Query, events: Events<'_>, request: &Request) -> Result<Evaluation, String> {
+    // What a columnar source is read for: the key and the columns the query reads.
+    let columns: Vec<String> = request
+        .key
+        .iter()
+        .cloned()
+        .chain(query.columns().iter().map(|c| c.to_string()))
+        .collect();
+    let options = EngineOptions {
+        key_column: request.key.clone(),
+        retention: request.retain,
+    };
+    // Keys are split over threads (without a key there is one).
+    let threads = match request.key {
+        None => 1,
+        Some(_) => request
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    };
+    if query.aggregate.is_none() {
+        let make = || Engine::new(&query.op, options.clone()).map_err(|e| e.to_string());
+        // Every key is listed, those whose events all come later too.
+        let engines = read_events(request, events, &columns, threads, RowGroups::ReadAll, &make)?;
+        return Ok(Evaluation::PerKey(engines));
+    }
+    let read = |lazy: bool| {
+        let make = || {
+            let engine = match lazy {
+                true => AggregateEngine::lazy(query, options.clone()),
+                false => AggregateEngine::new(query, options.clone()),
+            };
+            engine.map_err(|e| e.to_string())
+        };
+        read_events(request, events, &columns, threads, RowGroups::SkipLater, &make)
+    };
+    // Answers at a few instants need no aggregate timeline: it is left to the reads. With
+    // retention such a read answers only from the newest key horizon on, known once the events
+    // are in; should a time asked lie before it, the events are read again with the aggregate
+    // kept (which answers from the oldest key horizon on). Standard input cannot be read twice,
+    // so then it is kept from the start.
+    let earliest = request
+        .at
+        .iter()
+        .filter_map(|at| match at {
+            At::Time(t) => Some(*t),
+            At::End => None,
+        })
+        .min();
+    let mut lazy = request.only_instants()
+        && (request.retain.is_none() || earliest.is_none() || events.rereadable());
+    let mut engines = read(lazy)?;
+    let horizon_of = |engines: &[AggregateEngine]| engines.iter().filter_map(|e| e.horizon()).max();
+    if let (true, Some(t), Some(h)) = (lazy, earliest, horizon_of(&engines)) {
+        if t < h {
+            lazy = false;
+            engines = read(false)?;
+        }
+    }
+    let horizon = horizon_of(&engines);
+    let last = engines.iter().filter_map(|e| e.last_time()).max();
+    let merged = match lazy {
+        true => None,
+        false => Some(Aggregates::merge(
+            engines.iter_mut().map(|e| e.aggregates()).collect(),
+        )),
+    };
+    Ok(Evaluation::Aggregate {
+        engines,
+        merged,
+        horizon,
+        last,
+    })
+}
+
+impl Evaluation {
+    /// Every answer `request` asks for, computed before any is handed out, so that an error
+    /// gives no partial result.
+    pub fn rows(&mut self, request: &Request) -> Result<Vec<Row<'_>>, String> {
+        match self {
+            Evaluation::PerKey(engines) => key_rows(engines, request),
+            Evaluation::Aggregate {
+                engines,
+                merged,
+                horizon,
+                last,
+            } => aggregate_rows(engines, merged.as_ref(), request, *horizon, *last),
+        }
+    }
+
+    /// The per-key engines (an aggregate's per-key parts).
+    pub fn engines(&self) -> Vec<&Engine> {
+        match self {
+            Evaluation::PerKey(engines) => engines.iter().collect(),
+            Evaluation::Aggregate { engines, .. } => engines.iter().map(|e| e.per_key()).collect(),
+        }
+    }
+
+    /// The whole aggregate, when it was kept.
+    pub fn aggregates(&self) -> Option<&Aggregates> {
+        match self {
+            Evaluation::PerKey(_) => None,
+            Evaluation::Aggregate { merged, .. } => merged.as_ref(),
+        }
+    }
+}
+
+/// Whether [`read_events`] may leave Parquet row groups unread whose times all lie after the
+/// last time asked.
+#[derive(Clone, Copy, PartialEq)]
+enum RowGroups {
+    /// An aggregate's: a key joins the groups only at its first event.
+    SkipLater,
+    /// Per-key answers list every key, and a skipped row group could hold one.
+    ReadAll,
+}
+
+/// Reads the events, in order, into `threads` sinks that `make` builds, each key to one sink:
+/// a CSV file without quotes and a Parquet file are read by one thread per sink, each taking its
+/// own keys ([`shards::eval_csv`], [`parquet_input::read_sharded`]); any other file, and record
+/// batches, are read on this thread and their events routed to the sinks by the same hash, each
+/// sink ingesting on a thread of its own ([`shards::ingest_routed`]). Each key's events reach
+/// its sink in order, as from one file. When no answer asked for depends on events after some
+/// time ([`Request::answers_until`]), the sinks do not ingest them ([`shards::Until`]), and
+/// `row_groups` says whether Parquet row groups whose times all lie after it are read.
+fn read_events<S: Sink>(
+    request: &Request,
+    events: Events<'_>,
+    columns: &[String],
+    threads: usize,
+    row_groups: RowGroups,
+    make: &(dyn Fn() -> Result<S, String> + Sync),
+) -> Result<Vec<S>, String> {
+    let until = request.answers_until();
+    let key_column = request.key.as_deref();
+    let make_sinks = || {
+        (0..threads.max(1))
+            .map(|_| make().map(|sink| shards::Until::new(sink, until, key_column)))
+            .collect::<Result<Vec<_>, String>>()
+    };
+    let mut sinks = make_sinks()?;
+    let parquet_until = until.map(|time| parquet_input::Until {
+        time,
+        skip_row_groups: row_groups == RowGroups::SkipLater,
+    });
+    let key = key_column.map(Arc::from);
+    let files = match events {
+        Events::Files(files) => files,
+        Events::Batches(batches) => {
+            shards::ingest_routed(&mut sinks, key.as_ref(), "the data", |route| {
+                parquet_input::for_each_record_batch(
+                    batches,
+                    &request.time,
+                    columns,
+                    parquet_until,
+                    key_column,
+                    route,
+                )
+            })?;
+            return Ok(sinks.into_iter().map(|u| u.sink).collect());
+        }
+    };
+    for (i, path) in files.iter().enumerate() {
+        if parquet_input::is_parquet(path) {
+            if let (Some(key), true) = (key_column, sinks.len() > 1) {
+                parquet_input::read_sharded(
+                    path,
+                    &request.time,
+                    columns,
+                    parquet_until,
+                    key,
+                    &mut sinks,
+                )
+                .map_err(|e| e.to_string())?;
+                continue;
+            }
+            shards::ingest_routed(&mut sinks, key.as_ref(), path, |route| {
+                parquet_input::for_each_batch(
+                    path,
+                    &request.time,
+                    columns,
+                    parquet_until,
+                    key_column,
+                    route,
+                )
+            })?;
+            continue;
+        }
+        let file = input::map_text(path).map_err(|e| e.to_string())?;
+        let mut progress = Progress::new(file.bytes().len());
+        // Before the first file the sinks hold nothing, so the check for quotes can ride along
+        // the read: should the file have some, the sinks it fed are made anew.
+        let check = match i {
+            0 => shards::Check::Along,
+            _ => shards::Check::First,
+        };
+        let sharded = shards::eval_csv(
+            path,
+            file.bytes(),
+            &request.time,
+            key_column,
+            Some(columns),
+            &mut sinks,
+            &mut progress,
+            check,
+        );
+        if let Some(done) = sharded {
+            done.map_err(|e| e.to_string())?;
+            progress.finish();
+            continue;
+        }
+        if sinks.is_empty() {
+            sinks = make_sinks()?;
+            progress = Progress::new(file.bytes().len());
+        }
+        // Events are ingested in chunks as they are read; the result does not depend on the
+        // chunking.
+        const CHUNK: usize = 1 << 16;
+        let text = file.text(path).map_err(|e| e.to_string())?;
+        shards::ingest_routed(&mut sinks, key.as_ref(), path, |route| {
+            input::for_each_chunk(
+                path,
+                text,
+                &request.time,
+                Some(columns),
+                &mut progress,
+                CHUNK,
+                route,
+            )
+        })?;
+        progress.finish();
+    }
+    Ok(sinks.into_iter().map(|u| u.sink).collect())
+}
+
+/// One answer: a point answer or a segment.
+pub enum Row<'a> {
+    At {
+        key: Option<&'a Value>,
+        at: u64,
+        state: State,
+    },
+    Segment {
+        key: Option<&'a Value>,
+        segment: Segment,
+    },
+    /// An aggregate's functions for one group at one time.
+    Group(GroupRow),
+    /// A segment of one function of one group.
+    AggSegment {
+        group: Option<Value>,
+        agg: AggFn,
+        segment: AggSegment,
+    },
+}
+
+/// The answers of an aggregate query: per group at each time asked, or per group and function,
+/// the segments of the range or of the whole timeline. `agg` is the whole aggregate, merged;
+/// without it (times only) each time is read from the engines alone.
+fn aggregate_rows(
+    engines: &mut [AggregateEngine],
+    agg: Option<&Aggregates>,
+    request: &Request,
+    horizon: Option<u64>,
+    last: Option<u64>,
+) -> Result<Vec<Row<'static>>, String> {
+    let check = |t: u64| match horizon {
+        Some(h) if t < h => Err(format!(
+            "time {t} is before the retention horizon {h} (the oldest key's horizon): history before it has been collapsed"
+        )),
+        _ => Ok(t),
+    };
+    let mut rows = Vec::new();
+    for at in &request.at {
+        let t = check(match *at {
+            At::Time(t) => t,
+            At::End => last.unwrap_or(0),
+        })?;
+        let at = match agg {
+            Some(agg) => agg.at(t),
+            None => {
+                let parts = engines.iter_mut().map(|e| e.aggregates_at(t));
+                let parts = parts.collect::<Result<Vec<_>, _>>();
+                Aggregates::merge(parts.map_err(|e| e.to_string())?).at(t)
+            }
+        };
+        rows.extend(at.into_iter().map(Row::Group));
+    }
+    let Some(agg) = agg else {
+        return Ok(rows);
+    };
+    let mut segments = |t1: u64, t2: Option<u64>| {
+        for (g, f) in agg
+            .groups
+            .keys()
+            .flat_map(|g| agg.functions.iter().map(move |f| (g, *f)))
+        {
+            for segment in timeline::aggregate::segments(&agg.groups[g], f, t1, t2) {
+                rows.push(Row::AggSegment {
+                    group: g.value(),
+                    agg: f,
+                    segment,
+                });
+            }
+        }
+    };
+    if let Some((t1, t2)) = request.range {
+        segments(check(t1)?, Some(t2));
+    }
+    if request.timeline {
+        segments(horizon.unwrap_or(0), None);
+    }
+    Ok(rows)
+}
+
+/// The per-key answers: for each key (in the order one engine would give them), its values at
+/// the times asked, then its range, then its whole timeline.
+pub fn key_rows<'a>(engines: &'a [Engine], request: &Request) -> Result<Vec<Row<'a>>, String> {
+    let mut rows = Vec::new();
+    let mut keys: Vec<(Option<&Value>, &Engine)> = engines
+        .iter()
+        .flat_map(|e| e.keys().into_iter().map(move |k| (k, e)))
+        .collect();
+    if engines.len() > 1 {
+        keys.sort_by_cached_key(|(k, _)| k.map(ValueKey::from));
+    }
+    for (key, engine) in keys {
+        rows.extend(one_key_rows(engine, key, request)?);
+    }
+    Ok(rows)
+}
+
+/// The answers of one key of `engine`, as [`key_rows`] gives them.
+pub fn one_key_rows<'a>(
+    engine: &Engine,
+    key: Option<&'a Value>,
+    request: &Request,
+) -> Result<Vec<Row<'a>>, String> {
+    let fail = |e: timeline::QueryError| match key {
+        Some(k) => format!("key {k}: {e}"),
+        None => e.to_string(),
+    };
+    let mut rows = Vec::new();
+    for at in &request.at {
+        let t = match *at {
+            At::Time(t) => t,
+            At::End => engine.last_time(key).map_err(fail)?,
+        };
+        rows.push(Row::At {
+            key,
+            at: t,
+            state: engine.value_at(key, t).map_err(fail)?,
+        });
+    }
+    if let Some((t1, t2)) = request.range {
+        for segment in engine.range(key, t1, t2).map_err(fail)? {
+            rows.push(Row::Segment { key, segment });
+        }
+    }
+    if request.timeline {
+        for segment in engine.timeline(key).map_err(fail)?.segments() {
+            rows.push(Row::Segment { key, segment });
+        }
+    }
+    Ok(rows)
+}
+
+/// The rows as typed records, in the columns of the JSON lines: the header (of the first row;
+/// every row of one run has the same columns), and one record per row (`None`: unknown).
+pub fn tabulate(rows: &[Row]) -> (Vec<String>, Vec<Vec<Option<Value>>>) {
+    let u = |t: u64| Some(Value::Int(i64::try_from(t).unwrap_or(i64::MAX)));
+    let num = |n: Option<Num>| n.map(Num::to_value);
+    let mut header = Vec::new();
+    let mut records = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (h, record): (Vec<String>, Vec<Option<Value>>) = match row {
+            Row::At { key, at, state } => (
+                ["key", "at", "value"].map(String::from).to_vec(),
+                vec![key.cloned(), u(*at), state.instant_value()],
+            ),
+            Row::Segment { key, segment: s } => (
+                ["key", "from", "to", "value", "slope"]
+                    .map(String::from)
+                    .to_vec(),
+                vec![
+                    key.cloned(),
+                    u(s.from),
+                    s.to.and_then(u),
+                    s.state.instant_value(),
+                    Some(Value::Int(s.state.slope().into())),
+                ],
+            ),
+            Row::Group(g) => {
+                let mut h = vec!["group".to_string(), "at".to_string()];
+                h.extend(g.values.iter().map(|(f, _)| f.name().to_string()));
+                let mut record = vec![g.group.clone(), u(g.at)];
+                record.extend(g.values.iter().map(|(_, v)| num(*v)));
+                (h, record)
+            }
+            Row::AggSegment {
+                group,
+                agg,
+                segment: s,
+            } => (
+                ["group", "agg", "from", "to", "value", "slope"]
+                    .map(String::from)
+                    .to_vec(),
+                vec![
+                    group.clone(),
+                    Some(Value::str(agg.name())),
+                    u(s.from),
+                    s.to.and_then(u),
+                    num(s.value),
+                    num(Some(s.slope)),
+                ],
+            ),
+        };
+        if header.is_empty() {
+            header = h;
+        }
+        records.push(record);
+    }
+    (header, records)
+}
