@@ -48,5 +48,6 @@ fn request(a: &EvalArgs) -> Request {
         range: a.range,
         timeline: a.timeline,
         page: a.html,
+        cancel: None,
     }
 }

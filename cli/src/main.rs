@@ -94,15 +94,7 @@ pub(crate) fn load_query_in(source: &QuerySource, units_per_second: u64) -> Resu
         QuerySource::Text(t) => ("query".to_string(), t.clone()),
         QuerySource::File(p) => (p.clone(), input::read_text(p).map_err(|e| e.to_string())?),
     };
-    timeline::parser::parse_in_units(&text, units_per_second).map_err(|e| {
-        let (line, column) =
-            timeline::limits::excerpt(text.lines().nth(e.line - 1).unwrap_or(""), e.column);
-        let caret = " ".repeat(column.saturating_sub(1));
-        format!(
-            "{name}:{}:{}: {}\n  | {line}\n  | {caret}^",
-            e.line, e.column, e.message
-        )
-    })
+    input::parse_query(&name, &text, units_per_second)
 }
 
 fn explain(source: &QuerySource) -> Result<(), String> {

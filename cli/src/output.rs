@@ -114,13 +114,22 @@ pub(crate) fn write_page(
             _ => Value::str(k),
         })
         .collect();
-    let html = timeline_formats::html::timelines_page(query, &format!("{} event file(s)", a.events.len()), engines, aggregates, &wanted)
-        .map_err(|e| match e {
-            timeline_formats::html::PageError::MissingKeys => {
-                format!("--show-key: some of {:?} are not keys of the events", a.show_keys)
-            }
-            timeline_formats::html::PageError::Other(e) => e,
-        })?;
+    let html = timeline_formats::html::timelines_page(
+        query,
+        &format!("{} event file(s)", a.events.len()),
+        engines,
+        aggregates,
+        &wanted,
+    )
+    .map_err(|e| match e {
+        timeline_formats::html::PageError::MissingKeys => {
+            format!(
+                "--show-key: some of {:?} are not keys of the events",
+                a.show_keys
+            )
+        }
+        timeline_formats::html::PageError::Other(e) => e,
+    })?;
     std::fs::write(path, html).map_err(|e| format!("cannot write {path}: {e}"))
 }
 

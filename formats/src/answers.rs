@@ -8,9 +8,12 @@ use crate::progress::Progress;
 use crate::shards::{self, Sink};
 use crate::time::TimeSpec;
 use arrow_array::RecordBatch;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use timeline::aggregate::{AggFn, AggSegment, AggregateEngine, Aggregates, GroupRow, Num, Query};
+use timeline::engine::IngestError;
 use timeline::value::ValueKey;
+use timeline::Event;
 use timeline::{Engine, EngineOptions, Segment, State, Value};
 
 /// A time answers are asked at.
@@ -38,8 +41,10 @@ pub struct Request {
     pub range: Option<(u64, u64)>,
     /// Each key's whole timeline.
     pub timeline: bool,
-    /// Every node's whole timeline is to be drawn (see [`Evaluation::page`]).
+    /// Every node's whole timeline is to be drawn (a page).
     pub page: bool,
+    /// Set, stops the reading between two batches with the error `interrupted`.
+    pub cancel: Option<Cancel>,
 }
 
 impl Request {
@@ -101,7 +106,11 @@ pub enum Evaluation {
 }
 
 /// Reads `events` into engines for `query`, as `request` asks.
-pub fn evaluate(query: &Query, events: Events<'_>, request: &Request) -> Result<Evaluation, String> {
+pub fn evaluate(
+    query: &Query,
+    events: Events<'_>,
+    request: &Request,
+) -> Result<Evaluation, String> {
     // What a columnar source is read for: the key and the columns the query reads.
     let columns: Vec<String> = request
         .key
@@ -123,7 +132,14 @@ pub fn evaluate(query: &Query, events: Events<'_>, request: &Request) -> Result<
     if query.aggregate.is_none() {
         let make = || Engine::new(&query.op, options.clone()).map_err(|e| e.to_string());
         // Every key is listed, those whose events all come later too.
-        let engines = read_events(request, events, &columns, threads, RowGroups::ReadAll, &make)?;
+        let engines = read_events(
+            request,
+            events,
+            &columns,
+            threads,
+            RowGroups::ReadAll,
+            &make,
+        )?;
         return Ok(Evaluation::PerKey(engines));
     }
     let read = |lazy: bool| {
@@ -134,7 +150,14 @@ pub fn evaluate(query: &Query, events: Events<'_>, request: &Request) -> Result<
             };
             engine.map_err(|e| e.to_string())
         };
-        read_events(request, events, &columns, threads, RowGroups::SkipLater, &make)
+        read_events(
+            request,
+            events,
+            &columns,
+            threads,
+            RowGroups::SkipLater,
+            &make,
+        )
     };
     // Answers at a few instants need no aggregate timeline: it is left to the reads. With
     // retention such a read answers only from the newest key horizon on, known once the events
@@ -176,6 +199,86 @@ pub fn evaluate(query: &Query, events: Events<'_>, request: &Request) -> Result<
 }
 
 impl Evaluation {
+    /// An evaluation of one engine that holds nothing yet, to be fed with [`Evaluation::feed`]
+    /// and read between feeds (an aggregate is kept as events come, so every answer can be read).
+    pub fn empty(query: &Query, request: &Request) -> Result<Evaluation, String> {
+        let options = EngineOptions {
+            key_column: request.key.clone(),
+            retention: request.retain,
+        };
+        Ok(match query.aggregate {
+            None => Evaluation::PerKey(vec![
+                Engine::new(&query.op, options).map_err(|e| e.to_string())?
+            ]),
+            Some(_) => Evaluation::Aggregate {
+                engines: vec![AggregateEngine::new(query, options).map_err(|e| e.to_string())?],
+                merged: None,
+                horizon: None,
+                last: None,
+            },
+        })
+    }
+
+    /// Takes more events, late ones too. Record batches are checked whole before any event is
+    /// taken; files are taken a chunk at a time, so a bad line leaves the chunks before it taken.
+    pub fn feed(
+        &mut self,
+        query: &Query,
+        events: Events<'_>,
+        request: &Request,
+    ) -> Result<(), String> {
+        let columns: Vec<String> = request
+            .key
+            .iter()
+            .cloned()
+            .chain(query.columns().iter().map(|c| c.to_string()))
+            .collect();
+        fn take<S: Sink>(
+            sinks: &mut Vec<S>,
+            request: &Request,
+            events: Events<'_>,
+            columns: &[String],
+        ) -> Result<(), String> {
+            if let Events::Batches(batches) = events {
+                let mut all = Vec::new();
+                parquet_input::for_each_record_batch(
+                    batches,
+                    &request.time,
+                    columns,
+                    None,
+                    request.key.as_deref(),
+                    |events| {
+                        all.append(events);
+                        Ok(())
+                    },
+                )
+                .map_err(|e| e.to_string())?;
+                for sink in sinks.iter_mut() {
+                    sink.ingest(&all)
+                        .map_err(|e| format!("the data:{}: {}", e.index + 1, e.message))?;
+                }
+                return Ok(());
+            }
+            *sinks = feed(request, events, columns, None, std::mem::take(sinks), None)?;
+            Ok(())
+        }
+        match self {
+            Evaluation::PerKey(engines) => take(engines, request, events, &columns),
+            Evaluation::Aggregate {
+                engines,
+                merged,
+                horizon,
+                last,
+            } => {
+                *merged = None;
+                let taken = take(engines, request, events, &columns);
+                *horizon = engines.iter().filter_map(|e| e.horizon()).max();
+                *last = engines.iter().filter_map(|e| e.last_time()).max();
+                taken
+            }
+        }
+    }
+
     /// Every answer `request` asks for, computed before any is handed out, so that an error
     /// gives no partial result.
     pub fn rows(&mut self, request: &Request) -> Result<Vec<Row<'_>>, String> {
@@ -186,7 +289,15 @@ impl Evaluation {
                 merged,
                 horizon,
                 last,
-            } => aggregate_rows(engines, merged.as_ref(), request, *horizon, *last),
+            } => {
+                // An evaluation fed by hand merges its aggregate when a read needs it.
+                if merged.is_none() && !request.only_instants() {
+                    *merged = Some(Aggregates::merge(
+                        engines.iter_mut().map(|e| e.aggregates()).collect(),
+                    ));
+                }
+                aggregate_rows(engines, merged.as_ref(), request, *horizon, *last)
+            }
         }
     }
 
@@ -237,14 +348,42 @@ fn read_events<S: Sink>(
     let key_column = request.key.as_deref();
     let make_sinks = || {
         (0..threads.max(1))
-            .map(|_| make().map(|sink| shards::Until::new(sink, until, key_column)))
+            .map(|_| {
+                let sink = Cancellable {
+                    sink: make()?,
+                    cancel: request.cancel.clone(),
+                };
+                Ok(shards::Until::new(sink, until, key_column))
+            })
             .collect::<Result<Vec<_>, String>>()
     };
-    let mut sinks = make_sinks()?;
     let parquet_until = until.map(|time| parquet_input::Until {
         time,
         skip_row_groups: row_groups == RowGroups::SkipLater,
     });
+    let sinks = feed(
+        request,
+        events,
+        columns,
+        parquet_until,
+        make_sinks()?,
+        Some(&make_sinks),
+    )?;
+    Ok(sinks.into_iter().map(|u| u.sink.sink).collect())
+}
+
+/// Feeds `events` to `sinks` (see [`read_events`]). `remake`, given for sinks that hold
+/// nothing yet, makes them anew should the first file, a CSV file read along its check for
+/// quotes, turn out to have some; without it every CSV file is checked first.
+fn feed<S: Sink>(
+    request: &Request,
+    events: Events<'_>,
+    columns: &[String],
+    parquet_until: Option<parquet_input::Until>,
+    mut sinks: Vec<S>,
+    remake: Option<&dyn Fn() -> Result<Vec<S>, String>>,
+) -> Result<Vec<S>, String> {
+    let key_column = request.key.as_deref();
     let key = key_column.map(Arc::from);
     let files = match events {
         Events::Files(files) => files,
@@ -259,7 +398,7 @@ fn read_events<S: Sink>(
                     route,
                 )
             })?;
-            return Ok(sinks.into_iter().map(|u| u.sink).collect());
+            return Ok(sinks);
         }
     };
     for (i, path) in files.iter().enumerate() {
@@ -290,10 +429,10 @@ fn read_events<S: Sink>(
         }
         let file = input::map_text(path).map_err(|e| e.to_string())?;
         let mut progress = Progress::new(file.bytes().len());
-        // Before the first file the sinks hold nothing, so the check for quotes can ride along
-        // the read: should the file have some, the sinks it fed are made anew.
-        let check = match i {
-            0 => shards::Check::Along,
+        // Before the first file fresh sinks hold nothing, so the check for quotes can ride
+        // along the read: should the file have some, the sinks it fed are made anew.
+        let check = match (i, remake) {
+            (0, Some(_)) => shards::Check::Along,
             _ => shards::Check::First,
         };
         let sharded = shards::eval_csv(
@@ -311,8 +450,8 @@ fn read_events<S: Sink>(
             progress.finish();
             continue;
         }
-        if sinks.is_empty() {
-            sinks = make_sinks()?;
+        if let (true, Some(remake)) = (sinks.is_empty(), remake) {
+            sinks = remake()?;
             progress = Progress::new(file.bytes().len());
         }
         // Events are ingested in chunks as they are read; the result does not depend on the
@@ -332,7 +471,47 @@ fn read_events<S: Sink>(
         })?;
         progress.finish();
     }
-    Ok(sinks.into_iter().map(|u| u.sink).collect())
+    Ok(sinks)
+}
+
+/// A flag that stops a reading between two batches (Ctrl-C in Python).
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(pub Arc<AtomicBool>);
+
+impl PartialEq for Cancel {
+    fn eq(&self, other: &Cancel) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// A sink that refuses the next batch once its [`Cancel`] flag is set.
+struct Cancellable<S> {
+    sink: S,
+    cancel: Option<Cancel>,
+}
+
+impl<S> Cancellable<S> {
+    fn check(&self) -> Result<(), IngestError> {
+        match &self.cancel {
+            Some(c) if c.0.load(Ordering::Relaxed) => Err(IngestError {
+                index: 0,
+                message: "interrupted".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<S: Sink> Sink for Cancellable<S> {
+    fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
+        self.check()?;
+        self.sink.ingest(events)
+    }
+
+    fn pass_over(&mut self, events: &[Event], key: Option<&Arc<str>>) -> Result<(), IngestError> {
+        self.check()?;
+        self.sink.pass_over(events, key)
+    }
 }
 
 /// One answer: a point answer or a segment.
@@ -366,11 +545,13 @@ fn aggregate_rows(
     horizon: Option<u64>,
     last: Option<u64>,
 ) -> Result<Vec<Row<'static>>, String> {
-    let check = |t: u64| match horizon {
+    let check = |t: u64| {
+        match horizon {
         Some(h) if t < h => Err(format!(
             "time {t} is before the retention horizon {h} (the oldest key's horizon): history before it has been collapsed"
         )),
         _ => Ok(t),
+    }
     };
     let mut rows = Vec::new();
     for at in &request.at {

@@ -154,7 +154,9 @@ pub fn timelines_page(
         let segments: Vec<(String, Vec<Segment>)> = shown
             .iter()
             .map(|(k, e)| {
-                let tl = e.node_timeline(k.as_ref(), i).map_err(|e| PageError::Other(e.to_string()))?;
+                let tl = e
+                    .node_timeline(k.as_ref(), i)
+                    .map_err(|e| PageError::Other(e.to_string()))?;
                 Ok((label(k), tl.range(0, end)))
             })
             .collect::<Result<_, PageError>>()?;
@@ -289,4 +291,3 @@ fn chart_times(
     times.dedup();
     times
 }
-

@@ -29,6 +29,25 @@ impl fmt::Display for InputError {
     }
 }
 
+/// The query `text` (from `name`, a file or `query`) parsed with durations in units of
+/// `1 / units_per_second` s; an error names the line and column, shows the line and points at
+/// the column.
+pub fn parse_query(
+    name: &str,
+    text: &str,
+    units_per_second: u64,
+) -> Result<timeline::aggregate::Query, String> {
+    timeline::parser::parse_in_units(text, units_per_second).map_err(|e| {
+        let (line, column) =
+            timeline::limits::excerpt(text.lines().nth(e.line - 1).unwrap_or(""), e.column);
+        let caret = " ".repeat(column.saturating_sub(1));
+        format!(
+            "{name}:{}:{}: {}\n  | {line}\n  | {caret}^",
+            e.line, e.column, e.message
+        )
+    })
+}
+
 /// The event files `paths` name, in order: a path as it is (`-` is standard input), a directory
 /// as every file below it (hidden ones left out; a Hive-style `key=value/` tree is read as its
 /// files), a pattern with `*`, `?` or `[` as the files it matches; each group sorted by name.
