@@ -243,6 +243,10 @@ class Engine:
             return self._answers(self._engine.timeline(None, True))
         return self._answers(self._engine.timeline(key, False), [key])
 
+    def html(self, keys: Optional[Iterable[Any]] = None) -> str:
+        """The page drawing every node's timelines for ``keys`` (default: the first three)."""
+        return self._engine.page(None if keys is None else list(keys))
+
     def stats(self) -> dict:
         """Counters: keys, change points and bytes held, batches ingested."""
         return dict(self._engine.stats())
