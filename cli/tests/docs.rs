@@ -40,6 +40,14 @@ const RUN_ELSEWHERE: &[(&str, &str)] = &[
     ("scripts/fuzz", ".ci/run runs a short pass"),
     ("cargo ", ".ci/run builds and runs these in short form"),
     ("export PATH=", "these tests put the binary on the PATH"),
+    (
+        "python3 -m venv",
+        ".ci/run makes a virtual environment and installs ./python in it",
+    ),
+    (
+        "venv/bin/",
+        ".ci/run installs ./python and runs python/tests (test_guide.py runs the Python page)",
+    ),
 ];
 
 /// Shell variables the deployment guide sets (`G=…`, `EV=…`): run by the curl tests.

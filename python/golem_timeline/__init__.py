@@ -30,7 +30,7 @@ __all__ = [
     "eval",
 ]
 
-__version__ = "0.7.0"
+__version__ = "0.6.0"
 
 _TIME_COLUMNS = ("at", "from", "to")
 
