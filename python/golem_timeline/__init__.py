@@ -35,6 +35,14 @@ __version__ = "0.6.0"
 _TIME_COLUMNS = ("at", "from", "to")
 
 
+def _options(**given: Any) -> dict:
+    """The options dict the native functions take: every key, defaults filled in."""
+    options = {"key": None, "at": [], "range": None, "timeline": False, "time_column": "time",
+               "time_unit": "s", "retain": None, "threads": None}
+    options.update(given)
+    return options
+
+
 def _query(query: Union[str, Query], time_unit: str) -> Query:
     if isinstance(query, Query):
         return query
@@ -180,7 +188,9 @@ def eval(
     whole = timeline or (not times and range is None)
     stream, files, time_type = _source(data, time_column)
     evaluation = _native.evaluate(
-        q, stream, files, key, times, range, whole, time_column, time_unit, retain, threads, False
+        q, stream, files,
+        _options(key=key, at=times, range=range, timeline=whole, time_column=time_column,
+                 time_unit=time_unit, retain=retain, threads=threads),
     )
     table = _typed(pa.table(evaluation.answers), time_type, time_unit)
     return Answers(table, evaluation.page)
@@ -211,7 +221,10 @@ class Engine:
         self._time_column = time_column
         self._time_unit = time_unit
         self._time_type: Optional[pa.DataType] = None
-        self._engine = _native.Engine(self.query, key, retain, time_column, time_unit)
+        self._engine = _native.Engine(
+            self.query,
+            _options(key=key, retain=retain, time_column=time_column, time_unit=time_unit),
+        )
 
     def ingest(self, data: Any) -> None:
         """Takes the events of ``data`` (any input :func:`eval` takes)."""

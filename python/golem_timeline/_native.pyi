@@ -1,6 +1,6 @@
 """Types of the native module (the Rust `timeline` library through pyo3)."""
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 class QueryError(ValueError):
     line: int
@@ -28,30 +28,12 @@ class Evaluation:
     def answers(self) -> ArrowTable: ...
     def page(self, keys: Optional[List[Any]] = None) -> str: ...
 
-def evaluate(
-    query: Query,
-    stream: Any,
-    files: Optional[List[str]],
-    key: Optional[str],
-    at: List[Optional[int]],
-    range: Optional[Tuple[int, int]],
-    timeline: bool,
-    time_column: str,
-    time_unit: str,
-    retain: Optional[int],
-    threads: Optional[int],
-    page: bool,
-) -> Evaluation: ...
+def evaluate(query: Query, stream: Any, files: Optional[List[str]], options: Dict[str, Any]) -> Evaluation:
+    """`options`: key, at (times, None for each key's end), range, timeline, time_column,
+    time_unit, retain, threads; every key present."""
 
 class Engine:
-    def __init__(
-        self,
-        query: Query,
-        key: Optional[str] = None,
-        retain: Optional[int] = None,
-        time_column: str = "time",
-        time_unit: str = "s",
-    ) -> None: ...
+    def __init__(self, query: Query, options: Dict[str, Any]) -> None: ...
     def ingest(self, stream: Any = None, files: Optional[List[str]] = None) -> None: ...
     def at(self, t: Optional[int] = None) -> ArrowTable: ...
     def range(self, t1: int, t2: int) -> ArrowTable: ...

@@ -296,78 +296,66 @@ fn with_events<T>(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn request(
+/// What is asked of a query, as the Python layer passes it: a dict with every key.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct Options {
     key: Option<String>,
+    /// Times; `None` stands for each key's last event time.
     at: Vec<Option<u64>>,
     range: Option<(u64, u64)>,
     timeline: bool,
     time_column: String,
-    time_unit: &str,
+    time_unit: String,
     retain: Option<u64>,
     threads: Option<usize>,
-    page: bool,
-) -> PyResult<Request> {
-    if threads == Some(0) {
-        return Err(PyValueError::new_err("threads must be at least 1"));
-    }
-    if let Some((t1, t2)) = range {
-        if t1 > t2 {
-            return Err(PyValueError::new_err(format!(
-                "range ({t1}, {t2}): the start is after the end"
-            )));
-        }
-    }
-    Ok(Request {
-        key,
-        time: TimeSpec {
-            column: time_column,
-            unit: time_unit_of(time_unit)?,
-        },
-        retain,
-        threads,
-        at: at
-            .into_iter()
-            .map(|t| t.map_or(At::End, At::Time))
-            .collect(),
-        range,
-        timeline,
-        page,
-        cancel: Some(Cancel(Arc::new(AtomicBool::new(false)))),
-    })
 }
 
-/// Evaluates `query` over the events of `stream` (an Arrow C stream capsule) or `files`. `at`:
-/// times, `None` standing for each key's last event time.
+impl Options {
+    /// The request, checked.
+    fn request(self) -> PyResult<Request> {
+        if self.threads == Some(0) {
+            return Err(PyValueError::new_err("threads must be at least 1"));
+        }
+        if let Some((t1, t2)) = self.range {
+            if t1 > t2 {
+                return Err(PyValueError::new_err(format!(
+                    "range ({t1}, {t2}): the start is after the end"
+                )));
+            }
+        }
+        Ok(Request {
+            key: self.key,
+            time: TimeSpec {
+                column: self.time_column,
+                unit: time_unit_of(&self.time_unit)?,
+            },
+            retain: self.retain,
+            threads: self.threads,
+            at: self
+                .at
+                .into_iter()
+                .map(|t| t.map_or(At::End, At::Time))
+                .collect(),
+            range: self.range,
+            timeline: self.timeline,
+            page: false,
+            cancel: Some(Cancel(Arc::new(AtomicBool::new(false)))),
+        })
+    }
+}
+
+/// Evaluates `query` over the events of `stream` (an Arrow C stream capsule) or `files`, as
+/// `options` (see [`Options`]) ask.
 #[pyfunction]
-#[pyo3(signature = (query, stream, files, key, at, range, timeline, time_column, time_unit, retain, threads, page))]
-#[allow(clippy::too_many_arguments)]
 fn evaluate(
     py: Python<'_>,
     query: &Query,
     stream: Option<&Bound<'_, PyCapsule>>,
     files: Option<Vec<String>>,
-    key: Option<String>,
-    at: Vec<Option<u64>>,
-    range: Option<(u64, u64)>,
-    timeline: bool,
-    time_column: String,
-    time_unit: &str,
-    retain: Option<u64>,
-    threads: Option<usize>,
-    page: bool,
+    options: Options,
 ) -> PyResult<Evaluation> {
-    let request = request(
-        key,
-        at,
-        range,
-        timeline,
-        time_column,
-        time_unit,
-        retain,
-        threads,
-        page,
-    )?;
+    let request = options.request()?;
     let source = match &files {
         Some(f) => format!("{} event file(s)", f.len()),
         None => "in-memory data".to_string(),
@@ -405,26 +393,11 @@ struct Engine {
 
 #[pymethods]
 impl Engine {
+    /// An engine for `query`; `options` as `evaluate` takes them (only the key, the time
+    /// column and unit and the retention matter here).
     #[new]
-    #[pyo3(signature = (query, key = None, retain = None, time_column = "time".to_string(), time_unit = "s"))]
-    fn new(
-        query: &Query,
-        key: Option<String>,
-        retain: Option<u64>,
-        time_column: String,
-        time_unit: &str,
-    ) -> PyResult<Engine> {
-        let request = request(
-            key,
-            Vec::new(),
-            None,
-            false,
-            time_column,
-            time_unit,
-            retain,
-            None,
-            false,
-        )?;
+    fn new(query: &Query, options: Options) -> PyResult<Engine> {
+        let request = options.request()?;
         let evaluation =
             LibEvaluation::empty(&query.query, &request).map_err(QueryError::new_err)?;
         Ok(Engine {
