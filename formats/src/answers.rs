@@ -105,19 +105,20 @@ pub enum Evaluation {
     },
 }
 
+/// What a columnar source is read for: the key and the columns the query reads.
+fn columns_read(query: &Query, request: &Request) -> Vec<String> {
+    let read = query.columns();
+    let read = read.iter().map(|c| c.to_string());
+    request.key.iter().cloned().chain(read).collect()
+}
+
 /// Reads `events` into engines for `query`, as `request` asks.
 pub fn evaluate(
     query: &Query,
     events: Events<'_>,
     request: &Request,
 ) -> Result<Evaluation, String> {
-    // What a columnar source is read for: the key and the columns the query reads.
-    let columns: Vec<String> = request
-        .key
-        .iter()
-        .cloned()
-        .chain(query.columns().iter().map(|c| c.to_string()))
-        .collect();
+    let columns = columns_read(query, request);
     let options = EngineOptions {
         key_column: request.key.clone(),
         retention: request.retain,
@@ -227,12 +228,7 @@ impl Evaluation {
         events: Events<'_>,
         request: &Request,
     ) -> Result<(), String> {
-        let columns: Vec<String> = request
-            .key
-            .iter()
-            .cloned()
-            .chain(query.columns().iter().map(|c| c.to_string()))
-            .collect();
+        let columns = columns_read(query, request);
         fn take<S: Sink>(
             sinks: &mut Vec<S>,
             request: &Request,
@@ -385,19 +381,20 @@ fn feed<S: Sink>(
 ) -> Result<Vec<S>, String> {
     let key_column = request.key.as_deref();
     let key = key_column.map(Arc::from);
+    // Columnar events (a Parquet file, record batches) read on this thread, routed by key.
+    let columnar = |sinks: &mut Vec<S>, source: parquet_input::Columnar<'_>, name: &str| {
+        shards::ingest_routed(sinks, key.as_ref(), name, |route| {
+            source.for_each_batch(&request.time, columns, parquet_until, key_column, route)
+        })
+    };
     let files = match events {
         Events::Files(files) => files,
         Events::Batches(batches) => {
-            shards::ingest_routed(&mut sinks, key.as_ref(), "the data", |route| {
-                parquet_input::for_each_record_batch(
-                    batches,
-                    &request.time,
-                    columns,
-                    parquet_until,
-                    key_column,
-                    route,
-                )
-            })?;
+            columnar(
+                &mut sinks,
+                parquet_input::Columnar::Batches(batches),
+                "the data",
+            )?;
             return Ok(sinks);
         }
     };
@@ -415,16 +412,7 @@ fn feed<S: Sink>(
                 .map_err(|e| e.to_string())?;
                 continue;
             }
-            shards::ingest_routed(&mut sinks, key.as_ref(), path, |route| {
-                parquet_input::for_each_batch(
-                    path,
-                    &request.time,
-                    columns,
-                    parquet_until,
-                    key_column,
-                    route,
-                )
-            })?;
+            columnar(&mut sinks, parquet_input::Columnar::File(path), path)?;
             continue;
         }
         let file = input::map_text(path).map_err(|e| e.to_string())?;

@@ -87,6 +87,32 @@ pub fn for_each_batch_of_all_columns(
     read(path, time, None, rows, sink)
 }
 
+/// Columnar events: a Parquet file, or Arrow record batches in memory.
+#[derive(Clone, Copy)]
+pub enum Columnar<'a> {
+    File(&'a str),
+    Batches(&'a [RecordBatch]),
+}
+
+impl Columnar<'_> {
+    /// [`for_each_batch`] of the file, or [`for_each_record_batch`] of the batches.
+    pub fn for_each_batch(
+        self,
+        time: &TimeSpec,
+        columns: &[String],
+        until: Option<Until>,
+        key: Option<&str>,
+        sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
+    ) -> Result<(), InputError> {
+        match self {
+            Columnar::File(path) => for_each_batch(path, time, columns, until, key, sink),
+            Columnar::Batches(batches) => {
+                for_each_record_batch(batches, time, columns, until, key, sink)
+            }
+        }
+    }
+}
+
 /// The events of Arrow record batches already in memory (from Python, say), typed as a Parquet
 /// file's columns are, handed to `sink` a batch at a time: only the time column and `columns`
 /// are decoded (a column the batches lack is absent from every event). `until`: as in
@@ -110,9 +136,7 @@ pub fn for_each_record_batch(
         part: None,
         until,
     };
-    let mut row = 0usize;
-    let mut events: Vec<Event> = Vec::new();
-    let mut strings = Strings::default();
+    let mut taker = Taker::default();
     for batch in batches {
         let schema = batch.schema();
         let Ok(time_index) = schema.index_of(&time.column) else {
@@ -133,14 +157,46 @@ pub fn for_each_record_batch(
         read.dedup();
         let projected = batch
             .project(&read)
-            .map_err(|e| fail(row + 1, format!("cannot read the columns: {e}")))?;
-        to_events(&projected, time, row, rows, &mut strings, &mut events)
+            .map_err(|e| fail(taker.row + 1, format!("cannot read the columns: {e}")))?;
+        taker
+            .take(&projected, time, rows, &mut sink)
             .map_err(|(r, m)| fail(r, m))?;
-        row += batch.num_rows();
-        sink(&mut events).map_err(|m| fail(0, m))?;
-        events.clear();
     }
     Ok(())
+}
+
+/// Makes events of batch after batch and hands them on, counting rows for the errors.
+#[derive(Default)]
+struct Taker {
+    /// Rows taken so far.
+    row: usize,
+    events: Vec<Event>,
+    strings: Strings,
+}
+
+impl Taker {
+    /// The events of `batch` (see [`to_events`]) handed to `sink`; an error with its row
+    /// among all rows taken (0: the sink's).
+    fn take(
+        &mut self,
+        batch: &RecordBatch,
+        time: &TimeSpec,
+        rows: Rows<'_>,
+        sink: &mut impl FnMut(&mut Vec<Event>) -> Result<(), String>,
+    ) -> Result<(), (usize, String)> {
+        to_events(
+            batch,
+            time,
+            self.row,
+            rows,
+            &mut self.strings,
+            &mut self.events,
+        )?;
+        self.row += batch.num_rows();
+        let handed = sink(&mut self.events).map_err(|m| (0, m));
+        self.events.clear();
+        handed
+    }
 }
 
 /// Which rows a reader makes events of, and how.
@@ -280,16 +336,12 @@ fn read(
         .map_err(|e| fail(0, format!("not a readable Parquet file: {e}")))?;
     // Rows are counted among those read; errors name the row in the file.
     let fail = |row: usize, message: String| fail(file_row(&groups, row), message);
-    let mut row = 0usize;
-    let mut events: Vec<Event> = Vec::new();
-    let mut strings = Strings::default();
+    let mut taker = Taker::default();
     for batch in reader {
-        let batch = batch.map_err(|e| fail(row + 1, format!("cannot decode: {e}")))?;
-        to_events(&batch, time, row, rows, &mut strings, &mut events)
+        let batch = batch.map_err(|e| fail(taker.row + 1, format!("cannot decode: {e}")))?;
+        taker
+            .take(&batch, time, rows, &mut sink)
             .map_err(|(r, m)| fail(r, m))?;
-        row += batch.num_rows();
-        sink(&mut events).map_err(|m| fail(0, m))?;
-        events.clear();
     }
     Ok(())
 }
