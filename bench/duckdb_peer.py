@@ -16,25 +16,16 @@ threshold, which each query accounts for with `greatest`/`least`.
 import json, resource, sys, time
 import duckdb
 
-if sys.argv[1] == "--to-parquet":
-    workload, path, out = sys.argv[2], sys.argv[3], sys.argv[4]
-    threads, END = 0, 0
-else:
-    workload, path, threads, END = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    out = None
 
-
-def source(columns, changes):
-    """The events of the file (CSV with the type of each column, or Parquet), keeping only the
-    rows that can change a query's state (`changes`): as a DuckDB user would write it, rows such
-    as heartbeats are dropped before the window functions sort and scan them. Dropping them
-    changes no answer: each state holds from one kept row to the next."""
-    if path.endswith(".parquet"):
-        scan = f"read_parquet('{path}')"
-    else:
+def file_scan(path):
+    """The table expression reading the events file at `path`: CSV with the type of each column
+    (given `columns`), or Parquet."""
+    def scan(columns):
+        if path.endswith(".parquet"):
+            return f"read_parquet('{path}')"
         types = ", ".join(f"'{name}': '{typ}'" for name, typ in columns.items())
-        scan = f"read_csv('{path}', header = true, columns = {{{types}}})"
-    return f"SELECT * FROM {scan} WHERE {changes}"
+        return f"read_csv('{path}', header = true, columns = {{{types}}})"
+    return scan
 
 
 # The columns of each generated stream and their types; every record also carries columns that
@@ -60,7 +51,18 @@ CIRR_ROWS = "playerStateChange IS NOT NULL OR cdnChange IS NOT NULL OR userActio
 # Rows up to and including the current one, per key, in time order.
 ROWS = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
 
-QUERIES = {
+def queries(scan, END):
+    """Each workload's SQL over the events `scan(columns)` names (a table expression), answered
+    at END."""
+
+    def source(columns, changes):
+        """The events, keeping only the rows that can change a query's state (`changes`): as a
+        DuckDB user would write it, rows such as heartbeats are dropped before the window
+        functions sort and scan them. Dropping them changes no answer: each state holds from one
+        kept row to the next."""
+        return f"SELECT * FROM {scan(columns)} WHERE {changes}"
+
+    return {
     # CIRR: on CDN1, buffering, after the first play, not within 5 s after a seek.
     "cirr": f"""
 WITH ev AS (
@@ -201,7 +203,7 @@ FROM (
   FROM ev WHERE time <= {END} GROUP BY sessionId
 ) GROUP BY cdn
 """,
-}
+    }
 
 # The aggregate queries answer per group: their columns after the group, by function.
 AGGREGATES = {"cirr-by-cdn": ["count", "sum", "max"], "buffering-per-cdn": ["count", "sum"]}
@@ -212,14 +214,6 @@ STREAMS = {
     "card-swipes": CARDS, "machine-risk": MACHINES, "ad-stall": GAMES,
 }
 
-con = duckdb.connect()
-if out is not None:
-    con.execute(f"COPY ({source(STREAMS[workload], 'true')}) TO '{out}' (FORMAT parquet)")
-    sys.exit(0)
-con.execute(f"SET threads = {threads}")
-start = time.perf_counter()
-rows = con.execute(QUERIES[workload]).fetchall()
-seconds = time.perf_counter() - start
 
 def peak_rss_kb():
     """This process's own peak (VmHWM): `ru_maxrss` keeps the peak of the process it was forked
@@ -234,12 +228,31 @@ def peak_rss_kb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-rss = peak_rss_kb()
-if workload in AGGREGATES:
-    results = {
-        f"{'null' if row[0] is None else row[0]} {f}": int(v)
-        for row in rows for f, v in zip(AGGREGATES[workload], row[1:])
-    }
-else:
-    results = {k: int(v) for k, v in rows}
-print(json.dumps({"seconds": seconds, "rss_kb": rss, "results": results}))
+def results_of(workload, rows):
+    """The rows of a workload's query as {key: value}, or {"group function": value}."""
+    if workload in AGGREGATES:
+        return {
+            f"{'null' if row[0] is None else row[0]} {f}": int(v)
+            for row in rows for f, v in zip(AGGREGATES[workload], row[1:])
+        }
+    return {k: int(v) for k, v in rows}
+
+
+def main():
+    con = duckdb.connect()
+    if sys.argv[1] == "--to-parquet":
+        workload, path, out = sys.argv[2], sys.argv[3], sys.argv[4]
+        scan = file_scan(path)(STREAMS[workload])
+        con.execute(f"COPY (SELECT * FROM {scan}) TO '{out}' (FORMAT parquet)")
+        return
+    workload, path, threads, end = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    con.execute(f"SET threads = {threads}")
+    start = time.perf_counter()
+    rows = con.execute(queries(file_scan(path), end)[workload]).fetchall()
+    seconds = time.perf_counter() - start
+    results = results_of(workload, rows)
+    print(json.dumps({"seconds": seconds, "rss_kb": peak_rss_kb(), "results": results}))
+
+
+if __name__ == "__main__":
+    main()

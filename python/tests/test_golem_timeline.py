@@ -349,3 +349,71 @@ def test_ctrl_c_interrupts_an_evaluation():
     assert time.monotonic() - started < 5
     # The interpreter goes on.
     assert tl.eval(CIRR, str(EXAMPLES / "player.csv"), key="sessionId", at="end").num_rows == 2
+
+
+def test_the_python_benchmark_runs_and_checks_its_answers():
+    done = subprocess.run(
+        [os.sys.executable, str(ROOT / "bench" / "python_bench.py"),
+         str(EXAMPLES / "player.parquet"), "--end", "100", "--repeat", "1"],
+        capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "CIRR per session at 100: 21 events, 2 sessions"
+    assert sum(line.startswith("| PyArrow Table |") for line in lines) >= 1
+    assert sum(line.startswith("| pandas DataFrame |") for line in lines) >= 1
+
+
+HOSTILE_QUERIES = [
+    'latest_event_to_state(x)',
+    'duration_where(latest_event_to_state(x) == "a")',
+    'has_existed_within(x == 1, 3) || !has_existed(y == true)',
+    'distinct_within(x, 5) >= 2',
+    'duration_in_cur_state(latest_event_to_state(x))',
+    'latest_event_to_state(x) | aggregate(group_by(y), count, sum, avg, min, max)',
+]
+
+
+def hostile_column(rng, rows):
+    """A column of one random Arrow type, with nulls, NaN, infinities, extremes and odd text."""
+    kind = rng.choice(["int", "float", "str", "bool", "list", "binary", "time", "mixed"])
+    def pick(choices):
+        return [None if rng.random() < 0.2 else rng.choice(choices) for _ in range(rows)]
+    if kind == "int":
+        return pa.array(pick([0, -1, 1, 2**63 - 1, -2**63, 7]), pa.int64())
+    if kind == "float":
+        return pa.array(pick([0.5, float("nan"), float("inf"), -0.0, 1e308]), pa.float64())
+    if kind == "str":
+        return pa.array(pick(["a", "", "é", "\x00", "x" * 1000, "1"]), pa.string())
+    if kind == "bool":
+        return pa.array(pick([True, False]), pa.bool_())
+    if kind == "list":
+        return pa.array(pick([[1], [], [2, 3]]), pa.list_(pa.int64()))
+    if kind == "binary":
+        return pa.array(pick([b"\xff", b""]), pa.binary())
+    if kind == "time":
+        return pa.array(pick([0, 10**18]), pa.timestamp("ns"))
+    return pa.array(pick(["1", "2"]), pa.large_string())
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("HOSTILE_CASES", "150"))))
+def test_random_hostile_tables_answer_or_refuse_cleanly(seed):
+    rng = random.Random(seed)
+    rows = rng.randrange(0, 30)
+    times = [rng.choice([0, 1, 5, 2**62, -1, None]) if rng.random() < 0.1 else rng.randrange(0, 50)
+             for _ in range(rows)]
+    columns = {"time": pa.array(times, pa.int64()), "x": hostile_column(rng, rows),
+               "y": hostile_column(rng, rows), "k": hostile_column(rng, rows)}
+    table = pa.table(columns)
+    query = rng.choice(HOSTILE_QUERIES)
+    key = rng.choice([None, "k", "missing"])
+    retain = rng.choice([None, 1, 10])
+    try:
+        answers = tl.eval(query, table, key=key, at=rng.choice(["end", [0, 3, 2**63 - 1]]),
+                          retain=retain, threads=rng.choice([None, 1, 2]))
+        assert isinstance(answers.num_rows, int)
+        engine = tl.Engine(query, key=key, retain=retain)
+        engine.ingest(table.slice(rows // 2))
+        engine.ingest(table.slice(0, rows // 2))
+        engine.at(rng.randrange(0, 60))
+    except ValueError as e:  # QueryError, InputError, a read before the retention horizon
+        assert str(e)
