@@ -12,15 +12,60 @@ use timeline::{Engine, Segment, Value};
 const UPLOT_JS: &str = include_str!("../assets/uplot-1.6.32/uPlot.iife.min.js");
 const UPLOT_CSS: &str = include_str!("../assets/uplot-1.6.32/uPlot.min.css");
 
-/// One chart: a node's timeline (or an aggregate function's) for each series.
+/// One chart: a node's timeline (or an aggregate function's) for each series, drawn as lines
+/// (numbers) or as state bands (booleans and strings).
 #[derive(Serialize)]
 pub struct Chart {
     pub title: String,
-    /// `true`: drawn as steps (states, booleans, counts); `false`: as lines (durations, sums).
+    /// `true`: drawn as steps (counts, numeric states); `false`: as lines (durations, sums).
     pub steps: bool,
-    /// For a chart of strings: the value each level stands for.
-    pub levels: Vec<String>,
+    /// The lines (empty for a chart of bands).
     pub series: Vec<Series>,
+    /// The bands, one per series (empty for a chart of lines).
+    pub bands: Vec<Band>,
+}
+
+/// One row of a state-band chart: the value in force over each span, as Grafana's state
+/// timeline draws it (equal neighbours merged).
+#[derive(Serialize)]
+pub struct Band {
+    pub label: String,
+    pub spans: Vec<Span>,
+}
+
+/// A time span `[from, to)` (`to`: `None` runs to the end) and its value's text (`None`:
+/// unknown).
+#[derive(Serialize)]
+pub struct Span {
+    pub from: u64,
+    pub to: Option<u64>,
+    pub text: Option<String>,
+}
+
+/// The band of a run of segments: their values as text, equal neighbours merged. `None` if a
+/// value is a number (drawn as a line instead).
+fn band(label: &str, segments: &[Segment]) -> Option<Band> {
+    let mut spans: Vec<Span> = Vec::new();
+    for s in segments {
+        let text = match s.state.instant_value() {
+            None => None,
+            Some(Value::Str(v)) => Some(v.to_string()),
+            Some(Value::Bool(b)) => Some(b.to_string()),
+            Some(Value::Int(_) | Value::Float(_)) => return None,
+        };
+        match spans.last_mut() {
+            Some(last) if last.text == text && last.to == Some(s.from) => last.to = s.to,
+            _ => spans.push(Span {
+                from: s.from,
+                to: s.to,
+                text,
+            }),
+        }
+    }
+    Some(Band {
+        label: label.to_string(),
+        spans,
+    })
 }
 
 /// One line of a chart: its label, and its value at each of the chart's times (`None`: a gap).
@@ -59,32 +104,97 @@ pub fn page(title: &str, subtitle: &str, charts: &[(Vec<u64>, Chart)]) -> String
 <html><head><meta charset="utf-8"><title>{title}</title>
 <style>{UPLOT_CSS}
 body {{ font-family: sans-serif; margin: 16px; }} h1 {{ font-size: 18px; }} h2 {{ font-size: 13px; margin: 14px 0 2px; font-weight: normal; font-family: monospace; }}
-.levels {{ font-size: 11px; color: #555; }}</style>
+.readout {{ font-size: 11px; color: #333; font-family: monospace; margin-left: 70px; }}</style>
 <script>{UPLOT_JS}</script></head>
 <body data-drawn="0"><h1>{title}</h1><p>{subtitle}</p><div id="charts"></div>
 <script>
 window.addEventListener("error", function (e) {{ document.body.dataset.error = String(e.message); }});
 var charts = {json};
 var colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
+var stateColors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"];
 var lo = Infinity, hi = -Infinity;
 charts.forEach(function (c) {{ if (c.times.length) {{ lo = Math.min(lo, c.times[0]); hi = Math.max(hi, c.times[c.times.length - 1]); }} }});
 var drawn = 0;
+// A state's colour: booleans green and grey, strings from a palette in sorted order.
+function colorOf(texts) {{
+  var sorted = texts.slice().sort();
+  return function (t) {{
+    if (t === "true") return "#59a14f";
+    if (t === "false") return "#d3d3d3";
+    return stateColors[sorted.indexOf(t) % stateColors.length];
+  }};
+}}
+function hatch(ctx) {{
+  var p = document.createElement("canvas"); p.width = 8; p.height = 8;
+  var g = p.getContext("2d"); g.fillStyle = "#f4f4f4"; g.fillRect(0, 0, 8, 8);
+  g.strokeStyle = "#b0b0b0"; g.beginPath(); g.moveTo(0, 8); g.lineTo(8, 0); g.stroke();
+  return ctx.createPattern(p, "repeat");
+}}
+// The value of a band at time t.
+function textAt(band, t) {{
+  for (var i = 0; i < band.spans.length; i++) {{
+    var s = band.spans[i];
+    if (s.from <= t && (s.to === null || t < s.to)) return s.text === null ? "unknown" : s.text;
+  }}
+  return "";
+}}
+function bandOpts(c, box) {{
+  var n = c.bands.length, texts = [];
+  c.bands.forEach(function (b) {{ b.spans.forEach(function (s) {{ if (s.text !== null && texts.indexOf(s.text) < 0) texts.push(s.text); }}); }});
+  box.dataset.labels = texts.slice().sort().join("|");
+  var color = colorOf(texts);
+  var readout = document.createElement("div"); readout.className = "readout";
+  var draw = function (u) {{
+    var ctx = u.ctx, top = u.bbox.top, rowH = u.bbox.height / n, pattern = hatch(ctx);
+    ctx.save(); ctx.beginPath(); ctx.rect(u.bbox.left, top, u.bbox.width, u.bbox.height); ctx.clip();
+    ctx.font = (11 * devicePixelRatio) + "px sans-serif"; ctx.textBaseline = "middle"; ctx.textAlign = "left";
+    c.bands.forEach(function (b, r) {{
+      var y = top + r * rowH;
+      b.spans.forEach(function (s) {{
+        var x0 = u.valToPos(s.from, "x", true), x1 = u.valToPos(s.to === null ? hi : s.to, "x", true);
+        ctx.fillStyle = s.text === null ? pattern : color(s.text);
+        ctx.fillRect(x0, y + 1, Math.max(1, x1 - x0 - 1), rowH - 2);
+        if (s.text !== null && ctx.measureText(s.text).width + 6 < x1 - x0) {{
+          ctx.fillStyle = s.text === "false" ? "#333" : "#fff"; ctx.fillText(s.text, x0 + 3, y + rowH / 2);
+        }}
+      }});
+    }});
+    ctx.restore();
+  }};
+  var setCursor = function (u) {{
+    if (u.cursor.left == null || u.cursor.left < 0) {{ readout.textContent = "\u00a0"; return; }}
+    var t = Math.floor(u.posToVal(u.cursor.left, "x"));
+    readout.textContent = "at " + t + ": " + c.bands.map(function (b) {{ return b.label + " = " + textAt(b, t); }}).join(", ");
+  }};
+  return {{ readout: readout, opts: {{ width: 1000, height: 30 * n + 60, legend: {{ show: false }},
+    series: [{{}}, {{ show: false }}],
+    axes: [{{}}, {{ size: 70, splits: function () {{ return c.bands.map(function (b, r) {{ return n - r - 0.5; }}); }},
+      values: function () {{ return c.bands.map(function (b) {{ return b.label; }}); }}, grid: {{ show: false }}, ticks: {{ show: false }} }}],
+    scales: {{ x: {{ time: false, range: [lo, hi] }}, y: {{ range: [0, n] }} }},
+    cursor: {{ sync: {{ key: "t" }}, points: {{ show: false }} }},
+    hooks: {{ draw: [draw], setCursor: [setCursor] }} }},
+    data: [[lo, hi], [null, null]] }};
+}}
 charts.forEach(function (c) {{
   var box = document.createElement("div");
   var h = document.createElement("h2"); h.textContent = c.title; box.appendChild(h);
-  if (c.levels.length) {{
-    var l = document.createElement("div"); l.className = "levels";
-    l.textContent = "levels: " + c.levels.map(function (v, i) {{ return i + " = " + v; }}).join(", ");
-    box.appendChild(l);
-  }}
   document.getElementById("charts").appendChild(box);
-  var series = [{{}}].concat(c.series.map(function (s, i) {{
-    return {{ label: s.label, stroke: colors[i % colors.length], width: 2, spanGaps: false,
-      paths: c.steps ? uPlot.paths.stepped({{ align: 1 }}) : undefined }};
-  }}));
-  var opts = {{ width: 1000, height: 90, series: series, legend: {{ show: true }},
-    scales: {{ x: {{ time: false, range: [lo, hi] }} }}, cursor: {{ sync: {{ key: "t" }} }} }};
-  new uPlot(opts, [c.times].concat(c.series.map(function (s) {{ return s.values; }})), box);
+  if (c.bands.length) {{
+    box.dataset.kind = "bands";
+    var b = bandOpts(c, box);
+    new uPlot(b.opts, b.data, box);
+    box.appendChild(b.readout); b.readout.textContent = "\u00a0";
+  }} else {{
+    box.dataset.kind = "lines";
+    var series = [{{ label: "time" }}].concat(c.series.map(function (s, i) {{
+      return {{ label: s.label, stroke: colors[i % colors.length], width: 2, spanGaps: false,
+        paths: c.steps ? uPlot.paths.stepped({{ align: 1 }}) : undefined }};
+    }}));
+    var opts = {{ width: 1000, height: 110, series: series, legend: {{ show: true }},
+      axes: [{{}}, {{ size: 70 }}],
+      scales: {{ x: {{ time: false, range: [lo, hi] }} }}, cursor: {{ sync: {{ key: "t" }} }} }};
+    new uPlot(opts, [c.times].concat(c.series.map(function (s) {{ return s.values; }})), box);
+  }}
   drawn += 1;
 }});
 document.body.dataset.drawn = String(drawn);
@@ -137,9 +247,10 @@ pub fn timelines_page(
         .unwrap_or(0);
     // A little past the last event, so that what grows is seen growing.
     let end = last + last / 10 + 2;
-    let label = |k: &Option<Value>| {
-        k.as_ref()
-            .map_or("(all events)".to_string(), |k| k.to_string())
+    let label = |k: &Option<Value>| match k {
+        None => "(all events)".to_string(),
+        Some(Value::Str(s)) => s.to_string(),
+        Some(k) => k.to_string(),
     };
     let mut charts = Vec::new();
     let Some(first) = engines.first() else {
@@ -161,26 +272,28 @@ pub fn timelines_page(
             })
             .collect::<Result<_, PageError>>()?;
         let steps = op.output_type() != timeline::op::Type::Duration;
-        // Strings become levels, in sorted order.
-        let mut levels: Vec<String> = segments
-            .iter()
-            .flat_map(|(_, segs)| segs.iter())
-            .filter_map(|s| match s.state.instant_value() {
-                Some(Value::Str(v)) => Some(v.to_string()),
-                _ => None,
-            })
-            .collect();
-        levels.sort();
-        levels.dedup();
+        // Booleans and strings are states: bands. Numbers are lines.
+        let bands: Option<Vec<Band>> = match op.output_type() {
+            timeline::op::Type::Duration | timeline::op::Type::Int => None,
+            _ => segments.iter().map(|(l, segs)| band(l, segs)).collect(),
+        };
         let value = |s: &Segment, t: u64| -> Option<f64> {
             match s.state.advanced(t - s.from).instant_value()? {
                 Value::Bool(b) => Some(b as u8 as f64),
                 Value::Int(i) => Some(i as f64),
                 Value::Float(f) => Some(f),
-                Value::Str(v) => levels.iter().position(|l| **l == *v).map(|p| p as f64),
+                Value::Str(_) => None,
             }
         };
-        let (times, series) = sample(&segments, |s| (s.from, s.to), end, steps, value);
+        let (times, series) = match bands {
+            Some(_) => {
+                let spans = segments
+                    .iter()
+                    .flat_map(|(_, s)| s.iter().map(|s| (s.from, s.to)));
+                (chart_times(spans, end, true), Vec::new())
+            }
+            None => sample(&segments, |s| (s.from, s.to), end, steps, value),
+        };
         let role = if plan.nodes[i].op.is_leaf() {
             "leaf"
         } else {
@@ -196,8 +309,8 @@ pub fn timelines_page(
             Chart {
                 title: format!("[{role}{result}] {op}"),
                 steps,
-                levels: levels.clone(),
                 series,
+                bands: bands.unwrap_or_default(),
             },
         ));
     }
@@ -224,8 +337,8 @@ pub fn timelines_page(
                 Chart {
                     title: format!("[aggregate, the result] {f} per group"),
                     steps,
-                    levels: Vec::new(),
                     series,
+                    bands: Vec::new(),
                 },
             ));
         }
