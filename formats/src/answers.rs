@@ -381,8 +381,15 @@ fn feed<S: Sink>(
 ) -> Result<Vec<S>, String> {
     let key_column = request.key.as_deref();
     let key = key_column.map(Arc::from);
-    // Columnar events (a Parquet file, record batches) read on this thread, routed by key.
+    // Columnar events (a Parquet file, record batches): with a key and several sinks, each
+    // sink's thread decodes the rows of its own keys; otherwise they are read on this thread
+    // and routed by key.
     let columnar = |sinks: &mut Vec<S>, source: parquet_input::Columnar<'_>, name: &str| {
+        if let (Some(key), true) = (key_column, sinks.len() > 1) {
+            let time = &request.time;
+            return parquet_input::read_sharded(source, time, columns, parquet_until, key, sinks)
+                .map_err(|e| e.to_string());
+        }
         shards::ingest_routed(sinks, key.as_ref(), name, |route| {
             source.for_each_batch(&request.time, columns, parquet_until, key_column, route)
         })
@@ -390,28 +397,13 @@ fn feed<S: Sink>(
     let files = match events {
         Events::Files(files) => files,
         Events::Batches(batches) => {
-            columnar(
-                &mut sinks,
-                parquet_input::Columnar::Batches(batches),
-                "the data",
-            )?;
+            let source = parquet_input::Columnar::Batches(batches);
+            columnar(&mut sinks, source, "the data")?;
             return Ok(sinks);
         }
     };
     for (i, path) in files.iter().enumerate() {
         if parquet_input::is_parquet(path) {
-            if let (Some(key), true) = (key_column, sinks.len() > 1) {
-                parquet_input::read_sharded(
-                    path,
-                    &request.time,
-                    columns,
-                    parquet_until,
-                    key,
-                    &mut sinks,
-                )
-                .map_err(|e| e.to_string())?;
-                continue;
-            }
             columnar(&mut sinks, parquet_input::Columnar::File(path), path)?;
             continue;
         }

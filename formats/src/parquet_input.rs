@@ -26,6 +26,9 @@ use timeline::keys::KeyMap;
 use timeline::value::ValueKey;
 use timeline::{Event, Value};
 
+/// Rows decoded into events at a time.
+const BATCH_ROWS: usize = 1 << 16;
+
 /// Whether the file at `path` is Parquet (it starts with `PAR1`).
 pub fn is_parquet(path: &str) -> bool {
     let mut magic = [0u8; 4];
@@ -124,17 +127,28 @@ pub fn for_each_record_batch(
     columns: &[String],
     until: Option<Until>,
     key: Option<&str>,
+    sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
+) -> Result<(), InputError> {
+    let rows = Rows {
+        key,
+        part: None,
+        until,
+    };
+    read_batches(batches, time, columns, rows, sink)
+}
+
+/// The events of `rows` of the record batches, the time column and `columns` decoded.
+fn read_batches(
+    batches: &[RecordBatch],
+    time: &TimeSpec,
+    columns: &[String],
+    rows: Rows<'_>,
     mut sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
 ) -> Result<(), InputError> {
     let fail = |line: usize, message: String| InputError {
         path: "the data".into(),
         line,
         message,
-    };
-    let rows = Rows {
-        key,
-        part: None,
-        until,
     };
     let mut taker = Taker::default();
     for batch in batches {
@@ -144,7 +158,7 @@ pub fn for_each_record_batch(
             return Err(fail(
                 0,
                 format!(
-                    "the data has no `{}` column (found: {}); name the time column with time_column=",
+                    "no `{}` column (found: {}); name the time column with time_column=",
                     time.column,
                     found.join(", ")
                 ),
@@ -158,9 +172,16 @@ pub fn for_each_record_batch(
         let projected = batch
             .project(&read)
             .map_err(|e| fail(taker.row + 1, format!("cannot read the columns: {e}")))?;
-        taker
-            .take(&projected, time, rows, &mut sink)
-            .map_err(|(r, m)| fail(r, m))?;
+        // In slices of the size a Parquet file is read in: the events of one slice are built,
+        // ingested and dropped while they are in cache.
+        let mut offset = 0;
+        while offset < projected.num_rows() {
+            let length = BATCH_ROWS.min(projected.num_rows() - offset);
+            taker
+                .take(&projected.slice(offset, length), time, rows, &mut sink)
+                .map_err(|(r, m)| fail(r, m))?;
+            offset += length;
+        }
     }
     Ok(())
 }
@@ -228,7 +249,7 @@ enum Take {
 /// order. On an error, the first bad row among the threads is reported and the sinks are gone.
 /// `until`: as in [`for_each_batch`].
 pub fn read_sharded<S: Sink>(
-    path: &str,
+    source: Columnar<'_>,
     time: &TimeSpec,
     columns: &[String],
     until: Option<Until>,
@@ -248,11 +269,15 @@ pub fn read_sharded<S: Sink>(
                         part: Some((shard, shards)),
                         until,
                     };
-                    read(path, time, Some(columns), rows, |events| {
+                    let ingest = |events: &mut Vec<Event>| {
                         sink.ingest(events).map_err(|e| {
                             format!("an event at time {}: {}", events[e.index].time, e.message)
                         })
-                    })?;
+                    };
+                    match source {
+                        Columnar::File(path) => read(path, time, Some(columns), rows, ingest)?,
+                        Columnar::Batches(b) => read_batches(b, time, columns, rows, ingest)?,
+                    }
                     Ok(sink)
                 })
             })
@@ -331,7 +356,7 @@ fn read(
     let reader = builder
         .with_projection(mask)
         .with_row_groups(groups.iter().map(|g| g.index).collect())
-        .with_batch_size(1 << 16)
+        .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| fail(0, format!("not a readable Parquet file: {e}")))?;
     // Rows are counted among those read; errors name the row in the file.

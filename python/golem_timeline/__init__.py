@@ -43,6 +43,11 @@ def _options(**given: Any) -> dict:
     return options
 
 
+def _wanted(query: Query, key: Optional[str], time_column: str) -> List[str]:
+    """The columns an evaluation reads."""
+    return [time_column] + ([key] if key is not None else []) + query.columns
+
+
 def _query(query: Union[str, Query], time_unit: str) -> Query:
     if isinstance(query, Query):
         return query
@@ -55,20 +60,37 @@ def _is_path(item: Any) -> bool:
     return isinstance(item, (str, os.PathLike))
 
 
-def _source(data: Any, time_column: str) -> Tuple[Any, Optional[List[str]], Optional[pa.DataType]]:
-    """(an Arrow C stream capsule, or file paths; the time column's Arrow type, if known)."""
+def _source(
+    data: Any, time_column: str, wanted: List[str]
+) -> Tuple[Any, Optional[List[str]], Optional[pa.DataType]]:
+    """(an Arrow C stream capsule, or file paths; the time column's Arrow type, if known).
+
+    Of a DataFrame or Table, only the columns in ``wanted`` (those the query reads, the key and
+    the time) cross: the others are never converted or checked.
+    """
     if _is_path(data):
         return None, [os.fspath(data)], None
     if isinstance(data, (list, tuple)) and data and all(_is_path(d) for d in data):
         return None, [os.fspath(d) for d in data], None
     kind = type(data)
     module = kind.__module__ or ""
+
+    def present(names: Iterable[str]) -> List[str]:
+        names = list(names)
+        if time_column not in names:
+            return names  # refused whole, the error listing every column
+        return [c for c in dict.fromkeys(wanted) if c in names]
+
     if kind.__name__ == "LazyFrame" and module.startswith("polars"):
-        data = data.collect()
+        data = data.select(present(data.collect_schema().names())).collect()
+    elif kind.__name__ == "DataFrame" and module.startswith("polars"):
+        data = data.select(present(data.columns))
     elif kind.__name__ == "DataFrame" and module.startswith("pandas"):
-        data = pa.Table.from_pandas(data, preserve_index=False)
+        data = pa.Table.from_pandas(data[present(data.columns)], preserve_index=False)
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
+    if isinstance(data, pa.Table):
+        data = data.select(present(data.column_names))
     if not hasattr(data, "__arrow_c_stream__"):
         raise TypeError(
             "data must be a pandas or Polars DataFrame, a Polars LazyFrame, a PyArrow Table, "
@@ -186,7 +208,7 @@ def eval(
     q = _query(query, time_unit)
     times = _times(at)
     whole = timeline or (not times and range is None)
-    stream, files, time_type = _source(data, time_column)
+    stream, files, time_type = _source(data, time_column, _wanted(q, key, time_column))
     evaluation = _native.evaluate(
         q, stream, files,
         _options(key=key, at=times, range=range, timeline=whole, time_column=time_column,
@@ -221,6 +243,7 @@ class Engine:
         self._time_column = time_column
         self._time_unit = time_unit
         self._time_type: Optional[pa.DataType] = None
+        self._wanted = _wanted(self.query, key, time_column)
         self._engine = _native.Engine(
             self.query,
             _options(key=key, retain=retain, time_column=time_column, time_unit=time_unit),
@@ -228,7 +251,7 @@ class Engine:
 
     def ingest(self, data: Any) -> None:
         """Takes the events of ``data`` (any input :func:`eval` takes)."""
-        stream, files, time_type = _source(data, self._time_column)
+        stream, files, time_type = _source(data, self._time_column, self._wanted)
         if stream is not None:
             self._engine.ingest(stream=stream)
         else:

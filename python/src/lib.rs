@@ -21,6 +21,10 @@ use timeline_formats::input;
 use timeline_formats::parquet_output::record_batch;
 use timeline_formats::time::{TimeSpec, TimeUnit};
 
+/// The extension's own allocations (the engine's) go to mimalloc; Python's do not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 create_exception!(
     _native,
     QueryError,
