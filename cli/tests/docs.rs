@@ -46,7 +46,7 @@ const RUN_ELSEWHERE: &[(&str, &str)] = &[
     ),
     (
         "venv/bin/",
-        ".ci/run installs ./python and runs python/tests (test_guide.py runs the Python page)",
+        ".ci/run installs ./python and runs python/tests (test_guide.py runs the Python page; a test runs bench/python_bench.py on a small file)",
     ),
 ];
 
