@@ -302,14 +302,17 @@ impl Stream {
     }
 
     /// Writes `keys` keys of `per_key` events as CSV: `time`, the key, the columns, then the
-    /// [`RECORD_COLUMNS`] that real records carry and no query reads. Keys follow one another,
-    /// as a stream from many sources arriving in blocks would.
+    /// [`RECORD_COLUMNS`] that real records carry and no query reads. Without `interleave`,
+    /// keys follow one another, as a stream from many sources arriving in blocks would; with
+    /// it, that many keys at a time have their events merged in time order, as one stream of
+    /// many concurrent sessions is (each key's own events stay in order).
     pub fn write_csv(
         &self,
         path: &std::path::Path,
         seed: u64,
         keys: usize,
         per_key: usize,
+        interleave: Option<usize>,
     ) -> std::io::Result<u64> {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
         write!(w, "time,{}", self.key_column)?;
@@ -318,9 +321,23 @@ impl Stream {
         }
         writeln!(w)?;
         let mut rows = 0;
-        for (i, events) in self.keys(seed, keys, per_key) {
-            let name = self.key_name(i);
-            for (j, row) in events.iter().enumerate() {
+        let mut generated = self.keys(seed, keys, per_key).peekable();
+        while generated.peek().is_some() {
+            let block: Vec<(usize, Vec<Row>)> = generated
+                .by_ref()
+                .take(interleave.unwrap_or(1).max(1))
+                .collect();
+            // (time, key in block, row of key), sorted by time; stable, so each key's own
+            // order stays.
+            let mut order: Vec<(u64, usize, usize)> = block
+                .iter()
+                .enumerate()
+                .flat_map(|(k, (_, r))| r.iter().enumerate().map(move |(j, e)| (e.time, k, j)))
+                .collect();
+            order.sort_by_key(|&(t, _, _)| t);
+            for (_, k, j) in order {
+                let (i, events) = &block[k];
+                let (name, row) = (self.key_name(*i), &events[j]);
                 write!(w, "{},{name}", row.time)?;
                 for cell in &row.cells[..self.columns.len()] {
                     match cell {
@@ -329,7 +346,7 @@ impl Stream {
                         Cell::Int(i) => write!(w, ",{i}")?,
                     }
                 }
-                let record = record_cells(seed, i, j);
+                let record = record_cells(seed, *i, j);
                 writeln!(
                     w,
                     ",{:016x},{:.3},{}",
@@ -427,5 +444,43 @@ mod tests {
                 assert!(x.iter().all(|r| r.cells.iter().any(|c| *c != Cell::Empty)));
             }
         }
+    }
+
+    /// An interleaved file holds the same lines as a key-grouped one; within each block of keys
+    /// they run in time order, and each key's own lines keep their order.
+    #[test]
+    fn interleaved_files_reorder_only_across_keys() {
+        let dir = std::env::temp_dir().join(format!("gen-interleave-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let read = |interleave: Option<usize>| {
+            let path = dir.join(format!("{interleave:?}.csv"));
+            let rows = PLAYER.write_csv(&path, 7, 10, 50, interleave).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(text.lines().count() as u64, rows + 1);
+            text.lines().skip(1).map(String::from).collect::<Vec<_>>()
+        };
+        let grouped = read(None);
+        let per_key = |lines: &[String], key: &str| -> Vec<String> {
+            let key = format!(",{key},");
+            lines.iter().filter(|l| l.contains(&key)).cloned().collect()
+        };
+        for block in [3, 10] {
+            let interleaved = read(Some(block));
+            let mut a = interleaved.clone();
+            let mut b = grouped.clone();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "the same lines");
+            assert_ne!(interleaved, grouped, "keys interleaved");
+            for i in 0..10 {
+                let key = PLAYER.key_name(i);
+                assert_eq!(per_key(&interleaved, &key), per_key(&grouped, &key), "{key}");
+            }
+            let time = |l: &String| l.split(',').next().unwrap().parse::<u64>().unwrap();
+            for chunk in interleaved.chunks(block * 50) {
+                assert!(chunk.windows(2).all(|w| time(&w[0]) <= time(&w[1])));
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

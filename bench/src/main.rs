@@ -7,8 +7,11 @@
 //! timeline-bench [--tier small|1m|10m|100m] [--keys N --events-per-key M]
 //!                [--queries cirr,card-swipes,machine-risk,ad-stall]
 //!                [--runners native,cli,components,duckdb,parquet] [--scaling] [--out DIR]
-//!                [--report | --report-to PATH]
+//!                [--interleave N] [--report | --report-to PATH]
 //! ```
+//!
+//! `--interleave N` merges N keys at a time in time order, in the files and in the batches, as a
+//! stream of N concurrent sessions arrives (by default a file keeps each key's events together).
 //!
 //! `--report` writes the results of the run into the guide's benchmark page
 //! (`docs/src/benchmarks.md`, between its `results` markers): the machine, the date, the
@@ -109,6 +112,13 @@ fn run(args: &[String]) -> Result<(), String> {
     };
     keys = number(args, "--keys")?.unwrap_or(keys);
     per_key = number(args, "--events-per-key")?.unwrap_or(per_key);
+    if let Some(n) = number(args, "--interleave")? {
+        if n == 0 {
+            return Err("--interleave takes a number of keys, at least 1".into());
+        }
+        // Read by this process and inherited by every runner's process.
+        std::env::set_var("TIMELINE_BENCH_INTERLEAVE", n.to_string());
+    }
     let out = PathBuf::from(flag(args, "--out").unwrap_or_else(|| "target/bench".into()));
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     if args.iter().any(|a| a == "--scaling") {
@@ -166,14 +176,19 @@ fn compare(
         w.title, keys, w.query
     );
     // The name carries the generator's version: files of an older one are not reused.
-    let csv = out.join(format!("{}-{keys}x{per_key}-{}.csv", w.name, gen::VERSION));
+    let interleaved = interleave().map_or(String::new(), |n| format!("-i{n}"));
+    let csv = out.join(format!(
+        "{}-{keys}x{per_key}-{}{interleaved}.csv",
+        w.name,
+        gen::VERSION
+    ));
     let rows = if csv.exists() {
         count_rows(&csv)?
     } else {
         let start = Instant::now();
         let rows = w
             .stream
-            .write_csv(&csv, SEED, keys, per_key)
+            .write_csv(&csv, SEED, keys, per_key, interleave())
             .map_err(|e| e.to_string())?;
         println!(
             "  generated {} ({rows} events) in {:.1} s",
@@ -440,6 +455,16 @@ fn child(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// `TIMELINE_BENCH_INTERLEAVE=N` (`--interleave N`): how many keys the stream interleaves at a
+/// time, in the files and in the runners' batches alike (see `gen::Stream::write_csv`). Unset,
+/// a file keeps each key's events together and the batches interleave 500 keys.
+fn interleave() -> Option<usize> {
+    std::env::var("TIMELINE_BENCH_INTERLEAVE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n >= 1)
+}
+
 /// The stream as it arrives from many sources: `block` keys at a time, their events merged in
 /// time order and handed over in batches of `batch` events, each decoded just before it is
 /// ingested (as a decoder would hand them over), outside any timing.
@@ -500,7 +525,14 @@ fn timed_ingest(
     let mut seconds = 0.0;
     let mut events = 0u64;
     let mut names = Vec::with_capacity(keys);
-    for batch in batches(w, keys, per_key, 500, BATCH, &mut names) {
+    for batch in batches(
+        w,
+        keys,
+        per_key,
+        interleave().unwrap_or(500),
+        BATCH,
+        &mut names,
+    ) {
         events += batch.len() as u64;
         let start = Instant::now();
         ingest(&batch)?;
@@ -566,7 +598,15 @@ fn native_prebuilt(
     let options = engine_options(w, retention);
     let mut engine = Engine::new(&w.query, options).map_err(|e| e.to_string())?;
     let mut names = Vec::with_capacity(keys);
-    let all: Vec<Vec<Event>> = batches(w, keys, per_key, 500, BATCH, &mut names).collect();
+    let all: Vec<Vec<Event>> = batches(
+        w,
+        keys,
+        per_key,
+        interleave().unwrap_or(500),
+        BATCH,
+        &mut names,
+    )
+    .collect();
     // Warm-up rounds into engines of their own, so that a profile is mostly ingestion.
     let rounds: usize =
         std::env::var("TIMELINE_BENCH_ROUNDS").map_or(0, |r| r.parse().unwrap_or(0));
@@ -792,7 +832,14 @@ fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, 
     let mut seconds = 0.0;
     let mut names = Vec::new();
     let mut calls = 0;
-    for batch in batches(w, keys, per_key, 500, batch_size, &mut names) {
+    for batch in batches(
+        w,
+        keys,
+        per_key,
+        interleave().unwrap_or(500),
+        batch_size,
+        &mut names,
+    ) {
         events += batch.len() as u64;
         // As a high-volume client would: packed (one string), packing timed.
         let start = Instant::now();
