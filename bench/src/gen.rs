@@ -474,7 +474,11 @@ mod tests {
             assert_ne!(interleaved, grouped, "keys interleaved");
             for i in 0..10 {
                 let key = PLAYER.key_name(i);
-                assert_eq!(per_key(&interleaved, &key), per_key(&grouped, &key), "{key}");
+                assert_eq!(
+                    per_key(&interleaved, &key),
+                    per_key(&grouped, &key),
+                    "{key}"
+                );
             }
             let time = |l: &String| l.split(',').next().unwrap().parse::<u64>().unwrap();
             for chunk in interleaved.chunks(block * 50) {

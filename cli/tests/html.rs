@@ -16,6 +16,29 @@ fn chromium() -> Option<&'static str> {
     })
 }
 
+/// Runs headless Chromium on `page` with `args` once its scripts ran; its standard output.
+fn headless(browser: &str, page: &std::path::Path, args: &[String]) -> Vec<u8> {
+    let out = Command::new("timeout")
+        .args([
+            "120",
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--virtual-time-budget=5000",
+        ])
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    out.stdout
+}
+
 /// Opens `page` in headless Chromium and returns the DOM once its scripts ran.
 fn open(page: &std::path::Path) -> Option<String> {
     let Some(browser) = chromium() else {
@@ -25,25 +48,8 @@ fn open(page: &std::path::Path) -> Option<String> {
         );
         return None;
     };
-    let out = Command::new("timeout")
-        .args([
-            "120",
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-        ])
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8(out.stdout).unwrap())
+    let out = headless(browser, page, &["--dump-dom".to_string()]);
+    Some(String::from_utf8(out).unwrap())
 }
 
 fn render(query_file: &str, extra: &[&str]) -> (std::path::PathBuf, String) {
@@ -71,27 +77,13 @@ fn render(query_file: &str, extra: &[&str]) -> (std::path::PathBuf, String) {
 fn screenshot(page: &std::path::Path, height: u32) -> Option<Vec<u8>> {
     let browser = chromium()?;
     let png = page.with_extension("png");
-    let out = Command::new("timeout")
-        .args([
-            "120",
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-        ])
-        .args([
-            "--disable-background-networking",
-            "--virtual-time-budget=5000",
-        ])
-        .arg(format!("--window-size=1060,{height}"))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    headless(
+        browser,
+        page,
+        &[
+            format!("--window-size=1060,{height}"),
+            format!("--screenshot={}", png.display()),
+        ],
     );
     Some(std::fs::read(&png).unwrap())
 }

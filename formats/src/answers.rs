@@ -237,18 +237,18 @@ impl Evaluation {
         ) -> Result<(), String> {
             if let Events::Batches(batches) = events {
                 let mut all = Vec::new();
-                parquet_input::for_each_record_batch(
-                    batches,
-                    &request.time,
-                    columns,
-                    None,
-                    request.key.as_deref(),
-                    |events| {
-                        all.append(events);
-                        Ok(())
-                    },
-                )
-                .map_err(|e| e.to_string())?;
+                parquet_input::Columnar::Batches(batches)
+                    .for_each_batch(
+                        &request.time,
+                        columns,
+                        None,
+                        request.key.as_deref(),
+                        |events| {
+                            all.append(events);
+                            Ok(())
+                        },
+                    )
+                    .map_err(|e| e.to_string())?;
                 for sink in sinks.iter_mut() {
                     sink.ingest(&all)
                         .map_err(|e| format!("the data:{}: {}", e.index + 1, e.message))?;

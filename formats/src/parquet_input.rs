@@ -98,7 +98,11 @@ pub enum Columnar<'a> {
 }
 
 impl Columnar<'_> {
-    /// [`for_each_batch`] of the file, or [`for_each_record_batch`] of the batches.
+    /// The events of the source, handed to `sink` a batch at a time, as [`for_each_batch`]
+    /// says. Of record batches already in memory (from Python, say), typed as a Parquet file's
+    /// columns are, only the time column and `columns` are decoded (a column they lack is
+    /// absent from every event), with no row group to skip; errors name the row among all the
+    /// batches' rows (from 1).
     pub fn for_each_batch(
         self,
         time: &TimeSpec,
@@ -110,31 +114,15 @@ impl Columnar<'_> {
         match self {
             Columnar::File(path) => for_each_batch(path, time, columns, until, key, sink),
             Columnar::Batches(batches) => {
-                for_each_record_batch(batches, time, columns, until, key, sink)
+                let rows = Rows {
+                    key,
+                    part: None,
+                    until,
+                };
+                read_batches(batches, time, columns, rows, sink)
             }
         }
     }
-}
-
-/// The events of Arrow record batches already in memory (from Python, say), typed as a Parquet
-/// file's columns are, handed to `sink` a batch at a time: only the time column and `columns`
-/// are decoded (a column the batches lack is absent from every event). `until`: as in
-/// [`for_each_batch`] (no row group to skip). Errors name the row among all the batches' rows
-/// (from 1).
-pub fn for_each_record_batch(
-    batches: &[RecordBatch],
-    time: &TimeSpec,
-    columns: &[String],
-    until: Option<Until>,
-    key: Option<&str>,
-    sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
-) -> Result<(), InputError> {
-    let rows = Rows {
-        key,
-        part: None,
-        until,
-    };
-    read_batches(batches, time, columns, rows, sink)
 }
 
 /// The events of `rows` of the record batches, the time column and `columns` decoded.
