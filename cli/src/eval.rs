@@ -5,7 +5,7 @@ use crate::args::{EvalArgs, Format};
 use crate::load_query_in;
 use crate::output::{write_csv, write_json, write_page, write_table};
 use std::io::{BufWriter, Write};
-use timeline_formats::answers::{self, tabulate, Evaluation, Events, Request};
+use timeline_formats::answers::{self, tabulate, Events, Request};
 use timeline_formats::{input, parquet_output};
 
 pub(crate) fn eval(a: &EvalArgs) -> Result<(), String> {
@@ -14,10 +14,7 @@ pub(crate) fn eval(a: &EvalArgs) -> Result<(), String> {
     let request = request(a);
     let mut evaluation = answers::evaluate(&query, Events::Files(&files), &request)?;
     if a.html {
-        let aggregates = match &evaluation {
-            Evaluation::PerKey(_) => None,
-            Evaluation::Aggregate { merged, .. } => merged.as_ref(),
-        };
+        let aggregates = evaluation.aggregates();
         return write_page(a, &query, &evaluation.engines(), aggregates);
     }
     let rows = evaluation.rows(&request)?;

@@ -48,6 +48,14 @@ pub struct Request {
 }
 
 impl Request {
+    /// The options of every engine the request's events are read into.
+    fn engine_options(&self) -> EngineOptions {
+        EngineOptions {
+            key_column: self.key.clone(),
+            retention: self.retain,
+        }
+    }
+
     /// Whether every answer asked for is at an instant (`at` times only).
     fn only_instants(&self) -> bool {
         self.range.is_none() && !self.timeline && !self.page
@@ -119,10 +127,7 @@ pub fn evaluate(
     request: &Request,
 ) -> Result<Evaluation, String> {
     let columns = columns_read(query, request);
-    let options = EngineOptions {
-        key_column: request.key.clone(),
-        retention: request.retain,
-    };
+    let options = request.engine_options();
     // Keys are split over threads (without a key there is one).
     let threads = match request.key {
         None => 1,
@@ -176,37 +181,39 @@ pub fn evaluate(
     let mut lazy = request.only_instants()
         && (request.retain.is_none() || earliest.is_none() || events.rereadable());
     let mut engines = read(lazy)?;
-    let horizon_of = |engines: &[AggregateEngine]| engines.iter().filter_map(|e| e.horizon()).max();
     if let (true, Some(t), Some(h)) = (lazy, earliest, horizon_of(&engines)) {
         if t < h {
             lazy = false;
             engines = read(false)?;
         }
     }
-    let horizon = horizon_of(&engines);
-    let last = engines.iter().filter_map(|e| e.last_time()).max();
-    let merged = match lazy {
-        true => None,
-        false => Some(Aggregates::merge(
-            engines.iter_mut().map(|e| e.aggregates()).collect(),
-        )),
-    };
-    Ok(Evaluation::Aggregate {
+    let mut evaluation = Evaluation::Aggregate {
+        horizon: horizon_of(&engines),
+        last: last_of(&engines),
         engines,
-        merged,
-        horizon,
-        last,
-    })
+        merged: None,
+    };
+    if !lazy {
+        evaluation.keep_aggregate();
+    }
+    Ok(evaluation)
+}
+
+/// The oldest key horizon among the engines, under retention.
+fn horizon_of(engines: &[AggregateEngine]) -> Option<u64> {
+    engines.iter().filter_map(|e| e.horizon()).max()
+}
+
+/// The last event time among the engines.
+fn last_of(engines: &[AggregateEngine]) -> Option<u64> {
+    engines.iter().filter_map(|e| e.last_time()).max()
 }
 
 impl Evaluation {
     /// An evaluation of one engine that holds nothing yet, to be fed with [`Evaluation::feed`]
     /// and read between feeds (an aggregate is kept as events come, so every answer can be read).
     pub fn empty(query: &Query, request: &Request) -> Result<Evaluation, String> {
-        let options = EngineOptions {
-            key_column: request.key.clone(),
-            retention: request.retain,
-        };
+        let options = request.engine_options();
         Ok(match query.aggregate {
             None => Evaluation::PerKey(vec![
                 Engine::new(&query.op, options).map_err(|e| e.to_string())?
@@ -268,8 +275,8 @@ impl Evaluation {
             } => {
                 *merged = None;
                 let taken = take(engines, request, events, &columns);
-                *horizon = engines.iter().filter_map(|e| e.horizon()).max();
-                *last = engines.iter().filter_map(|e| e.last_time()).max();
+                *horizon = horizon_of(engines);
+                *last = last_of(engines);
                 taken
             }
         }
@@ -278,6 +285,10 @@ impl Evaluation {
     /// Every answer `request` asks for, computed before any is handed out, so that an error
     /// gives no partial result.
     pub fn rows(&mut self, request: &Request) -> Result<Vec<Row<'_>>, String> {
+        // An evaluation fed by hand merges its aggregate when a read needs it.
+        if !request.only_instants() {
+            self.keep_aggregate();
+        }
         match self {
             Evaluation::PerKey(engines) => key_rows(engines, request),
             Evaluation::Aggregate {
@@ -285,15 +296,23 @@ impl Evaluation {
                 merged,
                 horizon,
                 last,
-            } => {
-                // An evaluation fed by hand merges its aggregate when a read needs it.
-                if merged.is_none() && !request.only_instants() {
-                    *merged = Some(Aggregates::merge(
-                        engines.iter_mut().map(|e| e.aggregates()).collect(),
-                    ));
-                }
-                aggregate_rows(engines, merged.as_ref(), request, *horizon, *last)
-            }
+            } => aggregate_rows(engines, merged.as_ref(), request, *horizon, *last),
+        }
+    }
+
+    /// Merges an aggregate's engines into the whole aggregate, unless it is merged already
+    /// (see [`Evaluation::aggregates`]). Engines made to answer instants only
+    /// (`AggregateEngine::lazy`) cannot be merged so.
+    pub fn keep_aggregate(&mut self) {
+        if let Evaluation::Aggregate {
+            engines,
+            merged: merged @ None,
+            ..
+        } = self
+        {
+            *merged = Some(Aggregates::merge(
+                engines.iter_mut().map(|e| e.aggregates()).collect(),
+            ));
         }
     }
 

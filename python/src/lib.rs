@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::Duration;
 use timeline::aggregate::{Query as LibQuery, QueryPlan};
@@ -169,11 +170,20 @@ impl ArrowTable {
     }
 }
 
-fn table(rows: &[answers::Row]) -> PyResult<ArrowTable> {
+/// The answers as one record batch, in the columns of `--format csv`.
+fn batch_of(rows: &[answers::Row]) -> Result<RecordBatch, String> {
     let (header, records) = answers::tabulate(rows);
-    Ok(ArrowTable {
-        batch: record_batch(&header, &records).map_err(PyValueError::new_err)?,
-    })
+    record_batch(&header, &records)
+}
+
+/// Refuses a range that ends before it starts.
+fn check_range(t1: u64, t2: u64) -> PyResult<()> {
+    if t1 > t2 {
+        return Err(PyValueError::new_err(format!(
+            "range ({t1}, {t2}): the start is after the end"
+        )));
+    }
+    Ok(())
 }
 
 /// A key as the engine holds it, from a Python `str`, `bool`, `int` or `float`.
@@ -204,27 +214,30 @@ fn run_interruptibly<T: Send>(
     work: impl FnOnce() -> T + Send,
 ) -> PyResult<T> {
     std::thread::scope(|scope| {
-        let handle = scope.spawn(work);
+        let (done, mut result) = std::sync::mpsc::channel();
+        let worker = scope.spawn(move || {
+            let _ = done.send(work());
+        });
         loop {
-            let finished = py.detach(|| {
-                let deadline = std::time::Instant::now() + Duration::from_millis(50);
-                while !handle.is_finished() && std::time::Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                handle.is_finished()
+            // The receiver goes to the GIL-free wait and comes back (it is not `Sync`).
+            let (back, answer) = py.detach(move || {
+                let answer = result.recv_timeout(Duration::from_millis(50));
+                (result, answer)
             });
-            if finished {
-                break;
+            result = back;
+            match answer {
+                Ok(value) => return Ok(value),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(PyValueError::new_err("the evaluation failed unexpectedly"))
+                }
             }
             if let Err(e) = py.check_signals() {
                 cancel.0.store(true, Ordering::Relaxed);
-                let _ = py.detach(|| handle.join());
+                let _ = py.detach(|| worker.join());
                 return Err(e);
             }
         }
-        handle
-            .join()
-            .map_err(|_| PyValueError::new_err("the evaluation failed unexpectedly"))
     })
 }
 
@@ -248,23 +261,19 @@ impl Evaluation {
     /// The page drawing every node's timelines for `keys` (none: the first three keys).
     #[pyo3(signature = (keys = None))]
     fn page(&self, keys: Option<Vec<Bound<'_, PyAny>>>) -> PyResult<String> {
-        page(
-            &self.query,
-            &self.source,
-            &self.evaluation,
-            self.evaluation.aggregates(),
-            keys,
-        )
+        page(&self.query, &self.source, &self.evaluation, keys)
     }
 }
 
+/// The page of `evaluation`'s timelines for `keys` (none: the first three keys), and its whole
+/// aggregate when it was kept.
 fn page(
     query: &LibQuery,
     source: &str,
     evaluation: &LibEvaluation,
-    aggregates: Option<&timeline::aggregate::Aggregates>,
     keys: Option<Vec<Bound<'_, PyAny>>>,
 ) -> PyResult<String> {
+    let aggregates = evaluation.aggregates();
     let wanted = keys
         .unwrap_or_default()
         .iter()
@@ -322,11 +331,7 @@ impl Options {
             return Err(PyValueError::new_err("threads must be at least 1"));
         }
         if let Some((t1, t2)) = self.range {
-            if t1 > t2 {
-                return Err(PyValueError::new_err(format!(
-                    "range ({t1}, {t2}): the start is after the end"
-                )));
-            }
+            check_range(t1, t2)?;
         }
         Ok(Request {
             key: self.key,
@@ -369,10 +374,7 @@ fn evaluate(
     let (evaluation, answers) = with_events(stream, files, |events| {
         run_interruptibly(py, &cancel, || {
             let mut evaluation = answers::evaluate(&lib_query, events, &request)?;
-            let rows = evaluation.rows(&request)?;
-            let (header, records) = answers::tabulate(&rows);
-            drop(rows);
-            let batch = record_batch(&header, &records)?;
+            let batch = batch_of(&evaluation.rows(&request)?)?;
             Ok::<_, String>((evaluation, batch))
         })?
         .map_err(input_error)
@@ -441,11 +443,7 @@ impl Engine {
 
     /// Each key's segments over `[t1, t2)`.
     fn range(&mut self, py: Python<'_>, t1: u64, t2: u64) -> PyResult<ArrowTable> {
-        if t1 > t2 {
-            return Err(PyValueError::new_err(format!(
-                "range ({t1}, {t2}): the start is after the end"
-            )));
-        }
+        check_range(t1, t2)?;
         let request = Request {
             range: Some((t1, t2)),
             ..self.request.clone()
@@ -475,7 +473,8 @@ impl Engine {
         };
         let rows =
             answers::one_key_rows(engine, key.as_ref(), &request).map_err(PyValueError::new_err)?;
-        table(&rows)
+        let batch = batch_of(&rows).map_err(PyValueError::new_err)?;
+        Ok(ArrowTable { batch })
     }
 
     /// Counters: keys, change points kept, bytes held, keys whose early history retention
@@ -495,36 +494,18 @@ impl Engine {
     /// The page drawing every node's timelines for `keys` (none: the first three keys).
     #[pyo3(signature = (keys = None))]
     fn page(&mut self, keys: Option<Vec<Bound<'_, PyAny>>>) -> PyResult<String> {
-        if let LibEvaluation::Aggregate {
-            merged, engines, ..
-        } = &mut self.evaluation
-        {
-            if merged.is_none() {
-                *merged = Some(timeline::aggregate::Aggregates::merge(
-                    engines.iter_mut().map(|e| e.aggregates()).collect(),
-                ));
-            }
-        }
-        page(
-            &self.query,
-            &format!("{} batch(es) ingested", self.batches),
-            &self.evaluation,
-            self.evaluation.aggregates(),
-            keys,
-        )
+        self.evaluation.keep_aggregate();
+        let source = format!("{} batch(es) ingested", self.batches);
+        page(&self.query, &source, &self.evaluation, keys)
     }
 }
 
 impl Engine {
     fn read(&mut self, py: Python<'_>, request: &Request) -> PyResult<ArrowTable> {
         let evaluation = &mut self.evaluation;
-        py.detach(|| {
-            let rows = evaluation.rows(request)?;
-            let (header, records) = answers::tabulate(&rows);
-            record_batch(&header, &records)
-        })
-        .map(|batch| ArrowTable { batch })
-        .map_err(PyValueError::new_err)
+        py.detach(|| batch_of(&evaluation.rows(request)?))
+            .map(|batch| ArrowTable { batch })
+            .map_err(PyValueError::new_err)
     }
 }
 
