@@ -51,31 +51,7 @@ pub struct Until {
     pub skip_row_groups: bool,
 }
 
-/// Reads the events of the Parquet file at `path`, handing them to `sink` a batch at a time.
-/// `columns` are the columns to read besides the time (the key, `key`, and what the query
-/// reads); a column the file lacks is absent from every event.
-///
-/// With `until`, a row after its time is checked (its cells refused as any row's would be) but
-/// no event is built of it beyond one per key and batch that carries the key alone (the first
-/// such row of the key in the batch; every row without a key): what `shards::Until` passes
-/// over needs no more. Row groups are skipped as [`Until`] says.
-pub fn for_each_batch(
-    path: &str,
-    time: &TimeSpec,
-    columns: &[String],
-    until: Option<Until>,
-    key: Option<&str>,
-    sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
-) -> Result<(), InputError> {
-    let rows = Rows {
-        key,
-        part: None,
-        until,
-    };
-    read(path, time, Some(columns), rows, sink)
-}
-
-/// As [`for_each_batch`], every column of the file read (for a client that sends whole events
+/// As [`Columnar::for_each_batch`] of a file, every column of it read (for a client that sends whole events
 /// on, not knowing what the query reads). A column of a type the engine does not read is refused.
 pub fn for_each_batch_of_all_columns(
     path: &str,
@@ -98,11 +74,16 @@ pub enum Columnar<'a> {
 }
 
 impl Columnar<'_> {
-    /// The events of the source, handed to `sink` a batch at a time, as [`for_each_batch`]
-    /// says. Of record batches already in memory (from Python, say), typed as a Parquet file's
-    /// columns are, only the time column and `columns` are decoded (a column they lack is
-    /// absent from every event), with no row group to skip; errors name the row among all the
+    /// Reads the events, handing them to `sink` a batch at a time. `columns` are the columns
+    /// to read besides the time (the key, `key`, and what the query reads); a column the
+    /// source lacks is absent from every event. Of record batches already in memory (from
+    /// Python, say), typed as a Parquet file's columns are, errors name the row among all the
     /// batches' rows (from 1).
+    ///
+    /// With `until`, a row after its time is checked (its cells refused as any row's would be)
+    /// but no event is built of it beyond one per key and batch that carries the key alone (the
+    /// first such row of the key in the batch; every row without a key): what `shards::Until`
+    /// passes over needs no more. A file's row groups are skipped as [`Until`] says.
     pub fn for_each_batch(
         self,
         time: &TimeSpec,
@@ -111,16 +92,25 @@ impl Columnar<'_> {
         key: Option<&str>,
         sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
     ) -> Result<(), InputError> {
+        let rows = Rows {
+            key,
+            part: None,
+            until,
+        };
+        self.read(time, columns, rows, sink)
+    }
+
+    /// The events of `rows` of the source, the time column and `columns` decoded.
+    fn read(
+        self,
+        time: &TimeSpec,
+        columns: &[String],
+        rows: Rows<'_>,
+        sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
+    ) -> Result<(), InputError> {
         match self {
-            Columnar::File(path) => for_each_batch(path, time, columns, until, key, sink),
-            Columnar::Batches(batches) => {
-                let rows = Rows {
-                    key,
-                    part: None,
-                    until,
-                };
-                read_batches(batches, time, columns, rows, sink)
-            }
+            Columnar::File(path) => read(path, time, Some(columns), rows, sink),
+            Columnar::Batches(batches) => read_batches(batches, time, columns, rows, sink),
         }
     }
 }
@@ -216,7 +206,7 @@ struct Rows<'a> {
     /// Only the rows whose key falls on this shard of so many (by [`shards::shard_of_value`];
     /// a row without a key falls on shard 0, to be refused there).
     part: Option<(usize, usize)>,
-    /// Rows after its time are checked, and kept only as their key (see [`for_each_batch`]).
+    /// Rows after its time are checked, and kept only as their key (see [`Columnar::for_each_batch`]).
     until: Option<Until>,
 }
 
@@ -231,11 +221,11 @@ enum Take {
     Keep,
 }
 
-/// Reads the Parquet file at `path` into `sinks`, one thread per sink, each reading the whole
-/// file but building events only for the rows of its own keys (by the `key` column), so that
-/// events are made, ingested and freed on one thread. Each key's events reach its sink in file
-/// order. On an error, the first bad row among the threads is reported and the sinks are gone.
-/// `until`: as in [`for_each_batch`].
+/// Reads the source into `sinks`, one thread per sink, each reading all of it but building
+/// events only for the rows of its own keys (by the `key` column), so that events are made,
+/// ingested and freed on one thread. Each key's events reach its sink in order. On an error,
+/// the first bad row among the threads is reported and the sinks are gone. `until`: as in
+/// [`Columnar::for_each_batch`].
 pub fn read_sharded<S: Sink>(
     source: Columnar<'_>,
     time: &TimeSpec,
@@ -262,10 +252,7 @@ pub fn read_sharded<S: Sink>(
                             format!("an event at time {}: {}", events[e.index].time, e.message)
                         })
                     };
-                    match source {
-                        Columnar::File(path) => read(path, time, Some(columns), rows, ingest)?,
-                        Columnar::Batches(b) => read_batches(b, time, columns, rows, ingest)?,
-                    }
+                    source.read(time, columns, rows, ingest)?;
                     Ok(sink)
                 })
             })

@@ -21,7 +21,7 @@ pub fn write(path: &str, header: &[String], records: &[Vec<Option<Value>>]) -> R
 }
 
 /// `records` (each in the columns of `header`) as one Arrow record batch, each column typed as
-/// [`write`] says (no answer: an empty `key` column).
+/// [`write()`] says (no answer: an empty `key` column).
 pub fn record_batch(
     header: &[String],
     records: &[Vec<Option<Value>>],
