@@ -496,16 +496,7 @@ fn hostile_queries_are_refused_with_exit_2_not_a_crash() {
 
 #[test]
 fn at_end_gives_each_key_its_value_at_its_own_last_event() {
-    let cirr = [
-        "eval",
-        "--query-file",
-        "examples/cirr.tl",
-        "--events",
-        "examples/player.csv",
-        "--key",
-        "sessionId",
-    ];
-    let run = |extra: &[&str]| stdout(&timeline(&[&cirr[..], extra].concat(), None));
+    let run = |extra: &[&str]| stdout(&eval_cirr(extra));
     let end = run(&["--at", "end"]);
     assert_eq!(
         end,
@@ -516,6 +507,5 @@ fn at_end_gives_each_key_its_value_at_its_own_last_event() {
     assert!(end.starts_with(s1.lines().next().unwrap()), "{s1}");
     assert_eq!(run(&["--at", "end", "--threads", "1"]), end);
     assert_eq!(run(&["--at", "end", "--threads", "2"]), end);
-    let o = timeline(&[&cirr[..], &["--at", "ending"]].concat(), None);
-    bad_input(&o, "--at: a time must be");
+    bad_input(&eval_cirr(&["--at", "ending"]), "--at: a time must be");
 }

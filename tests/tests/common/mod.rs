@@ -30,7 +30,7 @@ pub const CIRR: &str = r#"duration_where(
     && latest_event_to_state(playerStateChange) == "buffer"
     && latest_event_to_state(cdnChange) == "CDN1")"#;
 
-/// The SPEC's worked example for session `s1`, and a second session.
+/// Player events: the SPEC's worked example (player `s1`) and another player, `s2`.
 pub fn player_events() -> Vec<Event> {
     let e = |t: u64, sid: &str, col: &str, v: &str| {
         Event::new(t, [("sessionId", Value::from(sid)), (col, Value::from(v))])
