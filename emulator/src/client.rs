@@ -205,7 +205,9 @@ fn ok(v: Vec<Val>) -> Result<Option<Val>> {
 pub struct PlanView {
     pub job_name: String,
     pub query: String,
+    pub key_column: Option<String>,
     pub shards: u32,
+    pub retention: Option<u64>,
     pub result_node: String,
     pub nodes: Vec<NodeView>,
 }
@@ -214,6 +216,7 @@ pub struct PlanView {
 pub struct NodeView {
     pub node_id: String,
     pub kind: String,
+    pub operator: String,
     pub expression: String,
     pub workers: Vec<WorkerId>,
     pub inputs: Vec<String>,
@@ -244,6 +247,7 @@ impl PlanView {
                     Ok(NodeView {
                         node_id: string(field(n, "node-id")?)?,
                         kind: string(field(n, "kind")?)?,
+                        operator: string(field(n, "operator")?)?,
                         expression: string(field(n, "expression")?)?,
                         workers,
                         inputs,
@@ -255,6 +259,18 @@ impl PlanView {
         Ok(PlanView {
             job_name: string(field(v, "job-name")?)?,
             query: string(field(v, "query")?)?,
+            key_column: match field(v, "key-column")? {
+                Val::Option(c) => c.as_deref().map(string).transpose()?,
+                other => bail!("key-column: {other:?}"),
+            },
+            retention: match field(v, "retention")? {
+                Val::Option(None) => None,
+                Val::Option(Some(r)) => match **r {
+                    Val::U64(r) => Some(r),
+                    ref other => bail!("retention: {other:?}"),
+                },
+                other => bail!("retention: {other:?}"),
+            },
             shards: match field(v, "shards")? {
                 Val::U32(n) => *n,
                 other => bail!("shards: {other:?}"),
@@ -297,6 +313,8 @@ pub struct WorkerStats {
     pub mismatches: u64,
     pub bytes: u64,
     pub history_dropped: u64,
+    pub events: u64,
+    pub last_time: Option<u64>,
 }
 
 impl TimelineSystem {
@@ -333,6 +351,43 @@ impl TimelineSystem {
             },
             plans: RefCell::default(),
         })
+    }
+
+    /// A reader of the system's jobs that creates no worker and never calls a driver: plans
+    /// come from the core ([`TimelineSystem::core_jobs`]), results from the node workers. This
+    /// is how a dashboard watches jobs without growing any driver's log.
+    pub fn reader(golem: Golem) -> TimelineSystem {
+        TimelineSystem {
+            golem,
+            driver: WorkerId {
+                component_id: component_id("driver"),
+                worker_name: "timeline-driver".into(),
+            },
+            plans: RefCell::default(),
+        }
+    }
+
+    /// The plans of every job, from the core worker (`timeline-core`, which every driver
+    /// submits to); none before a job ran. Later reads of these jobs use these plans.
+    pub fn core_jobs(&self) -> Result<Vec<PlanView>> {
+        let core = WorkerId {
+            component_id: component_id("core"),
+            worker_name: "timeline-core".into(),
+        };
+        if !self.golem.worker_exists(&core) {
+            return Ok(Vec::new());
+        }
+        match self
+            .golem
+            .invoke(&core, "timeline:core/api.{jobs}", &[])?
+            .as_slice()
+        {
+            [Val::List(plans)] => plans
+                .iter()
+                .map(|p| Ok(self.keep(PlanView::read(p)?)))
+                .collect(),
+            other => bail!("the core's jobs returned {other:?}"),
+        }
     }
 
     /// The same system, reached through the driver worker `driver` (any name: a driver worker
@@ -651,7 +706,47 @@ impl TimelineSystem {
             mismatches: n("mismatches")?,
             bytes: n("bytes")?,
             history_dropped: n("history-dropped")?,
+            events: n("events")?,
+            last_time: match field(&v, "last-time")? {
+                Val::Option(None) => None,
+                Val::Option(Some(t)) => match **t {
+                    Val::U64(t) => Some(t),
+                    ref other => bail!("last-time: {other:?}"),
+                },
+                other => bail!("last-time: {other:?}"),
+            },
         })
+    }
+
+    /// A node worker's `keys`: one page of the keys it holds.
+    pub fn key_page(
+        &self,
+        worker: &WorkerId,
+        query: &timeline::KeyQuery,
+    ) -> Result<timeline::KeyPage> {
+        let params = [
+            Val::Option(query.after.as_ref().map(|k| Box::new(event_value(k)))),
+            Val::Option(query.search.clone().map(|s| Box::new(Val::String(s)))),
+            Val::U32(query.limit),
+        ];
+        let v = self
+            .call_node(worker, "keys", &params)?
+            .context("no page")?;
+        let keys = match field(&v, "keys")? {
+            Val::List(keys) => keys
+                .iter()
+                .map(|k| match k {
+                    Val::Option(k) => k.as_deref().map(read_event_value).transpose(),
+                    other => bail!("key: {other:?}"),
+                })
+                .collect::<Result<_>>()?,
+            other => bail!("keys: {other:?}"),
+        };
+        let matching = match field(&v, "matching")? {
+            Val::U64(n) => *n,
+            other => bail!("matching: {other:?}"),
+        };
+        Ok(timeline::KeyPage { keys, matching })
     }
 
     /// Calls any function of any worker with component values (for tests of bad input).

@@ -8,7 +8,7 @@
 mod bindings;
 
 use bindings::exports::timeline::event_processor::api::{
-    Event, EventValue, Guest, KeyDelta, NodeConfig, Segment, State, WorkerStats,
+    Event, EventValue, Guest, KeyDelta, KeyPage, NodeConfig, Segment, State, WorkerStats,
 };
 use std::cell::RefCell;
 use timeline::LeafNode;
@@ -116,6 +116,15 @@ impl Guest for Component {
                 .map_err(|e| e.to_string())?;
             Ok(segments.iter().map(convert::segment_out).collect())
         })
+    }
+
+    fn keys(
+        after: Option<EventValue>,
+        search: Option<String>,
+        limit: u32,
+    ) -> Result<KeyPage, String> {
+        let query = convert::key_query_in(after, search, limit)?;
+        with_worker(|w| Ok(convert::key_page_out(w.node.key_page(&query))))
     }
 
     fn stats() -> Result<WorkerStats, String> {

@@ -7,10 +7,12 @@
 
 use serde::Serialize;
 use timeline::aggregate::{Aggregates, Query};
-use timeline::{Engine, Segment, Value};
+use timeline::{Engine, Segment, State, Value};
 
-const UPLOT_JS: &str = include_str!("../assets/uplot-1.6.32/uPlot.iife.min.js");
-const UPLOT_CSS: &str = include_str!("../assets/uplot-1.6.32/uPlot.min.css");
+pub const UPLOT_JS: &str = include_str!("../assets/uplot-1.6.32/uPlot.iife.min.js");
+pub const UPLOT_CSS: &str = include_str!("../assets/uplot-1.6.32/uPlot.min.css");
+/// The drawing of charts, shared by this page and `timeline serve`'s dashboard.
+pub const TIMELINES_JS: &str = include_str!("../assets/timelines.js");
 
 /// One chart: a node's timeline (or an aggregate function's) for each series, drawn as lines
 /// (numbers) or as state bands (booleans and strings).
@@ -86,12 +88,8 @@ struct ChartData<'a> {
 /// The page: a title, what it shows, and the charts over `times` (each chart's series have a
 /// value per time).
 pub fn page(title: &str, subtitle: &str, charts: &[(Vec<u64>, Chart)]) -> String {
-    let data: Vec<ChartData> = charts
-        .iter()
-        .map(|(times, chart)| ChartData { chart, times })
-        .collect();
     // `</` inside a script would end it: JSON allows `<\/`.
-    let json = serde_json::to_string(&data)
+    let json = serde_json::to_string(&charts_json(charts))
         .unwrap_or_else(|_| "[]".into())
         .replace("</", "<\\/");
     let escape = |s: &str| {
@@ -104,100 +102,14 @@ pub fn page(title: &str, subtitle: &str, charts: &[(Vec<u64>, Chart)]) -> String
 <html><head><meta charset="utf-8"><title>{title}</title>
 <style>{UPLOT_CSS}
 body {{ font-family: sans-serif; margin: 16px; }} h1 {{ font-size: 18px; }} h2 {{ font-size: 13px; margin: 14px 0 2px; font-weight: normal; font-family: monospace; }}
-.readout {{ font-size: 11px; color: #333; font-family: monospace; margin-left: 70px; }}</style>
-<script>{UPLOT_JS}</script></head>
-<body data-drawn="0"><h1>{title}</h1><p>{subtitle}</p><div id="charts"></div>
+#readout {{ font-size: 11px; color: #333; font-family: monospace; white-space: pre; min-height: 1em; }}</style>
+<script>{UPLOT_JS}</script><script>{TIMELINES_JS}</script></head>
+<body data-drawn="0"><h1>{title}</h1><p>{subtitle}</p><div id="readout"></div><div id="charts"></div>
 <script>
 window.addEventListener("error", function (e) {{ document.body.dataset.error = String(e.message); }});
-var charts = {json};
-var colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
-var stateColors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"];
-var lo = Infinity, hi = -Infinity;
-charts.forEach(function (c) {{ if (c.times.length) {{ lo = Math.min(lo, c.times[0]); hi = Math.max(hi, c.times[c.times.length - 1]); }} }});
-var drawn = 0;
-// A state's colour: booleans green and grey, strings from a palette in sorted order.
-function colorOf(texts) {{
-  var sorted = texts.slice().sort();
-  return function (t) {{
-    if (t === "true") return "#59a14f";
-    if (t === "false") return "#d3d3d3";
-    return stateColors[sorted.indexOf(t) % stateColors.length];
-  }};
-}}
-function hatch(ctx) {{
-  var p = document.createElement("canvas"); p.width = 8; p.height = 8;
-  var g = p.getContext("2d"); g.fillStyle = "#f4f4f4"; g.fillRect(0, 0, 8, 8);
-  g.strokeStyle = "#b0b0b0"; g.beginPath(); g.moveTo(0, 8); g.lineTo(8, 0); g.stroke();
-  return ctx.createPattern(p, "repeat");
-}}
-// The value of a band at time t.
-function textAt(band, t) {{
-  for (var i = 0; i < band.spans.length; i++) {{
-    var s = band.spans[i];
-    if (s.from <= t && (s.to === null || t < s.to)) return s.text === null ? "unknown" : s.text;
-  }}
-  return "";
-}}
-function bandOpts(c, box) {{
-  var n = c.bands.length, texts = [];
-  c.bands.forEach(function (b) {{ b.spans.forEach(function (s) {{ if (s.text !== null && texts.indexOf(s.text) < 0) texts.push(s.text); }}); }});
-  box.dataset.labels = texts.slice().sort().join("|");
-  var color = colorOf(texts);
-  var readout = document.createElement("div"); readout.className = "readout";
-  var draw = function (u) {{
-    var ctx = u.ctx, top = u.bbox.top, rowH = u.bbox.height / n, pattern = hatch(ctx);
-    ctx.save(); ctx.beginPath(); ctx.rect(u.bbox.left, top, u.bbox.width, u.bbox.height); ctx.clip();
-    ctx.font = (11 * devicePixelRatio) + "px sans-serif"; ctx.textBaseline = "middle"; ctx.textAlign = "left";
-    c.bands.forEach(function (b, r) {{
-      var y = top + r * rowH;
-      b.spans.forEach(function (s) {{
-        var x0 = u.valToPos(s.from, "x", true), x1 = u.valToPos(s.to === null ? hi : s.to, "x", true);
-        ctx.fillStyle = s.text === null ? pattern : color(s.text);
-        ctx.fillRect(x0, y + 1, Math.max(1, x1 - x0 - 1), rowH - 2);
-        if (s.text !== null && ctx.measureText(s.text).width + 6 < x1 - x0) {{
-          ctx.fillStyle = s.text === "false" ? "#333" : "#fff"; ctx.fillText(s.text, x0 + 3, y + rowH / 2);
-        }}
-      }});
-    }});
-    ctx.restore();
-  }};
-  var setCursor = function (u) {{
-    if (u.cursor.left == null || u.cursor.left < 0) {{ readout.textContent = "\u00a0"; return; }}
-    var t = Math.floor(u.posToVal(u.cursor.left, "x"));
-    readout.textContent = "at " + t + ": " + c.bands.map(function (b) {{ return b.label + " = " + textAt(b, t); }}).join(", ");
-  }};
-  return {{ readout: readout, opts: {{ width: 1000, height: 30 * n + 60, legend: {{ show: false }},
-    series: [{{}}, {{ show: false }}],
-    axes: [{{}}, {{ size: 70, splits: function () {{ return c.bands.map(function (b, r) {{ return n - r - 0.5; }}); }},
-      values: function () {{ return c.bands.map(function (b) {{ return b.label; }}); }}, grid: {{ show: false }}, ticks: {{ show: false }} }}],
-    scales: {{ x: {{ time: false, range: [lo, hi] }}, y: {{ range: [0, n] }} }},
-    cursor: {{ sync: {{ key: "t" }}, points: {{ show: false }} }},
-    hooks: {{ draw: [draw], setCursor: [setCursor] }} }},
-    data: [[lo, hi], [null, null]] }};
-}}
-charts.forEach(function (c) {{
-  var box = document.createElement("div");
-  var h = document.createElement("h2"); h.textContent = c.title; box.appendChild(h);
-  document.getElementById("charts").appendChild(box);
-  if (c.bands.length) {{
-    box.dataset.kind = "bands";
-    var b = bandOpts(c, box);
-    new uPlot(b.opts, b.data, box);
-    box.appendChild(b.readout); b.readout.textContent = "\u00a0";
-  }} else {{
-    box.dataset.kind = "lines";
-    var series = [{{ label: "time" }}].concat(c.series.map(function (s, i) {{
-      return {{ label: s.label, stroke: colors[i % colors.length], width: 2, spanGaps: false,
-        paths: c.steps ? uPlot.paths.stepped({{ align: 1 }}) : undefined }};
-    }}));
-    var opts = {{ width: 1000, height: 110, series: series, legend: {{ show: true }},
-      axes: [{{}}, {{ size: 70 }}],
-      scales: {{ x: {{ time: false, range: [lo, hi] }} }}, cursor: {{ sync: {{ key: "t" }} }} }};
-    new uPlot(opts, [c.times].concat(c.series.map(function (s) {{ return s.values; }})), box);
-  }}
-  drawn += 1;
-}});
-document.body.dataset.drawn = String(drawn);
+var root = document.getElementById("charts");
+Timelines.draw(root, {json}, {{ readout: document.getElementById("readout") }});
+document.body.dataset.drawn = root.dataset.drawn;
 </script></body></html>
 "##,
         title = escape(title),
@@ -271,29 +183,6 @@ pub fn timelines_page(
                 Ok((label(k), tl.range(0, end)))
             })
             .collect::<Result<_, PageError>>()?;
-        let steps = op.output_type() != timeline::op::Type::Duration;
-        // Booleans and strings are states: bands. Numbers are lines.
-        let bands: Option<Vec<Band>> = match op.output_type() {
-            timeline::op::Type::Duration | timeline::op::Type::Int => None,
-            _ => segments.iter().map(|(l, segs)| band(l, segs)).collect(),
-        };
-        let value = |s: &Segment, t: u64| -> Option<f64> {
-            match s.state.advanced(t - s.from).instant_value()? {
-                Value::Bool(b) => Some(b as u8 as f64),
-                Value::Int(i) => Some(i as f64),
-                Value::Float(f) => Some(f),
-                Value::Str(_) => None,
-            }
-        };
-        let (times, series) = match bands {
-            Some(_) => {
-                let spans = segments
-                    .iter()
-                    .flat_map(|(_, s)| s.iter().map(|s| (s.from, s.to)));
-                (chart_times(spans, end, true), Vec::new())
-            }
-            None => sample(&segments, |s| (s.from, s.to), end, steps, value),
-        };
         let role = if plan.nodes[i].op.is_leaf() {
             "leaf"
         } else {
@@ -304,14 +193,11 @@ pub fn timelines_page(
         } else {
             ""
         };
-        charts.push((
-            times,
-            Chart {
-                title: format!("[{role}{result}] {op}"),
-                steps,
-                series,
-                bands: bands.unwrap_or_default(),
-            },
+        charts.push(node_chart(
+            format!("[{role}{result}] {op}"),
+            Some(op.output_type()),
+            &segments,
+            end,
         ));
     }
     if let Some(agg) = aggregates {
@@ -327,19 +213,11 @@ pub fn timelines_page(
                     )
                 })
                 .collect();
-            let steps = f == timeline::aggregate::AggFn::Count;
-            let value = |s: &timeline::aggregate::AggSegment, t: u64| {
-                Some(s.value?.as_f64() + s.slope.as_f64() * (t - s.from) as f64)
-            };
-            let (times, series) = sample(&segments, |s| (s.from, s.to), end, steps, value);
-            charts.push((
-                times,
-                Chart {
-                    title: format!("[aggregate, the result] {f} per group"),
-                    steps,
-                    series,
-                    bands: Vec::new(),
-                },
+            charts.push(aggregate_chart(
+                format!("[aggregate, the result] {f} per group"),
+                f,
+                &segments,
+                end,
             ));
         }
     }
@@ -352,6 +230,92 @@ pub fn timelines_page(
             .join(", ")
     );
     Ok(page(&format!("timeline: {query}"), &subtitle, &charts))
+}
+
+/// The chart of one node: its timeline over `[0, end)` for each labelled series. Booleans and
+/// strings are state bands, numbers lines (durations as slopes). `ty` is the node's output type
+/// where known; without it the values decide (a duration or number anywhere makes lines).
+pub fn node_chart(
+    title: String,
+    ty: Option<timeline::op::Type>,
+    segments: &[(String, Vec<Segment>)],
+    end: u64,
+) -> (Vec<u64>, Chart) {
+    use timeline::op::Type;
+    let durations = || {
+        segments
+            .iter()
+            .flat_map(|(_, s)| s)
+            .any(|s| matches!(s.state, State::Duration(_) | State::Growing(_)))
+    };
+    let steps = match ty {
+        Some(ty) => ty != Type::Duration,
+        None => !durations(),
+    };
+    // Booleans and strings are states: bands. Numbers are lines.
+    let bands: Option<Vec<Band>> = match ty {
+        Some(Type::Duration | Type::Int) => None,
+        None if !steps => None,
+        _ => segments.iter().map(|(l, segs)| band(l, segs)).collect(),
+    };
+    let value = |s: &Segment, t: u64| -> Option<f64> {
+        match s.state.advanced(t - s.from).instant_value()? {
+            Value::Bool(b) => Some(b as u8 as f64),
+            Value::Int(i) => Some(i as f64),
+            Value::Float(f) => Some(f),
+            Value::Str(_) => None,
+        }
+    };
+    let (times, series) = match bands {
+        Some(_) => {
+            let spans = segments
+                .iter()
+                .flat_map(|(_, s)| s.iter().map(|s| (s.from, s.to)));
+            (chart_times(spans, end, true), Vec::new())
+        }
+        None => sample(segments, |s| (s.from, s.to), end, steps, value),
+    };
+    (
+        times,
+        Chart {
+            title,
+            steps,
+            series,
+            bands: bands.unwrap_or_default(),
+        },
+    )
+}
+
+/// The chart of one aggregate function: a line per labelled group over `[0, end)`.
+pub fn aggregate_chart(
+    title: String,
+    f: timeline::aggregate::AggFn,
+    segments: &[(String, Vec<timeline::aggregate::AggSegment>)],
+    end: u64,
+) -> (Vec<u64>, Chart) {
+    let steps = f == timeline::aggregate::AggFn::Count;
+    let value = |s: &timeline::aggregate::AggSegment, t: u64| {
+        Some(s.value?.as_f64() + s.slope.as_f64() * (t - s.from) as f64)
+    };
+    let (times, series) = sample(segments, |s| (s.from, s.to), end, steps, value);
+    (
+        times,
+        Chart {
+            title,
+            steps,
+            series,
+            bands: Vec::new(),
+        },
+    )
+}
+
+/// The charts as the page's script takes them (see `assets/timelines.js`).
+pub fn charts_json(charts: &[(Vec<u64>, Chart)]) -> serde_json::Value {
+    let data: Vec<ChartData> = charts
+        .iter()
+        .map(|(times, chart)| ChartData { chart, times })
+        .collect();
+    serde_json::to_value(&data).unwrap_or_default()
 }
 
 /// Each labelled run of segments sampled at the chart's times (see [`chart_times`]): at `t`, the

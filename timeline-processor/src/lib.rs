@@ -10,8 +10,8 @@
 mod bindings;
 
 use bindings::exports::timeline::timeline_processor::api::{
-    EventValue, GroupRow, GroupSegment, GroupSelector, Guest, KeyDelta, NodeConfig, Segment, State,
-    WorkerStats,
+    EventValue, GroupRow, GroupSegment, GroupSelector, Guest, KeyDelta, KeyPage, NodeConfig,
+    Segment, State, WorkerStats,
 };
 use std::cell::RefCell;
 use timeline::aggregate::{MergeAggregateNode, PartialAggregateNode, PartialBatch};
@@ -208,6 +208,18 @@ impl Guest for Component {
                 let segments = d.range(key.as_ref(), t1, t2).map_err(|e| e.to_string())?;
                 Ok(segments.iter().map(convert::segment_out).collect())
             }
+            _ => Err(NOT_PER_KEY.into()),
+        })
+    }
+
+    fn keys(
+        after: Option<EventValue>,
+        search: Option<String>,
+        limit: u32,
+    ) -> Result<KeyPage, String> {
+        let query = convert::key_query_in(after, search, limit)?;
+        with_worker(|w| match &w.node {
+            Node::Derived(d) => Ok(convert::key_page_out(d.key_page(&query))),
             _ => Err(NOT_PER_KEY.into()),
         })
     }

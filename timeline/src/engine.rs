@@ -329,6 +329,11 @@ pub struct Stats {
     /// their values stand from the horizon on, but a duration started from them now would miss
     /// what came before it.
     pub history_dropped: usize,
+    /// Events a leaf node worker has ingested (counted by [`LeafNode`](crate::worker::LeafNode);
+    /// 0 for derived nodes and the in-process engine, which keep no count).
+    pub events: u64,
+    /// The latest event time over all keys (`None` before any event).
+    pub last_time: Option<u64>,
 }
 
 impl Engine {
@@ -697,6 +702,9 @@ impl Engine {
             }
             s.bytes += std::mem::size_of::<KeyState>();
             s.history_dropped += usize::from(k.origin < k.collapsed_before);
+            if k.origin != u64::MAX {
+                s.last_time = s.last_time.max(Some(k.max_time));
+            }
         }
         s
     }

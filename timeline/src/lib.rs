@@ -37,4 +37,4 @@ pub use parser::{parse_predicate, parse_query, ParseError};
 pub use plan::{node_id, shard_of, worker_index, Plan, PlanNode, Scope};
 pub use timeline::{Delta, Segment, Timeline};
 pub use value::{State, Value};
-pub use worker::{DerivedNode, KeyDelta, LeafNode};
+pub use worker::{DerivedNode, KeyDelta, KeyPage, KeyQuery, LeafNode};

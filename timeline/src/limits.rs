@@ -187,3 +187,10 @@ mod tests {
         assert_eq!(clip("", 0), "");
     }
 }
+
+/// The most keys one page of a node's keys (`keys` on a node worker, the dashboard's key list)
+/// may hold.
+pub const MAX_KEY_PAGE: u32 = 1000;
+
+/// The longest key search text, in bytes.
+pub const MAX_KEY_SEARCH_BYTES: usize = 1024;

@@ -85,6 +85,99 @@ impl KeyClock {
     }
 }
 
+/// Which keys a [`KeyPage`] holds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KeyQuery {
+    /// Keys after this one in key order (`None`: from the first key).
+    pub after: Option<Value>,
+    /// Keys whose text contains this, ignoring case (`None` or empty: every key). A key's
+    /// text is a string key as it is, any other key as it is written in a query.
+    pub search: Option<String>,
+    /// The most keys in the page (at most [`MAX_KEY_PAGE`](crate::limits::MAX_KEY_PAGE)).
+    pub limit: u32,
+}
+
+impl KeyQuery {
+    /// Checks the query against the limits, with an error that says what to send instead.
+    pub fn check(&self) -> Result<(), String> {
+        use crate::limits::{MAX_KEY_PAGE, MAX_KEY_SEARCH_BYTES};
+        if self.limit > MAX_KEY_PAGE {
+            return Err(format!(
+                "a page of {} keys is more than the limit of {MAX_KEY_PAGE}: ask for fewer and page on with `after`",
+                self.limit
+            ));
+        }
+        if self
+            .search
+            .as_ref()
+            .is_some_and(|s| s.len() > MAX_KEY_SEARCH_BYTES)
+        {
+            return Err(format!(
+                "a key search of more than {MAX_KEY_SEARCH_BYTES} bytes is refused"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One page of a node's keys, in key order (the order of [`ValueKey`]; the key of a job
+/// without a key column, `None`, comes first).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KeyPage {
+    /// Up to `limit` keys after `after` that match the search.
+    pub keys: Vec<Option<Value>>,
+    /// How many keys match the search, over the whole node (not only this page).
+    pub matching: u64,
+}
+
+/// The text a key search looks in: a string key as it is, any other as written in a query.
+pub fn key_text(key: Option<&Value>) -> String {
+    match key {
+        None => String::new(),
+        Some(Value::Str(s)) => s.to_string(),
+        Some(v) => v.to_string(),
+    }
+}
+
+fn key_page<V>(
+    keys: &BTreeMap<Option<ValueKey>, V>,
+    clock: impl Fn(&V) -> &KeyClock,
+    query: &KeyQuery,
+) -> KeyPage {
+    use std::ops::Bound;
+    let needle = query
+        .search
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(str::to_lowercase);
+    let matches = |v: &V| {
+        needle.as_ref().is_none_or(|n| {
+            key_text(clock(v).key.as_ref())
+                .to_lowercase()
+                .contains(n.as_str())
+        })
+    };
+    let matching = match needle {
+        None => keys.len() as u64,
+        Some(_) => keys.values().filter(|v| matches(v)).count() as u64,
+    };
+    let from = match &query.after {
+        None => Bound::Unbounded,
+        Some(after) => Bound::Excluded(Some(ValueKey::from(after))),
+    };
+    let page = keys
+        .range((from, Bound::Unbounded))
+        .map(|(_, v)| v)
+        .filter(|v| matches(v))
+        .take(query.limit as usize)
+        .map(|v| clock(v).key.clone())
+        .collect();
+    KeyPage {
+        keys: page,
+        matching,
+    }
+}
+
 fn key_id(key: Option<&Value>) -> Option<ValueKey> {
     key.map(ValueKey::from)
 }
@@ -111,6 +204,8 @@ pub struct LeafNode {
     key_column: Option<Arc<str>>,
     retention: Option<u64>,
     keys: BTreeMap<Option<ValueKey>, (KeyClock, LeafState)>,
+    /// Events ingested, over all keys.
+    events: u64,
 }
 
 impl LeafNode {
@@ -128,6 +223,7 @@ impl LeafNode {
                 key_column: key_column.map(Arc::from),
                 retention,
                 keys: BTreeMap::new(),
+                events: 0,
             }),
             NodeSpec::Derived(_) => Err(format!("`{op}` reads other timelines: it is not a leaf")),
         }
@@ -181,6 +277,7 @@ impl LeafNode {
         let batch = split_batch(events, self.key_column.as_ref(), self.retention, |id| {
             self.keys.get(id).map(|(c, _)| c.max_time)
         })?;
+        self.events += events.len() as u64;
         let mut out = Vec::with_capacity(batch.keys.len());
         for (id, key, events) in batch.keys {
             let (clock, leaf) = self
@@ -250,12 +347,19 @@ impl LeafNode {
         self.keys.values().map(|(c, _)| c.key.as_ref()).collect()
     }
 
+    /// One page of the keys held, in key order (see [`KeyPage`]).
+    pub fn key_page(&self, query: &KeyQuery) -> KeyPage {
+        key_page(&self.keys, |(c, _)| c, query)
+    }
+
     pub fn stats(&self) -> Stats {
         let mut s = Stats {
             keys: self.keys.len(),
+            events: self.events,
             ..Stats::default()
         };
         for (c, l) in self.keys.values() {
+            s.last_time = s.last_time.max(Some(c.max_time));
             s.history_dropped += usize::from(c.dropped_history());
             s.change_points += l.output.points().len();
             s.event_rows += l.rows(&self.spec);
@@ -418,12 +522,18 @@ impl DerivedNode {
         self.keys.values().map(|k| k.clock.key.as_ref()).collect()
     }
 
+    /// One page of the keys held, in key order (see [`KeyPage`]).
+    pub fn key_page(&self, query: &KeyQuery) -> KeyPage {
+        key_page(&self.keys, |k| &k.clock, query)
+    }
+
     pub fn stats(&self) -> Stats {
         let mut s = Stats {
             keys: self.keys.len(),
             ..Stats::default()
         };
         for k in self.keys.values() {
+            s.last_time = s.last_time.max(Some(k.clock.max_time));
             s.history_dropped += usize::from(k.clock.dropped_history());
             s.change_points += k.state.output.points().len();
             s.mismatches += k.state.mismatches;

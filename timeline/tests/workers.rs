@@ -7,7 +7,7 @@ use common::*;
 use proptest::prelude::*;
 use timeline::op::TimeLineOp;
 use timeline::{
-    DerivedNode, Engine, EngineOptions, Event, FlatOp, KeyDelta, LeafNode, Plan, Value,
+    DerivedNode, Engine, EngineOptions, Event, FlatOp, KeyDelta, KeyQuery, LeafNode, Plan, Value,
 };
 
 /// A network of workers for one plan, pushing deltas from leaves up, as the components do.
@@ -186,6 +186,51 @@ proptest! {
         }
     }
 
+    /// Paging through a node's keys with a search finds, page after page, exactly the keys
+    /// that a filter over all of them finds, in order; `matching` counts them all; and the
+    /// leaf counts the events and knows the latest time.
+    #[test]
+    fn key_pages_walk_the_matching_keys_in_order(
+        keys in prop::collection::vec(prop_oneof![
+            (0i64..300).prop_map(Value::Int),
+            "[a-cA-C]{0,3}".prop_map(|s| Value::Str(s.into())),
+            any::<bool>().prop_map(Value::Bool),
+        ], 1..60),
+        search in prop::option::of("[a-cA-C0-9]{0,2}"),
+        limit in 1u32..7,
+    ) {
+        let events: Vec<Event> = keys.iter().enumerate().map(|(i, k)| Event {
+            time: i as u64 * 3,
+            fields: vec![("k".into(), k.clone()), ("a".into(), Value::Int(1))],
+        }).collect();
+        let query: TimeLineOp = "latest_event_to_state(a) == 1".parse().unwrap();
+        let mut network = Network::new(&query, Some("k"), None);
+        network.ingest(&events);
+        let root = network.plan.root();
+        let leaf = network.leaves.iter().flatten().next().unwrap();
+        let derived = network.derived[root].as_ref().unwrap();
+        let want: Vec<Option<Value>> = leaf.keys().into_iter()
+            .filter(|k| search.as_deref().is_none_or(|s| timeline::worker::key_text(*k).to_lowercase().contains(&s.to_lowercase())))
+            .map(|k| k.cloned())
+            .collect();
+        for page_of in [&|q: &KeyQuery| leaf.key_page(q), &|q: &KeyQuery| derived.key_page(q)] as [&dyn Fn(&KeyQuery) -> timeline::KeyPage; 2] {
+            let mut got = Vec::new();
+            let mut q = KeyQuery { after: None, search: search.clone(), limit };
+            loop {
+                let page = page_of(&q);
+                prop_assert_eq!(page.matching, want.len() as u64);
+                prop_assert!(page.keys.len() <= limit as usize);
+                let Some(last) = page.keys.last().cloned() else { break };
+                got.extend(page.keys);
+                q.after = last;
+            }
+            prop_assert_eq!(&got, &want);
+        }
+        prop_assert_eq!(leaf.stats().events, events.len() as u64);
+        prop_assert_eq!(leaf.stats().last_time, Some((events.len() as u64 - 1) * 3));
+        prop_assert_eq!(derived.stats().last_time, Some((events.len() as u64 - 1) * 3));
+    }
+
     #[test]
     fn flat_queries_round_trip(query in any_query(4)) {
         let flat = FlatOp::from_op(&query);
@@ -193,6 +238,32 @@ proptest! {
         let json = serde_json::to_string(&flat).unwrap();
         prop_assert_eq!(serde_json::from_str::<FlatOp>(&json).unwrap(), flat);
     }
+}
+
+#[test]
+fn key_pages_past_the_limits_are_refused() {
+    let big = KeyQuery {
+        limit: timeline::limits::MAX_KEY_PAGE + 1,
+        ..KeyQuery::default()
+    };
+    assert!(big
+        .check()
+        .unwrap_err()
+        .contains("more than the limit of 1000"));
+    let long = KeyQuery {
+        limit: 10,
+        search: Some("x".repeat(timeline::limits::MAX_KEY_SEARCH_BYTES + 1)),
+        ..KeyQuery::default()
+    };
+    assert!(long.check().unwrap_err().contains("key search"));
+    assert_eq!(
+        KeyQuery {
+            limit: 10,
+            ..KeyQuery::default()
+        }
+        .check(),
+        Ok(())
+    );
 }
 
 #[test]

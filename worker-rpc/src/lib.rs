@@ -465,6 +465,28 @@ macro_rules! wit_conversions {
                 mismatches: s.mismatches,
                 bytes: s.bytes as u64,
                 history_dropped: s.history_dropped as u64,
+                events: s.events,
+                last_time: s.last_time,
+            }
+        }
+        /// The `keys` parameters, checked against the limits.
+        pub fn key_query_in(
+            after: Option<t::EventValue>,
+            search: Option<String>,
+            limit: u32,
+        ) -> Result<timeline::KeyQuery, String> {
+            let query = timeline::KeyQuery {
+                after: after.map(value_in).transpose().map_err(|e| format!("after: {e}"))?,
+                search,
+                limit,
+            };
+            query.check()?;
+            Ok(query)
+        }
+        pub fn key_page_out(p: timeline::KeyPage) -> t::KeyPage {
+            t::KeyPage {
+                keys: p.keys.iter().map(|k| k.as_ref().map(value_out)).collect(),
+                matching: p.matching,
             }
         }
         pub fn key_delta_in(d: t::KeyDelta) -> Result<KeyDelta, String> {
