@@ -22,6 +22,8 @@ use std::time::Instant;
 
 use crate::args::ServeArgs;
 
+mod dashboard;
+
 #[derive(Clone)]
 struct App {
     golem: Golem,
@@ -34,6 +36,8 @@ struct App {
     /// Workers created by a call to a function they do not export: Golem 1.1 reports them
     /// `Running` until their next good call.
     running: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<WorkerId>>>,
+    /// Counts the invocations that changed state, for the dashboard's live updates.
+    changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// The largest request body taken: a packed batch at its limit
@@ -437,7 +441,13 @@ async fn invoke(
             return Ok(answer(result.clone()));
         }
     }
-    let result = invoke_once(&app, worker.clone(), q, body).await?;
+    let changes = q.function.as_deref().is_some_and(dashboard::changes_state);
+    let result = invoke_once(&app, worker.clone(), q, body).await;
+    // A failed call may have changed state too (a worker failed for good).
+    if changes {
+        app.changes.send_modify(|n| *n += 1);
+    }
+    let result = result?;
     if let Some(key) = idempotency {
         let mut done = app.done.lock().expect("lock");
         if done.len() >= IDEMPOTENCY_KEYS {
@@ -578,7 +588,9 @@ async fn explain_too_large(
 pub fn serve(a: &ServeArgs) -> Result<(), String> {
     let sys = TimelineSystem::load(&golem_emulator::components_dir(), &a.data)
         .map_err(|e| format!("{e:#}"))?;
+    let (changes, watched) = tokio::sync::watch::channel(0u64);
     let app = App {
+        changes: std::sync::Arc::new(changes),
         golem: sys.golem.clone(),
         verbose: a.verbose,
         done: Default::default(),
@@ -607,10 +619,11 @@ pub fn serve(a: &ServeArgs) -> Result<(), String> {
             "/v1/components/{component}/workers/{name}/{action}",
             post(invoke),
         )
+        .with_state(app.clone())
+        .merge(dashboard::router(sys.golem.clone(), watched))
         .layer(axum::middleware::from_fn(explain_too_large))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), log))
-        .with_state(app);
+        .layer(axum::middleware::from_fn_with_state(app, log));
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&a.addr)

@@ -65,6 +65,11 @@ var Timelines = (function () {
     var n = c.bands.length, texts = [];
     c.bands.forEach(function (b) { b.spans.forEach(function (s) { if (s.text !== null && texts.indexOf(s.text) < 0) texts.push(s.text); }); });
     box.dataset.labels = texts.slice().sort().join("|");
+    // Each band's value now (its last span's), for whoever watches the page.
+    box.dataset.last = c.bands.map(function (b) {
+      var s = b.spans[b.spans.length - 1];
+      return s && s.text !== null ? s.text : "unknown";
+    }).join("|");
     var color = colorOf(texts);
     var draw = function (u) {
       var ctx = u.ctx, top = u.bbox.top, rowH = u.bbox.height / n, pattern = hatch(ctx);
@@ -132,7 +137,7 @@ var Timelines = (function () {
     };
     var onCursor = function (u) {
       if (!o.readout) return;
-      if (u.cursor.left == null || u.cursor.left < 0) return;
+      if (u.cursor.left == null || u.cursor.left < 0) { o.readout.textContent = ""; return; }
       var t = Math.floor(u.posToVal(u.cursor.left, "x"));
       o.readout.dataset.time = String(t);
       o.readout.textContent = "at " + t + ":\n" + readAll(charts, t).join("\n");

@@ -102,9 +102,10 @@ pub fn page(title: &str, subtitle: &str, charts: &[(Vec<u64>, Chart)]) -> String
 <html><head><meta charset="utf-8"><title>{title}</title>
 <style>{UPLOT_CSS}
 body {{ font-family: sans-serif; margin: 16px; }} h1 {{ font-size: 18px; }} h2 {{ font-size: 13px; margin: 14px 0 2px; font-weight: normal; font-family: monospace; }}
-#readout {{ font-size: 11px; color: #333; font-family: monospace; white-space: pre; min-height: 1em; }}</style>
+#readout {{ font-size: 11px; color: #333; font-family: monospace; white-space: pre; position: fixed; bottom: 8px; right: 8px; max-width: 60vw; max-height: 40vh; overflow: auto; background: #fffffff0; border: 1px solid #ccc; padding: 4px 6px; }}
+#readout:empty {{ display: none; }}</style>
 <script>{UPLOT_JS}</script><script>{TIMELINES_JS}</script></head>
-<body data-drawn="0"><h1>{title}</h1><p>{subtitle}</p><div id="readout"></div><div id="charts"></div>
+<body data-drawn="0"><h1>{title}</h1><p>{subtitle}</p><div id="charts"></div><div id="readout"></div>
 <script>
 window.addEventListener("error", function (e) {{ document.body.dataset.error = String(e.message); }});
 var root = document.getElementById("charts");

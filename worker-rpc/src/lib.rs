@@ -674,7 +674,7 @@ pub fn snapshot(input: &WorkerRef) -> Result<Vec<KeyDelta>, String> {
 pub fn history_dropped(input: &WorkerRef) -> Result<u64, String> {
     let stats =
         call_result(input, &input.function("stats"), vec![])?.ok_or("stats returned nothing")?;
-    let [_keys, _points, _rows, _mismatches, _bytes, dropped] = stats.fields()?;
+    let [_keys, _points, _rows, _mismatches, _bytes, dropped, _events, _last] = stats.fields()?;
     dropped.u64()
 }
 
