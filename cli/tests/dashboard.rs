@@ -415,3 +415,106 @@ fn the_dashboard_api_refuses_hostile_requests_and_changes_nothing() {
     assert_eq!(before["version"], after["version"]);
     server.stop();
 }
+
+#[test]
+fn an_aggregate_job_shows_a_line_per_group_with_its_members() {
+    let data = temp_file("dashboard-aggregate-data", "");
+    let _ = std::fs::remove_file(&data);
+    let server = Server::start(&data);
+    let url = server.url.clone();
+    golem(&url, &["setup"]);
+    let query = common::repo().join("examples/cirr-by-cdn.tl");
+    let events = common::repo().join("examples/player.csv");
+    golem(
+        &url,
+        &[
+            "run",
+            "--job",
+            "by-cdn",
+            "--query-file",
+            query.to_str().unwrap(),
+            "--key",
+            "sessionId",
+            "--shards",
+            "2",
+        ],
+    );
+    golem(
+        &url,
+        &[
+            "ingest",
+            "--job",
+            "by-cdn",
+            "--events",
+            events.to_str().unwrap(),
+        ],
+    );
+    let (status, jobs) = get(&format!("{url}/dashboard/jobs"));
+    assert_eq!(status, 200);
+    assert_eq!(jobs["jobs"][0]["aggregate"], true);
+    // The keys are the sessions, listed from the per-key node the aggregate reads.
+    let (_, keys) = get(&format!("{url}/dashboard/jobs/by-cdn/keys"));
+    assert_eq!(keys["matching"], 2, "{keys}");
+    // Without a key: the functions per group; both sessions end on CDN2.
+    let (status, page) = get(&format!("{url}/dashboard/jobs/by-cdn/timelines"));
+    assert_eq!(status, 200, "{page}");
+    let titles: Vec<&str> = page["charts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "[aggregate, the result] avg per group",
+            "[aggregate, the result] sum per group"
+        ]
+    );
+    let labels: Vec<&str> = page["charts"][1]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert!(labels.contains(&"CDN2 (2 members)"), "{labels:?}");
+    // The sum per group at the end is what `timeline eval` answers.
+    let sum = page["charts"][1]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["label"] == "CDN2 (2 members)")
+        .unwrap()["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|v| !v.is_null())
+        .cloned()
+        .unwrap();
+    let end = page["end"].as_u64().unwrap().to_string();
+    let eval = stdout(&timeline(
+        &[
+            "eval",
+            "--query-file",
+            query.to_str().unwrap(),
+            "--events",
+            events.to_str().unwrap(),
+            "--key",
+            "sessionId",
+            "--at",
+            &end,
+        ],
+        None,
+    ));
+    let row = eval
+        .lines()
+        .find(|l| l.contains("CDN2"))
+        .unwrap_or_else(|| panic!("{eval}"));
+    let row: serde_json::Value = serde_json::from_str(row).unwrap();
+    assert_eq!(row["sum"].as_f64(), sum.as_f64(), "{row} vs {sum}");
+    // With a key: its nine per-key nodes (the group column's among them) too.
+    let (_, page) = get(&format!("{url}/dashboard/jobs/by-cdn/timelines?key=s:s1"));
+    assert_eq!(page["charts"].as_array().unwrap().len(), 11, "{page}");
+    server.stop();
+}

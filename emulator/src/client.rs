@@ -109,6 +109,10 @@ fn group_rows(answer: Option<Val>, function: &str) -> Result<Vec<GroupRow>> {
                         Val::U64(t) => *t,
                         other => bail!("at: {other:?}"),
                     },
+                    members: match field(r, "members")? {
+                        Val::U64(n) => *n,
+                        other => bail!("members: {other:?}"),
+                    },
                     values,
                 })
             })

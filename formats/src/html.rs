@@ -207,7 +207,9 @@ pub fn timelines_page(
                 .groups
                 .iter()
                 .map(|(g, points)| {
-                    let label = g.value().map_or("null".to_string(), |v| v.to_string());
+                    let label = g
+                        .value()
+                        .map_or("null".to_string(), |v| timeline::worker::key_text(Some(&v)));
                     (
                         label,
                         timeline::aggregate::segments(points, f, 0, Some(end)),

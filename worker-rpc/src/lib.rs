@@ -594,6 +594,7 @@ macro_rules! wit_conversions {
             t::GroupRow {
                 group: r.group.as_ref().map(value_out),
                 at: r.at,
+                members: r.members,
                 values: r
                     .values
                     .iter()

@@ -373,18 +373,16 @@ async fn timelines(
             let mut functions: Vec<AggFn> = rows.iter().map(|(_, f, _)| *f).collect();
             functions.sort_by_key(|f| f.to_string());
             functions.dedup();
-            // A group's members: its count at the end, where the query counts.
-            let members = |group: &Option<Value>| {
-                rows.iter()
-                    .filter(|(g, f, s)| {
-                        g == group && *f == AggFn::Count && s.to.is_none_or(|t| t >= end)
-                    })
-                    .find_map(|(_, _, s)| s.value.map(|v| v.as_f64()))
-            };
+            // Each group's members at the last event.
+            let now = sys
+                .aggregate_result(&job, &timeline::aggregate::GroupSelector::All, last)
+                .map_err(failed)?;
+            let members =
+                |group: &Option<Value>| now.iter().find(|r| &r.group == group).map(|r| r.members);
             for f in functions {
                 let mut groups: Vec<(String, Vec<timeline::aggregate::AggSegment>)> = Vec::new();
                 for (g, _, s) in rows.iter().filter(|(_, rf, _)| *rf == f) {
-                    let mut label = g.as_ref().map_or("null".to_string(), |v| v.to_string());
+                    let mut label = g.as_ref().map_or("null".to_string(), |v| key_text(Some(v)));
                     if let Some(n) = members(g) {
                         label = format!("{label} ({n} members)");
                     }

@@ -488,6 +488,7 @@ pub(crate) fn rows_at<'a>(
             Some(GroupRow {
                 group: g.value(),
                 at: t,
+                members: p.members,
                 values: functions.iter().map(|&f| (f, p.eval(f, t).0)).collect(),
             })
         })
@@ -499,6 +500,10 @@ pub(crate) fn rows_at<'a>(
 pub struct GroupRow {
     pub group: Option<Value>,
     pub at: u64,
+    /// The group's members at `at`: keys in it whose result has started. Not in the answers
+    /// the CLI writes, which hold what the query asks.
+    #[serde(skip)]
+    pub members: u64,
     /// Each requested function and its value (`None`: unknown).
     pub values: Vec<(AggFn, Option<Num>)>,
 }
