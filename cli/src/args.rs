@@ -33,7 +33,8 @@ enum CliCommand {
     Explain(ExplainCli),
     /// Run a query as a job of node workers over an event file and print every worker's result.
     Run(RunCli),
-    /// Serve Golem 1.1's worker API over HTTP on the four components, emulated in-process.
+    /// Serve Golem 1.1's worker API over HTTP on the four components, emulated in-process, and a live
+    /// dashboard of the jobs at /.
     Serve(ServeCli),
     /// A client of the components on any Golem 1.1 endpoint (a Golem server, or `timeline serve`).
     Golem(GolemCli),
