@@ -163,6 +163,10 @@ struct ServeCli {
     /// Log the full URI of every request.
     #[arg(short, long)]
     verbose: bool,
+    /// The most invocations running at once; more are refused with HTTP 503 and `Retry-After`
+    /// (which `timeline golem` honours), never queued without bound.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    max_in_flight: u32,
 }
 
 #[derive(Args, Debug)]
@@ -291,6 +295,7 @@ pub struct ServeArgs {
     pub addr: String,
     pub data: std::path::PathBuf,
     pub verbose: bool,
+    pub max_in_flight: u32,
 }
 
 /// `timeline golem …`: a client of a Golem 1.1 endpoint.
@@ -521,6 +526,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             addr: s.addr,
             data: s.data,
             verbose: s.verbose,
+            max_in_flight: s.max_in_flight,
         })),
         CliCommand::Golem(g) => golem(g).map(Command::Golem),
     }

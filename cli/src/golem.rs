@@ -13,6 +13,9 @@ use timeline_formats::progress::Progress;
 /// How often a call that timed out (the router's 504 after 30 s) or found no connection is sent
 /// again, waiting 1, 2, 4, … s between tries.
 const TRIES: u32 = 6;
+/// How many times a call refused by a busy server (HTTP 429 or 503 with `Retry-After`) is sent
+/// again, waiting as the server asks each time, before giving up.
+const MAX_BUSY_WAITS: u32 = 600;
 
 // ---------- Golem's `typ` for the parameters the client sends ----------
 
@@ -98,8 +101,9 @@ impl Golem {
         }
     }
 
-    /// Sends a request, retrying a timeout or a refused connection; the error names the call,
-    /// the status and what the server said.
+    /// Sends a request, retrying a timeout or a refused connection, and a refusal by a busy
+    /// server (HTTP 429 or 503 with `Retry-After`) after the time it asks; the error names the
+    /// call, the status and what the server said.
     fn send(
         &self,
         method: &str,
@@ -122,7 +126,11 @@ impl Golem {
     ) -> Result<Json, String> {
         let url = format!("{}{path}", self.url);
         let mut wait = Duration::from_secs(1);
-        for attempt in 1..=TRIES {
+        // Failures (timeouts, refused connections) count against TRIES; a busy server's
+        // refusals against MAX_BUSY_WAITS.
+        let mut busy_waits = 0;
+        let mut attempt = 0;
+        loop {
             let mut request = self
                 .agent
                 .request(method, &url)
@@ -149,6 +157,22 @@ impl Golem {
                 Err(ureq::Error::Status(504, _)) => {
                     "HTTP 504 (the router's timeout; the call goes on)".to_string()
                 }
+                // Back-pressure: the server ran nothing and says when to come back.
+                Err(ureq::Error::Status(code @ (429 | 503), r))
+                    if busy_waits < MAX_BUSY_WAITS && r.header("Retry-After").is_some() =>
+                {
+                    let after = r
+                        .header("Retry-After")
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                        .unwrap_or(1)
+                        .clamp(1, 60);
+                    busy_waits += 1;
+                    if busy_waits == 1 {
+                        eprintln!("{what}: HTTP {code}, the server is busy; waiting as it asks (Retry-After: {after} s)");
+                    }
+                    std::thread::sleep(Duration::from_secs(after));
+                    continue;
+                }
                 Err(ureq::Error::Status(code, r)) => {
                     let text = r.into_string().unwrap_or_default();
                     return Err(format!(
@@ -158,6 +182,7 @@ impl Golem {
                 }
                 Err(ureq::Error::Transport(t)) => format!("{t}"),
             };
+            attempt += 1;
             if attempt == TRIES {
                 return Err(format!("{what}: {retry}; gave up after {TRIES} tries"));
             }
@@ -165,7 +190,6 @@ impl Golem {
             std::thread::sleep(wait);
             wait *= 2;
         }
-        unreachable!("the loop returns")
     }
 
     /// A component's id, by name (`timeline:driver`, …).

@@ -36,6 +36,9 @@ struct App {
     /// Workers created by a call to a function they do not export: Golem 1.1 reports them
     /// `Running` until their next good call.
     running: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<WorkerId>>>,
+    /// Invocations running; one more than `--max-in-flight` is refused with 503.
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    max_in_flight: u32,
     /// Counts the invocations that changed state, for the dashboard's live updates.
     changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
@@ -53,6 +56,14 @@ struct Failure(StatusCode, Json_);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            return (
+                self.0,
+                [(axum::http::header::RETRY_AFTER, "1")],
+                Json(self.1),
+            )
+                .into_response();
+        }
         match self.1 {
             // Golem answers payload errors in plain text.
             Json_::String(text) => (self.0, text).into_response(),
@@ -426,6 +437,16 @@ async fn invoke(
         ));
     }
     let worker = app.target_worker(&component, &name)?;
+    // Bounded: past the limit a call is refused at once, to be sent again, not queued.
+    let Ok(_running) = app.in_flight.clone().try_acquire_owned() else {
+        return Err(Failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"errors": [format!(
+                "the server is busy: {} invocations are running (--max-in-flight); send this one again after the Retry-After seconds",
+                app.max_in_flight
+            )]}),
+        ));
+    };
     let idempotency = headers
         .get("Idempotency-Key")
         .and_then(|v| v.to_str().ok())
@@ -590,6 +611,8 @@ pub fn serve(a: &ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("{e:#}"))?;
     let (changes, watched) = tokio::sync::watch::channel(0u64);
     let app = App {
+        in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(a.max_in_flight as usize)),
+        max_in_flight: a.max_in_flight,
         changes: std::sync::Arc::new(changes),
         golem: sys.golem.clone(),
         verbose: a.verbose,

@@ -168,7 +168,7 @@ curl() {{
     assert_eq!(
         rows["result"]["value"][0]["ok"][0],
         json(
-            r#"{"group":{"string-value":"CDN1"},"at":10,"values":[{"function":"count","value":{"int":1}},{"function":"sum","value":{"int":1}}]}"#
+            r#"{"group":{"string-value":"CDN1"},"at":10,"members":1,"values":[{"function":"count","value":{"int":1}},{"function":"sum","value":{"int":1}}]}"#
         )
     );
     // The client, over the example sessions: answers equal `timeline eval`'s. Its plan cache

@@ -10,10 +10,11 @@ use crate::host_types::{golem, RpcError, WitValue};
 use crate::wit_value::{val_to_wit_typed, wit_to_val, wit_tuple_to_vals, LoggedValue};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, TryLockError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use wasmtime::component::{Component, Func, HasSelf, Instance, Linker, ResourceTable, Type, Val};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -720,9 +721,8 @@ impl Inner {
         function: &str,
     ) -> Result<(Vec<Type>, Vec<Type>)> {
         let slot = self.slot(worker);
-        let mut guard = slot
-            .try_lock()
-            .map_err(|_| anyhow!("worker {} is busy", worker.worker_name))?;
+        let _held = Held::take(worker, None).map_err(|e| anyhow!(rpc_error_text(&e)))?;
+        let mut guard = slot.lock().map_err(|_| anyhow!("worker poisoned"))?;
         let live = self.ensure_live(worker, &mut guard)?;
         let func = find_func(live, function)?;
         let ty = func.ty(&live.store);
@@ -753,19 +753,12 @@ impl Inner {
             )));
         }
         let slot = self.slot(worker);
-        let mut guard = match slot.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::WouldBlock) => {
-                return Err(RpcError::RemoteInternalError(format!(
-                    "worker {} is busy: a call cycle ({} calls back into it)",
-                    worker.worker_name,
-                    caller.unwrap_or("the caller")
-                )))
-            }
-            Err(TryLockError::Poisoned(_)) => {
-                return Err(RpcError::RemoteInternalError("worker poisoned".into()))
-            }
-        };
+        // A call into a worker already in this call chain would wait for itself; one from
+        // elsewhere waits for the worker's current invocation to end, as Golem queues them.
+        let _held = Held::take(worker, caller)?;
+        let mut guard = slot
+            .lock()
+            .map_err(|_| RpcError::RemoteInternalError("worker poisoned".into()))?;
         let internal = |e: anyhow::Error| RpcError::RemoteInternalError(format!("{e:#}"));
         let crash = self.draw_crash();
         if crash == Some(CrashPoint::Before) {
@@ -1164,5 +1157,40 @@ mod tests {
         assert_eq!(json(&read), text);
         let wrong = format!("{:016x} {text}", fnv1a(text.as_bytes()) ^ 1);
         assert!(parse_record(wrong.as_bytes()).is_none());
+    }
+}
+
+thread_local! {
+    /// The workers this thread's call chain is inside: an invocation runs its RPC calls on the
+    /// caller's thread, so a worker found here again is a call cycle.
+    static CALL_CHAIN: RefCell<Vec<WorkerId>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A worker entered by this thread's call chain, left when dropped.
+struct Held;
+
+impl Held {
+    /// Enters `worker`, refusing a call cycle (a worker calling back into itself through
+    /// others), which would wait for itself for ever.
+    fn take(worker: &WorkerId, caller: Option<&str>) -> Result<Held, RpcError> {
+        CALL_CHAIN.with_borrow_mut(|chain| {
+            if chain.contains(worker) {
+                return Err(RpcError::RemoteInternalError(format!(
+                    "worker {} is busy: a call cycle ({} calls back into it)",
+                    worker.worker_name,
+                    caller.unwrap_or("the caller")
+                )));
+            }
+            chain.push(worker.clone());
+            Ok(Held)
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        CALL_CHAIN.with_borrow_mut(|chain| {
+            chain.pop();
+        });
     }
 }

@@ -133,6 +133,7 @@ var Timelines = (function () {
       var min = u.scales.x.min, max = u.scales.x.max;
       plots.forEach(function (p) { if (p !== u) p.setScale("x", { min: min, max: max }); });
       zooming = false;
+      root.dataset.range = min + "," + max;
       if (o.onZoom) o.onZoom(min <= full[0] && max >= full[1] ? null : [min, max]);
     };
     var onCursor = function (u) {
@@ -162,12 +163,15 @@ var Timelines = (function () {
     plots.forEach(function (p) { p.setScale("x", { min: range[0], max: range[1] }); });
     zooming = false;
     ready = true;
+    // The range shown, for whoever watches the page.
+    root.dataset.range = range[0] + "," + range[1];
     // A double click zooms every chart out.
     plots.forEach(function (p) {
       p.over.addEventListener("dblclick", function () {
         zooming = true;
         plots.forEach(function (q) { q.setScale("x", { min: full[0], max: full[1] }); });
         zooming = false;
+        root.dataset.range = full[0] + "," + full[1];
         if (o.onZoom) o.onZoom(null);
       });
     });

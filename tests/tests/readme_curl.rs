@@ -206,7 +206,7 @@ fn the_deployment_guide_curl_calls_run_as_written() {
     // What the guide says the aggregate calls give back.
     assert_eq!(
         answers["timeline:timeline-processor/api.{aggregate-at}"],
-        json!({"ok": [{"group": {"string-value": "CDN1"}, "at": 10, "values": [
+        json!({"ok": [{"group": {"string-value": "CDN1"}, "at": 10, "members": 1, "values": [
             {"function": "count", "value": {"int": 1}},
             {"function": "sum", "value": {"int": 1}}]}]})
     );

@@ -45,6 +45,13 @@ pub const MAX_STRING_BYTES: usize = 1 << 16;
 /// The most answers one batched read (`get-results`: keys × times) may ask of a node worker.
 pub const MAX_READS_PER_CALL: usize = 10_000;
 
+/// The most keys one page of a node's keys (`keys` on a node worker, the dashboard's key list)
+/// may hold.
+pub const MAX_KEY_PAGE: u32 = 1000;
+
+/// The longest key search text, in bytes.
+pub const MAX_KEY_SEARCH_BYTES: usize = 1024;
+
 /// Checks a batched read of `keys` keys at `times` times against [`MAX_READS_PER_CALL`].
 pub fn check_reads(keys: usize, times: usize) -> Result<(), String> {
     match keys.checked_mul(times) {
@@ -187,10 +194,3 @@ mod tests {
         assert_eq!(clip("", 0), "");
     }
 }
-
-/// The most keys one page of a node's keys (`keys` on a node worker, the dashboard's key list)
-/// may hold.
-pub const MAX_KEY_PAGE: u32 = 1000;
-
-/// The longest key search text, in bytes.
-pub const MAX_KEY_SEARCH_BYTES: usize = 1024;

@@ -87,9 +87,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(data: &std::path::Path) -> Server {
+        Server::start_with(data, &[])
+    }
+
+    /// [`Server::start`] with more options for `serve`.
+    pub fn start_with(data: &std::path::Path, options: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_timeline"))
             .args(["serve", "--addr", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(options)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
