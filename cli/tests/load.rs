@@ -39,7 +39,7 @@ fn events(job: usize, n: usize) -> (String, u64) {
         seed % m
     };
     let states = ["init", "play", "buffer", "pause"];
-    let mut clock = vec![0u64; SESSIONS];
+    let mut clock = [0u64; SESSIONS];
     let mut rows = Vec::new();
     for _ in 0..n {
         let s = next(SESSIONS as u64) as usize;
