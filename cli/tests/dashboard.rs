@@ -54,6 +54,16 @@ fn get(url: &str) -> (u16, serde_json::Value) {
     (code.parse().unwrap_or(0), json)
 }
 
+/// `serve` on a fresh data directory `name`, with the driver worker set up; its URL.
+fn started(name: &str) -> (Server, String) {
+    let data = temp_file(name, "");
+    let _ = std::fs::remove_file(&data);
+    let server = Server::start(&data);
+    let url = server.url.clone();
+    golem(&url, &["setup"]);
+    (server, url)
+}
+
 /// Evaluates `js` in the page; its value as JSON.
 fn eval(tab: &Tab, js: &str) -> serde_json::Value {
     tab.evaluate(js, false)
@@ -132,11 +142,7 @@ fn the_dashboard_shows_a_job_live_in_a_real_browser() {
     let Some(browser_path) = chromium() else {
         return;
     };
-    let data = temp_file("dashboard-data", "");
-    let _ = std::fs::remove_file(&data);
-    let server = Server::start(&data);
-    let url = server.url.clone();
-    golem(&url, &["setup"]);
+    let (server, url) = started("dashboard-data");
     let query = temp_file(
         "dashboard-cirr.tl",
         &std::fs::read_to_string(common::repo().join("examples/cirr.tl")).unwrap(),
@@ -387,11 +393,7 @@ fn the_dashboard_shows_a_job_live_in_a_real_browser() {
 
 #[test]
 fn the_dashboard_api_refuses_hostile_requests_and_changes_nothing() {
-    let data = temp_file("dashboard-hostile-data", "");
-    let _ = std::fs::remove_file(&data);
-    let server = Server::start(&data);
-    let url = server.url.clone();
-    golem(&url, &["setup"]);
+    let (server, url) = started("dashboard-hostile-data");
     golem(
         &url,
         &[
@@ -489,11 +491,7 @@ fn the_dashboard_api_refuses_hostile_requests_and_changes_nothing() {
 
 #[test]
 fn an_aggregate_job_shows_a_line_per_group_with_its_members() {
-    let data = temp_file("dashboard-aggregate-data", "");
-    let _ = std::fs::remove_file(&data);
-    let server = Server::start(&data);
-    let url = server.url.clone();
-    golem(&url, &["setup"]);
+    let (server, url) = started("dashboard-aggregate-data");
     let query = common::repo().join("examples/cirr-by-cdn.tl");
     let events = common::repo().join("examples/player.csv");
     golem(
