@@ -23,14 +23,15 @@ use std::time::Instant;
 use crate::args::ServeArgs;
 
 mod dashboard;
+mod idempotency;
 
 #[derive(Clone)]
 struct App {
     golem: Golem,
     verbose: bool,
     /// Answers to invocations sent with an `Idempotency-Key`, by worker and key: the same key
-    /// again gets the same answer without running again (as Golem does).
-    done: std::sync::Arc<std::sync::Mutex<HashMap<(WorkerId, String), Json_>>>,
+    /// again gets the same answer without running again, after a restart too (as Golem does).
+    answers: std::sync::Arc<idempotency::Answers>,
     /// When the server started (RFC 3339): the `createdAt` of its components and workers.
     started: String,
     /// Workers created by a call to a function they do not export: Golem 1.1 reports them
@@ -47,9 +48,6 @@ struct App {
 /// ([`timeline::limits::MAX_PACKED_BYTES`]) with room for its JSON escaping. Larger bodies are
 /// refused with 413 and a Golem-style error body, before they are read in full.
 pub const MAX_REQUEST_BYTES: usize = timeline::limits::MAX_PACKED_BYTES / 4 * 5;
-
-/// How many idempotency keys are remembered (the oldest are forgotten first).
-const IDEMPOTENCY_KEYS: usize = 100_000;
 
 /// A Golem-style error: the status and the JSON body Golem 1.1 sends with it.
 struct Failure(StatusCode, Json_);
@@ -452,16 +450,13 @@ async fn invoke(
         .and_then(|v| v.to_str().ok())
         .map(String::from);
     let answer = |result: Json_| Json(if await_result { result } else { json!({}) });
-    if let Some(key) = &idempotency {
-        if let Some(result) = app
-            .done
-            .lock()
-            .expect("lock")
-            .get(&(worker.clone(), key.clone()))
-        {
-            return Ok(answer(result.clone()));
-        }
-    }
+    let claim = match &idempotency {
+        Some(key) => match app.answers.claim(&worker, key).await {
+            Ok(claim) => Some(claim),
+            Err(result) => return Ok(answer(result)),
+        },
+        None => None,
+    };
     let changes = q.function.as_deref().is_some_and(dashboard::changes_state);
     let result = invoke_once(&app, worker.clone(), q, body).await;
     // A failed call may have changed state too (a worker failed for good).
@@ -469,12 +464,8 @@ async fn invoke(
         app.changes.send_modify(|n| *n += 1);
     }
     let result = result?;
-    if let Some(key) = idempotency {
-        let mut done = app.done.lock().expect("lock");
-        if done.len() >= IDEMPOTENCY_KEYS {
-            done.clear();
-        }
-        done.insert((worker, key), result.clone());
+    if let Some(claim) = claim {
+        claim.answered(&result);
     }
     Ok(answer(result))
 }
@@ -616,7 +607,7 @@ pub fn serve(a: &ServeArgs) -> Result<(), String> {
         changes: std::sync::Arc::new(changes),
         golem: sys.golem.clone(),
         verbose: a.verbose,
-        done: Default::default(),
+        answers: idempotency::Answers::open(&a.data),
         running: Default::default(),
         started: chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

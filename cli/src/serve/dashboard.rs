@@ -456,6 +456,19 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any text a page (or anyone) sends as a key is read or refused, never a panic, and
+        /// whatever is read is written back the same.
+        #[test]
+        fn any_key_text_is_read_or_refused(text in "\\PC{0,40}", kind in "[sifb-]:?") {
+            for id in [text.clone(), format!("{kind}{text}")] {
+                if let Ok(key) = parse_key(&id) {
+                    proptest::prop_assert_eq!(parse_key(&key_id(key.as_ref())).ok(), Some(key));
+                }
+            }
+        }
+    }
+
     #[test]
     fn what_changes_state() {
         assert!(changes_state("timeline:driver/api.{ingest-packed}"));
