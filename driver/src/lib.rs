@@ -28,6 +28,57 @@ struct Job {
 
 thread_local! {
     static JOBS: RefCell<BTreeMap<String, Job>> = const { RefCell::new(BTreeMap::new()) };
+    /// How far `ingest-from` applied each (job, source): one past the last place applied.
+    static APPLIED: RefCell<BTreeMap<(String, String), u64>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// `ingest-from`: the events of `packed` at `offsets` of `source` not applied before, applied
+/// once (see the WIT). Returns the number of worker calls (0 if nothing was new).
+fn ingest_from(
+    job_name: &str,
+    source: &str,
+    offsets: &[u64],
+    end: u64,
+    packed: &str,
+) -> Result<u32, String> {
+    if source.len() > timeline::limits::MAX_STRING_BYTES {
+        return Err(format!(
+            "a source name of more than {} bytes is refused",
+            timeline::limits::MAX_STRING_BYTES
+        ));
+    }
+    if offsets.windows(2).any(|w| w[0] >= w[1]) || offsets.last().is_some_and(|&o| o >= end) {
+        return Err(format!(
+            "the offsets of a batch from {source} must ascend and be below its end {end}"
+        ));
+    }
+    let id = (job_name.to_string(), source.to_string());
+    let applied = APPLIED.with_borrow(|a| a.get(&id).copied().unwrap_or(0));
+    if end <= applied {
+        return Ok(0);
+    }
+    let events = timeline::wire::decode_events(packed).map_err(|e| e.to_string())?;
+    if events.len() != offsets.len() {
+        return Err(format!(
+            "{} events came with {} offsets: one offset an event",
+            events.len(),
+            offsets.len()
+        ));
+    }
+    let new: Vec<timeline::Event> = events
+        .into_iter()
+        .zip(offsets)
+        .filter(|(_, &o)| o >= applied)
+        .map(|(e, _)| e)
+        .collect();
+    let calls = if new.is_empty() {
+        load_job(job_name)?;
+        0
+    } else {
+        ingest(job_name, &timeline::wire::encode_events(&new))?
+    };
+    APPLIED.with_borrow_mut(|a| a.insert(id, end));
+    Ok(calls)
 }
 
 /// Routes a packed batch of events to the job's leaf workers: each leaf worker gets, per shard,
@@ -233,6 +284,20 @@ impl Guest for Component {
 
     fn ingest_packed(job_name: String, events: String) -> Result<u32, String> {
         ingest(&job_name, &events)
+    }
+
+    fn ingest_from(
+        job_name: String,
+        source: String,
+        offsets: Vec<u64>,
+        end: u64,
+        events: String,
+    ) -> Result<u32, String> {
+        ingest_from(&job_name, &source, &offsets, end, &events)
+    }
+
+    fn source_position(job_name: String, source: String) -> u64 {
+        APPLIED.with_borrow(|a| a.get(&(job_name, source)).copied().unwrap_or(0))
     }
 
     fn locate(

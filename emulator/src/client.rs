@@ -570,6 +570,42 @@ impl TimelineSystem {
         }
     }
 
+    /// `driver.ingest-from`: events at `offsets` of `source`, applied once.
+    pub fn ingest_from(
+        &self,
+        job: &str,
+        source: &str,
+        offsets: &[u64],
+        end: u64,
+        packed: &str,
+    ) -> Result<u32> {
+        let params = [
+            Val::String(job.into()),
+            Val::String(source.into()),
+            Val::List(offsets.iter().map(|o| Val::U64(*o)).collect()),
+            Val::U64(end),
+            Val::String(packed.into()),
+        ];
+        match ok(self.call("ingest-from", &params)?)? {
+            Some(Val::U32(n)) => Ok(n),
+            other => bail!("ingest-from returned {other:?}"),
+        }
+    }
+
+    /// `driver.source-position`: how far `ingest-from` applied `source` for the job.
+    pub fn source_position(&self, job: &str, source: &str) -> Result<u64> {
+        match self
+            .call(
+                "source-position",
+                &[Val::String(job.into()), Val::String(source.into())],
+            )?
+            .as_slice()
+        {
+            [Val::U64(n)] => Ok(*n),
+            other => bail!("source-position returned {other:?}"),
+        }
+    }
+
     /// The job's result (or node `node`'s) at `t` for `key`: `get-result` of the worker
     /// holding the key.
     pub fn result(

@@ -286,3 +286,65 @@ fn a_duration_over_inputs_that_dropped_history_is_refused() {
         engine.value_at(Some(&key), 100).unwrap()
     );
 }
+
+/// `ingest-from` applies each place of a source once: batches sent again, overlapping, or
+/// after the driver crashed (Golem replays it) change nothing twice; `count` would show it.
+#[test]
+fn events_from_an_ordered_source_are_applied_once() {
+    let (sys, _dir) = system("ingest-from");
+    sys.run("c", "count(a == 1)", None, 1, None).unwrap();
+    let events: Vec<timeline::Event> = (0..10)
+        .map(|i| timeline::Event {
+            time: 10 - i,
+            fields: vec![("a".into(), Value::Int(1))],
+        })
+        .collect();
+    let packed = |range: std::ops::Range<usize>| timeline::wire::encode_events(&events[range]);
+    let offsets = |range: std::ops::Range<usize>| range.map(|o| o as u64 + 100).collect::<Vec<_>>();
+    let count = || sys.result("c", None, None, 20).unwrap();
+    let source = "kafka:t:0";
+    assert!(
+        sys.ingest_from("c", source, &offsets(0..4), 104, &packed(0..4))
+            .unwrap()
+            > 0
+    );
+    // The same batch again, and a batch overlapping it: only what is new counts.
+    assert_eq!(
+        sys.ingest_from("c", source, &offsets(0..4), 104, &packed(0..4))
+            .unwrap(),
+        0
+    );
+    sys.ingest_from("c", source, &offsets(2..7), 107, &packed(2..7))
+        .unwrap();
+    assert_eq!(count(), timeline::State::Value(Value::Int(7)));
+    assert_eq!(sys.source_position("c", source).unwrap(), 107);
+    // After a crash the driver replays its log and knows how far it got.
+    sys.golem.crash(&sys.driver).unwrap();
+    assert_eq!(sys.source_position("c", source).unwrap(), 107);
+    sys.ingest_from("c", source, &offsets(5..10), 110, &packed(5..10))
+        .unwrap();
+    assert_eq!(count(), timeline::State::Value(Value::Int(10)));
+    // A record left out (refused) still moves the position past it; another source and
+    // another job are apart.
+    let later = timeline::wire::encode_events(&[timeline::Event {
+        time: 15,
+        fields: vec![("a".into(), Value::Int(1))],
+    }]);
+    sys.ingest_from("c", "kafka:t:1", &[3], 5, &later).unwrap();
+    assert_eq!(sys.source_position("c", "kafka:t:1").unwrap(), 5);
+    assert_eq!(count(), timeline::State::Value(Value::Int(11)));
+    // Bad batches are refused and move nothing.
+    for (offsets, end, text) in [
+        (vec![1, 1], 5, packed(0..2)),
+        (vec![9], 5, packed(0..1)),
+        (vec![6], 7, packed(0..2)),
+    ] {
+        assert!(sys
+            .ingest_from("c", "kafka:t:2", &offsets, end, &text)
+            .is_err());
+    }
+    assert_eq!(sys.source_position("c", "kafka:t:2").unwrap(), 0);
+    assert!(sys
+        .ingest_from("nobody", source, &[0], 1, &packed(0..1))
+        .is_err());
+}
