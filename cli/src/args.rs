@@ -208,7 +208,8 @@ enum GolemCli2 {
         #[arg(long, value_name = "H")]
         retain: Option<String>,
     },
-    /// Send an event file (JSON Lines, CSV or Parquet) in packed batches, retrying a timeout.
+    /// Send an event file (JSON Lines, CSV or Parquet), or a Kafka topic's records, in packed
+    /// batches, retrying a timeout.
     Ingest {
         /// The job's name.
         #[arg(long, value_name = "J")]
@@ -216,9 +217,48 @@ enum GolemCli2 {
         /// The event file.
         #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
         events: Option<String>,
-        /// Events per batch (default 16384).
+        /// Events per batch (default 16384; from Kafka, records per partition's batch, default
+        /// 1000).
         #[arg(long, value_name = "N")]
         batch: Option<String>,
+        /// Consume a Kafka topic from these brokers (host:port,…) instead of a file, exactly
+        /// once: a partition's offsets are committed only once the job has its events, and
+        /// events sent again are applied once.
+        #[arg(
+            long,
+            value_name = "BROKERS",
+            conflicts_with = "events",
+            requires = "topic"
+        )]
+        kafka: Option<String>,
+        /// The topic to consume.
+        #[arg(long, value_name = "TOPIC", requires = "kafka")]
+        topic: Option<String>,
+        /// The consumer group (default `timeline-JOB`): clients in one group share the
+        /// partitions.
+        #[arg(long, value_name = "G", requires = "kafka")]
+        group: Option<String>,
+        /// The records: json (an event a record, as a line of JSON Lines) or csv (a line a
+        /// record, under the header --columns).
+        #[arg(long, value_name = "FORMAT", requires = "kafka")]
+        format: Option<String>,
+        /// The CSV header of `--format csv` records (`time,sessionId,…`).
+        #[arg(long, value_name = "COLS", requires = "kafka")]
+        columns: Option<String>,
+        /// Where a group that committed nothing starts: earliest (default) or latest.
+        #[arg(long, value_name = "WHERE", requires = "kafka")]
+        from: Option<String>,
+        /// Keep consuming; without it, stop at the ends the partitions had at start.
+        #[arg(long, requires = "kafka")]
+        follow: bool,
+        /// Send a partition's batch after this many milliseconds even if it is not full
+        /// (default 200).
+        #[arg(long, value_name = "MS", requires = "kafka")]
+        linger: Option<String>,
+        /// A record that is not an event (not JSON, a NaN, no key): stop (default), naming its
+        /// partition and offset, or skip it, naming it on stderr.
+        #[arg(long, value_name = "WHAT", requires = "kafka")]
+        on_bad_record: Option<String>,
     },
     /// Read a job's answers from its result workers (the plan from a local cache), printed as
     /// `eval` prints them.
@@ -307,6 +347,30 @@ pub struct GolemArgs {
     pub command: GolemCommand,
 }
 
+/// Where `timeline golem ingest` reads events.
+#[derive(Debug, PartialEq)]
+pub enum IngestSource {
+    /// An event file.
+    File(String),
+    /// A Kafka topic.
+    Kafka(KafkaSource),
+}
+
+/// `timeline golem ingest --kafka …`.
+#[derive(Debug, PartialEq)]
+pub struct KafkaSource {
+    pub brokers: String,
+    pub topic: String,
+    pub group: Option<String>,
+    /// `true`: CSV lines under `columns`; `false`: JSON.
+    pub csv: bool,
+    pub columns: Option<String>,
+    pub earliest: bool,
+    pub follow: bool,
+    pub linger_ms: u64,
+    pub skip_bad_records: bool,
+}
+
 #[derive(Debug, PartialEq)]
 pub enum GolemCommand {
     Setup,
@@ -319,7 +383,7 @@ pub enum GolemCommand {
     },
     Ingest {
         job: String,
-        events: String,
+        source: IngestSource,
         batch: usize,
     },
     Result {
@@ -588,11 +652,75 @@ fn golem(g: GolemCli) -> Result<GolemArgs, UsageError> {
             shards: number("--shards", shards)?.unwrap_or(1).max(1) as u32,
             retain: number("--retain", retain)?,
         },
-        GolemCli2::Ingest { job, events, batch } => GolemCommand::Ingest {
-            job: need("ingest", "--job", job)?,
-            events: need("ingest", "--events", events)?,
-            batch: number("--batch", batch)?.map_or(DEFAULT_BATCH, |b| b.max(1) as usize),
-        },
+        GolemCli2::Ingest {
+            job,
+            events,
+            batch,
+            kafka,
+            topic,
+            group,
+            format,
+            columns,
+            from,
+            follow,
+            linger,
+            on_bad_record,
+        } => {
+            let job = need("ingest", "--job", job)?;
+            let batch = number("--batch", batch)?.map(|b| b.max(1) as usize);
+            match kafka {
+                None => GolemCommand::Ingest {
+                    job,
+                    source: IngestSource::File(need("ingest", "--events", events)?),
+                    batch: batch.unwrap_or(DEFAULT_BATCH),
+                },
+                Some(brokers) => {
+                    let csv = match format.as_deref() {
+                        None | Some("json") => false,
+                        Some("csv") => true,
+                        Some(other) => {
+                            return Err(usage(format!(
+                                "--format {other:?}: the records are json or csv"
+                            )))
+                        }
+                    };
+                    if csv && columns.is_none() {
+                        return Err(usage(
+                            "--format csv needs --columns with the records' header (time,sessionId,…)",
+                        ));
+                    }
+                    let earliest = match from.as_deref() {
+                        None | Some("earliest") => true,
+                        Some("latest") => false,
+                        Some(other) => {
+                            return Err(usage(format!("--from {other:?}: earliest or latest")))
+                        }
+                    };
+                    let skip_bad_records = match on_bad_record.as_deref() {
+                        None | Some("stop") => false,
+                        Some("skip") => true,
+                        Some(other) => {
+                            return Err(usage(format!("--on-bad-record {other:?}: stop or skip")))
+                        }
+                    };
+                    GolemCommand::Ingest {
+                        job,
+                        source: IngestSource::Kafka(KafkaSource {
+                            brokers,
+                            topic: topic.unwrap_or_default(),
+                            group,
+                            csv,
+                            columns,
+                            earliest,
+                            follow,
+                            linger_ms: number("--linger", linger)?.unwrap_or(200),
+                            skip_bad_records,
+                        }),
+                        batch: batch.unwrap_or(1000),
+                    }
+                }
+            }
+        }
         GolemCli2::Result {
             job,
             key,

@@ -4,11 +4,13 @@
 //! timed out: ingestion is idempotent, the same key, time and column keeping the last value),
 //! and reads results straight from the job's result worker, printed as `timeline eval` prints.
 
-use crate::args::{Format, GolemArgs, GolemCommand};
+use crate::args::{Format, GolemArgs, GolemCommand, IngestSource};
 use serde_json::{json, Value as Json};
 use std::time::Duration;
 use timeline_formats::input;
 use timeline_formats::progress::Progress;
+
+mod kafka;
 
 /// How often a call that timed out (the router's 504 after 30 s) or found no connection is sent
 /// again, waiting 1, 2, 4, … s between tries.
@@ -389,7 +391,16 @@ pub fn golem(a: &GolemArgs) -> Result<(), String> {
             }
             Ok(())
         }
-        GolemCommand::Ingest { job, events, batch } => ingest(&g, job, events, *batch),
+        GolemCommand::Ingest {
+            job,
+            source: IngestSource::File(events),
+            batch,
+        } => ingest(&g, job, events, *batch),
+        GolemCommand::Ingest {
+            job,
+            source: IngestSource::Kafka(k),
+            batch,
+        } => kafka::ingest(&g, job, k, *batch),
         GolemCommand::Result {
             job,
             keys,

@@ -1,0 +1,314 @@
+//! `timeline golem ingest --kafka` against a Kafka cluster (librdkafka's mock cluster: the
+//! Kafka protocol on loopback sockets, run in this process), into `serve`: a shuffled stream
+//! on a 4-partition topic read by two clients of one group answers as `timeline eval` over
+//! the same events; a client killed mid-stream and started again loses and doubles nothing;
+//! a poison record stops the stream naming its partition and offset, or is left out with
+//! `--on-bad-record skip`.
+
+mod common;
+
+use common::{stdout, temp_file, timeline_with_env, Server};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const SESSIONS: usize = 12;
+
+/// A shuffled stream of player events (most arrive late), as JSON records, and the same as a
+/// JSON Lines file for `timeline eval`.
+fn stream(n: usize, seed: u64) -> Vec<(String, String)> {
+    let mut seed = seed | 1;
+    let mut next = move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    let mut clock = [0u64; SESSIONS];
+    let mut records = Vec::new();
+    for _ in 0..n {
+        let s = next(SESSIONS as u64) as usize;
+        clock[s] += 1 + next(3);
+        let field = match next(4) {
+            0 => format!(
+                r#""playerStateChange": "{}""#,
+                ["init", "play", "buffer", "pause"][next(4) as usize]
+            ),
+            1 => format!(r#""cdnChange": "CDN{}""#, 1 + next(2)),
+            2 => r#""userAction": "seek""#.to_string(),
+            _ => r#""playerStateChange": "buffer""#.to_string(),
+        };
+        records.push((
+            format!("s{s}"),
+            format!(
+                r#"{{"time": {}, "event": {{"sessionId": "s{s}", {field}}}}}"#,
+                clock[s]
+            ),
+        ));
+    }
+    for i in (1..records.len()).rev() {
+        records.swap(i, next(i as u64 + 1) as usize);
+    }
+    records
+}
+
+/// Counts the records the brokers did not take.
+#[derive(Default)]
+struct Deliveries(
+    std::sync::atomic::AtomicUsize,
+    std::sync::Mutex<Option<String>>,
+);
+
+impl rdkafka::ClientContext for Deliveries {}
+
+impl rdkafka::producer::ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            *self.1.lock().unwrap() = Some(e.to_string());
+        }
+    }
+}
+
+/// Produces `records` (key, value) to `topic`, every one acknowledged.
+fn produce(brokers: &str, topic: &str, records: &[(String, String)]) {
+    let producer: BaseProducer<Deliveries> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create_with_context(Deliveries::default())
+        .unwrap();
+    for (key, value) in records {
+        let mut record = BaseRecord::to(topic).key(key).payload(value);
+        while let Err((_, r)) = producer.send(record) {
+            record = r;
+            producer.poll(Duration::from_millis(10));
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let failed = producer
+        .context()
+        .0
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        failed,
+        0,
+        "records not delivered: {:?}",
+        producer.context().1.lock().unwrap()
+    );
+}
+
+/// `serve` with the driver set up and a CIRR job `job` over sessions; its URL and the plan
+/// cache the clients share.
+fn serve_with_job(name: &str, job: &str) -> (Server, String, String) {
+    let data = temp_file(name, "");
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(&data);
+    let server = Server::start(&data);
+    let url = server.url.clone();
+    let cache = format!("{}-plans", data.display());
+    let _ = std::fs::remove_dir_all(&cache);
+    let query = common::repo().join("examples/cirr.tl");
+    for args in [
+        vec!["setup"],
+        vec![
+            "run",
+            "--job",
+            job,
+            "--query-file",
+            query.to_str().unwrap(),
+            "--key",
+            "sessionId",
+            "--shards",
+            "2",
+        ],
+    ] {
+        let mut all = vec!["golem", "--url", &url];
+        all.extend(args);
+        let o = timeline_with_env(&all, None, &[("TIMELINE_GOLEM_CACHE", &cache)]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    (server, url, cache)
+}
+
+/// `timeline golem ingest --kafka …` as a child process.
+fn client(
+    url: &str,
+    cache: &str,
+    job: &str,
+    brokers: &str,
+    group: &str,
+    extra: &[&str],
+) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_timeline"));
+    c.args(["golem", "--url", url, "ingest", "--job", job])
+        .args(["--kafka", brokers, "--topic", "player", "--group", group])
+        .args(["--batch", "7", "--linger", "50"])
+        .args(extra)
+        .env("TIMELINE_GOLEM_CACHE", cache)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Every session's answer at `at` from the job equals `timeline eval`'s over `records`.
+fn assert_answers_equal_eval(url: &str, cache: &str, job: &str, records: &[(String, String)]) {
+    let file = temp_file(
+        &format!("{job}-events.jsonl"),
+        &records
+            .iter()
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let at = "1000";
+    let keys: Vec<String> = (0..SESSIONS).map(|s| format!("s{s}")).collect();
+    let mut args = vec!["golem", "--url", url, "result", "--job", job, "--at", at];
+    for k in &keys {
+        args.extend(["--key", k.as_str()]);
+    }
+    let got = stdout(&timeline_with_env(
+        &args,
+        None,
+        &[("TIMELINE_GOLEM_CACHE", cache)],
+    ));
+    let query = common::repo().join("examples/cirr.tl");
+    let want = stdout(&common::timeline(
+        &[
+            "eval",
+            "--query-file",
+            query.to_str().unwrap(),
+            "--events",
+            file.to_str().unwrap(),
+            "--key",
+            "sessionId",
+            "--at",
+            at,
+        ],
+        None,
+    ));
+    let sorted = |t: &str| {
+        let mut l: Vec<String> = t.lines().map(String::from).collect();
+        l.sort();
+        l
+    };
+    assert_eq!(sorted(&got), sorted(&want), "{job}");
+    assert_eq!(sorted(&got).len(), SESSIONS);
+}
+
+#[test]
+fn two_clients_of_one_group_read_a_shuffled_topic_exactly_once() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("player", 4, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let records = stream(600, 7);
+    produce(&brokers, "player", &records);
+    let (server, url, cache) = serve_with_job("kafka-two", "two");
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            client(&url, &cache, "two", &brokers, "g", &[])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut sent = 0;
+    for c in clients {
+        let o = c.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        let line = err.lines().last().unwrap_or_default();
+        assert!(line.starts_with("sent "), "{err}");
+        sent += line
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<usize>()
+            .unwrap();
+    }
+    // Together they read every record (a record read by both, in a rebalance, is applied once).
+    assert!(sent >= records.len(), "{sent}");
+    assert_answers_equal_eval(&url, &cache, "two", &records);
+    // Read again from the start by a new group: the driver has every offset, nothing doubles.
+    let o = client(&url, &cache, "two", &brokers, "again", &[])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_answers_equal_eval(&url, &cache, "two", &records);
+    server.stop();
+}
+
+#[test]
+fn a_client_killed_mid_stream_and_started_again_loses_and_doubles_nothing() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("player", 4, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let records = stream(2000, 11);
+    produce(&brokers, "player", &records);
+    let (server, url, cache) = serve_with_job("kafka-kill", "kill");
+    for wait in [300, 700] {
+        let mut c = client(&url, &cache, "kill", &brokers, "g", &["--batch", "3"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(wait));
+        // SIGKILL: no goodbye to the group, no last commit.
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let o = client(&url, &cache, "kill", &brokers, "g", &[])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_answers_equal_eval(&url, &cache, "kill", &records);
+    server.stop();
+}
+
+#[test]
+fn a_poison_record_stops_the_stream_or_is_left_out() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("player", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let good = stream(40, 3);
+    let mut records = good[..20].to_vec();
+    records.push(("s1".into(), "not json".into()));
+    records.push((
+        "s1".into(),
+        r#"{"time": 5, "event": {"playerStateChange": "play"}}"#.into(),
+    ));
+    records.extend_from_slice(&good[20..]);
+    produce(&brokers, "player", &records);
+    let (server, url, cache) = serve_with_job("kafka-poison", "poison");
+    let o = client(&url, &cache, "poison", &brokers, "g", &["--batch", "100"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("topic player partition 0 offset 20: not a JSON object"),
+        "{err}"
+    );
+    // With skip, both bad records are named and the stream goes on.
+    let o = client(
+        &url,
+        &cache,
+        "poison",
+        &brokers,
+        "g",
+        &["--batch", "100", "--on-bad-record", "skip"],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("left out: topic player partition 0 offset 20"),
+        "{err}"
+    );
+    assert!(
+        err.contains("left out: topic player partition 0 offset 21: the event has no key column \"sessionId\""),
+        "{err}"
+    );
+    assert!(err.contains("(2 records refused, named above)"), "{err}");
+    assert_answers_equal_eval(&url, &cache, "poison", &good);
+    server.stop();
+}
