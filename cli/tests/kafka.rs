@@ -101,11 +101,11 @@ fn produce(brokers: &str, topic: &str, records: &[(String, String)]) {
 
 /// `serve` with the driver set up and a CIRR job `job` over sessions; its URL and the plan
 /// cache the clients share.
-fn serve_with_job(name: &str, job: &str) -> (Server, String, String) {
+fn serve_with_job(name: &str, job: &str, options: &[&str]) -> (Server, String, String) {
     let data = temp_file(name, "");
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_file(&data);
-    let server = Server::start(&data);
+    let server = Server::start_with(&data, options);
     let url = server.url.clone();
     let cache = format!("{}-plans", data.display());
     let _ = std::fs::remove_dir_all(&cache);
@@ -130,6 +130,23 @@ fn serve_with_job(name: &str, job: &str) -> (Server, String, String) {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     (server, url, cache)
+}
+
+/// How many events the job's leaves have ingested (0 while the server is away).
+fn events_ingested(url: &str, job: &str) -> u64 {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .arg(format!("{url}/dashboard/jobs"))
+        .output();
+    let Ok(out) = out else { return 0 };
+    let Ok(jobs) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return 0;
+    };
+    jobs["jobs"]
+        .as_array()
+        .and_then(|js| js.iter().find(|j| j["name"] == job))
+        .and_then(|j| j["events"].as_u64())
+        .unwrap_or(0)
 }
 
 /// `timeline golem ingest --kafka …` as a child process.
@@ -204,7 +221,7 @@ fn two_clients_of_one_group_read_a_shuffled_topic_exactly_once() {
     let brokers = cluster.bootstrap_servers();
     let records = stream(600, 7);
     produce(&brokers, "player", &records);
-    let (server, url, cache) = serve_with_job("kafka-two", "two");
+    let (server, url, cache) = serve_with_job("kafka-two", "two", &[]);
     let clients: Vec<_> = (0..2)
         .map(|_| {
             client(&url, &cache, "two", &brokers, "g", &[])
@@ -245,7 +262,7 @@ fn a_client_killed_mid_stream_and_started_again_loses_and_doubles_nothing() {
     let brokers = cluster.bootstrap_servers();
     let records = stream(2000, 11);
     produce(&brokers, "player", &records);
-    let (server, url, cache) = serve_with_job("kafka-kill", "kill");
+    let (server, url, cache) = serve_with_job("kafka-kill", "kill", &[]);
     for wait in [300, 700] {
         let mut c = client(&url, &cache, "kill", &brokers, "g", &["--batch", "3"])
             .spawn()
@@ -277,7 +294,7 @@ fn a_poison_record_stops_the_stream_or_is_left_out() {
     ));
     records.extend_from_slice(&good[20..]);
     produce(&brokers, "player", &records);
-    let (server, url, cache) = serve_with_job("kafka-poison", "poison");
+    let (server, url, cache) = serve_with_job("kafka-poison", "poison", &[]);
     let o = client(&url, &cache, "poison", &brokers, "g", &["--batch", "100"])
         .output()
         .unwrap();
@@ -310,5 +327,63 @@ fn a_poison_record_stops_the_stream_or_is_left_out() {
     );
     assert!(err.contains("(2 records refused, named above)"), "{err}");
     assert_answers_equal_eval(&url, &cache, "poison", &good);
+    server.stop();
+}
+
+#[test]
+fn serve_and_the_broker_going_down_mid_stream_lose_and_double_nothing() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("player", 4, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let records = stream(3000, 13);
+    produce(&brokers, "player", &records);
+    // A fixed port, so that the server started again is where the client sends.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let (first, url, cache) = serve_with_job("kafka-faults", "faults", &["--addr", &addr]);
+    let data = std::env::temp_dir()
+        .join(format!("timeline-cli-test-{}", std::process::id()))
+        .join("kafka-faults");
+    let c = client(
+        &url,
+        &cache,
+        "faults",
+        &brokers,
+        "g",
+        &["--batch", "5", "--linger", "20"],
+    )
+    .spawn()
+    .unwrap();
+    // Each fault once the client is well into the stream.
+    let until_events = |more_than: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let n = events_ingested(&url, "faults");
+            if n > more_than {
+                return n;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no progress past {more_than} events"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let seen = until_events(0);
+    first.crash();
+    std::thread::sleep(Duration::from_millis(300));
+    let server = Server::start_with(&data, &["--addr", &addr]);
+    until_events(seen);
+    cluster.broker_down(1).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.broker_up(1).unwrap();
+    let o = c.wait_with_output().unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_answers_equal_eval(&url, &cache, "faults", &records);
     server.stop();
 }

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use timeline_formats::input;
 use timeline_formats::progress::Progress;
 
-/// How long to wait for the brokers (metadata, watermarks, commits).
-const BROKER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for the brokers (metadata, watermarks, a first assignment).
+const BROKER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The records of one partition read and not yet sent.
 struct Pending {
@@ -63,6 +63,7 @@ pub(super) fn ingest(g: &Golem, job: &str, k: &KafkaSource, batch: usize) -> Res
     // The next offset to read of each partition this client read from.
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
     let mut totals = Totals::default();
+    let mut ever_assigned = false;
     let (mut last_report, mut reported) = (Instant::now(), 0u64);
     let started = Instant::now();
     loop {
@@ -125,7 +126,7 @@ pub(super) fn ingest(g: &Golem, job: &str, k: &KafkaSource, batch: usize) -> Res
             (last_report, reported) = (Instant::now(), totals.records);
         }
         if let Some(ends) = &ends {
-            if pending.is_empty() && done(&consumer, ends, &next, started)? {
+            if pending.is_empty() && done(&consumer, ends, &next, started, &mut ever_assigned)? {
                 break;
             }
         }
@@ -178,11 +179,16 @@ fn done(
     ends: &BTreeMap<i32, (i64, i64)>,
     next: &BTreeMap<i32, i64>,
     started: Instant,
+    ever_assigned: &mut bool,
 ) -> Result<bool, String> {
-    let assigned = consumer.assignment().map_err(|e| format!("kafka: {e}"))?;
+    // The brokers may be away for a while: then it is not done yet.
+    let Ok(assigned) = consumer.assignment() else {
+        return Ok(false);
+    };
     if assigned.count() == 0 {
-        // Not a member yet, or more clients than partitions.
-        if started.elapsed() > BROKER_TIMEOUT {
+        // Not a member yet, or more clients than partitions; a client that had partitions
+        // and lost them (the brokers went away) waits to have them back.
+        if !*ever_assigned && started.elapsed() > BROKER_TIMEOUT {
             eprintln!(
                 "kafka: no partition was assigned to this client (more clients than partitions?)"
             );
@@ -190,9 +196,10 @@ fn done(
         }
         return Ok(false);
     }
-    let committed = consumer
-        .committed_offsets(assigned.clone(), BROKER_TIMEOUT)
-        .map_err(|e| format!("kafka: {e}"))?;
+    *ever_assigned = true;
+    let Ok(committed) = consumer.committed_offsets(assigned.clone(), Duration::from_secs(5)) else {
+        return Ok(false);
+    };
     for e in assigned.elements() {
         let p = e.partition();
         let Some(&(low, high)) = ends.get(&p) else {

@@ -90,10 +90,18 @@ impl Server {
         Server::start_with(data, &[])
     }
 
-    /// [`Server::start`] with more options for `serve`.
+    /// [`Server::start`] with more options for `serve` (`--addr` among them: listen there
+    /// instead of on a free port).
     pub fn start_with(data: &std::path::Path, options: &[&str]) -> Server {
+        let addr: &[&str] = if options.contains(&"--addr") {
+            &[]
+        } else {
+            &["--addr", "127.0.0.1:0"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_timeline"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg("serve")
+            .args(addr)
+            .arg("--data")
             .arg(data)
             .args(options)
             .stdout(Stdio::piped())
@@ -125,6 +133,14 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("serve did not stop within 20 s");
+    }
+}
+
+impl Server {
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
