@@ -34,6 +34,10 @@ const RUN_ELSEWHERE: &[(&str, &str)] = &[
         "tests/tests/readme.rs runs scripts/golem-ids",
     ),
     ("scripts/setup", ".ci/run runs it first"),
+    (
+        "tail -n +2 examples/player.csv | kcat",
+        "cli/tests/docs.rs produces the same records to the broker the guide's commands use",
+    ),
     ("scripts/demo", ".ci/run runs its main job"),
     (".ci/run", "CI"),
     ("scripts/bench", "bench/tests/smoke.rs runs the small tier"),
@@ -189,11 +193,33 @@ fn the_http_page_runs_in_order_against_serve() {
     server.stop();
 }
 
+/// The Kafka broker the guide's commands use (`127.0.0.1:9092`): librdkafka's mock cluster,
+/// holding the records the guide produces with kcat (examples/player.csv's lines).
+fn kafka_broker(
+) -> rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    cluster.create_topic("player", 2, 1).unwrap();
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .create()
+        .unwrap();
+    let csv = std::fs::read_to_string(repo().join("examples/player.csv")).unwrap();
+    for line in csv.lines().skip(1) {
+        producer
+            .send(BaseRecord::<(), str>::to("player").payload(line))
+            .unwrap();
+    }
+    producer.flush(std::time::Duration::from_secs(30)).unwrap();
+    cluster
+}
+
 #[test]
 fn sh_blocks_run_or_are_run_elsewhere() {
     let dir = scratch("sh");
     let server = Server::start(&dir.join("data"));
     let address = server.url.trim_start_matches("http://").to_string();
+    let kafka = kafka_broker();
     let env = [("TIMELINE_GOLEM_URL", server.url.clone())];
     let mut ran = 0;
     let mut failures = Vec::new();
@@ -212,7 +238,8 @@ fn sh_blocks_run_or_are_run_elsewhere() {
                 }
                 let text = text
                     .replace("localhost:9881", &address)
-                    .replace("127.0.0.1:9881", &address);
+                    .replace("127.0.0.1:9881", &address)
+                    .replace("127.0.0.1:9092", &kafka.bootstrap_servers());
                 let (ok, printed) = run(&text, &dir, &env);
                 ran += 1;
                 if !ok {
