@@ -169,8 +169,14 @@ fn client(
     c
 }
 
-/// Every session's answer at `at` from the job equals `timeline eval`'s over `records`.
-fn assert_answers_equal_eval(url: &str, cache: &str, job: &str, records: &[(String, String)]) {
+/// Every session's answer at 1000 from the job (an error if one has no events yet), and
+/// `timeline eval`'s over `records`, each sorted.
+fn answers(
+    url: &str,
+    cache: &str,
+    job: &str,
+    records: &[(String, String)],
+) -> (Result<Vec<String>, String>, Vec<String>) {
     let file = temp_file(
         &format!("{job}-events.jsonl"),
         &records
@@ -185,11 +191,17 @@ fn assert_answers_equal_eval(url: &str, cache: &str, job: &str, records: &[(Stri
     for k in &keys {
         args.extend(["--key", k.as_str()]);
     }
-    let got = stdout(&timeline_with_env(
-        &args,
-        None,
-        &[("TIMELINE_GOLEM_CACHE", cache)],
-    ));
+    let sorted = |t: &str| {
+        let mut l: Vec<String> = t.lines().map(String::from).collect();
+        l.sort();
+        l
+    };
+    let o = timeline_with_env(&args, None, &[("TIMELINE_GOLEM_CACHE", cache)]);
+    let got = if o.status.success() {
+        Ok(sorted(&String::from_utf8_lossy(&o.stdout)))
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).to_string())
+    };
     let query = common::repo().join("examples/cirr.tl");
     let want = stdout(&common::timeline(
         &[
@@ -205,13 +217,29 @@ fn assert_answers_equal_eval(url: &str, cache: &str, job: &str, records: &[(Stri
         ],
         None,
     ));
-    let sorted = |t: &str| {
-        let mut l: Vec<String> = t.lines().map(String::from).collect();
-        l.sort();
-        l
-    };
-    assert_eq!(sorted(&got), sorted(&want), "{job}");
-    assert_eq!(sorted(&got).len(), SESSIONS);
+    (got, sorted(&want))
+}
+
+/// Every session's answer from the job equals `timeline eval`'s over `records`.
+fn assert_answers_equal_eval(url: &str, cache: &str, job: &str, records: &[(String, String)]) {
+    let (got, want) = answers(url, cache, job, records);
+    assert_eq!(got, Ok(want), "{job}");
+}
+
+/// Waits up to a minute for the job to answer as `timeline eval` over `records`.
+fn wait_for_answers(url: &str, cache: &str, job: &str, records: &[(String, String)]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (got, want) = answers(url, cache, job, records);
+        if got.as_ref() == Ok(&want) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{job}: {got:?} vs {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -385,5 +413,27 @@ fn serve_and_the_broker_going_down_mid_stream_lose_and_double_nothing() {
     eprintln!("{}", String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_answers_equal_eval(&url, &cache, "faults", &records);
+    server.stop();
+}
+
+#[test]
+fn with_follow_records_produced_later_arrive_too() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("player", 2, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let records = stream(200, 17);
+    produce(&brokers, "player", &records[..100]);
+    let (server, url, cache) = serve_with_job("kafka-follow", "follow", &[]);
+    let mut c = client(&url, &cache, "follow", &brokers, "g", &["--follow"])
+        .spawn()
+        .unwrap();
+    wait_for_answers(&url, &cache, "follow", &records[..100]);
+    produce(&brokers, "player", &records[100..]);
+    wait_for_answers(&url, &cache, "follow", &records);
+    // Still running: --follow does not stop at the end.
+    assert!(c.try_wait().unwrap().is_none());
+    let _ = c.kill();
+    let _ = c.wait();
+    assert_answers_equal_eval(&url, &cache, "follow", &records);
     server.stop();
 }
