@@ -253,7 +253,7 @@ fn send(
     part: Pending,
     totals: &mut Totals,
 ) -> Result<(), String> {
-    let Some(&(last, _)) = part.records.last() else {
+    let (Some(&(first, _)), Some(&(last, _))) = (part.records.first(), part.records.last()) else {
         return Ok(());
     };
     let end = last + 1;
@@ -280,7 +280,6 @@ fn send(
     };
     let offsets: Vec<u64> = records.iter().map(|(o, _)| *o as u64).collect();
     let source = format!("kafka:{}:{partition}", k.topic);
-    let first = part_first(&offsets, end);
     g.invoke_keyed(
         driver,
         &g.driver,
@@ -305,11 +304,6 @@ fn send(
         eprintln!("kafka: committing partition {partition} at {end}: {e}");
     }
     Ok(())
-}
-
-/// The first offset a batch covers, for its idempotency key.
-fn part_first(offsets: &[u64], end: i64) -> u64 {
-    offsets.first().copied().unwrap_or(end as u64)
 }
 
 /// The events of `records`, read as a file of them would be; an error names the record (its
