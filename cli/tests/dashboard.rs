@@ -562,20 +562,7 @@ fn an_aggregate_job_shows_a_line_per_group_with_its_members() {
         .cloned()
         .unwrap();
     let end = page["end"].as_u64().unwrap().to_string();
-    let eval = stdout(&timeline(
-        &[
-            "eval",
-            "--query-file",
-            query.to_str().unwrap(),
-            "--events",
-            events.to_str().unwrap(),
-            "--key",
-            "sessionId",
-            "--at",
-            &end,
-        ],
-        None,
-    ));
+    let eval = common::eval_at(&query, &events, "sessionId", &end);
     let row = eval
         .lines()
         .find(|l| l.contains("CDN2"))

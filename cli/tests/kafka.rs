@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{stdout, temp_file, timeline_with_env, Server};
+use common::{temp_file, timeline_with_env, Server};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
@@ -203,20 +203,7 @@ fn answers(
         Err(String::from_utf8_lossy(&o.stderr).to_string())
     };
     let query = common::repo().join("examples/cirr.tl");
-    let want = stdout(&common::timeline(
-        &[
-            "eval",
-            "--query-file",
-            query.to_str().unwrap(),
-            "--events",
-            file.to_str().unwrap(),
-            "--key",
-            "sessionId",
-            "--at",
-            at,
-        ],
-        None,
-    ));
+    let want = common::eval_at(&query, &file, "sessionId", at);
     (got, sorted(&want))
 }
 

@@ -262,20 +262,7 @@ fn sixteen_clients_and_sixteen_pollers_lose_nothing_and_count_nothing_twice() {
             args.extend(["--key", k.as_str()]);
         }
         let (got, _) = golem(&args);
-        let want = stdout(&common::timeline(
-            &[
-                "eval",
-                "--query-file",
-                query,
-                "--events",
-                file.to_str().unwrap(),
-                "--key",
-                &key_column(j),
-                "--at",
-                &at,
-            ],
-            None,
-        ));
+        let want = common::eval_at(std::path::Path::new(query), file, &key_column(j), &at);
         let sorted = |t: &str| {
             let mut l: Vec<String> = t.lines().map(String::from).collect();
             l.sort();

@@ -59,6 +59,14 @@ pub(super) fn ingest(g: &Golem, job: &str, k: &KafkaSource, batch: usize) -> Res
     } else {
         Some(end_offsets(&consumer, &k.topic)?)
     };
+    let sender = Sender {
+        g,
+        driver: &driver,
+        job,
+        k,
+        key_column: key_column.as_deref(),
+        consumer: &consumer,
+    };
     let mut pending: BTreeMap<i32, Pending> = BTreeMap::new();
     // The next offset to read of each partition this client read from.
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
@@ -80,17 +88,7 @@ pub(super) fn ingest(g: &Golem, job: &str, k: &KafkaSource, batch: usize) -> Res
                     .push((m.offset(), m.payload().unwrap_or_default().to_vec()));
                 if part.records.len() >= batch {
                     let part = pending.remove(&p).expect("there");
-                    send(
-                        g,
-                        &driver,
-                        job,
-                        k,
-                        key_column.as_deref(),
-                        &consumer,
-                        p,
-                        part,
-                        &mut totals,
-                    )?;
+                    sender.send(p, part, &mut totals)?;
                 }
             }
             // The brokers' errors are passing (librdkafka reconnects); say so and go on.
@@ -104,17 +102,7 @@ pub(super) fn ingest(g: &Golem, job: &str, k: &KafkaSource, batch: usize) -> Res
             .collect();
         for p in lingered {
             let part = pending.remove(&p).expect("there");
-            send(
-                g,
-                &driver,
-                job,
-                k,
-                key_column.as_deref(),
-                &consumer,
-                p,
-                part,
-                &mut totals,
-            )?;
+            sender.send(p, part, &mut totals)?;
         }
         if last_report.elapsed() >= Duration::from_secs(2) {
             let rate = (totals.records - reported) as f64 / last_report.elapsed().as_secs_f64();
@@ -237,73 +225,83 @@ fn lag(consumer: &BaseConsumer, topic: &str, next: &BTreeMap<i32, i64>) -> Strin
     }
 }
 
-/// Reads one partition's pending records as events, sends them with `ingest-from`, then
-/// commits the partition's offset past them. A record that is not an event stops everything
-/// (nothing of its batch is sent, nothing from it on committed), or with `--on-bad-record skip`
-/// is named on stderr and left out.
-#[allow(clippy::too_many_arguments)]
-fn send(
-    g: &Golem,
-    driver: &str,
-    job: &str,
-    k: &KafkaSource,
-    key_column: Option<&str>,
-    consumer: &BaseConsumer,
-    partition: i32,
-    part: Pending,
-    totals: &mut Totals,
-) -> Result<(), String> {
-    let (Some(&(first, _)), Some(&(last, _))) = (part.records.first(), part.records.last()) else {
-        return Ok(());
-    };
-    let end = last + 1;
-    let mut records = part.records;
-    let events = loop {
-        match events_of(&records, k, key_column) {
-            Ok(events) => break events,
-            Err((i, why)) => {
-                let at = format!(
-                    "topic {} partition {partition} offset {}: {why}",
-                    k.topic, records[i].0
-                );
-                if !k.skip_bad_records {
-                    return Err(format!(
+/// What sends a partition's batch to the job and commits it.
+struct Sender<'a> {
+    g: &'a Golem,
+    driver: &'a str,
+    job: &'a str,
+    k: &'a KafkaSource,
+    key_column: Option<&'a str>,
+    consumer: &'a BaseConsumer,
+}
+
+impl Sender<'_> {
+    /// Reads one partition's pending records as events, sends them with `ingest-from`, then
+    /// commits the partition's offset past them. A record that is not an event stops everything
+    /// (nothing of its batch is sent, nothing from it on committed), or with `--on-bad-record skip`
+    /// is named on stderr and left out.
+    fn send(&self, partition: i32, part: Pending, totals: &mut Totals) -> Result<(), String> {
+        let Sender {
+            g,
+            driver,
+            job,
+            k,
+            key_column,
+            consumer,
+        } = *self;
+        let (Some(&(first, _)), Some(&(last, _))) = (part.records.first(), part.records.last())
+        else {
+            return Ok(());
+        };
+        let end = last + 1;
+        let mut records = part.records;
+        let events = loop {
+            match events_of(&records, k, key_column) {
+                Ok(events) => break events,
+                Err((i, why)) => {
+                    let at = format!(
+                        "topic {} partition {partition} offset {}: {why}",
+                        k.topic, records[i].0
+                    );
+                    if !k.skip_bad_records {
+                        return Err(format!(
                         "{at}; the partition's records from offset {} on were not sent (--on-bad-record skip to leave such records out)",
                         records[0].0
                     ));
+                    }
+                    eprintln!("left out: {at}");
+                    totals.refused += 1;
+                    records.remove(i);
                 }
-                eprintln!("left out: {at}");
-                totals.refused += 1;
-                records.remove(i);
             }
+        };
+        let offsets: Vec<u64> = records.iter().map(|(o, _)| *o as u64).collect();
+        let source = format!("kafka:{}:{partition}", k.topic);
+        g.invoke_keyed(
+            driver,
+            &g.driver,
+            "timeline:driver/api.{ingest-from}",
+            vec![
+                (t("Str"), json!(job)),
+                (t("Str"), json!(source)),
+                (super::list(t("U64")), json!(offsets)),
+                (t("U64"), json!(end)),
+                (t("Str"), json!(timeline::wire::encode_events(&events))),
+            ],
+            Some(&format!("ingest-from-{job}-{source}-{first}-{end}")),
+        )?;
+        totals.events += events.len() as u64;
+        let mut commit = TopicPartitionList::new();
+        commit
+            .add_partition_offset(&k.topic, partition, Offset::Offset(end))
+            .map_err(|e| format!("kafka: {e}"))?;
+        // A commit that fails (the partition moved to another client) loses nothing: whoever reads
+        // the partition next sends these again, and the driver skips them.
+        if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
+            eprintln!("kafka: committing partition {partition} at {end}: {e}");
         }
-    };
-    let offsets: Vec<u64> = records.iter().map(|(o, _)| *o as u64).collect();
-    let source = format!("kafka:{}:{partition}", k.topic);
-    g.invoke_keyed(
-        driver,
-        &g.driver,
-        "timeline:driver/api.{ingest-from}",
-        vec![
-            (t("Str"), json!(job)),
-            (t("Str"), json!(source)),
-            (super::list(t("U64")), json!(offsets)),
-            (t("U64"), json!(end)),
-            (t("Str"), json!(timeline::wire::encode_events(&events))),
-        ],
-        Some(&format!("ingest-from-{job}-{source}-{first}-{end}")),
-    )?;
-    totals.events += events.len() as u64;
-    let mut commit = TopicPartitionList::new();
-    commit
-        .add_partition_offset(&k.topic, partition, Offset::Offset(end))
-        .map_err(|e| format!("kafka: {e}"))?;
-    // A commit that fails (the partition moved to another client) loses nothing: whoever reads
-    // the partition next sends these again, and the driver skips them.
-    if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
-        eprintln!("kafka: committing partition {partition} at {end}: {e}");
+        Ok(())
     }
-    Ok(())
 }
 
 /// The events of `records`, read as a file of them would be; an error names the record (its

@@ -43,6 +43,29 @@ pub fn eval_cirr(extra: &[&str]) -> Output {
     timeline(&args, None)
 }
 
+/// What `timeline eval` prints for `query_file` over `events`, keyed by `key`, at `at`.
+pub fn eval_at(
+    query_file: &std::path::Path,
+    events: &std::path::Path,
+    key: &str,
+    at: &str,
+) -> String {
+    stdout(&timeline(
+        &[
+            "eval",
+            "--query-file",
+            query_file.to_str().unwrap(),
+            "--events",
+            events.to_str().unwrap(),
+            "--key",
+            key,
+            "--at",
+            at,
+        ],
+        None,
+    ))
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
