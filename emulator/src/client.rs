@@ -185,6 +185,18 @@ pub fn field<'a>(v: &'a Val, name: &str) -> Result<&'a Val> {
     }
 }
 
+/// An `option<u64>` field of a record.
+fn opt_u64(v: &Val, name: &str) -> Result<Option<u64>> {
+    match field(v, name)? {
+        Val::Option(x) => match x.as_deref() {
+            Some(Val::U64(t)) => Ok(Some(*t)),
+            None => Ok(None),
+            other => bail!("{name}: {other:?}"),
+        },
+        other => bail!("{name}: {other:?}"),
+    }
+}
+
 fn string(v: &Val) -> Result<String> {
     match v {
         Val::String(s) => Ok(s.clone()),
@@ -267,14 +279,7 @@ impl PlanView {
                 Val::Option(c) => c.as_deref().map(string).transpose()?,
                 other => bail!("key-column: {other:?}"),
             },
-            retention: match field(v, "retention")? {
-                Val::Option(None) => None,
-                Val::Option(Some(r)) => match **r {
-                    Val::U64(r) => Some(r),
-                    ref other => bail!("retention: {other:?}"),
-                },
-                other => bail!("retention: {other:?}"),
-            },
+            retention: opt_u64(v, "retention")?,
             shards: match field(v, "shards")? {
                 Val::U32(n) => *n,
                 other => bail!("shards: {other:?}"),
@@ -346,15 +351,7 @@ impl TimelineSystem {
             paths.push((name, path));
         }
         let refs: Vec<(&str, &Path)> = paths.iter().map(|(n, p)| (*n, p.as_path())).collect();
-        let golem = Golem::new(&refs, log_dir)?;
-        Ok(TimelineSystem {
-            golem,
-            driver: WorkerId {
-                component_id: component_id("driver"),
-                worker_name: "timeline-driver".into(),
-            },
-            plans: RefCell::default(),
-        })
+        Ok(TimelineSystem::reader(Golem::new(&refs, log_dir)?))
     }
 
     /// A reader of the system's jobs that creates no worker and never calls a driver: plans
@@ -643,14 +640,7 @@ impl TimelineSystem {
                             Val::U64(x) => *x,
                             other => bail!("from: {other:?}"),
                         },
-                        to: match field(s, "to")? {
-                            Val::Option(x) => match x.as_deref() {
-                                Some(Val::U64(t)) => Some(*t),
-                                None => None,
-                                other => bail!("to: {other:?}"),
-                            },
-                            other => bail!("to: {other:?}"),
-                        },
+                        to: opt_u64(s, "to")?,
                         state: read_state(field(s, "state")?)?,
                     })
                 })
@@ -705,14 +695,7 @@ impl TimelineSystem {
                 .map(|s| {
                     let f =
                         AggFn::from_name(&string(field(s, "function")?)?).context("function")?;
-                    let to = match field(s, "to")? {
-                        Val::Option(x) => match x.as_deref() {
-                            Some(Val::U64(t)) => Some(*t),
-                            None => None,
-                            other => bail!("to: {other:?}"),
-                        },
-                        other => bail!("to: {other:?}"),
-                    };
+                    let to = opt_u64(s, "to")?;
                     Ok((
                         read_opt_value(field(s, "group")?)?,
                         f,
@@ -747,14 +730,7 @@ impl TimelineSystem {
             bytes: n("bytes")?,
             history_dropped: n("history-dropped")?,
             events: n("events")?,
-            last_time: match field(&v, "last-time")? {
-                Val::Option(None) => None,
-                Val::Option(Some(t)) => match **t {
-                    Val::U64(t) => Some(t),
-                    ref other => bail!("last-time: {other:?}"),
-                },
-                other => bail!("last-time: {other:?}"),
-            },
+            last_time: opt_u64(&v, "last-time")?,
         })
     }
 

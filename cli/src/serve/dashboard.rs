@@ -183,10 +183,11 @@ async fn page() -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
-/// Events ingested, latest event time and keys of a job, from its workers' stats: the events
-/// and times of its first leaf (every leaf sees every event of its shard), the keys of the
-/// node the key list shows.
-fn job_stats(sys: &TimelineSystem, plan: &PlanView) -> Result<(u64, Option<u64>, u64), Refusal> {
+/// The events a job's first leaf received and their latest time, from its workers' stats.
+/// The driver leaves out of a leaf's batch the events that cannot change it, so the count can
+/// be below the events ingested; the latest time is exact (the event at a key's latest time is
+/// always sent).
+fn leaf_stats(sys: &TimelineSystem, plan: &PlanView) -> Result<(u64, Option<u64>), Refusal> {
     let mut events = 0;
     let mut last = None;
     if let Some(leaf) = plan.nodes.iter().find(|n| n.kind == "leaf") {
@@ -198,13 +199,18 @@ fn job_stats(sys: &TimelineSystem, plan: &PlanView) -> Result<(u64, Option<u64>,
             }
         }
     }
+    Ok((events, last))
+}
+
+/// The keys of the node the key list shows, from its workers' stats.
+fn key_count(sys: &TimelineSystem, plan: &PlanView) -> Result<u64, Refusal> {
     let mut keys = 0;
     for w in &keyed_node(plan).workers {
         if sys.golem.worker_exists(w) {
             keys += sys.stats(w).map_err(failed)?.keys;
         }
     }
-    Ok((events, last, keys))
+    Ok(keys)
 }
 
 /// `GET /dashboard/jobs`: every job the core knows, with its plan and what it has ingested.
@@ -214,7 +220,8 @@ async fn jobs(State(d): State<Dashboard>) -> Result<Json<Json_>, Refusal> {
         let plans = sys.core_jobs().map_err(failed)?;
         let mut jobs = Vec::new();
         for plan in &plans {
-            let (events, last, keys) = job_stats(sys, plan)?;
+            let (events, last) = leaf_stats(sys, plan)?;
+            let keys = key_count(sys, plan)?;
             let keyed = keyed_node(plan).node_id.clone();
             jobs.push(json!({
                 "name": plan.job_name,
@@ -318,7 +325,7 @@ async fn timelines(
         let plan = plan_of(sys, &job)?;
         let aggregate = plan.result().kind == "aggregate";
         let keyed = keyed_node(&plan).node_id.clone();
-        let (_, last, _) = job_stats(sys, &plan)?;
+        let (_, last) = leaf_stats(sys, &plan)?;
         let last = last.unwrap_or(0);
         // A little past the last event, so that what grows is seen growing.
         let end = last + last / 10 + 2;
