@@ -21,6 +21,9 @@ const MAX_BUSY_WAITS: u32 = 600;
 
 // ---------- Golem's `typ` for the parameters the client sends ----------
 
+/// The interface of the timeline-processor component, which readers are workers of.
+const TIMELINE_PROCESSOR_API: &str = "timeline:timeline-processor/api";
+
 fn t(kind: &str) -> Json {
     json!({ "type": kind })
 }
@@ -300,26 +303,121 @@ impl Golem {
         let Some(job) = plan["job-name"].as_str() else {
             return;
         };
-        let Some(file) = self.plan_file(job) else {
-            return;
-        };
-        let Some(dir) = file.parent() else {
-            return;
-        };
-        let partial = file.with_extension(format!("{}.partial", std::process::id()));
-        let _ = std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&partial, plan.to_string()))
-            .and_then(|()| std::fs::rename(&partial, &file));
+        if let Some(file) = self.plan_file(job) {
+            write_cache(&file, plan);
+        }
     }
 
-    /// Where a job's plan is cached: one file per server, driver component (and its creation
-    /// time, so that a redeployed driver starts afresh) and job; `None` without a cache.
+    /// Invokes `function` of the node worker `worker` (of component `component`, exporting
+    /// `interface`) of job `job` through its reader: the one the reader cache names, else the
+    /// newest generation that exists (the driver's `reader` makes the first); a reader that
+    /// handed over is followed to its successor. What it learns goes into the reader cache,
+    /// beside the plan cache.
+    fn read_node(
+        &self,
+        job: &str,
+        (component, worker, interface): (&str, &str, &str),
+        function: &str,
+        params: Vec<(Json, Json)>,
+    ) -> Result<Json, String> {
+        use timeline::readers::{handed_over_to, MAX_HOPS};
+        let processor = self.component("timeline:timeline-processor")?;
+        let file = self
+            .plan_file(job)
+            .map(|f| f.with_extension("readers.json"));
+        let mut known: serde_json::Map<String, Json> = file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        let mut reader = match known.get(worker).and_then(Json::as_str) {
+            Some(r) => r.to_string(),
+            None => self.newest_reader(job, &processor, (component, worker, interface))?,
+        };
+        for _ in 0..MAX_HOPS {
+            let answer = self.invoke(
+                &processor,
+                &reader,
+                &format!("{TIMELINE_PROCESSOR_API}.{{{function}}}"),
+                params.clone(),
+            );
+            let error = answer.as_ref().err().cloned().unwrap_or_default();
+            let Some(next) = handed_over_to(&error) else {
+                if answer.is_ok() && known.get(worker).and_then(Json::as_str) != Some(&reader) {
+                    known.insert(worker.to_string(), Json::String(reader));
+                    if let Some(file) = &file {
+                        write_cache(file, &Json::Object(known));
+                    }
+                }
+                return answer;
+            };
+            reader = next.to_string();
+        }
+        Err(format!(
+            "the readers of {worker} kept handing over: read again"
+        ))
+    }
+
+    /// The newest reader of a node worker that exists, by the workers' metadata (not an
+    /// invocation: no worker's log grows); the first is made by the driver's `reader` if there
+    /// is none.
+    fn newest_reader(
+        &self,
+        job: &str,
+        processor: &str,
+        (component, worker, interface): (&str, &str, &str),
+    ) -> Result<String, String> {
+        use timeline::readers::{newest_generation, reader_name};
+        let exists = |g: u32| {
+            let path = format!(
+                "/v1/components/{processor}/workers/{}",
+                reader_name(worker, g)
+            );
+            self.send("GET", &path, None, "looking for a reader")
+                .is_ok()
+        };
+        if !exists(0) {
+            let worker_ref = record(&[
+                ("component-id", t("Str")),
+                ("worker-name", t("Str")),
+                ("interface", t("Str")),
+            ]);
+            let first = self.driver(
+                "reader",
+                vec![
+                    (t("Str"), json!(job)),
+                    (
+                        worker_ref,
+                        json!({"component-id": component, "worker-name": worker, "interface": interface}),
+                    ),
+                ],
+            )?;
+            return first["worker-name"]
+                .as_str()
+                .map(String::from)
+                .ok_or_else(|| format!("reader answered {first}"));
+        }
+        Ok(reader_name(worker, newest_generation(exists)))
+    }
+
     fn plan_file(&self, job: &str) -> Option<std::path::PathBuf> {
         let dir = plan_cache_dir()?;
         let (driver, created) = self.component_with_time("timeline:driver").ok()?;
         let identity = format!("{}\n{driver}\n{created}\n{job}", self.url);
         Some(dir.join(format!("plan-{:016x}.json", fnv(identity.as_bytes()))))
     }
+}
+
+/// Writes a cache file whole (through a file of its own, renamed); a cache that cannot be
+/// written is only a missed saving.
+fn write_cache(file: &std::path::Path, value: &Json) {
+    let Some(dir) = file.parent() else {
+        return;
+    };
+    let partial = file.with_extension(format!("{}.partial", std::process::id()));
+    let _ = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&partial, value.to_string()))
+        .and_then(|()| std::fs::rename(&partial, file));
 }
 
 /// The plan cache's directory: `$TIMELINE_GOLEM_CACHE` (empty: no cache), else
@@ -662,10 +760,10 @@ fn read_result(
                     .iter()
                     .map(|&i| key_values[i].as_ref().map_or(Json::Null, value_json))
                     .collect();
-                let answers = g.invoke(
-                    &component,
-                    &worker,
-                    &format!("{interface}.{{get-results}}"),
+                let answers = g.read_node(
+                    job,
+                    (&component, &worker, &interface),
+                    "get-results",
                     vec![
                         (list(opt(event_value())), json!(keys_json)),
                         (list(t("U64")), json!(at)),
@@ -699,10 +797,10 @@ fn read_result(
             if let Some((t1, t2)) = range {
                 let (component, worker, interface) = worker_of(shard);
                 let key_json = key_value.as_ref().map_or(Json::Null, value_json);
-                let segs = g.invoke(
-                    &component,
-                    &worker,
-                    &format!("{interface}.{{get-range}}"),
+                let segs = g.read_node(
+                    job,
+                    (&component, &worker, &interface),
+                    "get-range",
                     vec![
                         (opt(event_value()), key_json),
                         (t("U64"), json!(t1)),

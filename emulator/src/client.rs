@@ -5,6 +5,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use timeline::aggregate::{AggFn, AggSegment, GroupRow, GroupSelector, Num};
 use timeline::{Event, Segment, State, Value};
 use wasmtime::component::Val;
@@ -31,14 +32,20 @@ pub fn components_dir() -> PathBuf {
 
 /// The four timeline components on an emulated Golem, and the driver worker users call.
 ///
-/// Results are read as a client over HTTP should read them: from the node worker the job's plan
-/// names for the key (its shard's), not through the driver, so reads leave the driver's log,
-/// which it replays when it recovers, as it was. The plans are kept here once seen.
+/// Results are read as a client over HTTP should read them: from the newest reader of the node
+/// worker the job's plan names for the key (its shard's), found from the workers that exist
+/// (the driver's `reader` makes the first), so that no worker's log, replayed when it
+/// recovers, grows with the number of reads. The plans and readers are kept here once seen.
 pub struct TimelineSystem {
     pub golem: Golem,
     pub driver: WorkerId,
     plans: RefCell<HashMap<String, PlanView>>,
+    readers: Readers,
 }
+
+/// The readers a client knows, by job and node worker name: kept across the [`TimelineSystem`]s
+/// that share it (a server's requests), so that the driver is asked once per node worker.
+pub type Readers = Arc<Mutex<HashMap<(String, String), WorkerId>>>;
 
 const DRIVER_API: &str = "timeline:driver/api";
 
@@ -354,9 +361,10 @@ impl TimelineSystem {
         Ok(TimelineSystem::reader(Golem::new(&refs, log_dir)?))
     }
 
-    /// A reader of the system's jobs that creates no worker and never calls a driver: plans
-    /// come from the core ([`TimelineSystem::core_jobs`]), results from the node workers. This
-    /// is how a dashboard watches jobs without growing any driver's log.
+    /// A reader of the system's jobs that creates no worker: plans come from the core
+    /// ([`TimelineSystem::core_jobs`]), results from the node workers' readers, which the
+    /// driver names (a call per node worker, kept in [`Readers`]) and follows when full. This
+    /// is how a dashboard watches jobs without growing any worker's log without bound.
     pub fn reader(golem: Golem) -> TimelineSystem {
         TimelineSystem {
             golem,
@@ -365,7 +373,15 @@ impl TimelineSystem {
                 worker_name: "timeline-driver".into(),
             },
             plans: RefCell::default(),
+            readers: Readers::default(),
         }
+    }
+
+    /// The same reader of the system, knowing the readers `readers` knows and keeping those it
+    /// learns there.
+    pub fn sharing_readers(mut self, readers: Readers) -> TimelineSystem {
+        self.readers = readers;
+        self
     }
 
     /// The plans of every job, from the core worker (`timeline-core`, which every driver
@@ -401,6 +417,7 @@ impl TimelineSystem {
                 worker_name: driver.into(),
             },
             plans: RefCell::default(),
+            readers: Readers::default(),
         };
         sys.create_driver().expect("the driver worker is created");
         sys
@@ -450,7 +467,8 @@ impl TimelineSystem {
             .invoke(worker, &format!("{interface}.{{{function}}}"), params)?)
     }
 
-    /// Calls `function` of the node worker holding `key` for node `node` of job `job`.
+    /// Calls `function` of the node worker holding `key` for node `node` of job `job`, through
+    /// its reader.
     fn read(
         &self,
         job: &str,
@@ -459,7 +477,96 @@ impl TimelineSystem {
         function: &str,
         params: &[Val],
     ) -> Result<Option<Val>> {
-        self.call_node(self.plan(job)?.locate(node, key)?, function, params)
+        let plan = self.plan(job)?;
+        self.read_worker(job, plan.locate(node, key)?, function, params)
+    }
+
+    /// Calls `function` of the node worker `worker` of job `job` through its reader: the one
+    /// known, else the newest generation that exists (the driver's `reader` makes the first);
+    /// a reader that handed over is followed to its successor.
+    pub fn read_worker(
+        &self,
+        job: &str,
+        worker: &WorkerId,
+        function: &str,
+        params: &[Val],
+    ) -> Result<Option<Val>> {
+        use timeline::readers::{handed_over_to, MAX_HOPS};
+        let id = (job.to_string(), worker.worker_name.clone());
+        let known = self.readers.lock().expect("lock").get(&id).cloned();
+        let mut reader = match known {
+            Some(r) => r,
+            None => self.newest_reader(job, worker)?,
+        };
+        for _ in 0..MAX_HOPS {
+            let answer = self.call_node(&reader, function, params);
+            let error = answer
+                .as_ref()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            let Some(next) = handed_over_to(&error) else {
+                // The reader answered (a refusal of the read itself is an answer): keep it.
+                self.readers.lock().expect("lock").insert(id, reader);
+                return answer;
+            };
+            reader = WorkerId {
+                component_id: reader.component_id.clone(),
+                worker_name: next.to_string(),
+            };
+        }
+        bail!(
+            "the readers of {} kept handing over: read again",
+            worker.worker_name
+        )
+    }
+
+    /// The newest reader of `worker` of job `job` that exists (a merge worker is its own):
+    /// looking is not an invocation, so no worker's log grows; the driver's `reader` makes the
+    /// first if there is none.
+    fn newest_reader(&self, job: &str, worker: &WorkerId) -> Result<WorkerId> {
+        let first = WorkerId {
+            component_id: component_id("timeline-processor"),
+            worker_name: timeline::readers::reader_name(&worker.worker_name, 0),
+        };
+        if !self.golem.worker_exists(&first) {
+            let made = self.first_reader(job, worker)?;
+            if made != first {
+                return Ok(made);
+            }
+        }
+        let generation = |g| WorkerId {
+            component_id: first.component_id.clone(),
+            worker_name: timeline::readers::reader_name(&worker.worker_name, g),
+        };
+        let newest =
+            timeline::readers::newest_generation(|g| self.golem.worker_exists(&generation(g)));
+        Ok(generation(newest))
+    }
+
+    /// `driver.reader`: the first reader of `worker` of job `job`, made if it is not there.
+    fn first_reader(&self, job: &str, worker: &WorkerId) -> Result<WorkerId> {
+        let interface = match self.golem.component_name(&worker.component_id) {
+            Some("event-processor") => "timeline:event-processor/api",
+            _ => "timeline:timeline-processor/api",
+        };
+        let worker_ref = Val::Record(vec![
+            (
+                "component-id".into(),
+                Val::String(worker.component_id.clone()),
+            ),
+            (
+                "worker-name".into(),
+                Val::String(worker.worker_name.clone()),
+            ),
+            ("interface".into(), Val::String(interface.into())),
+        ]);
+        let answer = ok(self.call("reader", &[Val::String(job.into()), worker_ref])?)?
+            .context("reader answered nothing")?;
+        Ok(WorkerId {
+            component_id: string(field(&answer, "component-id")?)?,
+            worker_name: string(field(&answer, "worker-name")?)?,
+        })
     }
 
     /// Calls `function` of an aggregate job's merge worker (its result node's one worker).
@@ -715,7 +822,8 @@ impl TimelineSystem {
         }
     }
 
-    /// A node worker's `stats`.
+    /// A node worker's own `stats` (one logged call on it: for tests and a job's overview, not
+    /// for polling).
     pub fn stats(&self, worker: &WorkerId) -> Result<WorkerStats> {
         let v = self.call_node(worker, "stats", &[])?.context("no stats")?;
         let n = |name: &str| match field(&v, name) {
@@ -734,9 +842,10 @@ impl TimelineSystem {
         })
     }
 
-    /// A node worker's `keys`: one page of the keys it holds.
+    /// A node worker's `keys`, read through its reader: one page of the keys it holds.
     pub fn key_page(
         &self,
+        job: &str,
         worker: &WorkerId,
         query: &timeline::KeyQuery,
     ) -> Result<timeline::KeyPage> {
@@ -746,7 +855,7 @@ impl TimelineSystem {
             Val::U32(query.limit),
         ];
         let v = self
-            .call_node(worker, "keys", &params)?
+            .read_worker(job, worker, "keys", &params)?
             .context("no page")?;
         let keys = match field(&v, "keys")? {
             Val::List(keys) => keys

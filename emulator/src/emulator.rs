@@ -531,6 +531,16 @@ impl Golem {
         Ok(())
     }
 
+    /// How many invocations the worker's log holds: what it replays when it recovers (0 for a
+    /// worker with no log).
+    pub fn log_len(&self, worker: &WorkerId) -> Result<usize> {
+        let path = self.inner.log_path(worker);
+        if !path.exists() {
+            return Ok(0);
+        }
+        Ok(read_log(&path)?.len())
+    }
+
     /// The workers that exist (have a log or an instance).
     pub fn workers(&self) -> Vec<WorkerId> {
         let mut ids: Vec<WorkerId> = self

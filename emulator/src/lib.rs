@@ -15,7 +15,7 @@ pub mod host_types;
 pub mod wit_value;
 
 pub use client::{
-    components_dir, event_val, event_value, field, read_state, NodeView, PlanView, TimelineSystem,
-    WorkerStats, COMPONENTS,
+    components_dir, event_val, event_value, field, read_state, NodeView, PlanView, Readers,
+    TimelineSystem, WorkerStats, COMPONENTS,
 };
 pub use emulator::{component_id, Counters, ExportedFunction, Golem, WorkerId};

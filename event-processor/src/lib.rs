@@ -8,7 +8,8 @@
 mod bindings;
 
 use bindings::exports::timeline::event_processor::api::{
-    Event, EventValue, Guest, KeyDelta, KeyPage, NodeConfig, Segment, State, WorkerStats,
+    Event, EventValue, Guest, KeyDelta, KeyPage, NodeConfig, Segment, State,
+    WorkerRef as WitWorkerRef, WorkerStats,
 };
 use std::cell::RefCell;
 use timeline::LeafNode;
@@ -82,6 +83,11 @@ impl Guest for Component {
         })
     }
 
+    fn attach_reader(reader: WitWorkerRef) -> Result<String, String> {
+        let reader = convert::worker_ref_in(reader);
+        with_worker(|w| worker_rpc::reader::attach_reader(w, reader, |n| Ok(n.snapshot())))
+    }
+
     fn get_result(key: Option<EventValue>, t: u64) -> Result<State, String> {
         let key = convert::key_in(key)?;
         with_worker(|w| {
@@ -138,7 +144,7 @@ fn ingest(events: &[timeline::Event]) -> Result<(), String> {
         let deltas = w.node.ingest(events).map_err(|e| e.to_string())?;
         Ok((deltas, w.parents.clone()))
     })?;
-    worker_rpc::push_deltas(&parents, &deltas)
+    worker_rpc::reader::push_and_follow(&WORKER, parents, &deltas)
 }
 
 bindings::export!(Component with_types_in bindings);

@@ -287,9 +287,10 @@ fn crashed_workers_recover_by_replay_with_nothing_lost_or_repeated() {
     drop(sys);
     let again = TimelineSystem::start(&golem_emulator::components_dir(), &dir).unwrap();
     assert_same_results(&again, "c", &oracle(&query, Some("sessionId"), &events), 60);
-    // Only the reads ran live (five per key, each a call to the worker holding the key) and the
-    // client's one ask for the plans (the driver's `jobs`, which asks the core); the ingestion
-    // was rebuilt from the logs without running again.
+    // Only the reads ran live (five per key, each a call to the reader of the worker holding
+    // the key, found from the workers that exist) and the client's one ask for the plans (the
+    // driver's `jobs`, which asks the core); the ingestion was rebuilt from the logs without
+    // running again.
     assert_eq!(again.golem.counters().invocations, 2 * 5 + 2);
     assert!(again.golem.counters().replayed > 0);
 }

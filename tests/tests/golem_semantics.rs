@@ -209,8 +209,9 @@ fn the_driver_locates_keys_and_reads_leave_its_log_as_it_was() {
         plan.locate(None, Some(&keys[0])).unwrap()
     );
 
-    // Reads go to the node workers: after a crash the driver replays its own calls (run,
-    // ingest and the locates above), however many reads were made since.
+    // Reads go to the node workers' readers: after a crash the driver replays its own calls
+    // (run, ingest and the locates above), and, of the reads, only the client's ask for the
+    // first reader, however many generations of readers served them.
     let replays_after = |reads: u64| {
         for t in 0..reads {
             sys.result("cirr", None, Some(&keys[0]), t).unwrap();
@@ -222,10 +223,11 @@ fn the_driver_locates_keys_and_reads_leave_its_log_as_it_was() {
     };
     let without_reads = replays_after(0);
     assert!(without_reads >= 2, "the driver replays run and ingest");
+    let per_reader = u64::from(timeline::limits::READS_PER_READER);
     assert_eq!(
-        replays_after(200),
-        without_reads + 1,
-        "only the one `jobs` call more"
+        replays_after(3 * per_reader),
+        without_reads + 1 + 1,
+        "the one `jobs` call more, and the one `reader`"
     );
 }
 
@@ -347,4 +349,114 @@ fn events_from_an_ordered_source_are_applied_once() {
     assert!(sys
         .ingest_from("nobody", source, &[0], 1, &packed(0..1))
         .is_err());
+}
+
+/// Reads go through readers, each serving at most `READS_PER_READER` reads, then handing its
+/// copy over to a successor. However many reads a job serves, between batches of late events
+/// and across a crash of every worker: every answer equals the oracle's; the node worker's log
+/// gains one entry (its first reader attaching) over a twin job that nobody read; every
+/// reader's log holds at most its reads, the pushes it had and two more; the driver's gains a
+/// call per shard. A client that kept an old reader is led along the hand-overs to the
+/// current one; a new client finds it from the workers that exist.
+#[test]
+fn reads_through_readers_keep_every_log_bounded() {
+    let (sys, _dir) = system("readers");
+    let (twin, _twin_dir) = system("readers-twin");
+    let query: TimeLineOp = CIRR.parse().unwrap();
+    let plan = sys.run("cirr", CIRR, Some("sessionId"), 2, None).unwrap();
+    twin.run("cirr", CIRR, Some("sessionId"), 2, None).unwrap();
+    // Five batches, the later events first: every batch after the first is late.
+    let events = player_events();
+    let mut batches: Vec<Vec<timeline::Event>> = events.chunks(4).map(<[_]>::to_vec).collect();
+    batches.reverse();
+    let per_reader = u64::from(timeline::limits::READS_PER_READER);
+    let reads = 5 * per_reader + 7;
+    let keys = [Value::from("s1"), Value::from("s2")];
+    let mut sent: Vec<timeline::Event> = Vec::new();
+    let mut want = oracle(&query, Some("sessionId"), &sent);
+    let mut pushes = 0;
+    let every = reads / batches.len() as u64;
+    for i in 0..reads {
+        if i % every == 0 && !batches.is_empty() {
+            let batch = batches.remove(0);
+            sys.ingest("cirr", &batch).unwrap();
+            twin.ingest("cirr", &batch).unwrap();
+            sent.extend(batch);
+            want = oracle(&query, Some("sessionId"), &sent);
+            pushes += 1;
+        }
+        if i == reads / 2 {
+            for w in sys.golem.workers() {
+                sys.golem.crash(&w).unwrap();
+            }
+        }
+        let key = &keys[i as usize % 2];
+        let t = i % 50;
+        match want.value_at(Some(key), t) {
+            Ok(expected) => {
+                let got = sys.result("cirr", None, Some(key), t).unwrap();
+                assert!(
+                    got.same(&expected),
+                    "read {i}: {key} at {t}: {got:?} vs {expected:?}"
+                );
+            }
+            Err(_) => assert!(sys.result("cirr", None, Some(key), t).is_err()),
+        }
+    }
+    assert!(batches.is_empty());
+    assert_same_results(&sys, "cirr", &want, 50);
+
+    let len = |sys: &TimelineSystem, w: &golem_emulator::WorkerId| sys.golem.log_len(w).unwrap();
+    for (mine, theirs) in plan
+        .result()
+        .workers
+        .iter()
+        .zip(&twin.plan("cirr").unwrap().result().workers)
+    {
+        assert_eq!(
+            len(&sys, mine),
+            len(&twin, theirs) + 1,
+            "{}",
+            mine.worker_name
+        );
+    }
+    let readers: Vec<_> = sys
+        .golem
+        .workers()
+        .into_iter()
+        .filter(|w| w.worker_name.contains("-reader-"))
+        .collect();
+    let full = reads / per_reader;
+    assert!(
+        readers.len() as u64 >= full,
+        "{} readers after {reads} reads",
+        readers.len()
+    );
+    for r in &readers {
+        let entries = len(&sys, r) as u64;
+        assert!(
+            entries <= per_reader + pushes + 3,
+            "{}: {entries} entries",
+            r.worker_name
+        );
+    }
+    let driver_growth = len(&sys, &sys.driver) as i64 - len(&twin, &twin.driver) as i64;
+    assert!(
+        driver_growth <= 2 + readers.len() as i64,
+        "the driver grew by {driver_growth} entries for {} readers",
+        readers.len()
+    );
+
+    // Another driver worker knows no reader: its client is led from the first generation to
+    // the current one, and reads right.
+    let other = sys.through("another-driver");
+    for key in &keys {
+        for t in [3, 12, 45] {
+            let got = other.result("cirr", None, Some(key), t).unwrap();
+            assert!(
+                got.same(&want.value_at(Some(key), t).unwrap()),
+                "{key} at {t}"
+            );
+        }
+    }
 }

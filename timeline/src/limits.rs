@@ -45,6 +45,12 @@ pub const MAX_STRING_BYTES: usize = 1 << 16;
 /// The most answers one batched read (`get-results`: keys × times) may ask of a node worker.
 pub const MAX_READS_PER_CALL: usize = 10_000;
 
+/// The most reads one reader worker serves before a successor takes its place. On Golem 1.1
+/// every invocation of a worker is logged and replayed when it recovers, reads included, so a
+/// worker serving reads without end would take ever longer to recover; a reader's log holds at
+/// most this many reads (a batched read counts once). Clients read through readers.
+pub const READS_PER_READER: u32 = 100;
+
 /// The most keys one page of a node's keys (`keys` on a node worker, the dashboard's key list)
 /// may hold.
 pub const MAX_KEY_PAGE: u32 = 1000;

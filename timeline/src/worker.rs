@@ -544,3 +544,108 @@ impl DerivedNode {
         s
     }
 }
+
+/// A copy of another node's output, for every key, kept from that node's deltas: what a reader
+/// worker holds, so that reads go to it instead of the node (see the components' readers).
+///
+/// It answers reads as the node does ([`MirrorNode::value_at`], [`MirrorNode::range`], the
+/// horizon under retention included) and can hand its whole state on
+/// ([`MirrorNode::snapshot`]) to a successor that starts from it.
+#[derive(Clone, Debug)]
+pub struct MirrorNode {
+    initial: State,
+    retention: Option<u64>,
+    keys: BTreeMap<Option<ValueKey>, (KeyClock, Timeline)>,
+}
+
+impl MirrorNode {
+    /// A copy of the output of `op` (any node, leaf or derived), empty until deltas come.
+    pub fn new(op: &TimeLineOp, retention: Option<u64>) -> Result<MirrorNode, String> {
+        op.validate().map_err(|e| e.to_string())?;
+        Ok(MirrorNode {
+            initial: op.initial_state(),
+            retention,
+            keys: BTreeMap::new(),
+        })
+    }
+
+    /// Applies the node's deltas (a snapshot of it, or what it pushed after a batch).
+    pub fn apply(&mut self, deltas: &[KeyDelta]) {
+        for d in deltas {
+            let (clock, output) = self.keys.entry(key_id(d.key.as_ref())).or_insert_with(|| {
+                (
+                    KeyClock::new(d.key.clone()),
+                    Timeline::new(self.initial.clone()),
+                )
+            });
+            clock.origin = Some(clock.origin.map_or(d.origin, |o| o.min(d.origin)));
+            clock.max_time = clock.max_time.max(d.max_time);
+            if let Some(change) = &d.change {
+                output.apply(change);
+            }
+            if let Some(h) = self.retention {
+                if let Some(keep) = collapse_point(clock.max_time, h, clock.collapsed_before) {
+                    output.collapse_before(keep);
+                    clock.collapsed_before = keep;
+                }
+            }
+        }
+    }
+
+    /// The whole copy, as deltas for a successor that starts from nothing.
+    pub fn snapshot(&self) -> Vec<KeyDelta> {
+        self.keys
+            .values()
+            .map(|(c, output)| c.delta(Some(output.delta_from(0))))
+            .collect()
+    }
+
+    /// The output timeline of `key`.
+    pub fn timeline(&self, key: Option<&Value>) -> Result<&Timeline, QueryError> {
+        self.keys
+            .get(&key_id(key))
+            .map(|(_, output)| output)
+            .ok_or_else(|| unknown_key(key))
+    }
+
+    /// The value at `t` for `key`.
+    pub fn value_at(&self, key: Option<&Value>, t: u64) -> Result<State, QueryError> {
+        let (clock, output) = self
+            .keys
+            .get(&key_id(key))
+            .ok_or_else(|| unknown_key(key))?;
+        check_time(clock, self.retention, t)?;
+        Ok(output.value_at(t))
+    }
+
+    /// The segments over `[t1, t2)` for `key`.
+    pub fn range(&self, key: Option<&Value>, t1: u64, t2: u64) -> Result<Vec<Segment>, QueryError> {
+        let (clock, output) = self
+            .keys
+            .get(&key_id(key))
+            .ok_or_else(|| unknown_key(key))?;
+        check_time(clock, self.retention, t1)?;
+        Ok(output.range(t1, t2))
+    }
+
+    /// One page of the keys held, in key order (see [`KeyPage`]).
+    pub fn key_page(&self, query: &KeyQuery) -> KeyPage {
+        key_page(&self.keys, |(c, _)| c, query)
+    }
+
+    /// The copy's own statistics. Events are not counted: a copy sees the node's deltas, not
+    /// the events behind them.
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats {
+            keys: self.keys.len(),
+            ..Stats::default()
+        };
+        for (c, output) in self.keys.values() {
+            s.last_time = s.last_time.max(Some(c.max_time));
+            s.history_dropped += usize::from(c.dropped_history());
+            s.change_points += output.points().len();
+            s.bytes += output.heap_bytes() + std::mem::size_of::<(KeyClock, Timeline)>();
+        }
+        s
+    }
+}

@@ -7,7 +7,8 @@ use common::*;
 use proptest::prelude::*;
 use timeline::op::TimeLineOp;
 use timeline::{
-    DerivedNode, Engine, EngineOptions, Event, FlatOp, KeyDelta, KeyQuery, LeafNode, Plan, Value,
+    DerivedNode, Engine, EngineOptions, Event, FlatOp, KeyDelta, KeyQuery, LeafNode, MirrorNode,
+    Plan, Value,
 };
 
 /// A network of workers for one plan, pushing deltas from leaves up, as the components do.
@@ -38,7 +39,10 @@ impl Network {
         }
     }
 
-    fn ingest(&mut self, events: &[Event]) {
+    /// Ingests a batch; returns the deltas the root node made, in order.
+    fn ingest(&mut self, events: &[Event]) -> Vec<KeyDelta> {
+        let root = self.plan.root();
+        let mut root_out = Vec::new();
         // First in, first out: a node's deltas reach its parents in the order it made them,
         // as in the components, where each is pushed as soon as it is made. (Each delta
         // replaces its input's suffix, so an older one applied after a newer one undoes it.)
@@ -49,6 +53,9 @@ impl Network {
             }
         }
         while let Some((from, deltas)) = pending.pop_front() {
+            if from == root {
+                root_out.extend(deltas.iter().cloned());
+            }
             for &p in &self.plan.nodes[from].parents.clone() {
                 for (slot, &input) in self.plan.nodes[p].inputs.clone().iter().enumerate() {
                     if input == from {
@@ -61,6 +68,15 @@ impl Network {
                     }
                 }
             }
+        }
+        root_out
+    }
+
+    fn snapshot(&self, node: usize) -> Vec<KeyDelta> {
+        match (&self.leaves[node], &self.derived[node]) {
+            (Some(l), _) => l.snapshot(),
+            (_, Some(d)) => d.snapshot(),
+            _ => unreachable!(),
         }
     }
 
@@ -183,6 +199,92 @@ proptest! {
                     "{} started late, at {}: {:?} vs {:?}", node.op, t, late.value_at(t), wired.value_at(t)
                 );
             }
+        }
+    }
+
+    /// A reader's copy of the result node, started from its snapshot at some batch, fed its
+    /// deltas after that, and handed on to a successor (from the copy's own snapshot) at a
+    /// later batch, holds what the node holds, and answers reads as it does, before and past
+    /// a retention horizon.
+    #[test]
+    fn a_mirror_handed_on_copies_the_node(
+        query in any_query(3),
+        (events, order) in events(40, 40).prop_flat_map(|e| { let n = e.len(); (Just(e), shuffled(n)) }),
+        keys in prop::collection::vec(0u8..3, 40),
+        batch in 1usize..6,
+        attach in 0usize..10,
+        hand_over in 0usize..10,
+        retention in prop::option::of(5u64..40),
+    ) {
+        let mut events: Vec<Event> = order.iter().map(|&i| {
+            let mut e = events[i].clone();
+            e.fields.push(("k".into(), Value::Int(keys[i] as i64)));
+            e
+        }).collect();
+        // Under retention, a late event before the horizon is refused: send in time order.
+        if retention.is_some() {
+            events.sort_by_key(|e| e.time);
+        }
+        let mut network = Network::new(&query, Some("k"), retention);
+        let root = network.plan.root();
+        let mut mirror: Option<MirrorNode> = None;
+        for (i, chunk) in events.chunks(batch).enumerate() {
+            if i == attach {
+                let mut m = MirrorNode::new(&query, retention).unwrap();
+                m.apply(&network.snapshot(root));
+                mirror = Some(m);
+            }
+            if i == attach + hand_over {
+                if let Some(m) = &mirror {
+                    let mut next = MirrorNode::new(&query, retention).unwrap();
+                    next.apply(&m.snapshot());
+                    mirror = Some(next);
+                }
+            }
+            let out = network.ingest(chunk);
+            if let Some(m) = &mut mirror {
+                m.apply(&out);
+            }
+        }
+        let mirror = mirror.unwrap_or_else(|| {
+            let mut m = MirrorNode::new(&query, retention).unwrap();
+            m.apply(&network.snapshot(root));
+            m
+        });
+        let mut keys: Vec<Option<Value>> = (0..3).map(|k| Some(Value::Int(k))).collect();
+        keys.push(Some(Value::Int(9)));
+        for key in &keys {
+            let want = network.timeline(root, key.as_ref());
+            let got = mirror.timeline(key.as_ref()).ok();
+            prop_assert_eq!(want.is_some(), got.is_some(), "{} key {:?}", query, key);
+            let (Some(want), Some(got)) = (want, got) else { continue };
+            for t in 0..horizon_of(&query, 40) {
+                let node = match (&network.leaves[root], &network.derived[root]) {
+                    (Some(l), _) => l.value_at(key.as_ref(), t).map_err(|e| e.to_string()),
+                    (_, Some(d)) => d.value_at(key.as_ref(), t).map_err(|e| e.to_string()),
+                    _ => unreachable!(),
+                };
+                let copy = mirror.value_at(key.as_ref(), t).map_err(|e| e.to_string());
+                match (node, copy) {
+                    (Ok(a), Ok(b)) => prop_assert!(a.same(&b), "{} key {:?} at {}: {:?} vs {:?}", query, key, t, a, b),
+                    (a, b) => prop_assert_eq!(a.is_ok(), b.is_ok(), "{} key {:?} at {}", query, key, t),
+                }
+                if retention.is_none() {
+                    prop_assert!(want.value_at(t).same(&got.value_at(t)));
+                }
+            }
+        }
+        let node_stats = match (&network.leaves[root], &network.derived[root]) {
+            (Some(l), _) => l.stats(),
+            (_, Some(d)) => d.stats(),
+            _ => unreachable!(),
+        };
+        let copy_stats = mirror.stats();
+        prop_assert_eq!(copy_stats.keys, node_stats.keys);
+        // Without retention a node does not tell its readers of a latest time that moved
+        // nothing else; under retention it does, since the horizon follows it.
+        if retention.is_some() {
+            prop_assert_eq!(copy_stats.last_time, node_stats.last_time);
         }
     }
 

@@ -15,6 +15,7 @@ use timeline::{Delta, Event, KeyDelta, State, Value};
 
 mod node_worker;
 mod plan;
+pub mod reader;
 pub use node_worker::{read_many, reinitialize, with_worker, NodeWorker, WorkerSlot};
 pub use plan::{
     JobNode, JobOptions, JobPlan, WorkerRef, AGGREGATE, EVENT_PROCESSOR_API, PARTIAL,
@@ -219,6 +220,27 @@ pub fn self_worker_name() -> String {
     get_self_metadata().worker_id.worker_name
 }
 
+/// This worker, exporting `interface`, as other workers call it (from Golem's worker metadata).
+pub fn self_worker_ref(interface: &str) -> WorkerRef {
+    let id = get_self_metadata().worker_id;
+    let (hi, lo) = (
+        id.component_id.uuid.high_bits,
+        id.component_id.uuid.low_bits,
+    );
+    WorkerRef {
+        component_id: format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            hi >> 32,
+            (hi >> 16) & 0xffff,
+            hi & 0xffff,
+            lo >> 48,
+            lo & 0xffff_ffff_ffff
+        ),
+        worker_name: id.worker_name,
+        interface: interface.into(),
+    }
+}
+
 // ---------- the timeline types as WIT values (see wit/common/types/types.wit) ----------
 
 pub fn event_value(v: &Value) -> V {
@@ -380,8 +402,8 @@ pub fn node_config(
 /// `cargo component` generated for it and the library's types, in a module `convert`. Each
 /// component has its own copy of the bindings types (only those its world uses), so the
 /// conversions are generated per component, by group:
-/// `values` (event-value), `events`, `states` (state, segment), `nodes` (key-delta, worker-stats,
-/// worker-ref in), `jobs` (plan, job-options, query, worker-ref out).
+/// `values` (event-value, worker-ref in), `events`, `states` (state, segment), `nodes` (key-delta,
+/// worker-stats), `jobs` (plan, job-options, query, worker-ref out).
 #[macro_export]
 macro_rules! wit_conversions {
     ($($types:ident)::+ : $($group:ident),+) => {
@@ -395,6 +417,9 @@ macro_rules! wit_conversions {
         }
     };
     (@ values) => {
+        pub fn worker_ref_in(w: t::WorkerRef) -> worker_rpc::WorkerRef {
+            worker_rpc::WorkerRef { component_id: w.component_id, worker_name: w.worker_name, interface: w.interface }
+        }
         pub fn value_in(v: t::EventValue) -> Result<Value, String> {
             Ok(match v {
                 t::EventValue::StringValue(s) => Value::from(s),
@@ -518,9 +543,6 @@ macro_rules! wit_conversions {
                 }),
             }
         }
-        pub fn worker_ref_in(w: t::WorkerRef) -> worker_rpc::WorkerRef {
-            worker_rpc::WorkerRef { component_id: w.component_id, worker_name: w.worker_name, interface: w.interface }
-        }
     };
     (@ jobs) => {
         pub fn worker_ref_out(w: &worker_rpc::WorkerRef) -> t::WorkerRef {
@@ -617,23 +639,6 @@ macro_rules! wit_conversions {
             }
         }
     };
-}
-
-/// Sends the deltas to every parent (each a timeline-processor worker, told which input it is).
-pub fn push_deltas(parents: &[(WorkerRef, u32)], deltas: &[KeyDelta]) -> Result<(), String> {
-    if deltas.is_empty() {
-        return Ok(());
-    }
-    // One string instead of a tree of values: the cheapest batch to build, send and log.
-    let packed = timeline::wire::encode_key_deltas(deltas);
-    for (parent, input) in parents {
-        call_result(
-            parent,
-            &parent.function("apply-packed"),
-            vec![V::U32(*input), V::Str(packed.clone())],
-        )?;
-    }
-    Ok(())
 }
 
 /// Sends a partial aggregate's changed groups to the merge worker(s).

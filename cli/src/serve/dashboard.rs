@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use golem_emulator::{Golem, TimelineSystem};
+use golem_emulator::{Golem, Readers, TimelineSystem};
 use golem_emulator::{NodeView, PlanView};
 use serde_json::{json, Value as Json_};
 use std::sync::Arc;
@@ -35,6 +35,8 @@ struct Dashboard {
     /// Bumped by `serve` after every invocation that changes state (see [`changes`]).
     changes: watch::Receiver<u64>,
     watchers: Arc<Semaphore>,
+    /// The node workers' readers, kept across requests (see [`Readers`]).
+    readers: Readers,
 }
 
 /// The functions whose invocation changes what the dashboard shows: a job submitted, events
@@ -69,6 +71,7 @@ pub fn router(golem: Golem, changes: watch::Receiver<u64>) -> Router {
             golem,
             changes,
             watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
+            readers: Readers::default(),
         })
 }
 
@@ -96,9 +99,12 @@ impl Dashboard {
         f: impl FnOnce(&TimelineSystem) -> Result<T, Refusal> + Send + 'static,
     ) -> Result<T, Refusal> {
         let golem = self.golem.clone();
-        tokio::task::spawn_blocking(move || f(&TimelineSystem::reader(golem)))
-            .await
-            .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            f(&TimelineSystem::reader(golem).sharing_readers(readers))
+        })
+        .await
+        .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     }
 }
 
@@ -287,7 +293,7 @@ async fn keys(
             if !sys.golem.worker_exists(w) {
                 continue;
             }
-            let page = sys.key_page(w, &query).map_err(failed)?;
+            let page = sys.key_page(&job, w, &query).map_err(failed)?;
             matching += page.matching;
             keys.extend(page.keys);
         }
