@@ -377,6 +377,14 @@ impl Golem {
                 .is_ok()
         };
         if !exists(0) {
+            // A worker this server does not have (a stale plan) says so here, before the driver
+            // is asked (HTTP 404).
+            self.send(
+                "GET",
+                &format!("/v1/components/{component}/workers/{worker}"),
+                None,
+                "looking for a node worker",
+            )?;
             let worker_ref = record(&[
                 ("component-id", t("Str")),
                 ("worker-name", t("Str")),
@@ -627,7 +635,12 @@ fn result(
     format: Format,
 ) -> Result<(), String> {
     let lines = match read_result(g, &g.known_plan(job)?, job, keys, at, range) {
-        Err(e) if e.contains("is not initialised") || e.contains("HTTP 404") => {
+        // A cached plan whose workers this server does not have: ask the driver for the plan.
+        Err(e)
+            if e.contains("is not initialised")
+                || e.contains("HTTP 404")
+                || e.contains("is not a worker of job") =>
+        {
             read_result(g, &g.plan(job)?, job, keys, at, range)?
         }
         other => other?,

@@ -389,6 +389,9 @@ fn reads_through_readers_keep_every_log_bounded() {
             for w in sys.golem.workers() {
                 sys.golem.crash(&w).unwrap();
             }
+            // From here on, invocations crash now and then, before they run or midway (hand-
+            // overs included): Golem resumes them, and no answer may change.
+            sys.golem.inject_crashes(11, 30_000);
         }
         let key = &keys[i as usize % 2];
         let t = i % 50;
@@ -404,6 +407,8 @@ fn reads_through_readers_keep_every_log_bounded() {
         }
     }
     assert!(batches.is_empty());
+    assert!(sys.golem.counters().crashes_injected > 0);
+    sys.golem.inject_crashes(0, 0);
     assert_same_results(&sys, "cirr", &want, 50);
 
     let len = |sys: &TimelineSystem, w: &golem_emulator::WorkerId| sys.golem.log_len(w).unwrap();

@@ -125,6 +125,20 @@ fn calls() -> Vec<Call> {
     out
 }
 
+/// `body` with every string that is a `$NAME` of `names` replaced by its value.
+fn substitute(body: &Json, names: &HashMap<String, String>) -> Json {
+    match body {
+        Json::String(s) => Json::String(names.get(s).cloned().unwrap_or_else(|| s.clone())),
+        Json::Array(xs) => Json::Array(xs.iter().map(|x| substitute(x, names)).collect()),
+        Json::Object(o) => Json::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), substitute(v, names)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 #[test]
 fn the_deployment_guide_curl_calls_run_as_written() {
     let calls = calls();
@@ -134,6 +148,7 @@ fn the_deployment_guide_curl_calls_run_as_written() {
         "ingest",
         "ingest-packed",
         "locate",
+        "reader",
         "get-result",
         "get-range",
         "aggregate-at",
@@ -154,11 +169,7 @@ fn the_deployment_guide_curl_calls_run_as_written() {
         let (worker, component) = match call.target.as_str() {
             "G" => (sys.driver.clone(), "driver"),
             var @ ("W" | "M") => {
-                let name = if var == "W" {
-                    "RESULT_WORKER"
-                } else {
-                    "MERGE_WORKER"
-                };
+                let name = if var == "W" { "READER" } else { "MERGE_WORKER" };
                 let worker = located
                     .get(name)
                     .unwrap_or_else(|| {
@@ -181,7 +192,17 @@ fn the_deployment_guide_curl_calls_run_as_written() {
                 )
             })
             .1;
-        let params = golem_json::params(&call.body, &types)
+        // The workers named earlier in the guide's own calls, and the component ids of setup.
+        let mut names: HashMap<String, String> = located
+            .iter()
+            .map(|(var, w)| (format!("${var}"), w.worker_name.clone()))
+            .collect();
+        names.insert(
+            "$TIMELINE_PROCESSOR_ID".into(),
+            component_id("timeline-processor"),
+        );
+        let body = substitute(&call.body, &names);
+        let params = golem_json::params(&body, &types)
             .unwrap_or_else(|e| panic!("deploying.md: {}: {e:#}", call.function));
         let out = sys.golem.invoke(&worker, &call.function, &params).unwrap();
         let out = golem_json::from_val(&out[0]);
@@ -235,6 +256,11 @@ fn the_deployment_guide_curl_calls_run_as_written() {
     );
     // The located workers are the plans' result workers: the CIRR job's, the merge worker.
     let plans = sys.jobs().unwrap();
+    let cirr = plans.iter().find(|p| p.job_name == "cirr").unwrap();
+    assert_eq!(
+        located["READER"].worker_name,
+        timeline::readers::reader_name(&cirr.result().workers[0].worker_name, 0)
+    );
     for (var, job) in [("RESULT_WORKER", "cirr"), ("MERGE_WORKER", "buffering")] {
         let plan = plans.iter().find(|p| p.job_name == job).unwrap();
         assert_eq!(located[var], plan.result().workers[0], "{var}");

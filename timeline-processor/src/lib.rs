@@ -343,10 +343,25 @@ impl Guest for Component {
 
     fn take_over(config: NodeConfig, state: String) -> Result<(), String> {
         let deltas = timeline::wire::decode_key_deltas(&state).map_err(|e| e.to_string())?;
+        let mut created = false;
         install_reader(config, |_, copy| {
             copy.apply(&deltas);
+            created = true;
             Ok(())
-        })
+        })?;
+        if !created {
+            // Asked again (the previous generation did not hear the first answer): nothing but
+            // reads can have reached this reader since, so the newer copy replaces the first.
+            with_worker(|w| {
+                if let Node::Reader { copy, count, .. } = &mut w.node {
+                    if count.successor.is_none() {
+                        copy.replace(&deltas);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     fn get_result(key: Option<EventValue>, t: u64) -> Result<State, String> {

@@ -600,6 +600,12 @@ impl MirrorNode {
             .collect()
     }
 
+    /// Replaces the whole copy with `snapshot` (another copy's [`MirrorNode::snapshot`]).
+    pub fn replace(&mut self, snapshot: &[KeyDelta]) {
+        self.keys.clear();
+        self.apply(snapshot);
+    }
+
     /// The output timeline of `key`.
     pub fn timeline(&self, key: Option<&Value>) -> Result<&Timeline, QueryError> {
         self.keys

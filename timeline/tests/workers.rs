@@ -236,8 +236,10 @@ proptest! {
             }
             if i == attach + hand_over {
                 if let Some(m) = &mirror {
+                    // A successor told twice keeps the second copy.
                     let mut next = MirrorNode::new(&query, retention).unwrap();
-                    next.apply(&m.snapshot());
+                    next.apply(&network.snapshot(root));
+                    next.replace(&m.snapshot());
                     mirror = Some(next);
                 }
             }
