@@ -680,12 +680,12 @@ fn read_result(
             w["component-id"].as_str().unwrap_or(""),
             w["worker-name"].as_str().unwrap_or(""),
         );
-        // Every time in one invocation: one entry in the merge worker's log.
+        // Every time in one invocation: one read of the merge worker's reader.
         if !at.is_empty() {
-            let rows = g.invoke(
-                component,
-                worker,
-                "timeline:timeline-processor/api.{aggregate-at-times}",
+            let rows = g.read_node(
+                job,
+                (component, worker, TIMELINE_PROCESSOR_API),
+                "aggregate-at-times",
                 vec![
                     (selector_typ(), json!({"all": null})),
                     (list(t("U64")), json!(at)),
@@ -706,10 +706,10 @@ fn read_result(
             }
         }
         if let Some((t1, t2)) = range {
-            let segs = g.invoke(
-                component,
-                worker,
-                "timeline:timeline-processor/api.{aggregate-range}",
+            let segs = g.read_node(
+                job,
+                (component, worker, TIMELINE_PROCESSOR_API),
+                "aggregate-range",
                 vec![
                     (selector_typ(), json!({"all": null})),
                     (t("U64"), json!(t1)),

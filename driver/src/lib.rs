@@ -252,10 +252,10 @@ fn locate(
     })
 }
 
-/// Whether clients read `node` through readers: per-key nodes do; an aggregate's merge worker
-/// is read itself.
+/// Whether clients read `node` through readers: every node but a partial aggregate (which
+/// answers no reads).
 fn read_through_readers(node: &JobNode) -> bool {
-    node.kind == "leaf" || node.kind == "derived"
+    node.kind != worker_rpc::PARTIAL
 }
 
 /// A timeline-processor worker named `name`.
@@ -280,7 +280,7 @@ fn first_reader(plan: &JobPlan, node: &JobNode, worker: &WorkerRef) -> Result<Wo
         &node.expression,
         plan.key_column.as_deref(),
         plan.retention,
-        std::slice::from_ref(worker),
+        &plan.reader_inputs(node, worker),
         &[],
     );
     call_result(&first, &first.function("initialize-reader"), vec![config])?;

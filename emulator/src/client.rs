@@ -521,8 +521,7 @@ impl TimelineSystem {
         )
     }
 
-    /// The newest reader of `worker` of job `job` that exists (a merge worker is its own):
-    /// looking is not an invocation, so no worker's log grows; the driver's `reader` makes the
+    /// The newest reader of `worker` of job `job` that exists: looking is not an invocation, so no worker's log grows; the driver's `reader` makes the
     /// first if there is none.
     fn newest_reader(&self, job: &str, worker: &WorkerId) -> Result<WorkerId> {
         let first = WorkerId {
@@ -569,13 +568,14 @@ impl TimelineSystem {
         })
     }
 
-    /// Calls `function` of an aggregate job's merge worker (its result node's one worker).
+    /// Calls `function` of an aggregate job's merge worker (its result node's one worker),
+    /// through its reader.
     fn read_aggregate(&self, job: &str, function: &str, params: &[Val]) -> Result<Option<Val>> {
         let plan = self.plan(job)?;
         if plan.result().kind != "aggregate" {
             bail!("job \"{job}\" does not aggregate across keys: read its result per key with result or result-range");
         }
-        self.call_node(plan.locate(None, None)?, function, params)
+        self.read_worker(job, plan.locate(None, None)?, function, params)
     }
 
     /// `driver.locate`: the worker holding `key` for node `node` (the result node if none).

@@ -85,7 +85,11 @@ impl Guest for Component {
 
     fn attach_reader(reader: WitWorkerRef) -> Result<String, String> {
         let reader = convert::worker_ref_in(reader);
-        with_worker(|w| worker_rpc::reader::attach_reader(w, reader, |n| Ok(n.snapshot())))
+        with_worker(|w| {
+            worker_rpc::reader::attach_reader(w, reader, 0, |n| {
+                Ok(timeline::wire::encode_key_deltas(&n.snapshot()))
+            })
+        })
     }
 
     fn get_result(key: Option<EventValue>, t: u64) -> Result<State, String> {
@@ -144,7 +148,7 @@ fn ingest(events: &[timeline::Event]) -> Result<(), String> {
         let deltas = w.node.ingest(events).map_err(|e| e.to_string())?;
         Ok((deltas, w.parents.clone()))
     })?;
-    worker_rpc::reader::push_and_follow(&WORKER, parents, &deltas)
+    worker_rpc::reader::push_and_follow(&WORKER, parents, worker_rpc::reader::Push::deltas(&deltas))
 }
 
 bindings::export!(Component with_types_in bindings);

@@ -230,3 +230,82 @@ proptest! {
         assert_same_aggregates(&sys, "job", &library(q, &events), 45);
     }
 }
+
+/// An aggregate job's result is read through readers of its merge worker, each a merge of its
+/// own fed by the same partial workers: however many reads, between late batches and with
+/// crashes injected, every answer equals the library's; the merge worker's log gains nothing
+/// over a twin job nobody read, each partial's one entry (the first reader attaching), and no
+/// reader's holds more than its reads, the pushes it had and two more.
+#[test]
+fn aggregate_reads_through_readers_keep_every_log_bounded() {
+    let (sys, _dir) = system("aggregate-readers");
+    let (twin, _twin_dir) = system("aggregate-readers-twin");
+    let plan = sys
+        .run("job", QUERIES[1], Some("sessionId"), 3, None)
+        .unwrap();
+    twin.run("job", QUERIES[1], Some("sessionId"), 3, None)
+        .unwrap();
+    let mut batches: Vec<Vec<Event>> = player_events().chunks(4).map(<[_]>::to_vec).collect();
+    batches.reverse();
+    let per_reader = u64::from(timeline::limits::READS_PER_READER);
+    let reads = 4 * per_reader + 3;
+    let every = reads / batches.len() as u64;
+    let mut sent: Vec<Event> = Vec::new();
+    let mut want = library(QUERIES[1], &sent);
+    let mut pushes = 0;
+    for i in 0..reads {
+        if i % every == 0 && !batches.is_empty() {
+            let batch = batches.remove(0);
+            sys.ingest("job", &batch).unwrap();
+            twin.ingest("job", &batch).unwrap();
+            sent.extend(batch);
+            want = library(QUERIES[1], &sent);
+            pushes += 1;
+        }
+        if i == reads / 2 {
+            sys.golem.inject_crashes(5, 30_000);
+        }
+        let t = i % 50;
+        let got = sys.aggregate_result("job", &GroupSelector::All, t).unwrap();
+        assert_eq!(got, want.at(t), "read {i} at {t}");
+    }
+    assert!(batches.is_empty());
+    sys.golem.inject_crashes(0, 0);
+    assert_same_aggregates(&sys, "job", &want, 50);
+
+    let len = |s: &TimelineSystem, w: &golem_emulator::WorkerId| s.golem.log_len(w).unwrap();
+    let twin_plan = twin.plan("job").unwrap();
+    for (node, twin_node) in plan.nodes.iter().zip(&twin_plan.nodes) {
+        let attached = u64::from(node.kind == "partial");
+        for (mine, theirs) in node.workers.iter().zip(&twin_node.workers) {
+            assert_eq!(
+                len(&sys, mine) as u64,
+                len(&twin, theirs) as u64 + attached,
+                "{} {}",
+                node.kind,
+                mine.worker_name
+            );
+        }
+    }
+    let merge = &plan.result().workers[0].worker_name;
+    let readers: Vec<_> = sys
+        .golem
+        .workers()
+        .into_iter()
+        .filter(|w| w.worker_name.starts_with(&format!("{merge}-reader-")))
+        .collect();
+    assert!(
+        readers.len() as u64 >= reads / per_reader,
+        "{} readers",
+        readers.len()
+    );
+    for r in &readers {
+        let entries = len(&sys, r) as u64;
+        // Each batch may reach a reader from every shard's partial.
+        assert!(
+            entries <= per_reader + 3 * pushes + 2,
+            "{}: {entries} entries",
+            r.worker_name
+        );
+    }
+}

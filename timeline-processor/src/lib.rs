@@ -15,11 +15,15 @@ use bindings::exports::timeline::timeline_processor::api::{
 };
 use std::cell::RefCell;
 use timeline::aggregate::{MergeAggregateNode, PartialAggregateNode, PartialBatch};
-use timeline::readers::{self, ReadCount};
-use timeline::{DerivedNode, MirrorNode};
-use worker_rpc::{NodeWorker, WorkerRef, TIMELINE_PROCESSOR_API, V};
+use timeline::DerivedNode;
+use worker_rpc::reader::Push;
+use worker_rpc::{NodeWorker, WorkerRef};
 
 worker_rpc::wit_conversions!(crate::bindings::timeline::types::types: values, states, nodes, aggregates);
+
+mod reader;
+
+use reader::Reader;
 
 /// What this worker computes.
 enum Node {
@@ -29,145 +33,8 @@ enum Node {
     Partial(PartialAggregateNode),
     /// The shards' partials, merged: an aggregate job's result.
     Merge(MergeAggregateNode),
-    /// A reader: a copy of the output of the node worker `node`, which clients read instead.
-    Reader {
-        node: WorkerRef,
-        copy: MirrorNode,
-        count: ReadCount,
-    },
-}
-
-/// The per-key output a read looks at: a derived node's own, or a reader's copy (one read more
-/// for the reader, refused when it served its share).
-enum Readable<'a> {
-    Derived(&'a DerivedNode),
-    Copy(&'a MirrorNode),
-}
-
-impl Readable<'_> {
-    fn value_at(&self, key: Option<&timeline::Value>, t: u64) -> Result<timeline::State, String> {
-        match self {
-            Readable::Derived(d) => d.value_at(key, t),
-            Readable::Copy(m) => m.value_at(key, t),
-        }
-        .map_err(|e| e.to_string())
-    }
-
-    fn range(
-        &self,
-        key: Option<&timeline::Value>,
-        t1: u64,
-        t2: u64,
-    ) -> Result<Vec<timeline::Segment>, String> {
-        match self {
-            Readable::Derived(d) => d.range(key, t1, t2),
-            Readable::Copy(m) => m.range(key, t1, t2),
-        }
-        .map_err(|e| e.to_string())
-    }
-
-    fn key_page(&self, query: &timeline::KeyQuery) -> timeline::KeyPage {
-        match self {
-            Readable::Derived(d) => d.key_page(query),
-            Readable::Copy(m) => m.key_page(query),
-        }
-    }
-
-    fn stats(&self) -> timeline::Stats {
-        match self {
-            Readable::Derived(d) => d.stats(),
-            Readable::Copy(m) => m.stats(),
-        }
-    }
-}
-
-/// Runs a per-key read on this worker: a derived node, or a reader. A reader that served its
-/// share hands its copy over to the next generation after answering (see `timeline::readers`).
-fn read<T>(f: impl FnOnce(Readable) -> Result<T, String>) -> Result<T, String> {
-    let (answer, hand_over) = with_worker(|w| match &mut w.node {
-        Node::Derived(d) => Ok((f(Readable::Derived(d)), None)),
-        Node::Reader { copy, count, .. } => {
-            let due = count.count()?;
-            let answer = f(Readable::Copy(copy));
-            Ok((answer, due.then(|| successor_config(w))))
-        }
-        _ => Err(NOT_PER_KEY.into()),
-    })?;
-    if let Some(Some((successor, config, state))) = hand_over {
-        // A hand-over that fails is tried again at the next read; this one is answered anyway.
-        let taken = worker_rpc::call_result(
-            &successor,
-            &successor.function("take-over"),
-            vec![config, V::Str(state)],
-        );
-        if taken.is_ok() {
-            with_worker(|w| {
-                if let Node::Reader { count, .. } = &mut w.node {
-                    count.successor = Some(successor.worker_name);
-                }
-                Ok(())
-            })?;
-        }
-    }
-    answer
-}
-
-/// A reader's next generation, with what it starts from: this reader's config and copy.
-fn successor_config(w: &NodeWorker<Node>) -> Option<(WorkerRef, V, String)> {
-    let Node::Reader { node, copy, .. } = &w.node else {
-        return None;
-    };
-    let me = worker_rpc::self_worker_ref(TIMELINE_PROCESSOR_API);
-    let generation = readers::reader_generation(&node.worker_name, &me.worker_name)?;
-    let successor = WorkerRef {
-        worker_name: readers::reader_name(&node.worker_name, generation.checked_add(1)?),
-        ..me
-    };
-    // The op after "reader of NAME: " (see `reader_op`).
-    let op = w.op.split_once(": ").map_or("", |(_, op)| op);
-    let config = worker_rpc::node_config(
-        op,
-        w.key_column.as_deref(),
-        w.retention,
-        std::slice::from_ref(node),
-        &[],
-    );
-    let state = timeline::wire::encode_key_deltas(&copy.snapshot());
-    Some((successor, config, state))
-}
-
-/// What a reader of `node` is created as: its op names the node, so that a reader of one node
-/// never becomes a reader of another.
-fn reader_op(node: &WorkerRef, op: &str) -> String {
-    format!("reader of {}: {op}", node.worker_name)
-}
-
-/// Makes this worker a reader of `config.inputs[0]` holding `copy`, unless it is one already.
-fn install_reader(
-    config: NodeConfig,
-    start: impl FnOnce(&WorkerRef, &mut MirrorNode) -> Result<(), String>,
-) -> Result<(), String> {
-    let op = timeline::parse_query(&config.op).map_err(|e| format!("op: {e}"))?;
-    let [node] = inputs_in(&config)
-        .try_into()
-        .map_err(|_| "a reader reads one node worker: give it as the one input".to_string())?;
-    let text = reader_op(&node, &op.to_string());
-    if worker_rpc::reinitialize(&WORKER, &text, &config.key_column, config.retention, &[])? {
-        return Ok(());
-    }
-    let mut copy = MirrorNode::new(&op, config.retention)?;
-    start(&node, &mut copy)?;
-    install(
-        text,
-        config,
-        Vec::new(),
-        Node::Reader {
-            node,
-            copy,
-            count: ReadCount::default(),
-        },
-    );
-    Ok(())
+    /// A reader: a copy of another worker's output, which clients read instead of it.
+    Reader(Reader),
 }
 
 thread_local! {
@@ -318,55 +185,31 @@ impl Guest for Component {
     fn attach_reader(reader: WitWorkerRef) -> Result<String, String> {
         let reader = convert::worker_ref_in(reader);
         with_worker(|w| {
-            worker_rpc::reader::attach_reader(w, reader, |n| match n {
-                Node::Derived(d) => Ok(d.snapshot()),
-                Node::Reader { .. } => Err("a reader is read directly, not through readers".into()),
-                _ => Err(NOT_PER_KEY.into()),
+            // A merge's reader reads this partial in the slot the merge reads it in.
+            let slot = match &w.node {
+                Node::Partial(_) => w.parents.first().map_or(0, |(_, input)| *input),
+                _ => 0,
+            };
+            worker_rpc::reader::attach_reader(w, reader, slot, |n| match n {
+                Node::Derived(d) => Ok(timeline::wire::encode_key_deltas(&d.snapshot())),
+                Node::Partial(p) => Ok(p.snapshot().encode()),
+                Node::Merge(_) => Err("a merge worker's readers read its partial workers".into()),
+                Node::Reader(_) => Err("a reader is read itself, not through readers".into()),
             })
         })
     }
 
     fn initialize_reader(config: NodeConfig) -> Result<(), String> {
-        install_reader(config, |node, copy| {
-            let me = worker_rpc::self_worker_ref(TIMELINE_PROCESSOR_API);
-            let packed = worker_rpc::call_result(
-                node,
-                &node.function("attach-reader"),
-                vec![worker_rpc::worker_ref(&me)],
-            )?
-            .ok_or("attach-reader returned nothing")?
-            .string()?;
-            copy.apply(&timeline::wire::decode_key_deltas(&packed).map_err(|e| e.to_string())?);
-            Ok(())
-        })
+        reader::initialize(config)
     }
 
     fn take_over(config: NodeConfig, state: String) -> Result<(), String> {
-        let deltas = timeline::wire::decode_key_deltas(&state).map_err(|e| e.to_string())?;
-        let mut created = false;
-        install_reader(config, |_, copy| {
-            copy.apply(&deltas);
-            created = true;
-            Ok(())
-        })?;
-        if !created {
-            // Asked again (the previous generation did not hear the first answer): nothing but
-            // reads can have reached this reader since, so the newer copy replaces the first.
-            with_worker(|w| {
-                if let Node::Reader { copy, count, .. } = &mut w.node {
-                    if count.successor.is_none() {
-                        copy.replace(&deltas);
-                    }
-                }
-                Ok(())
-            })?;
-        }
-        Ok(())
+        reader::take_over(config, state)
     }
 
     fn get_result(key: Option<EventValue>, t: u64) -> Result<State, String> {
         let key = convert::key_in(key)?;
-        read(|r| r.value_at(key.as_ref(), t).map(|s| convert::state_out(&s)))
+        reader::read(|r| r.value_at(key.as_ref(), t).map(|s| convert::state_out(&s)))
     }
 
     fn get_results(keys: Vec<Option<EventValue>>, times: Vec<u64>) -> Result<Vec<State>, String> {
@@ -374,7 +217,7 @@ impl Guest for Component {
             .into_iter()
             .map(convert::key_in)
             .collect::<Result<Vec<_>, String>>()?;
-        read(|r| {
+        reader::read(|r| {
             worker_rpc::read_many(&keys, &times, |key, t| {
                 r.value_at(key, t).map(|s| convert::state_out(&s))
             })
@@ -383,7 +226,7 @@ impl Guest for Component {
 
     fn get_range(key: Option<EventValue>, t1: u64, t2: u64) -> Result<Vec<Segment>, String> {
         let key = convert::key_in(key)?;
-        read(|r| {
+        reader::read(|r| {
             let segments = r.range(key.as_ref(), t1, t2)?;
             Ok(segments.iter().map(convert::segment_out).collect())
         })
@@ -395,29 +238,19 @@ impl Guest for Component {
         limit: u32,
     ) -> Result<KeyPage, String> {
         let query = convert::key_query_in(after, search, limit)?;
-        read(|r| Ok(convert::key_page_out(r.key_page(&query))))
+        reader::read(|r| Ok(convert::key_page_out(r.key_page(&query)?)))
     }
 
     fn stats() -> Result<WorkerStats, String> {
-        let stats = match with_worker(|w| {
-            Ok(match &w.node {
-                Node::Derived(d) => Some(d.stats()),
-                Node::Partial(p) => Some(p.stats()),
-                Node::Merge(m) => Some(m.stats()),
-                Node::Reader { .. } => None,
-            })
-        })? {
-            Some(stats) => stats,
-            // A reader's copy's (no events counted), counted as a read.
-            None => read(|r| Ok(r.stats()))?,
-        };
-        Ok(convert::stats_out(&stats))
+        // A reader's are its copy's (no events counted), and count as a read.
+        reader::read(|r| Ok(convert::stats_out(&r.stats())))
     }
 
     fn apply_partials(input: u32, partials: String) -> Result<(), String> {
         let batch = PartialBatch::decode(&partials)?;
         with_worker(|w| match &mut w.node {
             Node::Merge(m) => m.apply(input as usize, &batch),
+            Node::Reader(r) => r.apply_partials(input, &batch),
             _ => Err("this worker does not merge partial aggregates".into()),
         })
     }
@@ -431,28 +264,25 @@ impl Guest for Component {
 
     fn aggregate_at(groups: GroupSelector, t: u64) -> Result<Vec<GroupRow>, String> {
         let groups = convert::selector_in(groups)?;
-        with_worker(|w| match &w.node {
-            Node::Merge(m) => Ok(m
+        reader::read(|r| {
+            Ok(r.merge()?
                 .at(&groups, t)?
                 .iter()
                 .map(convert::group_row_out)
-                .collect()),
-            _ => Err(NOT_MERGE.into()),
+                .collect())
         })
     }
 
     fn aggregate_at_times(groups: GroupSelector, times: Vec<u64>) -> Result<Vec<GroupRow>, String> {
         timeline::limits::check_reads(1, times.len())?;
         let groups = convert::selector_in(groups)?;
-        with_worker(|w| match &w.node {
-            Node::Merge(m) => {
-                let mut rows = Vec::new();
-                for t in times {
-                    rows.extend(m.at(&groups, t)?.iter().map(convert::group_row_out));
-                }
-                Ok(rows)
+        reader::read(|r| {
+            let m = r.merge()?;
+            let mut rows = Vec::new();
+            for t in times {
+                rows.extend(m.at(&groups, t)?.iter().map(convert::group_row_out));
             }
-            _ => Err(NOT_MERGE.into()),
+            Ok(rows)
         })
     }
 
@@ -462,8 +292,8 @@ impl Guest for Component {
         t2: u64,
     ) -> Result<Vec<GroupSegment>, String> {
         let groups = convert::selector_in(groups)?;
-        with_worker(|w| match &w.node {
-            Node::Merge(m) => Ok(m
+        reader::read(|r| {
+            Ok(r.merge()?
                 .range(&groups, t1, t2)?
                 .iter()
                 .flat_map(|(g, f, segments)| {
@@ -472,8 +302,7 @@ impl Guest for Component {
                         .iter()
                         .map(move |s| convert::group_segment_out(group.as_ref(), *f, s))
                 })
-                .collect()),
-            _ => Err(NOT_MERGE.into()),
+                .collect())
         })
     }
 }
@@ -498,21 +327,18 @@ fn apply(input: u32, deltas: &[timeline::KeyDelta]) -> Result<(), String> {
                         .into(),
                 )
             }
-            Node::Reader { copy, count, .. } => {
-                count.check_push()?;
-                if input != 0 {
-                    return Err(format!("input {input} does not exist: a reader has one"));
-                }
-                copy.apply(deltas);
+            Node::Reader(r) => {
+                r.apply_deltas(input, deltas)?;
                 Out::Keys(Vec::new())
             }
         };
         Ok((out, w.parents.clone()))
     })?;
-    match out {
-        Out::Keys(deltas) => worker_rpc::reader::push_and_follow(&WORKER, parents, &deltas),
-        Out::Partials(batch) => worker_rpc::push_partials(&parents, &batch),
-    }
+    let push = match out {
+        Out::Keys(deltas) => Push::deltas(&deltas),
+        Out::Partials(batch) => Push::partials(&batch),
+    };
+    worker_rpc::reader::push_and_follow(&WORKER, parents, push)
 }
 
 bindings::export!(Component with_types_in bindings);

@@ -806,6 +806,13 @@ proptest! {
             }
         }
         check_against(&merge.aggregates(), &want, &format!("query: {query}\n{shards} shards\nevents: {arrived:?}"))?;
+        // A merge started from this one's shards, encoded (a reader's next generation), holds
+        // the same aggregates.
+        let mut next = MergeAggregateNode::new(&query, shards as usize).unwrap();
+        next.apply_state(&merge.encode_state()).unwrap();
+        let mut fewer = MergeAggregateNode::new(&query, shards as usize + 1).unwrap();
+        prop_assert!(fewer.apply_state(&merge.encode_state()).is_err());
+        check_against(&next.aggregates(), &want, &format!("taken over: {query}\n{shards} shards"))?;
         // The merge answers per group too.
         let max_time = events.iter().map(|e| e.time).max().unwrap();
         for t in [0, max_time / 2, max_time] {

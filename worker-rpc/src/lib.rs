@@ -641,22 +641,6 @@ macro_rules! wit_conversions {
     };
 }
 
-/// Sends a partial aggregate's changed groups to the merge worker(s).
-pub fn push_partials(parents: &[(WorkerRef, u32)], batch: &PartialBatch) -> Result<(), String> {
-    if batch.groups.is_empty() {
-        return Ok(());
-    }
-    let packed = batch.encode();
-    for (parent, input) in parents {
-        call_result(
-            parent,
-            &parent.function("apply-partials"),
-            vec![V::U32(*input), V::Str(packed.clone())],
-        )?;
-    }
-    Ok(())
-}
-
 /// A partial aggregate worker's whole state, for a merge worker that starts reading it.
 pub fn snapshot_partials(input: &WorkerRef) -> Result<PartialBatch, String> {
     let packed = call_result(input, &input.function("snapshot-partials"), vec![])?

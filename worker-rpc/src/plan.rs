@@ -225,6 +225,22 @@ impl JobPlan {
         out
     }
 
+    /// What a reader of `worker`, a worker of `node`, reads: the worker itself, then, for an
+    /// aggregate's merge worker, the partial workers it merges (input `i` being shard `i`), which
+    /// feed the reader's own merge.
+    pub fn reader_inputs(&self, node: &JobNode, worker: &WorkerRef) -> Vec<WorkerRef> {
+        let mut inputs = vec![worker.clone()];
+        if node.kind == AGGREGATE {
+            inputs.extend(
+                node.inputs
+                    .iter()
+                    .filter_map(|id| self.node(id))
+                    .flat_map(|n| n.workers.iter().cloned()),
+            );
+        }
+        inputs
+    }
+
     /// The node with this id.
     pub fn node(&self, id: &str) -> Option<&JobNode> {
         self.nodes.iter().find(|n| n.node_id == id)

@@ -14,27 +14,57 @@
 //! [`HANDED_OVER`]: timeline::readers::HANDED_OVER
 
 use crate::{call, NodeWorker, WorkerRef, WorkerSlot, TIMELINE_PROCESSOR_API, V};
+use timeline::aggregate::PartialBatch;
 use timeline::readers::{handed_over_to, MAX_HOPS};
 use timeline::KeyDelta;
 
-/// Sends the deltas to every parent (each a timeline-processor worker, told which input it is).
-/// A parent that is a reader which handed over names its successor: the successor gets the
-/// deltas and takes the reader's place in `parents`. Returns whether `parents` changed.
-pub fn push_deltas(parents: &mut [(WorkerRef, u32)], deltas: &[KeyDelta]) -> Result<bool, String> {
-    if deltas.is_empty() {
-        return Ok(false);
+/// What a node worker tells its parents after a change, packed in one string (the cheapest
+/// batch to build, send and log).
+pub enum Push {
+    /// A per-key node's deltas (`apply-packed`).
+    Deltas(String),
+    /// A partial aggregate's changed groups (`apply-partials`).
+    Partials(String),
+}
+
+impl Push {
+    /// The push of a per-key node's deltas; none if nothing changed.
+    pub fn deltas(deltas: &[KeyDelta]) -> Option<Push> {
+        (!deltas.is_empty()).then(|| Push::Deltas(timeline::wire::encode_key_deltas(deltas)))
     }
-    // One string instead of a tree of values: the cheapest batch to build, send and log.
-    let packed = timeline::wire::encode_key_deltas(deltas);
+
+    /// The push of a partial aggregate's changed groups; none if no group changed.
+    pub fn partials(batch: &PartialBatch) -> Option<Push> {
+        (!batch.groups.is_empty()).then(|| Push::Partials(batch.encode()))
+    }
+
+    fn function(&self) -> &'static str {
+        match self {
+            Push::Deltas(_) => "apply-packed",
+            Push::Partials(_) => "apply-partials",
+        }
+    }
+
+    fn packed(&self) -> &str {
+        match self {
+            Push::Deltas(p) | Push::Partials(p) => p,
+        }
+    }
+}
+
+/// Sends `push` to every parent (each a timeline-processor worker, told which input it is). A
+/// parent that is a reader which handed over names its successor: the successor gets the push
+/// and takes the reader's place in `parents`. Returns whether `parents` changed.
+pub fn push_to(parents: &mut [(WorkerRef, u32)], push: &Push) -> Result<bool, String> {
     let mut changed = false;
     for (parent, input) in parents.iter_mut() {
         let mut hops = 0;
         loop {
-            let function = parent.function("apply-packed");
+            let function = parent.function(push.function());
             let answer = call(
                 parent,
                 &function,
-                vec![V::U32(*input), V::Str(packed.clone())],
+                vec![V::U32(*input), V::Str(push.packed().to_string())],
             )?;
             match answer.result() {
                 Ok(_) => break,
@@ -56,14 +86,17 @@ pub fn push_deltas(parents: &mut [(WorkerRef, u32)], deltas: &[KeyDelta]) -> Res
     Ok(changed)
 }
 
-/// Sends a node worker's deltas to its parents, and keeps any successor a handed-over reader
-/// named in the worker's parents.
+/// Sends a node worker's `push` (if any) to its parents, and keeps any successor a
+/// handed-over reader named in the worker's parents.
 pub fn push_and_follow<N: 'static>(
     slot: &'static WorkerSlot<N>,
     mut parents: Vec<(WorkerRef, u32)>,
-    deltas: &[KeyDelta],
+    push: Option<Push>,
 ) -> Result<(), String> {
-    if push_deltas(&mut parents, deltas)? {
+    let Some(push) = push else {
+        return Ok(());
+    };
+    if push_to(&mut parents, &push)? {
         crate::with_worker(slot, |w| {
             w.parents = parents;
             Ok(())
@@ -72,17 +105,19 @@ pub fn push_and_follow<N: 'static>(
     Ok(())
 }
 
-/// `attach-reader`: adds `reader` as a parent reading input 0, and returns the node's whole
-/// output, packed, for the reader to start from.
+/// `attach-reader`: adds `reader` as a parent reading input `input`, and returns the node's
+/// whole output, packed by `snapshot`, for the reader to start from: in one invocation, so that
+/// no change falls between the two.
 pub fn attach_reader<N>(
     worker: &mut NodeWorker<N>,
     reader: WorkerRef,
-    snapshot: impl FnOnce(&N) -> Result<Vec<KeyDelta>, String>,
+    input: u32,
+    snapshot: impl FnOnce(&mut N) -> Result<String, String>,
 ) -> Result<String, String> {
-    let deltas = snapshot(&worker.node)?;
-    let parent = (reader, 0);
+    let packed = snapshot(&mut worker.node)?;
+    let parent = (reader, input);
     if !worker.parents.contains(&parent) {
         worker.parents.push(parent);
     }
-    Ok(timeline::wire::encode_key_deltas(&deltas))
+    Ok(packed)
 }

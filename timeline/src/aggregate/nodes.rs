@@ -267,6 +267,16 @@ impl MergeAggregateNode {
         self.shards.len()
     }
 
+    /// A node merging the same functions over as many shards, holding nothing yet.
+    pub fn emptied(&self) -> MergeAggregateNode {
+        MergeAggregateNode {
+            functions: self.functions.clone(),
+            shards: vec![BTreeMap::new(); self.arity()],
+            horizons: vec![0; self.arity()],
+            merged: BTreeMap::new(),
+        }
+    }
+
     /// Applies shard `input`'s changed groups.
     pub fn apply(&mut self, input: usize, batch: &PartialBatch) -> Result<(), String> {
         if input >= self.arity() {
@@ -301,6 +311,60 @@ impl MergeAggregateNode {
             for points in self.merged.values_mut() {
                 collapse_points(points, h);
             }
+        }
+        Ok(())
+    }
+
+    /// Shard `input`'s whole state as this node holds it, for another merge node (a reader's
+    /// next generation) to start from: applying every shard's to a new node gives this one.
+    pub fn input_snapshot(&self, input: usize) -> Option<PartialBatch> {
+        let shard = self.shards.get(input)?;
+        Some(PartialBatch {
+            horizon: self.horizons[input],
+            groups: shard
+                .iter()
+                .map(|(group, points)| GroupDelta {
+                    group: group.clone(),
+                    from: 0,
+                    points: points.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// The whole state as one string: every shard's [`input_snapshot`](Self::input_snapshot),
+    /// encoded, a line each (an encoded batch holds no newline).
+    pub fn encode_state(&self) -> String {
+        (0..self.arity())
+            .filter_map(|i| self.input_snapshot(i))
+            .map(|batch| batch.encode())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Applies a state [`encode_state`](Self::encode_state) wrote, of a node merging as many
+    /// shards: to a new node, it gives the node that wrote it.
+    pub fn apply_state(&mut self, text: &str) -> Result<(), String> {
+        if text.len() > MAX_PACKED_BYTES {
+            return Err(format!(
+                "the merge state is {} bytes; the limit is {MAX_PACKED_BYTES}",
+                text.len()
+            ));
+        }
+        let lines: Vec<&str> = text.split('\n').collect();
+        if lines.len() != self.arity() {
+            return Err(format!(
+                "the merge state holds {} shard(s); this node merges {}",
+                lines.len(),
+                self.arity()
+            ));
+        }
+        let batches = lines
+            .iter()
+            .map(|line| PartialBatch::decode(line))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, batch) in batches.iter().enumerate() {
+            self.apply(i, batch)?;
         }
         Ok(())
     }
