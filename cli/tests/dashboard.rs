@@ -394,6 +394,9 @@ fn the_dashboard_shows_a_job_live_in_a_real_browser() {
 #[test]
 fn the_dashboard_api_refuses_hostile_requests_and_changes_nothing() {
     let (server, url) = started("dashboard-hostile-data");
+    let data = std::env::temp_dir()
+        .join(format!("timeline-cli-test-{}", std::process::id()))
+        .join("dashboard-hostile-data");
     golem(
         &url,
         &[
@@ -486,7 +489,46 @@ fn the_dashboard_api_refuses_hostile_requests_and_changes_nothing() {
         "the refusals changed nothing"
     );
     assert_eq!(before["version"], after["version"]);
+    // Watching reads the node workers through readers, and the job list once per change: a
+    // round of reads adds to no log but the readers' (after the first, whose reader attaches).
+    let watch = || {
+        for _ in 0..10 {
+            for path in ["jobs", "jobs/h/keys", "jobs/h/timelines?key=s:a"] {
+                assert_eq!(get(&format!("{url}/dashboard/{path}")).0, 200, "{path}");
+            }
+        }
+    };
+    watch();
+    let logged = node_log_entries(&data);
+    watch();
+    watch();
+    assert_eq!(
+        node_log_entries(&data),
+        logged,
+        "reads grew a node worker's log"
+    );
     server.stop();
+}
+
+/// The entries of every worker log under `data` but the readers'.
+fn node_log_entries(data: &std::path::Path) -> usize {
+    let mut entries = 0;
+    let mut dirs = vec![data.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if name.ends_with(".jsonl")
+                && !name.contains("-reader-")
+                && name != "idempotency-keys.jsonl"
+            {
+                entries += std::fs::read_to_string(&path).unwrap().lines().count();
+            }
+        }
+    }
+    entries
 }
 
 #[test]

@@ -223,6 +223,24 @@ fn ok(v: Vec<Val>) -> Result<Option<Val>> {
     }
 }
 
+/// Reads a `worker-stats` record.
+fn read_stats(v: &Val) -> Result<WorkerStats> {
+    let n = |name: &str| match field(v, name) {
+        Ok(Val::U64(x)) => Ok(*x),
+        other => Err(anyhow!("{name}: {other:?}")),
+    };
+    Ok(WorkerStats {
+        keys: n("keys")?,
+        change_points: n("change-points")?,
+        event_rows: n("event-rows")?,
+        mismatches: n("mismatches")?,
+        bytes: n("bytes")?,
+        history_dropped: n("history-dropped")?,
+        events: n("events")?,
+        last_time: opt_u64(v, "last-time")?,
+    })
+}
+
 /// A plan as the driver returns it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlanView {
@@ -432,6 +450,14 @@ impl TimelineSystem {
         }
         self.golem
             .create_worker(&self.driver, &self.golem.driver_env())
+    }
+
+    /// The same reader of the system, knowing `plans` (as the core gave them) for its reads.
+    pub fn knowing(self, plans: &[PlanView]) -> TimelineSystem {
+        for plan in plans {
+            self.keep(plan.clone());
+        }
+        self
     }
 
     /// Keeps a plan the driver returned, for reads.
@@ -825,21 +851,17 @@ impl TimelineSystem {
     /// A node worker's own `stats` (one logged call on it: for tests and a job's overview, not
     /// for polling).
     pub fn stats(&self, worker: &WorkerId) -> Result<WorkerStats> {
-        let v = self.call_node(worker, "stats", &[])?.context("no stats")?;
-        let n = |name: &str| match field(&v, name) {
-            Ok(Val::U64(x)) => Ok(*x),
-            other => Err(anyhow!("{name}: {other:?}")),
-        };
-        Ok(WorkerStats {
-            keys: n("keys")?,
-            change_points: n("change-points")?,
-            event_rows: n("event-rows")?,
-            mismatches: n("mismatches")?,
-            bytes: n("bytes")?,
-            history_dropped: n("history-dropped")?,
-            events: n("events")?,
-            last_time: opt_u64(&v, "last-time")?,
-        })
+        read_stats(&self.call_node(worker, "stats", &[])?.context("no stats")?)
+    }
+
+    /// A node worker's `stats` as its reader holds them (keys, change points, bytes; no events
+    /// counted, a latest time as of the node's last push), read through the reader.
+    pub fn reader_stats(&self, job: &str, worker: &WorkerId) -> Result<WorkerStats> {
+        read_stats(
+            &self
+                .read_worker(job, worker, "stats", &[])?
+                .context("no stats")?,
+        )
     }
 
     /// A node worker's `keys`, read through its reader: one page of the keys it holds.

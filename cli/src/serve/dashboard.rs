@@ -37,6 +37,43 @@ struct Dashboard {
     watchers: Arc<Semaphore>,
     /// The node workers' readers, kept across requests (see [`Readers`]).
     readers: Readers,
+    /// The jobs as of the last change seen (see [`Overview`]).
+    overview: Arc<std::sync::Mutex<Option<Arc<Overview>>>>,
+}
+
+/// The jobs as of one change (`serve`'s count of state-changing invocations): their plans from
+/// the core, and each one's events, last event time and keys from its workers. Asked once per
+/// change, however many pages ask or how often: a read is a logged invocation of the worker
+/// read, which it replays when it recovers.
+struct Overview {
+    version: u64,
+    plans: Vec<PlanView>,
+    /// Per plan: the events its first leaf received, their latest time, and its keys.
+    counts: Vec<(u64, Option<u64>, u64)>,
+}
+
+impl Overview {
+    /// The plan of job `job`; 404 naming the jobs there are if it is not one.
+    fn plan(&self, job: &str) -> Result<&PlanView, Refusal> {
+        let names: Vec<&str> = self.plans.iter().map(|p| p.job_name.as_str()).collect();
+        self.plans
+            .iter()
+            .find(|p| p.job_name == job)
+            .ok_or_else(|| {
+                Refusal(
+                    StatusCode::NOT_FOUND,
+                    format!("no job named {job:?}; jobs: [{}]", names.join(", ")),
+                )
+            })
+    }
+
+    /// Job `job`'s counts (see `counts`).
+    fn counts(&self, job: &str) -> (u64, Option<u64>, u64) {
+        self.plans
+            .iter()
+            .position(|p| p.job_name == job)
+            .map_or((0, None, 0), |i| self.counts[i])
+    }
 }
 
 /// The functions whose invocation changes what the dashboard shows: a job submitted, events
@@ -72,6 +109,7 @@ pub fn router(golem: Golem, changes: watch::Receiver<u64>) -> Router {
             changes,
             watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
             readers: Readers::default(),
+            overview: Arc::default(),
         })
 }
 
@@ -93,31 +131,54 @@ fn failed(e: anyhow::Error) -> Refusal {
 }
 
 impl Dashboard {
-    /// Runs `f` on a reader of the system (plans from the core), off the async threads.
+    /// Runs `f` on a reader of the system knowing the plans of `overview`, off the async
+    /// threads.
     async fn read<T: Send + 'static>(
         &self,
+        overview: Option<Arc<Overview>>,
         f: impl FnOnce(&TimelineSystem) -> Result<T, Refusal> + Send + 'static,
     ) -> Result<T, Refusal> {
         let golem = self.golem.clone();
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            f(&TimelineSystem::reader(golem).sharing_readers(readers))
+            let sys = TimelineSystem::reader(golem).sharing_readers(readers);
+            let sys = match &overview {
+                Some(o) => sys.knowing(&o.plans),
+                None => sys,
+            };
+            f(&sys)
         })
         .await
         .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     }
-}
 
-/// The plan of job `job`, from the core; 404 naming the jobs there are if it is not one.
-fn plan_of(sys: &TimelineSystem, job: &str) -> Result<PlanView, Refusal> {
-    let plans = sys.core_jobs().map_err(failed)?;
-    let names: Vec<&str> = plans.iter().map(|p| p.job_name.as_str()).collect();
-    match plans.iter().find(|p| p.job_name == job) {
-        Some(plan) => Ok(plan.clone()),
-        None => Err(Refusal(
-            StatusCode::NOT_FOUND,
-            format!("no job named {job:?}; jobs: [{}]", names.join(", ")),
-        )),
+    /// The jobs as of the latest change: the one kept, else asked now.
+    async fn overview(&self) -> Result<Arc<Overview>, Refusal> {
+        let version = *self.changes.borrow();
+        if let Some(o) = &*self.overview.lock().expect("lock") {
+            if o.version == version {
+                return Ok(o.clone());
+            }
+        }
+        let overview = self
+            .read(None, move |sys| {
+                let plans = sys.core_jobs().map_err(failed)?;
+                let counts = plans
+                    .iter()
+                    .map(|plan| {
+                        let (events, last) = leaf_stats(sys, plan)?;
+                        Ok((events, last, key_count(sys, plan)?))
+                    })
+                    .collect::<Result<Vec<_>, Refusal>>()?;
+                Ok(Arc::new(Overview {
+                    version,
+                    plans,
+                    counts,
+                }))
+            })
+            .await?;
+        *self.overview.lock().expect("lock") = Some(overview.clone());
+        Ok(overview)
     }
 }
 
@@ -189,7 +250,8 @@ async fn page() -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
-/// The events a job's first leaf received and their latest time, from its workers' stats.
+/// The events a job's first leaf received and their latest time, from its workers' own stats
+/// (a reader counts no events): read once per change (see [`Overview`]).
 /// The driver leaves out of a leaf's batch the events that cannot change it, so the count can
 /// be below the events ingested; the latest time is exact (the event at a key's latest time is
 /// always sent).
@@ -208,12 +270,12 @@ fn leaf_stats(sys: &TimelineSystem, plan: &PlanView) -> Result<(u64, Option<u64>
     Ok((events, last))
 }
 
-/// The keys of the node the key list shows, from its workers' stats.
+/// The keys of the node the key list shows, from its workers' readers' stats.
 fn key_count(sys: &TimelineSystem, plan: &PlanView) -> Result<u64, Refusal> {
     let mut keys = 0;
     for w in &keyed_node(plan).workers {
         if sys.golem.worker_exists(w) {
-            keys += sys.stats(w).map_err(failed)?.keys;
+            keys += sys.reader_stats(&plan.job_name, w).map_err(failed)?.keys;
         }
     }
     Ok(keys)
@@ -221,15 +283,13 @@ fn key_count(sys: &TimelineSystem, plan: &PlanView) -> Result<u64, Refusal> {
 
 /// `GET /dashboard/jobs`: every job the core knows, with its plan and what it has ingested.
 async fn jobs(State(d): State<Dashboard>) -> Result<Json<Json_>, Refusal> {
-    let version = *d.changes.borrow();
-    d.read(move |sys| {
-        let plans = sys.core_jobs().map_err(failed)?;
-        let mut jobs = Vec::new();
-        for plan in &plans {
-            let (events, last) = leaf_stats(sys, plan)?;
-            let keys = key_count(sys, plan)?;
-            let keyed = keyed_node(plan).node_id.clone();
-            jobs.push(json!({
+    let overview = d.overview().await?;
+    let jobs: Vec<Json_> = overview
+        .plans
+        .iter()
+        .zip(&overview.counts)
+        .map(|(plan, &(events, last, keys))| {
+            json!({
                 "name": plan.job_name,
                 "query": plan.query,
                 "keyColumn": plan.key_column,
@@ -240,7 +300,7 @@ async fn jobs(State(d): State<Dashboard>) -> Result<Json<Json_>, Refusal> {
                 "lastTime": last,
                 "keys": keys,
                 "resultNode": plan.result_node,
-                "keyedNode": keyed,
+                "keyedNode": keyed_node(plan).node_id,
                 "nodes": plan.nodes.iter().map(|n| json!({
                     "id": n.node_id,
                     "kind": n.kind,
@@ -249,11 +309,10 @@ async fn jobs(State(d): State<Dashboard>) -> Result<Json<Json_>, Refusal> {
                     "inputs": n.inputs,
                     "workers": n.workers.iter().map(|w| &w.worker_name).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
-            }));
-        }
-        Ok(Json(json!({"version": version, "jobs": jobs})))
-    })
-    .await
+            })
+        })
+        .collect();
+    Ok(Json(json!({"version": overview.version, "jobs": jobs})))
 }
 
 #[derive(serde::Deserialize)]
@@ -285,8 +344,9 @@ async fn keys(
         limit,
     };
     query.check().map_err(bad)?;
-    d.read(move |sys| {
-        let plan = plan_of(sys, &job)?;
+    let overview = d.overview().await?;
+    let plan = overview.plan(&job)?.clone();
+    d.read(Some(overview), move |sys| {
         let mut keys: Vec<Option<Value>> = Vec::new();
         let mut matching = 0;
         for w in &keyed_node(&plan).workers {
@@ -327,11 +387,12 @@ async fn timelines(
     Query(q): Query<TimelinesQuery>,
 ) -> Result<Json<Json_>, Refusal> {
     let key = q.key.as_deref().map(parse_key).transpose()?;
-    d.read(move |sys| {
-        let plan = plan_of(sys, &job)?;
+    let overview = d.overview().await?;
+    let plan = overview.plan(&job)?.clone();
+    let (_, last, _) = overview.counts(&job);
+    d.read(Some(overview), move |sys| {
         let aggregate = plan.result().kind == "aggregate";
         let keyed = keyed_node(&plan).node_id.clone();
-        let (_, last) = leaf_stats(sys, &plan)?;
         let last = last.unwrap_or(0);
         // A little past the last event, so that what grows is seen growing.
         let end = last + last / 10 + 2;
