@@ -169,7 +169,7 @@ fn the_deployment_guide_curl_calls_run_as_written() {
         let (worker, component) = match call.target.as_str() {
             "G" => (sys.driver.clone(), "driver"),
             var @ ("W" | "M") => {
-                let name = if var == "W" { "READER" } else { "MERGE_WORKER" };
+                let name = if var == "W" { "READER" } else { "MERGE_READER" };
                 let worker = located
                     .get(name)
                     .unwrap_or_else(|| {
@@ -256,11 +256,14 @@ fn the_deployment_guide_curl_calls_run_as_written() {
     );
     // The located workers are the plans' result workers: the CIRR job's, the merge worker.
     let plans = sys.jobs().unwrap();
-    let cirr = plans.iter().find(|p| p.job_name == "cirr").unwrap();
-    assert_eq!(
-        located["READER"].worker_name,
-        timeline::readers::reader_name(&cirr.result().workers[0].worker_name, 0)
-    );
+    for (var, job) in [("READER", "cirr"), ("MERGE_READER", "buffering")] {
+        let plan = plans.iter().find(|p| p.job_name == job).unwrap();
+        assert_eq!(
+            located[var].worker_name,
+            timeline::readers::reader_name(&plan.result().workers[0].worker_name, 0),
+            "{var}"
+        );
+    }
     for (var, job) in [("RESULT_WORKER", "cirr"), ("MERGE_WORKER", "buffering")] {
         let plan = plans.iter().find(|p| p.job_name == job).unwrap();
         assert_eq!(located[var], plan.result().workers[0], "{var}");
