@@ -87,6 +87,7 @@ pub fn changes_state(function: &str) -> bool {
         "run"
             | "ingest"
             | "ingest-packed"
+            | "ingest-from"
             | "initialize"
             | "initialize-aggregate"
             | "apply-deltas"
@@ -546,6 +547,7 @@ mod tests {
     #[test]
     fn what_changes_state() {
         assert!(changes_state("timeline:driver/api.{ingest-packed}"));
+        assert!(changes_state("timeline:driver/api.{ingest-from}"));
         assert!(changes_state(
             "timeline:timeline-processor/api.{apply-deltas}"
         ));
