@@ -354,33 +354,26 @@ impl Guest for Component {
 
     fn reader(job_name: String, worker: WitWorkerRef) -> Result<WitWorkerRef, String> {
         load_job(&job_name)?;
-        let worker = convert::worker_ref_in(worker);
-        let (plan, node) = with_job(&job_name, |job| {
-            let node = job
-                .plan
+        let asked = convert::worker_ref_in(worker);
+        // The plan's own node and worker, whatever component or interface the client sent.
+        let (plan, node, worker) = with_job(&job_name, |job| {
+            job.plan
                 .nodes
                 .iter()
-                .find(|n| {
-                    n.workers
+                .find_map(|n| {
+                    let w = n
+                        .workers
                         .iter()
-                        .any(|w| w.worker_name == worker.worker_name)
+                        .find(|w| w.worker_name == asked.worker_name)?;
+                    Some((job.plan.clone(), n.clone(), w.clone()))
                 })
-                .cloned()
                 .ok_or_else(|| {
                     format!(
                         "{} is not a worker of job \"{job_name}\": name one of its plan",
-                        worker.worker_name
+                        asked.worker_name
                     )
-                })?;
-            Ok((job.plan.clone(), node))
+                })
         })?;
-        // The plan's own worker, whatever component or interface the client sent.
-        let worker = node
-            .workers
-            .iter()
-            .find(|w| w.worker_name == worker.worker_name)
-            .cloned()
-            .expect("found above");
         let read_from = if read_through_readers(&node) {
             first_reader(&plan, &node, &worker)?
         } else {

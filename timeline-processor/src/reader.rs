@@ -210,13 +210,13 @@ fn reader_op(read: &WorkerRef, op: &str) -> String {
 
 /// How a reader starts: from the worker it reads (the first generation), or from the previous
 /// generation's copy.
-enum Start {
+enum Start<'a> {
     Attach,
-    TakeOver(String),
+    TakeOver(&'a str),
 }
 
 /// Makes this worker a reader as `config` says, unless it is one already: `Ok(false)` then.
-fn install_reader(config: NodeConfig, start: &Start) -> Result<bool, String> {
+fn install_reader(config: NodeConfig, start: Start) -> Result<bool, String> {
     let query = timeline::parser::parse(&config.op).map_err(|e| format!("op: {e}"))?;
     let inputs = super::inputs_in(&config);
     let read = inputs
@@ -279,18 +279,14 @@ fn attach(worker: &WorkerRef) -> Result<String, String> {
 
 /// `initialize-reader`: the first generation, started from the worker it reads.
 pub fn initialize(config: NodeConfig) -> Result<(), String> {
-    install_reader(config, &Start::Attach).map(|_| ())
+    install_reader(config, Start::Attach).map(|_| ())
 }
 
 /// `take-over`: the next generation, started from the previous one's copy.
 pub fn take_over(config: NodeConfig, state: String) -> Result<(), String> {
-    let start = Start::TakeOver(state);
-    if install_reader(config, &start)? {
+    if install_reader(config, Start::TakeOver(&state))? {
         return Ok(());
     }
-    let Start::TakeOver(state) = start else {
-        unreachable!("made above")
-    };
     // Asked again (the previous generation did not hear the first answer): nothing but reads
     // can have reached this reader since, so the newer copy replaces the first.
     with_worker(|w| match &mut w.node {
