@@ -268,3 +268,132 @@ fn a_batch_refused_at_the_last_leaf_changes_no_worker() {
         "true"
     );
 }
+
+/// The readers' functions refuse what does not fit with an `err`, never a trap, and the
+/// workers keep serving: a reader of nothing, of a worker that is not a node, with a state that
+/// does not read; a merge asked to attach a reader; the driver asked for a reader of a worker
+/// not in the job; a reader asked to start again as a reader of another worker.
+#[test]
+fn hostile_reader_calls_are_refused_and_change_nothing() {
+    let (sys, _dir) = system("hostile-readers");
+    let plan = sys
+        .run("j", "latest_event_to_state(a)", Some("k"), 1, None)
+        .unwrap();
+    sys.ingest(
+        "j",
+        &[Event::new(
+            1,
+            [("k", Value::from("x")), ("a", Value::from(1))],
+        )],
+    )
+    .unwrap();
+    let answer = sys.result("j", None, Some(&Value::from("x")), 5).unwrap();
+    let processor = golem_emulator::component_id("timeline-processor");
+    let api = "timeline:timeline-processor/api";
+    let worker = |name: &str| WorkerId {
+        component_id: processor.clone(),
+        worker_name: name.into(),
+    };
+    let worker_ref = |component: &str, name: &str, interface: &str| {
+        Val::Record(vec![
+            ("component-id".into(), Val::String(component.into())),
+            ("worker-name".into(), Val::String(name.into())),
+            ("interface".into(), Val::String(interface.into())),
+        ])
+    };
+    let config = |op: &str, inputs: Vec<Val>| {
+        Val::Record(vec![
+            ("op".into(), Val::String(op.into())),
+            (
+                "key-column".into(),
+                Val::Option(Some(Box::new(Val::String("k".into())))),
+            ),
+            ("retention".into(), Val::Option(None)),
+            ("inputs".into(), Val::List(inputs)),
+            ("parents".into(), Val::List(vec![])),
+        ])
+    };
+    let refused = |w: &WorkerId, function: &str, params: &[Val], needle: &str| {
+        let out = sys
+            .invoke(w, &format!("{api}.{{{function}}}"), params)
+            .unwrap_or_else(|e| panic!("{function} trapped: {e}"));
+        let text = format!("{out:?}");
+        assert!(
+            text.contains("Err") && text.contains(needle),
+            "{function}: {text}"
+        );
+    };
+    let leaf = &plan.result().workers[0];
+    let leaf_ref = worker_ref(
+        &leaf.component_id,
+        &leaf.worker_name,
+        "timeline:event-processor/api",
+    );
+    refused(
+        &worker("r-none"),
+        "initialize-reader",
+        &[config("latest_event_to_state(a)", vec![])],
+        "give it as the first input",
+    );
+    refused(
+        &worker("r-driver"),
+        "initialize-reader",
+        &[config(
+            "latest_event_to_state(a)",
+            vec![worker_ref(
+                &sys.driver.component_id,
+                &sys.driver.worker_name,
+                "timeline:driver/api",
+            )],
+        )],
+        "attach-reader",
+    );
+    refused(
+        &worker("r-garbage"),
+        "take-over",
+        &[
+            config("latest_event_to_state(a)", vec![leaf_ref.clone()]),
+            Val::String("not a packed state".into()),
+        ],
+        "",
+    );
+    refused(
+        &worker("r-bad-op"),
+        "initialize-reader",
+        &[config("latest_event_to_state(", vec![leaf_ref.clone()])],
+        "op:",
+    );
+    // The job's reader, made by a read, cannot become a reader of another worker.
+    let first = worker(&timeline::readers::reader_name(&leaf.worker_name, 0));
+    assert!(sys.golem.worker_exists(&first));
+    refused(
+        &first,
+        "initialize-reader",
+        &[config(
+            "latest_event_to_state(a)",
+            vec![worker_ref(&processor, "elsewhere", api)],
+        )],
+        "cannot become",
+    );
+    refused(&first, "attach-reader", &[leaf_ref.clone()], "read itself");
+    // The driver names readers of the job's workers only.
+    let out = sys
+        .invoke(
+            &sys.driver,
+            "timeline:driver/api.{reader}",
+            &[
+                Val::String("j".into()),
+                worker_ref(&processor, "nobody", api),
+            ],
+        )
+        .unwrap();
+    assert!(
+        format!("{out:?}").contains("is not a worker of job"),
+        "{out:?}"
+    );
+    // Everything still answers as before.
+    assert!(sys
+        .result("j", None, Some(&Value::from("x")), 5)
+        .unwrap()
+        .same(&answer));
+}
