@@ -320,7 +320,7 @@ impl Golem {
         function: &str,
         params: Vec<(Json, Json)>,
     ) -> Result<Json, String> {
-        use timeline::readers::{handed_over_to, MAX_HOPS};
+        use timeline::readers::{self, handed_over_to, MAX_HOPS};
         let processor = self.component("timeline:timeline-processor")?;
         let file = self
             .plan_file(job)
@@ -342,6 +342,16 @@ impl Golem {
                 params.clone(),
             );
             let error = answer.as_ref().err().cloned().unwrap_or_default();
+            // A generation that exists but was never set up (created by a stray call before its
+            // predecessor handed over): its predecessor still serves.
+            if error.contains("is not initialised") {
+                let previous =
+                    readers::reader_generation(worker, &reader).and_then(|g| g.checked_sub(1));
+                if let Some(g) = previous {
+                    reader = readers::reader_name(worker, g);
+                    continue;
+                }
+            }
             let Some(next) = handed_over_to(&error) else {
                 if answer.is_ok() && known.get(worker).and_then(Json::as_str) != Some(&reader) {
                     known.insert(worker.to_string(), Json::String(reader));
@@ -373,8 +383,9 @@ impl Golem {
                 "/v1/components/{processor}/workers/{}",
                 reader_name(worker, g)
             );
+            // A worker's metadata names it; anything else is no worker.
             self.send("GET", &path, None, "looking for a reader")
-                .is_ok()
+                .is_ok_and(|meta| meta.get("workerId").is_some())
         };
         if !exists(0) {
             // A worker this server does not have (a stale plan) says so here, before the driver

@@ -517,7 +517,7 @@ impl TimelineSystem {
         function: &str,
         params: &[Val],
     ) -> Result<Option<Val>> {
-        use timeline::readers::{handed_over_to, MAX_HOPS};
+        use timeline::readers::{self, handed_over_to, MAX_HOPS};
         let id = (job.to_string(), worker.worker_name.clone());
         let known = self.readers.lock().expect("lock").get(&id).cloned();
         let mut reader = match known {
@@ -531,6 +531,16 @@ impl TimelineSystem {
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default();
+            // A generation that exists but was never set up (created by a stray call before its
+            // predecessor handed over): its predecessor still serves.
+            if error.contains("is not initialised") {
+                let previous = readers::reader_generation(&worker.worker_name, &reader.worker_name)
+                    .and_then(|g| g.checked_sub(1));
+                if let Some(g) = previous {
+                    reader.worker_name = readers::reader_name(&worker.worker_name, g);
+                    continue;
+                }
+            }
             let Some(next) = handed_over_to(&error) else {
                 // The reader answered (a refusal of the read itself is an answer): keep it.
                 self.readers.lock().expect("lock").insert(id, reader);
