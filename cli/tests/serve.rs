@@ -690,3 +690,123 @@ fn golem_cli_finds_components_their_functions_and_workers() {
     server.stop();
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `timeline golem result` reads through readers over HTTP: past a reader's share of reads it
+/// follows the hand-over (with its reader cache) or finds the newest generation from the
+/// workers' metadata (without), steps back from a generation a stray call made before it was
+/// set up, and answers as `timeline eval` throughout; the result workers' logs do not grow.
+#[test]
+fn the_client_reads_through_generations_of_readers() {
+    let data = common::temp_file("serve-readers-data", "");
+    let _ = std::fs::remove_file(&data);
+    let server = Server::start(&data);
+    let cache = data.join("plan-cache");
+    let cache = cache.to_str().unwrap();
+    let golem = |cache: &str, args: &[&str]| -> String {
+        let mut all = vec!["golem", "--url", &server.url];
+        all.extend_from_slice(args);
+        stdout(&timeline_with_env(
+            &all,
+            None,
+            &[("TIMELINE_GOLEM_CACHE", cache)],
+        ))
+    };
+    golem(cache, &["setup"]);
+    for (job, query) in [
+        ("r-cirr", "examples/cirr.tl"),
+        ("r-by-cdn", "examples/cirr-by-cdn.tl"),
+    ] {
+        golem(
+            cache,
+            &[
+                "run",
+                "--job",
+                job,
+                "--query-file",
+                query,
+                "--key",
+                "sessionId",
+            ],
+        );
+        golem(
+            cache,
+            &["ingest", "--job", job, "--events", "examples/player.csv"],
+        );
+    }
+    let asked = ["--at", "7", "--at", "30", "--at", "100"];
+    let mut read = vec!["result", "--job", "r-cirr", "--key", "s1", "--key", "s2"];
+    read.extend_from_slice(&asked);
+    let want = stdout(&eval_cirr(&asked));
+    let mut by_cdn = vec!["result", "--job", "r-by-cdn"];
+    by_cdn.extend_from_slice(&asked);
+    let want_by_cdn = golem(cache, &by_cdn);
+    let node_logs = || -> usize {
+        let mut n = 0;
+        for dir in std::fs::read_dir(&data).unwrap() {
+            let dir = dir.unwrap().path();
+            if !dir.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(&dir).unwrap() {
+                let f = f.unwrap().path();
+                let name = f.file_name().unwrap().to_string_lossy().to_string();
+                if name.starts_with("tl-") && !name.contains("-reader-") {
+                    n += std::fs::read_to_string(&f).unwrap().lines().count();
+                }
+            }
+        }
+        n
+    };
+    // The first reads make the first readers, each attaching to its worker (one entry there).
+    assert_eq!(golem(cache, &read), want);
+    let before = node_logs();
+    let per_reader = timeline::limits::READS_PER_READER as usize;
+    for i in 0..2 * per_reader + 10 {
+        // Half the reads keep their reader in the cache, half find it anew.
+        let cached = if i % 2 == 0 { cache } else { "" };
+        assert_eq!(golem(cached, &read), want, "read {i}");
+        if i % 10 == 0 {
+            assert_eq!(golem(cached, &by_cdn), want_by_cdn, "aggregate read {i}");
+        }
+    }
+    assert_eq!(node_logs(), before, "reads grew a node worker's log");
+    // The generations that exist, from the workers' list.
+    let processor = json(&curl(&[&format!("{}/v1/components", server.url)]).1)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["componentName"] == "timeline:timeline-processor")
+        .map(|c| {
+            c["versionedComponentId"]["componentId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .unwrap();
+    let workers = curl(&[&format!("{}/v1/components/{processor}/workers", server.url)]).1;
+    assert!(workers.contains("-reader-2\""), "{workers}");
+    // A stray call creates a next generation before it is set up: a client without a cache
+    // finds it newest and steps back to the one that serves.
+    let names: Vec<String> = json(&workers)["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["workerId"]["workerName"].as_str().unwrap().to_string())
+        .filter(|n| n.contains("-reader-"))
+        .collect();
+    for name in &names {
+        let (node, generation) = name.rsplit_once("-reader-").unwrap();
+        let next = format!("{node}-reader-{}", generation.parse::<u32>().unwrap() + 1);
+        if names.contains(&next) {
+            continue;
+        }
+        let stats = format!(
+            "{}/v1/components/{processor}/workers/{next}/invoke-and-await?function=timeline:timeline-processor/api.%7Bstats%7D",
+            server.url
+        );
+        curl(&["-X", "POST", &stats, "-d", r#"{"params":[]}"#]);
+    }
+    assert_eq!(golem("", &read), want, "past a stray generation");
+    assert_eq!(golem("", &by_cdn), want_by_cdn, "past a stray generation");
+    server.stop();
+}
