@@ -375,7 +375,12 @@ fn hostile_reader_calls_are_refused_and_change_nothing() {
         )],
         "cannot become",
     );
-    refused(&first, "attach-reader", &[leaf_ref.clone()], "read itself");
+    refused(
+        &first,
+        "attach-reader",
+        std::slice::from_ref(&leaf_ref),
+        "read itself",
+    );
     // The driver names readers of the job's workers only.
     let out = sys
         .invoke(
