@@ -32,6 +32,17 @@ fn fail_for_good(invoke: &str) {
     assert!(body.contains("Parameter type mismatch"), "{body}");
 }
 
+/// `timeline golem --url URL ARGS…` with the plan cache `cache` (empty: none); its output.
+fn golem_client(url: &str, cache: &str, args: &[&str]) -> String {
+    let mut all = vec!["golem", "--url", url];
+    all.extend_from_slice(args);
+    stdout(&timeline_with_env(
+        &all,
+        None,
+        &[("TIMELINE_GOLEM_CACHE", cache)],
+    ))
+}
+
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
@@ -175,15 +186,7 @@ curl() {{
     // is the test's own.
     let cache = data.join("plan-cache");
     let cache = cache.to_str().unwrap();
-    let golem_with = |cache: &str, args: &[&str]| -> String {
-        let mut all = vec!["golem", "--url", &server.url];
-        all.extend_from_slice(args);
-        stdout(&timeline_with_env(
-            &all,
-            None,
-            &[("TIMELINE_GOLEM_CACHE", cache)],
-        ))
-    };
+    let golem_with = |cache: &str, args: &[&str]| golem_client(&server.url, cache, args);
     let golem = |args: &[&str]| golem_with(cache, args);
     golem(&["setup"]);
     golem(&[
@@ -318,15 +321,7 @@ curl() {{
     // Restart: every job and result survives, read with the guide's `get-result` call again.
     server.stop();
     let server = Server::start(&data);
-    let golem = |args: &[&str]| -> String {
-        let mut all = vec!["golem", "--url", &server.url];
-        all.extend_from_slice(args);
-        stdout(&timeline_with_env(
-            &all,
-            None,
-            &[("TIMELINE_GOLEM_CACHE", cache)],
-        ))
-    };
+    let golem = |args: &[&str]| golem_client(&server.url, cache, args);
     compare(&golem);
     let result_call = readme_http_script()
         .split("\ncurl ")
@@ -702,15 +697,7 @@ fn the_client_reads_through_generations_of_readers() {
     let server = Server::start(&data);
     let cache = data.join("plan-cache");
     let cache = cache.to_str().unwrap();
-    let golem = |cache: &str, args: &[&str]| -> String {
-        let mut all = vec!["golem", "--url", &server.url];
-        all.extend_from_slice(args);
-        stdout(&timeline_with_env(
-            &all,
-            None,
-            &[("TIMELINE_GOLEM_CACHE", cache)],
-        ))
-    };
+    let golem = |cache: &str, args: &[&str]| golem_client(&server.url, cache, args);
     golem(cache, &["setup"]);
     for (job, query) in [
         ("r-cirr", "examples/cirr.tl"),
