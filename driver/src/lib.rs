@@ -60,30 +60,22 @@ fn ingest_from(
     if end <= applied {
         return Ok(0);
     }
-    let count = timeline::wire::scan_events(packed)
-        .map_err(|e| e.to_string())?
-        .len();
-    if count != offsets.len() {
+    let events = timeline::wire::scan_events(packed).map_err(|e| e.to_string())?;
+    if events.len() != offsets.len() {
         return Err(format!(
-            "{count} events came with {} offsets: one offset an event",
+            "{} events came with {} offsets: one offset an event",
+            events.len(),
             offsets.len()
         ));
     }
-    // Offsets ascend, so the events applied before are a prefix: usually none, and the batch
-    // goes on as it came.
+    // Offsets ascend, so the events applied before are a prefix (usually empty): the rest go
+    // on as they came.
     let calls = match offsets.iter().position(|&o| o >= applied) {
         None => {
             load_job(job_name)?;
             0
         }
-        Some(0) => ingest(job_name, packed)?,
-        Some(first_new) => {
-            let events = timeline::wire::decode_events(packed).map_err(|e| e.to_string())?;
-            ingest(
-                job_name,
-                &timeline::wire::encode_events(&events[first_new..]),
-            )?
-        }
+        Some(first_new) => route(job_name, &events[first_new..])?,
     };
     APPLIED.with_borrow_mut(|a| a.insert(id, end));
     Ok(calls)
@@ -97,13 +89,20 @@ fn ingest_from(
 /// The batch is applied everywhere or nowhere: it is checked whole here, and when a leaf can
 /// refuse what passed here (a retention horizon), every leaf is asked before any ingests it.
 fn ingest(job_name: &str, packed: &str) -> Result<u32, String> {
+    // An unknown job is said before a malformed batch.
     load_job(job_name)?;
     let events = timeline::wire::scan_events(packed).map_err(|e| e.to_string())?;
+    route(job_name, &events)
+}
+
+/// [`ingest`] of a batch already scanned (the job known, or loaded here).
+fn route(job_name: &str, events: &[timeline::wire::PackedEvent]) -> Result<u32, String> {
+    load_job(job_name)?;
     let (batches, ask_first) = with_job(job_name, |job| {
         let plan = &job.plan;
         let leaves: Vec<&LeafNode> = job.leaves.iter().map(|(_, leaf)| leaf).collect();
         let split = timeline::forward::split_for_leaves(
-            &events,
+            events,
             plan.key_column.as_deref(),
             plan.shards,
             &leaves,
