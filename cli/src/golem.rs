@@ -320,7 +320,7 @@ impl Golem {
         function: &str,
         params: Vec<(Json, Json)>,
     ) -> Result<Json, String> {
-        use timeline::readers::{self, handed_over_to, MAX_HOPS};
+        use timeline::readers::{next_reader, MAX_HOPS};
         let processor = self.component("timeline:timeline-processor")?;
         let file = self
             .plan_file(job)
@@ -342,17 +342,7 @@ impl Golem {
                 params.clone(),
             );
             let error = answer.as_ref().err().cloned().unwrap_or_default();
-            // A generation that exists but was never set up (created by a stray call before its
-            // predecessor handed over): its predecessor still serves.
-            if error.contains("is not initialised") {
-                let previous =
-                    readers::reader_generation(worker, &reader).and_then(|g| g.checked_sub(1));
-                if let Some(g) = previous {
-                    reader = readers::reader_name(worker, g);
-                    continue;
-                }
-            }
-            let Some(next) = handed_over_to(&error) else {
+            let Some(next) = next_reader(worker, &reader, &error) else {
                 if answer.is_ok() && known.get(worker).and_then(Json::as_str) != Some(&reader) {
                     known.insert(worker.to_string(), Json::String(reader));
                     if let Some(file) = &file {
@@ -361,7 +351,7 @@ impl Golem {
                 }
                 return answer;
             };
-            reader = next.to_string();
+            reader = next;
         }
         Err(format!(
             "the readers of {worker} kept handing over: read again"

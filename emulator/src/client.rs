@@ -379,10 +379,10 @@ impl TimelineSystem {
         Ok(TimelineSystem::reader(Golem::new(&refs, log_dir)?))
     }
 
-    /// A reader of the system's jobs that creates no worker: plans come from the core
-    /// ([`TimelineSystem::core_jobs`]), results from the node workers' readers, which the
-    /// driver names (a call per node worker, kept in [`Readers`]) and follows when full. This
-    /// is how a dashboard watches jobs without growing any worker's log without bound.
+    /// A reader of the system's jobs that creates no worker but readers: plans come from the
+    /// core ([`TimelineSystem::core_jobs`]), results from the node workers' readers (found from
+    /// the workers that exist, the first made by the driver's `reader`, kept in [`Readers`]).
+    /// This is how a dashboard watches jobs without growing any worker's log with its reads.
     pub fn reader(golem: Golem) -> TimelineSystem {
         TimelineSystem {
             golem,
@@ -481,13 +481,18 @@ impl TimelineSystem {
         }
     }
 
+    /// The interface a node worker (an event-processor's or a timeline-processor's) exports.
+    fn node_interface(&self, worker: &WorkerId) -> Result<&'static str> {
+        match self.golem.component_name(&worker.component_id) {
+            Some("event-processor") => Ok("timeline:event-processor/api"),
+            Some("timeline-processor") => Ok("timeline:timeline-processor/api"),
+            other => bail!("{other:?} workers are not node workers"),
+        }
+    }
+
     /// Calls `function` of a node worker (an event-processor's or a timeline-processor's).
     fn call_node(&self, worker: &WorkerId, function: &str, params: &[Val]) -> Result<Option<Val>> {
-        let interface = match self.golem.component_name(&worker.component_id) {
-            Some("event-processor") => "timeline:event-processor/api",
-            Some("timeline-processor") => "timeline:timeline-processor/api",
-            other => bail!("{other:?} workers are not node workers"),
-        };
+        let interface = self.node_interface(worker)?;
         ok(self
             .golem
             .invoke(worker, &format!("{interface}.{{{function}}}"), params)?)
@@ -517,7 +522,7 @@ impl TimelineSystem {
         function: &str,
         params: &[Val],
     ) -> Result<Option<Val>> {
-        use timeline::readers::{self, handed_over_to, MAX_HOPS};
+        use timeline::readers::{next_reader, MAX_HOPS};
         let id = (job.to_string(), worker.worker_name.clone());
         let known = self.readers.lock().expect("lock").get(&id).cloned();
         let mut reader = match known {
@@ -531,25 +536,12 @@ impl TimelineSystem {
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default();
-            // A generation that exists but was never set up (created by a stray call before its
-            // predecessor handed over): its predecessor still serves.
-            if error.contains("is not initialised") {
-                let previous = readers::reader_generation(&worker.worker_name, &reader.worker_name)
-                    .and_then(|g| g.checked_sub(1));
-                if let Some(g) = previous {
-                    reader.worker_name = readers::reader_name(&worker.worker_name, g);
-                    continue;
-                }
-            }
-            let Some(next) = handed_over_to(&error) else {
+            let Some(next) = next_reader(&worker.worker_name, &reader.worker_name, &error) else {
                 // The reader answered (a refusal of the read itself is an answer): keep it.
                 self.readers.lock().expect("lock").insert(id, reader);
                 return answer;
             };
-            reader = WorkerId {
-                component_id: reader.component_id.clone(),
-                worker_name: next.to_string(),
-            };
+            reader.worker_name = next;
         }
         bail!(
             "the readers of {} kept handing over: read again",
@@ -557,8 +549,8 @@ impl TimelineSystem {
         )
     }
 
-    /// The newest reader of `worker` of job `job` that exists: looking is not an invocation, so no worker's log grows; the driver's `reader` makes the
-    /// first if there is none.
+    /// The newest reader of `worker` of job `job` that exists (looking is not an invocation,
+    /// so no worker's log grows); the driver's `reader` makes the first if there is none.
     fn newest_reader(&self, job: &str, worker: &WorkerId) -> Result<WorkerId> {
         let first = WorkerId {
             component_id: component_id("timeline-processor"),
@@ -581,10 +573,7 @@ impl TimelineSystem {
 
     /// `driver.reader`: the first reader of `worker` of job `job`, made if it is not there.
     fn first_reader(&self, job: &str, worker: &WorkerId) -> Result<WorkerId> {
-        let interface = match self.golem.component_name(&worker.component_id) {
-            Some("event-processor") => "timeline:event-processor/api",
-            _ => "timeline:timeline-processor/api",
-        };
+        let interface = self.node_interface(worker)?;
         let worker_ref = Val::Record(vec![
             (
                 "component-id".into(),

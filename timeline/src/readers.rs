@@ -38,6 +38,20 @@ pub fn handed_over_to(error: &str) -> Option<&str> {
     Some(name)
 }
 
+/// The reader of node worker `node` to ask instead of `reader`, after `reader` answered
+/// `error`: its successor if it handed over; its predecessor if it exists but was never set up
+/// (a stray call created it before its predecessor handed over); `None` if its answer stands.
+pub fn next_reader(node: &str, reader: &str, error: &str) -> Option<String> {
+    if let Some(successor) = handed_over_to(error) {
+        return Some(successor.to_string());
+    }
+    if error.contains("is not initialised") {
+        let previous = reader_generation(node, reader)?.checked_sub(1)?;
+        return Some(reader_name(node, previous));
+    }
+    None
+}
+
 /// A reader's count of the reads it served, and its successor once it handed over.
 #[derive(Clone, Debug, Default)]
 pub struct ReadCount {
@@ -121,6 +135,26 @@ mod tests {
             Some("n-reader-1")
         );
         assert_eq!(handed_over_to("reader handed over to "), None);
+    }
+
+    #[test]
+    fn a_refusal_names_the_reader_to_ask_instead() {
+        let handed = format!("get-result: {HANDED_OVER}n-reader-4");
+        assert_eq!(
+            next_reader("n", "n-reader-3", &handed).as_deref(),
+            Some("n-reader-4")
+        );
+        let unset = "worker n-reader-4 is not initialised: create it through a job";
+        assert_eq!(
+            next_reader("n", "n-reader-4", unset).as_deref(),
+            Some("n-reader-3")
+        );
+        assert_eq!(next_reader("n", "n-reader-0", unset), None);
+        assert_eq!(
+            next_reader("n", "n-reader-2", "no events have arrived for key"),
+            None
+        );
+        assert_eq!(next_reader("n", "n-reader-2", ""), None);
     }
 
     #[test]
