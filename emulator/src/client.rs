@@ -453,7 +453,7 @@ impl TimelineSystem {
     }
 
     /// The same reader of the system, knowing `plans` (as the core gave them) for its reads.
-    pub fn knowing(self, plans: &[PlanView]) -> TimelineSystem {
+    pub fn knowing<'a>(self, plans: impl IntoIterator<Item = &'a PlanView>) -> TimelineSystem {
         for plan in plans {
             self.keep(plan.clone());
         }

@@ -47,32 +47,32 @@ struct Dashboard {
 /// read, which it replays when it recovers.
 struct Overview {
     version: u64,
-    plans: Vec<PlanView>,
-    /// Per plan: the events its first leaf received, their latest time, and its keys.
-    counts: Vec<(u64, Option<u64>, u64)>,
+    jobs: Vec<JobOverview>,
+}
+
+/// One job of an [`Overview`].
+struct JobOverview {
+    plan: PlanView,
+    /// The events its first leaf received and their latest time (see [`leaf_stats`]).
+    events: u64,
+    last_time: Option<u64>,
+    /// The keys of the node the key list shows.
+    keys: u64,
 }
 
 impl Overview {
-    /// The plan of job `job`; 404 naming the jobs there are if it is not one.
-    fn plan(&self, job: &str) -> Result<&PlanView, Refusal> {
-        let names: Vec<&str> = self.plans.iter().map(|p| p.job_name.as_str()).collect();
-        self.plans
+    /// Job `job`; 404 naming the jobs there are if it is not one.
+    fn job(&self, job: &str) -> Result<&JobOverview, Refusal> {
+        self.jobs
             .iter()
-            .find(|p| p.job_name == job)
+            .find(|j| j.plan.job_name == job)
             .ok_or_else(|| {
+                let names: Vec<&str> = self.jobs.iter().map(|j| j.plan.job_name.as_str()).collect();
                 Refusal(
                     StatusCode::NOT_FOUND,
                     format!("no job named {job:?}; jobs: [{}]", names.join(", ")),
                 )
             })
-    }
-
-    /// Job `job`'s counts (see `counts`).
-    fn counts(&self, job: &str) -> (u64, Option<u64>, u64) {
-        self.plans
-            .iter()
-            .position(|p| p.job_name == job)
-            .map_or((0, None, 0), |i| self.counts[i])
     }
 }
 
@@ -144,7 +144,7 @@ impl Dashboard {
         tokio::task::spawn_blocking(move || {
             let sys = TimelineSystem::reader(golem).sharing_readers(readers);
             let sys = match &overview {
-                Some(o) => sys.knowing(&o.plans),
+                Some(o) => sys.knowing(o.jobs.iter().map(|j| &j.plan)),
                 None => sys,
             };
             f(&sys)
@@ -163,19 +163,22 @@ impl Dashboard {
         }
         let overview = self
             .read(None, move |sys| {
-                let plans = sys.core_jobs().map_err(failed)?;
-                let counts = plans
-                    .iter()
+                let jobs = sys
+                    .core_jobs()
+                    .map_err(failed)?
+                    .into_iter()
                     .map(|plan| {
-                        let (events, last) = leaf_stats(sys, plan)?;
-                        Ok((events, last, key_count(sys, plan)?))
+                        let (events, last_time) = leaf_stats(sys, &plan)?;
+                        let keys = key_count(sys, &plan)?;
+                        Ok(JobOverview {
+                            plan,
+                            events,
+                            last_time,
+                            keys,
+                        })
                     })
                     .collect::<Result<Vec<_>, Refusal>>()?;
-                Ok(Arc::new(Overview {
-                    version,
-                    plans,
-                    counts,
-                }))
+                Ok(Arc::new(Overview { version, jobs }))
             })
             .await?;
         *self.overview.lock().expect("lock") = Some(overview.clone());
@@ -286,10 +289,10 @@ fn key_count(sys: &TimelineSystem, plan: &PlanView) -> Result<u64, Refusal> {
 async fn jobs(State(d): State<Dashboard>) -> Result<Json<Json_>, Refusal> {
     let overview = d.overview().await?;
     let jobs: Vec<Json_> = overview
-        .plans
+        .jobs
         .iter()
-        .zip(&overview.counts)
-        .map(|(plan, &(events, last, keys))| {
+        .map(|job| {
+            let plan = &job.plan;
             json!({
                 "name": plan.job_name,
                 "query": plan.query,
@@ -297,9 +300,9 @@ async fn jobs(State(d): State<Dashboard>) -> Result<Json<Json_>, Refusal> {
                 "shards": plan.shards,
                 "retention": plan.retention,
                 "aggregate": plan.result().kind == "aggregate",
-                "events": events,
-                "lastTime": last,
-                "keys": keys,
+                "events": job.events,
+                "lastTime": job.last_time,
+                "keys": job.keys,
                 "resultNode": plan.result_node,
                 "keyedNode": keyed_node(plan).node_id,
                 "nodes": plan.nodes.iter().map(|n| json!({
@@ -346,7 +349,7 @@ async fn keys(
     };
     query.check().map_err(bad)?;
     let overview = d.overview().await?;
-    let plan = overview.plan(&job)?.clone();
+    let plan = overview.job(&job)?.plan.clone();
     d.read(Some(overview), move |sys| {
         let mut keys: Vec<Option<Value>> = Vec::new();
         let mut matching = 0;
@@ -389,12 +392,13 @@ async fn timelines(
 ) -> Result<Json<Json_>, Refusal> {
     let key = q.key.as_deref().map(parse_key).transpose()?;
     let overview = d.overview().await?;
-    let plan = overview.plan(&job)?.clone();
-    let (_, last, _) = overview.counts(&job);
+    let (plan, last) = {
+        let job = overview.job(&job)?;
+        (job.plan.clone(), job.last_time.unwrap_or(0))
+    };
     d.read(Some(overview), move |sys| {
         let aggregate = plan.result().kind == "aggregate";
         let keyed = keyed_node(&plan).node_id.clone();
-        let last = last.unwrap_or(0);
         // A little past the last event, so that what grows is seen growing.
         let end = last + last / 10 + 2;
         let mut charts = Vec::new();
