@@ -223,19 +223,8 @@ pub fn self_worker_name() -> String {
 /// This worker, exporting `interface`, as other workers call it (from Golem's worker metadata).
 pub fn self_worker_ref(interface: &str) -> WorkerRef {
     let id = get_self_metadata().worker_id;
-    let (hi, lo) = (
-        id.component_id.uuid.high_bits,
-        id.component_id.uuid.low_bits,
-    );
     WorkerRef {
-        component_id: format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            hi >> 32,
-            (hi >> 16) & 0xffff,
-            hi & 0xffff,
-            lo >> 48,
-            lo & 0xffff_ffff_ffff
-        ),
+        component_id: uuid::Uuid::from(id.component_id).to_string(),
         worker_name: id.worker_name,
         interface: interface.into(),
     }
