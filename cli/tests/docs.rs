@@ -8,7 +8,8 @@
 //!   back into the documents instead (review the diff).
 //! - Every `timeline` command of a `sh` block runs and must succeed, its `golem` commands
 //!   against a `timeline serve` of their own; every other command must be one that another test
-//!   or `.ci/run` runs (listed below).
+//!   or `.ci/run` runs (listed below). The Kafka page's walk-through runs whole, as a script,
+//!   with a tansu broker and `timeline serve` of its own, and answers as `timeline eval`.
 //! - Every relative link points to a file that exists, and to a heading of it where it names
 //!   one.
 
@@ -34,10 +35,6 @@ const RUN_ELSEWHERE: &[(&str, &str)] = &[
         "tests/tests/readme.rs runs scripts/golem-ids",
     ),
     ("scripts/setup", ".ci/run runs it first"),
-    (
-        "tail -n +2 examples/player.csv | kcat",
-        "cli/tests/docs.rs produces the same records to the broker the guide's commands use",
-    ),
     ("scripts/demo", ".ci/run runs its main job"),
     (".ci/run", "CI"),
     ("scripts/bench", "bench/tests/smoke.rs runs the small tier"),
@@ -193,38 +190,16 @@ fn the_http_page_runs_in_order_against_serve() {
     server.stop();
 }
 
-/// The Kafka broker the guide's commands use (`127.0.0.1:9092`): librdkafka's mock cluster,
-/// holding the records the guide produces with kcat (examples/player.csv's lines).
-fn kafka_broker(
-) -> rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
-    cluster.create_topic("player", 2, 1).unwrap();
-    let producer: BaseProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap_servers())
-        .create()
-        .unwrap();
-    let csv = std::fs::read_to_string(repo().join("examples/player.csv")).unwrap();
-    for line in csv.lines().skip(1) {
-        producer
-            .send(BaseRecord::<(), str>::to("player").payload(line))
-            .unwrap();
-    }
-    producer.flush(std::time::Duration::from_secs(30)).unwrap();
-    cluster
-}
-
 #[test]
 fn sh_blocks_run_or_are_run_elsewhere() {
     let dir = scratch("sh");
     let server = Server::start(&dir.join("data"));
     let address = server.url.trim_start_matches("http://").to_string();
-    let kafka = kafka_broker();
     let env = [("TIMELINE_GOLEM_URL", server.url.clone())];
     let mut ran = 0;
     let mut failures = Vec::new();
     for block in doc_blocks::all_blocks() {
-        if block.lang != "sh" {
+        if block.lang != "sh" || is_kafka_walk_through(&block) {
             continue;
         }
         for command in doc_blocks::commands(&block) {
@@ -238,8 +213,7 @@ fn sh_blocks_run_or_are_run_elsewhere() {
                 }
                 let text = text
                     .replace("localhost:9881", &address)
-                    .replace("127.0.0.1:9881", &address)
-                    .replace("127.0.0.1:9092", &kafka.bootstrap_servers());
+                    .replace("127.0.0.1:9881", &address);
                 let (ok, printed) = run(&text, &dir, &env);
                 ran += 1;
                 if !ok {
@@ -257,6 +231,88 @@ fn sh_blocks_run_or_are_run_elsewhere() {
     server.stop();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(ran >= 8, "only {ran} timeline commands in sh blocks");
+}
+
+/// The walk-through of the Kafka page: its first `sh` block.
+fn is_kafka_walk_through(block: &Block) -> bool {
+    block.file.ends_with("docs/src/kafka.md")
+        && doc_blocks::blocks(&repo().join(&block.file))
+            .into_iter()
+            .find(|b| b.lang == "sh")
+            .is_some_and(|first| first.line == block.line)
+}
+
+/// A port free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn the_kafka_walk_through_runs_as_written() {
+    let block = doc_blocks::all_blocks()
+        .into_iter()
+        .find(is_kafka_walk_through)
+        .expect("docs/src/kafka.md has a sh block");
+    let dir = scratch("kafka");
+    let (kafka, golem) = (free_port(), free_port());
+    // The lines as written, on free ports instead of 9092 and 9881; a line that starts a
+    // server in the background writes its output to a file, and the next line waits until the
+    // server listens (a user types slower than bash).
+    let mut script = vec![
+        "set -euo pipefail".to_string(),
+        "trap 'kill $(jobs -p) 2>/dev/null' EXIT".to_string(),
+        "listens() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.05; done; echo \"nothing listens on $1\" >&2; exit 1; }".to_string(),
+    ];
+    let commands = doc_blocks::commands(&block);
+    let last = commands.len() - 1;
+    for (i, command) in commands.iter().enumerate() {
+        let mut line = command
+            .joined()
+            .replace("127.0.0.1:9092", &format!("127.0.0.1:{kafka}"));
+        let mut port = kafka;
+        if let Some(rest) = line.strip_prefix("timeline serve ") {
+            line = format!("timeline serve --addr 127.0.0.1:{golem} {rest}");
+            port = golem;
+        }
+        if let Some(foreground) = line.strip_suffix('&') {
+            script.push(format!("{foreground} > background-{i}.log 2>&1 &"));
+            script.push(format!("listens {port}"));
+        } else if i == last {
+            script.push(format!("{line} > answers.txt"));
+        } else {
+            script.push(line);
+        }
+    }
+    // The built `timeline`, and tansu from where TIMELINE_TANSU says, else from the PATH.
+    let mut path = vec![Path::new(env!("CARGO_BIN_EXE_timeline"))
+        .parent()
+        .unwrap()
+        .to_path_buf()];
+    if let Some(tansu) = std::env::var_os("TIMELINE_TANSU") {
+        path.extend(Path::new(&tansu).parent().map(Path::to_path_buf));
+    }
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let path = std::env::join_paths(path).unwrap().into_string().unwrap();
+    let env = [
+        ("TIMELINE_GOLEM_URL", format!("http://127.0.0.1:{golem}")),
+        ("PATH", path),
+    ];
+    let (ok, printed) = run(&script.join("\n"), &dir, &env);
+    assert!(ok, "{}\n--- printed:\n{printed}", script.join("\n"));
+    let answers = std::fs::read_to_string(dir.join("answers.txt")).unwrap();
+    let want = common::eval_at(
+        &repo().join("examples/cirr.tl"),
+        &repo().join("examples/player.csv"),
+        "sessionId",
+        "100",
+    );
+    assert_eq!(answers, want);
 }
 
 #[test]

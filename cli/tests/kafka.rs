@@ -1,13 +1,15 @@
-//! `timeline golem ingest --kafka` against a Kafka cluster (librdkafka's mock cluster: the
-//! Kafka protocol on loopback sockets, run in this process), into `serve`: a shuffled stream
-//! on a 4-partition topic read by two clients of one group answers as `timeline eval` over
-//! the same events; a client killed mid-stream and started again loses and doubles nothing;
-//! a poison record stops the stream naming its partition and offset, or is left out with
-//! `--on-bad-record skip`.
+//! `timeline golem ingest --kafka` against a real Kafka-compatible broker (tansu, started on a
+//! free loopback port), into `serve`: a shuffled stream on a 4-partition topic read by two
+//! clients of one group answers as `timeline eval` over the same events; so it does after a
+//! rebalance that takes partitions from a client holding records not yet sent, and after a
+//! client is killed mid-stream and started again; a poison record stops the stream naming its
+//! partition and offset, or is left out with `--on-bad-record skip`. The broker going down and
+//! up again mid-stream runs on librdkafka's mock cluster, which keeps its records while a
+//! broker is down (tansu's memory storage does not survive a restart).
 
 mod common;
 
-use common::{temp_file, timeline_with_env, Server};
+use common::{temp_file, timeline_with_env, Server, Tansu};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
@@ -231,9 +233,9 @@ fn wait_for_answers(url: &str, cache: &str, job: &str, records: &[(String, Strin
 
 #[test]
 fn two_clients_of_one_group_read_a_shuffled_topic_exactly_once() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("player", 4, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let broker = Tansu::start();
+    broker.create_topic("player", 4);
+    let brokers = broker.brokers.clone();
     let records = stream(600, 7);
     produce(&brokers, "player", &records);
     let (server, url, cache) = serve_with_job("kafka-two", "two", &[]);
@@ -272,9 +274,9 @@ fn two_clients_of_one_group_read_a_shuffled_topic_exactly_once() {
 
 #[test]
 fn a_client_killed_mid_stream_and_started_again_loses_and_doubles_nothing() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("player", 4, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let broker = Tansu::start();
+    broker.create_topic("player", 4);
+    let brokers = broker.brokers.clone();
     let records = stream(2000, 11);
     produce(&brokers, "player", &records);
     let (server, url, cache) = serve_with_job("kafka-kill", "kill", &[]);
@@ -297,9 +299,9 @@ fn a_client_killed_mid_stream_and_started_again_loses_and_doubles_nothing() {
 
 #[test]
 fn a_poison_record_stops_the_stream_or_is_left_out() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("player", 1, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let broker = Tansu::start();
+    broker.create_topic("player", 1);
+    let brokers = broker.brokers.clone();
     let good = stream(40, 3);
     let mut records = good[..20].to_vec();
     records.push(("s1".into(), "not json".into()));
@@ -405,9 +407,9 @@ fn serve_and_the_broker_going_down_mid_stream_lose_and_double_nothing() {
 
 #[test]
 fn with_follow_records_produced_later_arrive_too() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("player", 2, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let broker = Tansu::start();
+    broker.create_topic("player", 2);
+    let brokers = broker.brokers.clone();
     let records = stream(200, 17);
     produce(&brokers, "player", &records[..100]);
     let (server, url, cache) = serve_with_job("kafka-follow", "follow", &[]);
@@ -422,5 +424,40 @@ fn with_follow_records_produced_later_arrive_too() {
     let _ = c.kill();
     let _ = c.wait();
     assert_answers_equal_eval(&url, &cache, "follow", &records);
+    server.stop();
+}
+
+#[test]
+fn a_rebalance_while_batches_wait_to_be_sent_loses_and_doubles_nothing() {
+    let broker = Tansu::start();
+    broker.create_topic("player", 4);
+    let brokers = broker.brokers.clone();
+    let records = stream(800, 19);
+    produce(&brokers, "player", &records);
+    let (server, url, cache) = serve_with_job("kafka-rebalance", "rebalance", &[]);
+    // The first client reads every partition and holds the records for 4 s before sending;
+    // the second joins the group meanwhile and takes partitions from it.
+    let slow = ["--batch", "100000", "--linger", "4000"];
+    let first = client(&url, &cache, "rebalance", &brokers, "g", &slow)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let second = client(&url, &cache, "rebalance", &brokers, "g", &[])
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    for c in [first, second] {
+        let o = c.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        said.push_str(&err);
+    }
+    // The rebalance happened with records read and not sent, and they were left to the other.
+    assert!(
+        said.contains("went to another client of the group before"),
+        "{said}"
+    );
+    assert!(said.contains("records left to other clients"), "{said}");
+    assert_answers_equal_eval(&url, &cache, "rebalance", &records);
     server.stop();
 }

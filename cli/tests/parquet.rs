@@ -144,13 +144,16 @@ fn parquet_gives_the_answers_of_the_csv_it_holds() {
             }
         }
     }
-    // The example file DuckDB wrote (README: "Parquet in and out") holds the example sessions.
+    // The example file DuckDB wrote (README: "Parquet in and out") holds the example sessions,
+    // and so does the JSON Lines one the Kafka walk-through produces.
     for query in ["examples/cirr.tl", "examples/cirr-by-cdn.tl"] {
-        assert_eq!(
-            eval(query, "examples/player.parquet", &[]),
-            eval(query, "examples/player.csv", &[]),
-            "{query}"
-        );
+        for file in ["examples/player.parquet", "examples/player.jsonl"] {
+            assert_eq!(
+                eval(query, file, &[]),
+                eval(query, "examples/player.csv", &[]),
+                "{query} over {file}"
+            );
+        }
     }
     let readme = stdout(&timeline(
         &[

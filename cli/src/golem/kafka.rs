@@ -34,6 +34,8 @@ struct Totals {
     records: u64,
     events: u64,
     refused: u64,
+    /// Read, then left to another client of the group by a rebalance.
+    left: u64,
 }
 
 pub(super) fn ingest(g: &Golem, job: &str, k: &KafkaSource, batch: usize) -> Result<(), String> {
@@ -75,7 +77,12 @@ pub(super) fn ingest(g: &Golem, job: &str, k: &KafkaSource, batch: usize) -> Res
     let (mut last_report, mut reported) = (Instant::now(), 0u64);
     let started = Instant::now();
     loop {
-        match consumer.poll(Duration::from_millis(100)) {
+        let polled = consumer.poll(Duration::from_millis(100));
+        // Whether the records fetched so far are all read: a broker may report a partition's
+        // end short of its last record (tansu 0.6.0 reports its last batch's first offset + 1),
+        // so a client stops only once nothing more came.
+        let drained = polled.is_none();
+        match polled {
             Some(Ok(m)) => {
                 let p = m.partition();
                 next.insert(p, m.offset() + 1);
@@ -88,7 +95,7 @@ pub(super) fn ingest(g: &Golem, job: &str, k: &KafkaSource, batch: usize) -> Res
                     .push((m.offset(), m.payload().unwrap_or_default().to_vec()));
                 if part.records.len() >= batch {
                     let part = pending.remove(&p).expect("there");
-                    sender.send(p, part, &mut totals)?;
+                    sender.flush(p, part, &mut totals, &mut next)?;
                 }
             }
             // The brokers' errors are passing (librdkafka reconnects); say so and go on.
@@ -102,7 +109,7 @@ pub(super) fn ingest(g: &Golem, job: &str, k: &KafkaSource, batch: usize) -> Res
             .collect();
         for p in lingered {
             let part = pending.remove(&p).expect("there");
-            sender.send(p, part, &mut totals)?;
+            sender.flush(p, part, &mut totals, &mut next)?;
         }
         if last_report.elapsed() >= Duration::from_secs(2) {
             let rate = (totals.records - reported) as f64 / last_report.elapsed().as_secs_f64();
@@ -114,20 +121,30 @@ pub(super) fn ingest(g: &Golem, job: &str, k: &KafkaSource, batch: usize) -> Res
             (last_report, reported) = (Instant::now(), totals.records);
         }
         if let Some(ends) = &ends {
-            if pending.is_empty() && done(&consumer, ends, &next, started, &mut ever_assigned)? {
+            if drained
+                && pending.is_empty()
+                && done(&consumer, ends, &next, started, &mut ever_assigned)?
+            {
                 break;
             }
         }
     }
+    let mut notes = Vec::new();
+    if totals.refused > 0 {
+        notes.push(format!("{} records refused, named above", totals.refused));
+    }
+    if totals.left > 0 {
+        notes.push(format!("{} records left to other clients", totals.left));
+    }
     eprintln!(
         "sent {} events from {} records of topic {} to job {job}{}",
         totals.events,
-        totals.records,
+        totals.records - totals.left,
         k.topic,
-        if totals.refused > 0 {
-            format!(" ({} records refused, named above)", totals.refused)
-        } else {
+        if notes.is_empty() {
             String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
         }
     );
     Ok(())
@@ -236,6 +253,36 @@ struct Sender<'a> {
 }
 
 impl Sender<'_> {
+    /// Sends a partition's batch, unless a rebalance gave the partition to another client of
+    /// the group while the batch was gathered: then the batch is left to that client, which
+    /// reads it again from the partition's committed offset, and this client forgets how far
+    /// it had read (so a partition handed back to it is read from there too). Not committing a
+    /// partition it no longer reads keeps the group's offset from moving back.
+    fn flush(
+        &self,
+        partition: i32,
+        part: Pending,
+        totals: &mut Totals,
+        next: &mut BTreeMap<i32, i64>,
+    ) -> Result<(), String> {
+        let owned = match self.consumer.assignment() {
+            Ok(assigned) => assigned.find_partition(&self.k.topic, partition).is_some(),
+            // Not known: send; the driver skips whatever another client sent.
+            Err(_) => true,
+        };
+        if owned {
+            return self.send(partition, part, totals);
+        }
+        eprintln!(
+            "kafka: partition {partition} went to another client of the group before {} records from offset {} were sent: left to it",
+            part.records.len(),
+            part.records.first().map_or(0, |r| r.0)
+        );
+        next.remove(&partition);
+        totals.left += part.records.len() as u64;
+        Ok(())
+    }
+
     /// Reads one partition's pending records as events, sends them with `ingest-from`, then
     /// commits the partition's offset past them. A record that is not an event stops everything
     /// (nothing of its batch is sent, nothing from it on committed), or with `--on-bad-record skip`

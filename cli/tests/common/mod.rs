@@ -172,3 +172,71 @@ impl Drop for Server {
         let _ = self.child.kill();
     }
 }
+
+/// A tansu broker (Kafka-compatible, Apache-2.0; records kept in memory) on a free loopback
+/// port, killed when dropped. The binary is `$TIMELINE_TANSU`, else `tansu` on the `PATH`;
+/// `scripts/setup` installs it.
+pub struct Tansu {
+    child: Child,
+    binary: String,
+    /// `127.0.0.1:PORT`, for `--kafka`.
+    pub brokers: String,
+}
+
+impl Tansu {
+    pub fn start() -> Tansu {
+        let binary = std::env::var("TIMELINE_TANSU").unwrap_or_else(|_| "tansu".to_string());
+        // A port free a moment ago: tansu advertises the port it is given, so it cannot be 0.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let brokers = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{brokers}");
+        let child = Command::new(&binary)
+            .args(["broker", "--storage-engine", "memory://tansu/"])
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start the tansu broker `{binary}` ({e}): run scripts/setup, or set TIMELINE_TANSU to its path")
+            });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&brokers).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {brokers}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Tansu {
+            child,
+            binary,
+            brokers,
+        }
+    }
+
+    /// Creates `topic` with `partitions` partitions (`tansu topic create`).
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let o = Command::new(&self.binary)
+            .args(["topic", "create", topic, "--partitions"])
+            .arg(partitions.to_string())
+            .args(["--broker", &format!("tcp://{}", self.brokers)])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "tansu topic create: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
