@@ -124,6 +124,47 @@ pub fn player_session(rng: &mut Rng, n: usize) -> Vec<Row> {
     out
 }
 
+/// A video-player session as a live player reports it (`n` events): times in milliseconds, a
+/// heartbeat about every second, and a state change, seek, CDN switch or ad in about one event
+/// of eight; the same states and rules as [`player_session`].
+pub fn player_live_session(rng: &mut Rng, n: usize) -> Vec<Row> {
+    let mut out = Vec::with_capacity(n);
+    let mut t = rng.below(1_000_000);
+    let mut state = "init";
+    out.push(Row::one(t, PSC, Cell::Str("init")));
+    t += 1 + rng.below(500);
+    out.push(Row::one(t, CDN, Cell::Str(rng.pick(&["CDN1", "CDN2"]))));
+    while out.len() + 1 < n {
+        t += 500 + rng.below(1_000);
+        let roll = rng.below(800);
+        let (column, cell) = match (state, roll) {
+            ("init", _) => (PSC, Cell::Str("play")),
+            ("play", 0..=29) => (PSC, Cell::Str("buffer")),
+            ("play", 30..=44) => (PSC, Cell::Str("pause")),
+            ("play", 45..=59) => (USER_ACTION, Cell::Str("seek")),
+            ("buffer" | "pause", 0..=59) => (PSC, Cell::Str("play")),
+            (_, 60..=79) => (CDN, Cell::Str(rng.pick(&["CDN1", "CDN2"]))),
+            (_, 80..=99) => (
+                AD,
+                Cell::Str(if roll % 2 == 0 { "playing" } else { "done" }),
+            ),
+            _ => (HEARTBEAT, Cell::Int(1)),
+        };
+        if let (PSC, Cell::Str(s)) = (column, cell) {
+            state = s;
+        }
+        out.push(Row::one(t, column, cell));
+        if column == USER_ACTION && out.len() + 1 < n {
+            // A seek is followed by buffering.
+            t += 1 + rng.below(300);
+            out.push(Row::one(t, PSC, Cell::Str("buffer")));
+            state = "buffer";
+        }
+    }
+    out.push(Row::one(t + 1 + rng.below(3_000), PSC, Cell::Str("stop")));
+    out
+}
+
 const SUBURBS: [&str; 12] = [
     "Newtown",
     "Bondi",
@@ -402,6 +443,12 @@ pub const PLAYER: Stream = Stream {
     generate: player_session,
 };
 
+/// [`PLAYER`]'s columns, as live players report them ([`player_live_session`]).
+pub const PLAYER_LIVE: Stream = Stream {
+    generate: player_live_session,
+    ..PLAYER
+};
+
 pub const CARDS: Stream = Stream {
     key_column: "card",
     key_prefix: "c",
@@ -431,7 +478,7 @@ mod tests {
     /// per key (the engine merges events at the same instant; SQL would not).
     #[test]
     fn streams_are_seeded_sized_and_strictly_ordered() {
-        for stream in [PLAYER, CARDS, MACHINES, GAMES] {
+        for stream in [PLAYER, PLAYER_LIVE, CARDS, MACHINES, GAMES] {
             let a: Vec<_> = stream.keys(7, 20, 300).collect();
             let b: Vec<_> = stream.keys(7, 20, 300).collect();
             for ((_, x), (_, y)) in a.iter().zip(&b) {
@@ -444,6 +491,23 @@ mod tests {
                 assert!(x.iter().all(|r| r.cells.iter().any(|c| *c != Cell::Empty)));
             }
         }
+    }
+
+    /// A live player's events are mostly heartbeats, about a second apart, in milliseconds.
+    #[test]
+    fn live_players_mostly_beat() {
+        let rows: Vec<Row> = PLAYER_LIVE
+            .keys(3, 50, 1_000)
+            .flat_map(|(_, r)| r)
+            .collect();
+        let beats = rows
+            .iter()
+            .filter(|r| r.cells[HEARTBEAT] != Cell::Empty)
+            .count();
+        assert!(beats * 100 > rows.len() * 80, "{beats} of {}", rows.len());
+        let per_key: Vec<Row> = PLAYER_LIVE.keys(3, 1, 1_000).next().unwrap().1;
+        let span = per_key.last().unwrap().time - per_key[0].time;
+        assert!((700_000..1_300_000).contains(&span), "{span} ms");
     }
 
     /// An interleaved file holds the same lines as a key-grouped one; within each block of keys

@@ -176,7 +176,7 @@ fn compare(
         w.title, keys, w.query
     );
     // The name carries the generator's version: files of an older one are not reused.
-    let interleaved = interleave().map_or(String::new(), |n| format!("-i{n}"));
+    let interleaved = interleave_of(w, keys).map_or(String::new(), |n| format!("-i{n}"));
     let csv = out.join(format!(
         "{}-{keys}x{per_key}-{}{interleaved}.csv",
         w.name,
@@ -188,7 +188,7 @@ fn compare(
         let start = Instant::now();
         let rows = w
             .stream
-            .write_csv(&csv, SEED, keys, per_key, interleave())
+            .write_csv(&csv, SEED, keys, per_key, interleave_of(w, keys))
             .map_err(|e| e.to_string())?;
         println!(
             "  generated {} ({rows} events) in {:.1} s",
@@ -465,6 +465,12 @@ fn interleave() -> Option<usize> {
         .filter(|n| *n >= 1)
 }
 
+/// How many keys `w`'s stream of `keys` keys interleaves at a time: `--interleave`, else all
+/// of them for a live stream, else none (each key's events together in the files).
+fn interleave_of(w: &Workload, keys: usize) -> Option<usize> {
+    interleave().or(w.live.then_some(keys))
+}
+
 /// The stream as it arrives from many sources: `block` keys at a time, their events merged in
 /// time order and handed over in batches of `batch` events, each decoded just before it is
 /// ingested (as a decoder would hand them over), outside any timing.
@@ -529,7 +535,7 @@ fn timed_ingest(
         w,
         keys,
         per_key,
-        interleave().unwrap_or(500),
+        interleave_of(w, keys).unwrap_or(500),
         BATCH,
         &mut names,
     ) {
@@ -602,7 +608,7 @@ fn native_prebuilt(
         w,
         keys,
         per_key,
-        interleave().unwrap_or(500),
+        interleave_of(w, keys).unwrap_or(500),
         BATCH,
         &mut names,
     )
@@ -836,7 +842,7 @@ fn components(w: &Workload, keys: usize, per_key: usize) -> Result<Measurement, 
         w,
         keys,
         per_key,
-        interleave().unwrap_or(500),
+        interleave_of(w, keys).unwrap_or(500),
         batch_size,
         &mut names,
     ) {

@@ -17,6 +17,9 @@ pub struct Workload {
     pub query: TimeLineOp,
     /// An aggregate across keys, answered per group and function at [`Workload::at`].
     pub aggregate: Option<Query>,
+    /// Whether the stream interleaves all its keys in time order (a live feed of concurrent
+    /// sessions) unless `--interleave` says otherwise.
+    pub live: bool,
 }
 
 /// The aggregate workloads: their name, title and query.
@@ -37,8 +40,9 @@ const AGGREGATES: [(&str, &str, &str); 2] = [
 ];
 
 impl Workload {
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "cirr",
+        "cirr-live",
         "card-swipes",
         "machine-risk",
         "ad-stall",
@@ -66,6 +70,7 @@ impl Workload {
                 stream: gen::PLAYER,
                 query: query.op.clone(),
                 aggregate: Some(query),
+                live: false,
             });
         }
         let (name, title, stream, text) = match name {
@@ -74,6 +79,16 @@ impl Workload {
                 "CIRR (player sessions)",
                 gen::PLAYER,
                 include_str!("../../examples/cirr.tl"),
+            ),
+            "cirr-live" => (
+                "cirr-live",
+                "CIRR over live players' reports: all sessions interleaved, mostly heartbeats, milliseconds",
+                gen::PLAYER_LIVE,
+                r#"let played = has_existed(playerStateChange == "play");
+                   let seeking = has_existed_within(userAction == "seek", 5000);
+                   let buffering = latest_event_to_state(playerStateChange) == "buffer";
+                   let on_cdn1 = latest_event_to_state(cdnChange) == "CDN1";
+                   duration_where(played && !seeking && buffering && on_cdn1)"#,
             ),
             "card-swipes" => (
                 "card-swipes",
@@ -111,6 +126,7 @@ impl Workload {
             stream,
             query,
             aggregate: None,
+            live: name == "cirr-live",
         })
     }
 }

@@ -35,6 +35,7 @@ fn every_runner_agrees_on_every_query() {
     );
     for query in [
         "CIRR",
+        "CIRR over live players",
         "Card swiped",
         "Risky time",
         "iPhone player",
@@ -50,7 +51,7 @@ fn every_runner_agrees_on_every_query() {
     // (a horizon forgets that instant): eleven.
     assert_eq!(
         stdout.matches("answers: equal across all 12 runs").count(),
-        4,
+        5,
         "{stdout}"
     );
     assert_eq!(

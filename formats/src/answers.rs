@@ -502,6 +502,10 @@ impl<S> Cancellable<S> {
 }
 
 impl<S: Sink> Sink for Cancellable<S> {
+    fn key_count(&self) -> usize {
+        self.sink.key_count()
+    }
+
     fn ingest(&mut self, events: &[Event]) -> Result<(), IngestError> {
         self.check()?;
         self.sink.ingest(events)

@@ -76,6 +76,39 @@ struct BatchMarks {
     earliest: Vec<u64>,
     /// The last stretch of the batch (see [`STRETCH`]) that had an event of the key.
     stretch: Vec<usize>,
+    /// The batch's events grouped by key (positions in the batch), when they are applied so.
+    order: Vec<u32>,
+}
+
+/// Whether a batch is applied a key at a time: when its keys have fewer than this many events
+/// each on average. Grouping costs two passes over the batch's key positions; a batch of a
+/// few long runs of one key each is in that order already.
+const GROUP_BELOW: usize = 64;
+
+/// Fills `order` with the positions of the batch's events grouped by key (the keys in order of
+/// first appearance, each key's events in batch order: a counting sort of `key_of`), if the
+/// batch has many keys for its events, but at least two events a key; returns whether it did.
+fn keys_grouped(key_of: &[u32], keys: usize, order: &mut Vec<u32>) -> bool {
+    // Fewer than two events a key on average: grouping would gain nothing.
+    if keys < 2 || key_of.len() >= keys * GROUP_BELOW || key_of.len() < keys * 2 {
+        return false;
+    }
+    // Where each key's events start in `order`.
+    let mut next = vec![0u32; keys + 1];
+    for &b in key_of {
+        next[b as usize + 1] += 1;
+    }
+    for b in 0..keys {
+        next[b + 1] += next[b];
+    }
+    order.clear();
+    order.resize(key_of.len(), 0);
+    for (k, &b) in key_of.iter().enumerate() {
+        let at = &mut next[b as usize];
+        order[*at as usize] = k as u32;
+        *at += 1;
+    }
+    true
 }
 
 /// How many events of a batch are applied to the leaves before the keys they changed are
@@ -477,20 +510,43 @@ impl Engine {
         let mut stretch_keys: Vec<usize> = Vec::new();
         marks.stretch.clear();
         marks.stretch.resize(keys, usize::MAX);
+        // A batch of many keys with few events each (a stream of many concurrent sessions in
+        // time order) is applied a key at a time, each key's events in the order they came:
+        // keys are independent, so the answers are the same, and each key's state is brought
+        // into the cache and recomputed once for all its events in the batch rather than once
+        // for each.
+        let grouped = keys_grouped(&batch.key_of, keys, &mut marks.order);
+        let order: &[u32] = if grouped { &marks.order } else { &[] };
+        let key_at = |i: usize| -> Option<u32> {
+            let k = if grouped { *order.get(i)? as usize } else { i };
+            batch.key_of.get(k).copied()
+        };
         for (stretch, start) in (0..events.len()).step_by(STRETCH).enumerate() {
             let end = (start + STRETCH).min(events.len());
             stretch_keys.clear();
-            for (k, e) in events.iter().enumerate().take(end).skip(start) {
+            for i in start..end {
+                let k = if grouped { order[i] as usize } else { i };
+                let e = &events[k];
+                // Applied a key at a time, the events are read out of order: the events a
+                // few places ahead, then their fields, are asked for early.
+                if grouped {
+                    if let Some(&ahead) = order.get(i + 16) {
+                        crate::event::prefetch(&events[ahead as usize]);
+                    }
+                    if let Some(&ahead) = order.get(i + 8) {
+                        crate::event::prefetch(events[ahead as usize].fields.as_ptr());
+                    }
+                }
                 // The keys of the events a few places ahead are far apart in memory: their
                 // states, then their leaves' row vectors, then those vectors' last rows, are
                 // asked for early, each step reading only what the step before brought in.
-                if let Some(&ahead) = batch.key_of.get(k + 12) {
+                if let Some(ahead) = key_at(i + 12) {
                     crate::event::prefetch(&self.states[marks.state[ahead as usize]]);
                 }
-                if let Some(&ahead) = batch.key_of.get(k + 8) {
+                if let Some(ahead) = key_at(i + 8) {
                     crate::event::prefetch(self.states[marks.state[ahead as usize]].rows.as_ptr());
                 }
-                if let Some(&ahead) = batch.key_of.get(k + 4) {
+                if let Some(ahead) = key_at(i + 4) {
                     for rows in &self.states[marks.state[ahead as usize]].rows {
                         rows.prefetch_tail();
                     }
@@ -561,6 +617,11 @@ impl Engine {
                     key.map_or_else(|| "(the only key)".to_string(), |k| k.to_string()),
                 )
             })
+    }
+
+    /// How many keys the engine holds: [`keys`](Self::keys)' length, without listing them.
+    pub fn key_count(&self) -> usize {
+        self.states.len()
     }
 
     /// The keys that have events, or were listed by [`add_keys`](Self::add_keys), in sorted

@@ -274,6 +274,11 @@ pub struct AggregateEngine {
 }
 
 impl AggregateEngine {
+    /// How many keys the engine holds (those with events, and those listed without).
+    pub fn key_count(&self) -> usize {
+        self.result.key_count()
+    }
+
     /// Validates `query` (which must aggregate) and sets up its engines.
     pub fn new(query: &Query, options: EngineOptions) -> Result<AggregateEngine, ValidationError> {
         query.validate()?;
