@@ -82,7 +82,7 @@ fn every_runner_agrees_on_every_query() {
     );
     assert_eq!(
         report.matches("| runner | events/s |").count(),
-        6,
+        7,
         "{report}"
     );
     assert!(report.contains("| native engine |"), "{report}");
