@@ -62,49 +62,34 @@ def queries(scan, END):
         kept row to the next."""
         return f"SELECT * FROM {scan(columns)} WHERE {changes}"
 
+    def cirr(seek_window):
+        """CIRR: on CDN1, buffering, after the first play, not within `seek_window` after a
+        seek."""
+        return f"""
+WITH ev AS (
+  {source(PLAYER, CIRR_ROWS)}
+),
+state AS (
+  SELECT sessionId AS k, time,
+    coalesce(lead(time) OVER w, {END}) AS next_time,
+    last_value(playerStateChange IGNORE NULLS) OVER w AS psc_now,
+    last_value(cdnChange IGNORE NULLS) OVER w AS cdn_now,
+    max(CASE WHEN userAction = 'seek' THEN time END) OVER w AS last_seek,
+    min(CASE WHEN playerStateChange = 'play' THEN time END) OVER w AS first_play
+  FROM ev
+  WINDOW w AS (PARTITION BY sessionId ORDER BY time {ROWS})
+)
+SELECT k, coalesce(sum(CASE
+    WHEN first_play IS NOT NULL AND psc_now = 'buffer' AND cdn_now = 'CDN1'
+    THEN greatest(0, next_time - greatest(time, coalesce(last_seek + {seek_window}, time)))
+    ELSE 0 END), 0)
+FROM state GROUP BY k
+"""
+
     return {
-    # CIRR: on CDN1, buffering, after the first play, not within 5 s after a seek.
-    "cirr": f"""
-WITH ev AS (
-  {source(PLAYER, CIRR_ROWS)}
-),
-state AS (
-  SELECT sessionId AS k, time,
-    coalesce(lead(time) OVER w, {END}) AS next_time,
-    last_value(playerStateChange IGNORE NULLS) OVER w AS psc_now,
-    last_value(cdnChange IGNORE NULLS) OVER w AS cdn_now,
-    max(CASE WHEN userAction = 'seek' THEN time END) OVER w AS last_seek,
-    min(CASE WHEN playerStateChange = 'play' THEN time END) OVER w AS first_play
-  FROM ev
-  WINDOW w AS (PARTITION BY sessionId ORDER BY time {ROWS})
-)
-SELECT k, coalesce(sum(CASE
-    WHEN first_play IS NOT NULL AND psc_now = 'buffer' AND cdn_now = 'CDN1'
-    THEN greatest(0, next_time - greatest(time, coalesce(last_seek + 5, time)))
-    ELSE 0 END), 0)
-FROM state GROUP BY k
-""",
+    "cirr": cirr(5),
     # CIRR over live players' reports: the same, times in milliseconds (5 s = 5000).
-    "cirr-live": f"""
-WITH ev AS (
-  {source(PLAYER, CIRR_ROWS)}
-),
-state AS (
-  SELECT sessionId AS k, time,
-    coalesce(lead(time) OVER w, {END}) AS next_time,
-    last_value(playerStateChange IGNORE NULLS) OVER w AS psc_now,
-    last_value(cdnChange IGNORE NULLS) OVER w AS cdn_now,
-    max(CASE WHEN userAction = 'seek' THEN time END) OVER w AS last_seek,
-    min(CASE WHEN playerStateChange = 'play' THEN time END) OVER w AS first_play
-  FROM ev
-  WINDOW w AS (PARTITION BY sessionId ORDER BY time {ROWS})
-)
-SELECT k, coalesce(sum(CASE
-    WHEN first_play IS NOT NULL AND psc_now = 'buffer' AND cdn_now = 'CDN1'
-    THEN greatest(0, next_time - greatest(time, coalesce(last_seek + 5000, time)))
-    ELSE 0 END), 0)
-FROM state GROUP BY k
-""",
+    "cirr-live": cirr(5000),
     # duration_where(distinct_within(suburb, 600) >= 2). After swipe i (suburb s) the window
     # holds two suburbs until 600 s after the latest earlier swipe elsewhere than s, which is the
     # swipe just before the current run of swipes in s.

@@ -83,19 +83,65 @@ const USER_ACTION: usize = 2;
 const AD: usize = 3;
 const HEARTBEAT: usize = 4;
 
+/// How a player session is paced and what its events are: gaps are `(base, spread)`, a base
+/// plus a random part below the spread (none for 0); `choose` picks an event's column and cell
+/// from the player's state and a roll below `rolls`.
+struct Pace {
+    start_spread: u64,
+    cdn_gap: (u64, u64),
+    step: (u64, u64),
+    rolls: u64,
+    seek_gap: (u64, u64),
+    stop_gap: (u64, u64),
+    choose: fn(&'static str, u64, &mut Rng) -> (usize, Cell),
+}
+
+impl Rng {
+    /// A gap of `(base, spread)` (see [`Pace`]).
+    fn gap(&mut self, (base, spread): (u64, u64)) -> u64 {
+        base + if spread > 0 { self.below(spread) } else { 0 }
+    }
+}
+
+/// A player session of `n` events paced by `pace`: init, a CDN, then events as `pace.choose`
+/// picks them, a seek followed by buffering; it ends with `stop`.
+fn paced_session(rng: &mut Rng, n: usize, pace: &Pace) -> Vec<Row> {
+    let mut out = Vec::with_capacity(n);
+    let mut t = rng.below(pace.start_spread);
+    let mut state = "init";
+    out.push(Row::one(t, PSC, Cell::Str("init")));
+    t += rng.gap(pace.cdn_gap);
+    out.push(Row::one(t, CDN, Cell::Str(rng.pick(&["CDN1", "CDN2"]))));
+    while out.len() + 1 < n {
+        t += rng.gap(pace.step);
+        let roll = rng.below(pace.rolls);
+        let (column, cell) = (pace.choose)(state, roll, rng);
+        if let (PSC, Cell::Str(s)) = (column, cell) {
+            state = s;
+        }
+        out.push(Row::one(t, column, cell));
+        if column == USER_ACTION && out.len() + 1 < n {
+            // A seek is followed by buffering.
+            t += rng.gap(pace.seek_gap);
+            out.push(Row::one(t, PSC, Cell::Str("buffer")));
+            state = "buffer";
+        }
+    }
+    out.push(Row::one(t + rng.gap(pace.stop_gap), PSC, Cell::Str("stop")));
+    out
+}
+
 /// A video-player session of `n` events: init, then play ↔ buffer/pause, seeks followed by
 /// buffering, CDN switches, ads, heartbeats that change nothing; it ends with `stop`.
 pub fn player_session(rng: &mut Rng, n: usize) -> Vec<Row> {
-    let mut out = Vec::with_capacity(n);
-    let mut t = rng.below(1_000);
-    let mut state = "init";
-    out.push(Row::one(t, PSC, Cell::Str("init")));
-    t += 1;
-    out.push(Row::one(t, CDN, Cell::Str(rng.pick(&["CDN1", "CDN2"]))));
-    while out.len() + 1 < n {
-        t += 1 + rng.below(4);
-        let roll = rng.below(100);
-        let (column, cell) = match (state, roll) {
+    let pace = Pace {
+        start_spread: 1_000,
+        cdn_gap: (1, 0),
+        step: (1, 4),
+        rolls: 100,
+        seek_gap: (1, 0),
+        stop_gap: (1, 3),
+        choose: |state, roll, rng| match (state, roll) {
             ("init", _) => (PSC, Cell::Str("play")),
             (_, 0..=39) => (HEARTBEAT, Cell::Int(1)),
             ("play", 40..=54) => (PSC, Cell::Str("buffer")),
@@ -108,36 +154,23 @@ pub fn player_session(rng: &mut Rng, n: usize) -> Vec<Row> {
                 Cell::Str(if roll % 2 == 0 { "playing" } else { "done" }),
             ),
             _ => (HEARTBEAT, Cell::Int(1)),
-        };
-        if let (PSC, Cell::Str(s)) = (column, cell) {
-            state = s;
-        }
-        out.push(Row::one(t, column, cell));
-        if column == USER_ACTION && out.len() + 1 < n {
-            // A seek is followed by buffering.
-            t += 1;
-            out.push(Row::one(t, PSC, Cell::Str("buffer")));
-            state = "buffer";
-        }
-    }
-    out.push(Row::one(t + 1 + rng.below(3), PSC, Cell::Str("stop")));
-    out
+        },
+    };
+    paced_session(rng, n, &pace)
 }
 
 /// A video-player session as a live player reports it (`n` events): times in milliseconds, a
-/// heartbeat about every second, and a state change, seek, CDN switch or ad in about one event
-/// of eight; the same states and rules as [`player_session`].
+/// heartbeat about every second, and a state change, seek, CDN switch or ad in one event of
+/// eight; the same states and rules as [`player_session`].
 pub fn player_live_session(rng: &mut Rng, n: usize) -> Vec<Row> {
-    let mut out = Vec::with_capacity(n);
-    let mut t = rng.below(1_000_000);
-    let mut state = "init";
-    out.push(Row::one(t, PSC, Cell::Str("init")));
-    t += 1 + rng.below(500);
-    out.push(Row::one(t, CDN, Cell::Str(rng.pick(&["CDN1", "CDN2"]))));
-    while out.len() + 1 < n {
-        t += 500 + rng.below(1_000);
-        let roll = rng.below(800);
-        let (column, cell) = match (state, roll) {
+    let pace = Pace {
+        start_spread: 1_000_000,
+        cdn_gap: (1, 500),
+        step: (500, 1_000),
+        rolls: 800,
+        seek_gap: (1, 300),
+        stop_gap: (1, 3_000),
+        choose: |state, roll, rng| match (state, roll) {
             ("init", _) => (PSC, Cell::Str("play")),
             ("play", 0..=29) => (PSC, Cell::Str("buffer")),
             ("play", 30..=44) => (PSC, Cell::Str("pause")),
@@ -149,20 +182,9 @@ pub fn player_live_session(rng: &mut Rng, n: usize) -> Vec<Row> {
                 Cell::Str(if roll % 2 == 0 { "playing" } else { "done" }),
             ),
             _ => (HEARTBEAT, Cell::Int(1)),
-        };
-        if let (PSC, Cell::Str(s)) = (column, cell) {
-            state = s;
-        }
-        out.push(Row::one(t, column, cell));
-        if column == USER_ACTION && out.len() + 1 < n {
-            // A seek is followed by buffering.
-            t += 1 + rng.below(300);
-            out.push(Row::one(t, PSC, Cell::Str("buffer")));
-            state = "buffer";
-        }
-    }
-    out.push(Row::one(t + 1 + rng.below(3_000), PSC, Cell::Str("stop")));
-    out
+        },
+    };
+    paced_session(rng, n, &pace)
 }
 
 const SUBURBS: [&str; 12] = [

@@ -242,15 +242,6 @@ fn is_kafka_walk_through(block: &Block) -> bool {
             .is_some_and(|first| first.line == block.line)
 }
 
-/// A port free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn the_kafka_walk_through_runs_as_written() {
     let block = doc_blocks::all_blocks()
@@ -258,7 +249,7 @@ fn the_kafka_walk_through_runs_as_written() {
         .find(is_kafka_walk_through)
         .expect("docs/src/kafka.md has a sh block");
     let dir = scratch("kafka");
-    let (kafka, golem) = (free_port(), free_port());
+    let (kafka, golem) = (common::free_port(), common::free_port());
     // The lines as written, on free ports instead of 9092 and 9881; a line that starts a
     // server in the background writes its output to a file, and the next line waits until the
     // server listens (a user types slower than bash).

@@ -355,11 +355,7 @@ fn serve_and_the_broker_going_down_mid_stream_lose_and_double_nothing() {
     let records = stream(3000, 13);
     produce(&brokers, "player", &records);
     // A fixed port, so that the server started again is where the client sends.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let (first, url, cache) = serve_with_job("kafka-faults", "faults", &["--addr", &addr]);
     let data = std::env::temp_dir()

@@ -173,6 +173,15 @@ impl Drop for Server {
     }
 }
 
+/// A loopback port free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A tansu broker (Kafka-compatible, Apache-2.0; records kept in memory) on a free loopback
 /// port, killed when dropped. The binary is `$TIMELINE_TANSU`, else `tansu` on the `PATH`;
 /// `scripts/setup` installs it.
@@ -186,12 +195,8 @@ pub struct Tansu {
 impl Tansu {
     pub fn start() -> Tansu {
         let binary = std::env::var("TIMELINE_TANSU").unwrap_or_else(|_| "tansu".to_string());
-        // A port free a moment ago: tansu advertises the port it is given, so it cannot be 0.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // tansu advertises the port it is given, so it cannot be 0.
+        let port = free_port();
         let brokers = format!("127.0.0.1:{port}");
         let url = format!("tcp://{brokers}");
         let child = Command::new(&binary)
