@@ -209,6 +209,13 @@ fn answers(
     (got, sorted(&want))
 }
 
+/// The standard error of a client that exited successfully (it fails the test otherwise).
+fn succeeded(o: std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    err
+}
+
 /// Every session's answer from the job equals `timeline eval`'s over `records`.
 fn assert_answers_equal_eval(url: &str, cache: &str, job: &str, records: &[(String, String)]) {
     let (got, want) = answers(url, cache, job, records);
@@ -248,9 +255,7 @@ fn two_clients_of_one_group_read_a_shuffled_topic_exactly_once() {
         .collect();
     let mut sent = 0;
     for c in clients {
-        let o = c.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "{err}");
+        let err = succeeded(c.wait_with_output().unwrap());
         let line = err.lines().last().unwrap_or_default();
         assert!(line.starts_with("sent "), "{err}");
         sent += line
@@ -264,10 +269,11 @@ fn two_clients_of_one_group_read_a_shuffled_topic_exactly_once() {
     assert!(sent >= records.len(), "{sent}");
     assert_answers_equal_eval(&url, &cache, "two", &records);
     // Read again from the start by a new group: the driver has every offset, nothing doubles.
-    let o = client(&url, &cache, "two", &brokers, "again", &[])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    succeeded(
+        client(&url, &cache, "two", &brokers, "again", &[])
+            .output()
+            .unwrap(),
+    );
     assert_answers_equal_eval(&url, &cache, "two", &records);
     server.stop();
 }
@@ -289,10 +295,11 @@ fn a_client_killed_mid_stream_and_started_again_loses_and_doubles_nothing() {
         let _ = c.kill();
         let _ = c.wait();
     }
-    let o = client(&url, &cache, "kill", &brokers, "g", &[])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    succeeded(
+        client(&url, &cache, "kill", &brokers, "g", &[])
+            .output()
+            .unwrap(),
+    );
     assert_answers_equal_eval(&url, &cache, "kill", &records);
     server.stop();
 }
@@ -322,18 +329,18 @@ fn a_poison_record_stops_the_stream_or_is_left_out() {
         "{err}"
     );
     // With skip, both bad records are named and the stream goes on.
-    let o = client(
-        &url,
-        &cache,
-        "poison",
-        &brokers,
-        "g",
-        &["--batch", "100", "--on-bad-record", "skip"],
-    )
-    .output()
-    .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
+    let err = succeeded(
+        client(
+            &url,
+            &cache,
+            "poison",
+            &brokers,
+            "g",
+            &["--batch", "100", "--on-bad-record", "skip"],
+        )
+        .output()
+        .unwrap(),
+    );
     assert!(
         err.contains("left out: topic player partition 0 offset 20"),
         "{err}"
@@ -394,9 +401,7 @@ fn serve_and_the_broker_going_down_mid_stream_lose_and_double_nothing() {
     cluster.broker_down(1).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     cluster.broker_up(1).unwrap();
-    let o = c.wait_with_output().unwrap();
-    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    eprintln!("{}", succeeded(c.wait_with_output().unwrap()));
     assert_answers_equal_eval(&url, &cache, "faults", &records);
     server.stop();
 }
@@ -443,10 +448,7 @@ fn a_rebalance_while_batches_wait_to_be_sent_loses_and_doubles_nothing() {
         .unwrap();
     let mut said = String::new();
     for c in [first, second] {
-        let o = c.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "{err}");
-        said.push_str(&err);
+        said.push_str(&succeeded(c.wait_with_output().unwrap()));
     }
     // The rebalance happened with records read and not sent, and they were left to the other.
     assert!(

@@ -40,9 +40,9 @@ const MAX_CHUNK: usize = if cfg!(test) { 50 } else { 1 << 18 };
 /// Events per key a chunk of interleaved keys is sized for.
 const EVENTS_PER_KEY: usize = 32;
 
-/// The size of the next chunk, after one of `events` events in `runs` runs of one key, the
-/// sink holding `keys` keys: [`CHUNK`] while keys come in runs (a file of each key's events
-/// together), more while they interleave.
+/// The size of the next chunk, after one of `events` events read from lines holding `runs` runs
+/// of one key, the sink holding `keys` keys: [`CHUNK`] while keys come in runs (a file of each
+/// key's events together), more while they interleave.
 fn next_chunk(events: usize, runs: usize, keys: usize) -> usize {
     // Runs shorter than 4 events on average: the keys interleave.
     if runs * 4 > events {
@@ -448,9 +448,8 @@ impl<S: Sink> Shard<'_, S> {
         let mut events: Vec<Event> = Vec::with_capacity(CHUNK);
         let mut filled = 0;
         let mut chunk = CHUNK;
-        // Runs of one key among this chunk's events, and the key cell of the last event.
+        // Runs of one key among the lines read for this chunk (this shard's and the others').
         let mut runs = 0;
-        let mut run_key: &[u8] = b"";
         // The line of each event in `events`, to locate an error the engine finds.
         let mut lines: Vec<usize> = Vec::with_capacity(CHUNK);
         let width = self.header.columns.len();
@@ -498,6 +497,7 @@ impl<S: Sink> Shard<'_, S> {
                 Some(end) => match &rest[cell_start(&ends, self.key)..end] {
                     key if key == last.0 && !key.is_empty() => last.1,
                     key => {
+                        runs += 1;
                         // One shard owns every key: no need to type and hash it.
                         let owner = match self.shards {
                             1 => 0,
@@ -567,11 +567,6 @@ impl<S: Sink> Shard<'_, S> {
                 .map_err(|m| (line_no, m))?;
             filled += 1;
             lines.push(line_no);
-            let key = cell(self.key);
-            if key != run_key {
-                runs += 1;
-                run_key = key;
-            }
             if filled == chunk {
                 if self.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                     return Err(Stopped::General);

@@ -89,7 +89,7 @@ const GROUP_BELOW: usize = 64;
 /// first appearance, each key's events in batch order: a counting sort of `key_of`), if the
 /// batch has many keys for its events, but at least two events a key; returns whether it did.
 fn keys_grouped(key_of: &[u32], keys: usize, order: &mut Vec<u32>) -> bool {
-    // Fewer than two events a key on average: grouping would gain nothing.
+    // With fewer than two events a key on average, grouping would gain nothing.
     if keys < 2 || key_of.len() >= keys * GROUP_BELOW || key_of.len() < keys * 2 {
         return false;
     }
@@ -517,24 +517,29 @@ impl Engine {
         // for each.
         let grouped = keys_grouped(&batch.key_of, keys, &mut marks.order);
         let order: &[u32] = if grouped { &marks.order } else { &[] };
-        let key_at = |i: usize| -> Option<u32> {
-            let k = if grouped { *order.get(i)? as usize } else { i };
-            batch.key_of.get(k).copied()
+        // The batch position of the `i`th event applied.
+        let position = |i: usize| -> Option<usize> {
+            if grouped {
+                order.get(i).map(|&k| k as usize)
+            } else {
+                (i < events.len()).then_some(i)
+            }
         };
+        let key_at = |i: usize| position(i).map(|k| batch.key_of[k]);
         for (stretch, start) in (0..events.len()).step_by(STRETCH).enumerate() {
             let end = (start + STRETCH).min(events.len());
             stretch_keys.clear();
             for i in start..end {
-                let k = if grouped { order[i] as usize } else { i };
+                let k = position(i).expect("within the batch");
                 let e = &events[k];
                 // Applied a key at a time, the events are read out of order: the events a
                 // few places ahead, then their fields, are asked for early.
                 if grouped {
-                    if let Some(&ahead) = order.get(i + 16) {
-                        crate::event::prefetch(&events[ahead as usize]);
+                    if let Some(ahead) = position(i + 16) {
+                        crate::event::prefetch(&events[ahead]);
                     }
-                    if let Some(&ahead) = order.get(i + 8) {
-                        crate::event::prefetch(events[ahead as usize].fields.as_ptr());
+                    if let Some(ahead) = position(i + 8) {
+                        crate::event::prefetch(events[ahead].fields.as_ptr());
                     }
                 }
                 // The keys of the events a few places ahead are far apart in memory: their
