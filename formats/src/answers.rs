@@ -113,11 +113,36 @@ pub enum Evaluation {
     },
 }
 
-/// What a columnar source is read for: the key and the columns the query reads.
-fn columns_read(query: &Query, request: &Request) -> Vec<String> {
-    let read = query.columns();
-    let read = read.iter().map(|c| c.to_string());
-    request.key.iter().cloned().chain(read).collect()
+/// What of the events is read for a query.
+struct Read {
+    /// The key and the columns the query reads: all that events keep.
+    columns: Vec<String>,
+    /// Whether a CSV record that sets none of them but the key is taken only for its key's
+    /// first and last event times.
+    idle: shards::Idle,
+}
+
+impl Read {
+    fn new(query: &Query, request: &Request) -> Read {
+        let read = query.columns();
+        let read = read.iter().map(|c| c.to_string());
+        // A query that reads the key column is changed by every record.
+        let key_read = request
+            .key
+            .as_ref()
+            .is_some_and(|k| read.clone().any(|c| c == *k));
+        let idle = match request.retain.is_none()
+            && !query.reads_events_without_its_columns()
+            && !key_read
+        {
+            true => shards::Idle::Collapsed,
+            false => shards::Idle::Kept,
+        };
+        Read {
+            columns: request.key.iter().cloned().chain(read).collect(),
+            idle,
+        }
+    }
 }
 
 /// Reads `events` into engines for `query`, as `request` asks.
@@ -126,7 +151,7 @@ pub fn evaluate(
     events: Events<'_>,
     request: &Request,
 ) -> Result<Evaluation, String> {
-    let columns = columns_read(query, request);
+    let columns = Read::new(query, request);
     let options = request.engine_options();
     // Keys are split over threads (without a key there is one).
     let threads = match request.key {
@@ -235,19 +260,19 @@ impl Evaluation {
         events: Events<'_>,
         request: &Request,
     ) -> Result<(), String> {
-        let columns = columns_read(query, request);
+        let read = Read::new(query, request);
         fn take<S: Sink>(
             sinks: &mut Vec<S>,
             request: &Request,
             events: Events<'_>,
-            columns: &[String],
+            read: &Read,
         ) -> Result<(), String> {
             if let Events::Batches(batches) = events {
                 let mut all = Vec::new();
                 parquet_input::Columnar::Batches(batches)
                     .for_each_batch(
                         &request.time,
-                        columns,
+                        &read.columns,
                         None,
                         request.key.as_deref(),
                         |events| {
@@ -262,11 +287,11 @@ impl Evaluation {
                 }
                 return Ok(());
             }
-            *sinks = feed(request, events, columns, None, std::mem::take(sinks), None)?;
+            *sinks = feed(request, events, read, None, std::mem::take(sinks), None)?;
             Ok(())
         }
         match self {
-            Evaluation::PerKey(engines) => take(engines, request, events, &columns),
+            Evaluation::PerKey(engines) => take(engines, request, events, &read),
             Evaluation::Aggregate {
                 engines,
                 merged,
@@ -274,7 +299,7 @@ impl Evaluation {
                 last,
             } => {
                 *merged = None;
-                let taken = take(engines, request, events, &columns);
+                let taken = take(engines, request, events, &read);
                 *horizon = horizon_of(engines);
                 *last = last_of(engines);
                 taken
@@ -354,7 +379,7 @@ enum RowGroups {
 fn read_events<S: Sink>(
     request: &Request,
     events: Events<'_>,
-    columns: &[String],
+    read: &Read,
     threads: usize,
     row_groups: RowGroups,
     make: &(dyn Fn() -> Result<S, String> + Sync),
@@ -379,7 +404,7 @@ fn read_events<S: Sink>(
     let sinks = feed(
         request,
         events,
-        columns,
+        read,
         parquet_until,
         make_sinks()?,
         Some(&make_sinks),
@@ -393,13 +418,14 @@ fn read_events<S: Sink>(
 fn feed<S: Sink>(
     request: &Request,
     events: Events<'_>,
-    columns: &[String],
+    read: &Read,
     parquet_until: Option<parquet_input::Until>,
     mut sinks: Vec<S>,
     remake: Option<&dyn Fn() -> Result<Vec<S>, String>>,
 ) -> Result<Vec<S>, String> {
     let key_column = request.key.as_deref();
     let key = key_column.map(Arc::from);
+    let columns = &read.columns[..];
     // Columnar events (a Parquet file, record batches): with a key and several sinks, each
     // sink's thread decodes the rows of its own keys; otherwise they are read on this thread
     // and routed by key.
@@ -440,6 +466,7 @@ fn feed<S: Sink>(
             &request.time,
             key_column,
             Some(columns),
+            read.idle,
             &mut sinks,
             &mut progress,
             check,

@@ -524,7 +524,7 @@ impl RecentStrings {
 /// the general parser then reads. Up to 16 digits (epoch milliseconds have 13) are read eight
 /// at a time, without a branch per digit.
 #[inline]
-fn plain_time(cell: &[u8]) -> Option<u64> {
+pub(crate) fn plain_time(cell: &[u8]) -> Option<u64> {
     match cell.len() {
         1..=8 => eight_digits(cell),
         9..=16 => {

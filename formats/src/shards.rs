@@ -11,8 +11,15 @@
 //! is read on one thread by [`crate::input`], which answers the same (the `events` fuzz target
 //! compares the two). Whether a file has quotes is found before it is read, or, when its sinks
 //! hold nothing yet, as it is read ([`Check`]).
+//!
+//! A line that sets none of the columns the query reads (a heartbeat) changes nothing but its
+//! key's first and last event times, when the caller says so ([`Idle::Collapsed`]): of a
+//! chunk's such lines, each key's first is decoded as any line is, and its earliest and latest
+//! times are handed over with the chunk; the others cost a look at their key and time cells.
 
-use crate::input::{display_path, infer_scalar, CsvDecoder, CsvHeader, InputError, Scalar};
+use crate::input::{
+    display_path, infer_scalar, plain_time, CsvDecoder, CsvHeader, InputError, Scalar,
+};
 use crate::marks::{general_at, Marks};
 use crate::progress::Progress;
 use crate::time::{TimeSpec, TimeUnit};
@@ -20,6 +27,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use timeline::aggregate::AggregateEngine;
+use timeline::keys::KeyMap;
 use timeline::value::ValueKey;
 use timeline::{Engine, Event, IngestError};
 
@@ -155,6 +163,20 @@ impl<S: Sink> Sink for Until<S> {
     }
 }
 
+/// What the reader does with a line that sets none of the columns the query reads, but its key
+/// and time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idle {
+    /// It is an event like any other.
+    Kept,
+    /// Only its key's earliest and latest such times in a chunk are handed over: for a query
+    /// whose answers such events change only through their key's first and last event times
+    /// ([`timeline::aggregate::Query::reads_events_without_its_columns`] false) and which does
+    /// not read the key column, without a retention horizon (which refuses an event by the
+    /// latest one before it).
+    Collapsed,
+}
+
 /// When [`eval_csv`] finds out that a file is not one it takes (quoted cells, a carriage return
 /// inside a line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,7 +196,8 @@ pub enum Check {
 /// documentation): with [`Check::First`] the sinks are then untouched, with [`Check::Along`]
 /// untouched or gone (`sinks` empty). With one sink this is still the faster reader (it finds
 /// cells 64 bytes at a time, [`crate::marks`], and types only the cells of columns the query
-/// reads). On an error the sinks are gone: the whole evaluation fails.
+/// reads). On an error the sinks are gone: the whole evaluation fails. `idle` applies only with
+/// `columns`: the columns events keep, the key's among them.
 #[allow(clippy::too_many_arguments)]
 pub fn eval_csv<S: Sink>(
     path: &str,
@@ -182,6 +205,7 @@ pub fn eval_csv<S: Sink>(
     time: &TimeSpec,
     key_column: Option<&str>,
     columns: Option<&[String]>,
+    idle: Idle,
     sinks: &mut Vec<S>,
     progress: &mut Progress,
     check: Check,
@@ -213,6 +237,15 @@ pub fn eval_csv<S: Sink>(
         return None;
     }
     let body_start = text.len() - body.len();
+    // The cells that make a line more than a key's time: those of the columns read.
+    let read_cells: Option<Vec<usize>> = match (idle, columns) {
+        (Idle::Collapsed, Some(columns)) => Some(
+            (0..header.columns.len())
+                .filter(|&k| k != key && k != header.time && columns.contains(&header.columns[k]))
+                .collect(),
+        ),
+        _ => None,
+    };
     // Set by a thread that found the file is not plain CSV, so that the others stop too.
     let stop = AtomicBool::new(false);
     let run = |shard: usize, engine: S, progress: Option<&mut Progress>| {
@@ -222,6 +255,7 @@ pub fn eval_csv<S: Sink>(
             header: &header,
             unit: time.unit,
             columns,
+            read_cells: read_cells.as_deref(),
             key,
             engine,
             stop: (check == Check::Along).then_some(&stop),
@@ -411,11 +445,22 @@ struct Shard<'a, S> {
     unit: TimeUnit,
     /// The columns events keep (`None`: all).
     columns: Option<&'a [String]>,
+    /// With [`Idle::Collapsed`]: the cells of the columns the query reads, a line with all of
+    /// them empty being idle.
+    read_cells: Option<&'a [usize]>,
     /// The position of the key column.
     key: usize,
     engine: S,
     /// With [`Check::Along`]: raised by the thread that finds a quote or a lone `\r`.
     stop: Option<&'a AtomicBool>,
+}
+
+/// A key's idle lines in a chunk past its first (which is decoded as any line is): their
+/// earliest and latest times, with their time cells and lines.
+struct IdleTimes<'a> {
+    first: u64,
+    earliest: (u64, &'a [u8], usize),
+    latest: (u64, &'a [u8], usize),
 }
 
 /// Why a thread stopped reading.
@@ -455,6 +500,8 @@ impl<S: Sink> Shard<'_, S> {
         let width = self.header.columns.len();
         // Files often hold runs of one key: its cell and owner, from the line before.
         let mut last: (&[u8], usize) = (b"", 0);
+        // The chunk's idle lines, by key cell (see [`Idle`]).
+        let mut idle: KeyMap<Box<[u8]>, IdleTimes<'_>> = KeyMap::default();
         // Where each cell of the current line ends.
         let mut ends: Vec<usize> = Vec::with_capacity(width);
         let mut start = 0;
@@ -559,6 +606,40 @@ impl<S: Sink> Shard<'_, S> {
                     ),
                 ));
             }
+            if let Some(read_cells) = self.read_cells {
+                let time_cell = cell(self.header.time);
+                let key_cell = cell(self.key);
+                let idle_time = read_cells
+                    .iter()
+                    .all(|&k| cell_start(&ends, k) == ends[k])
+                    .then(|| plain_time(time_cell))
+                    .flatten()
+                    .filter(|_| !key_cell.is_empty());
+                if let Some(t) = idle_time {
+                    // The key's bytes are copied: compared in place, they would be read from
+                    // lines far back in the file.
+                    match idle.get_mut(key_cell) {
+                        Some(seen) => {
+                            if t < seen.earliest.0 {
+                                seen.earliest = (t, time_cell, line_no);
+                            }
+                            if t > seen.latest.0 {
+                                seen.latest = (t, time_cell, line_no);
+                            }
+                            continue;
+                        }
+                        // The first is decoded below: its key cell checked as any.
+                        None => {
+                            let times = IdleTimes {
+                                first: t,
+                                earliest: (t, time_cell, line_no),
+                                latest: (t, time_cell, line_no),
+                            };
+                            idle.insert(key_cell.into(), times);
+                        }
+                    }
+                }
+            }
             if filled == events.len() {
                 events.push(Event::new(0, []));
             }
@@ -571,6 +652,8 @@ impl<S: Sink> Shard<'_, S> {
                 if self.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                     return Err(Stopped::General);
                 }
+                filled =
+                    self.idle_events(&mut idle, &mut decoder, &mut events, filled, &mut lines)?;
                 self.ingest(&events[..filled], &mut lines)?;
                 chunk = next_chunk(filled, runs, self.engine.key_count());
                 (filled, runs) = (0, 0);
@@ -579,8 +662,47 @@ impl<S: Sink> Shard<'_, S> {
                 }
             }
         }
+        filled = self.idle_events(&mut idle, &mut decoder, &mut events, filled, &mut lines)?;
         self.ingest(&events[..filled], &mut lines)?;
         Ok(self.engine)
+    }
+
+    /// Decodes into `events` after the first `filled` (growing it as needed) each key's
+    /// earliest and latest idle times of the chunk other than its first idle line's, as lines
+    /// holding only the key and time cells; empties `idle`; returns the events' new count.
+    fn idle_events<'b>(
+        &self,
+        idle: &mut KeyMap<Box<[u8]>, IdleTimes<'b>>,
+        decoder: &mut CsvDecoder,
+        events: &mut Vec<Event>,
+        mut filled: usize,
+        lines: &mut Vec<usize>,
+    ) -> Result<usize, (usize, String)> {
+        let (key, time, width) = (self.key, self.header.time, self.header.columns.len());
+        for (key_cell, times) in idle.drain() {
+            let (earliest, latest) = (times.earliest, times.latest);
+            let first = times.first;
+            let wanted = [
+                (earliest.0 < first).then_some(earliest),
+                (latest.0 > first).then_some(latest),
+            ];
+            for (_, time_cell, line) in wanted.into_iter().flatten() {
+                let cells = (0..width).map(|k| match k {
+                    k if k == key => &key_cell[..],
+                    k if k == time => time_cell,
+                    _ => &b""[..],
+                });
+                if filled == events.len() {
+                    events.push(Event::new(0, []));
+                }
+                decoder
+                    .event_into(cells, &mut events[filled])
+                    .map_err(|m| (line, m))?;
+                filled += 1;
+                lines.push(line);
+            }
+        }
+        Ok(filled)
     }
 
     fn ingest(&mut self, events: &[Event], lines: &mut Vec<usize>) -> Result<(), (usize, String)> {
@@ -710,6 +832,7 @@ mod tests {
             &time,
             Some(key),
             None,
+            Idle::Kept,
             &mut sinks,
             &mut Progress::hidden(),
             check,
@@ -853,6 +976,72 @@ mod tests {
             let definition = text.contains(&b'"')
                 || (0..text.len()).any(|i| text[i] == b'\r' && i + 1 < text.len() && text[i + 1] != b'\n');
             prop_assert_eq!(needs_general_reader_in(&text, parts), definition);
+        }
+    }
+
+    /// A file read into engines per key for `query`, `idle` lines as given, over `shards`
+    /// threads: each key's first and last times and result timeline, sorted.
+    fn answers(text: &str, query: &str, idle: Idle, shards: usize) -> Vec<String> {
+        let query = timeline::parse_query(query).expect("a valid query");
+        let options = timeline::EngineOptions {
+            key_column: Some("k".into()),
+            retention: None,
+        };
+        let mut sinks: Vec<Engine> = (0..shards)
+            .map(|_| Engine::new(&query, options.clone()).unwrap())
+            .collect();
+        let columns = ["k".to_string(), "v".to_string()];
+        let read = eval_csv(
+            "t.csv",
+            text.as_bytes(),
+            &TimeSpec::default(),
+            Some("k"),
+            Some(&columns),
+            idle,
+            &mut sinks,
+            &mut Progress::hidden(),
+            Check::First,
+        );
+        read.expect("plain CSV").expect("good lines");
+        let mut out: Vec<String> = sinks
+            .iter()
+            .flat_map(|engine| {
+                engine.keys().into_iter().map(|k| {
+                    let (origin, last) = (engine.origin(k), engine.last_time(k));
+                    format!("{k:?} {origin:?} {last:?} {:?}", engine.timeline(k))
+                })
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    proptest! {
+        /// Lines that set no column the query reads (`v` empty), out of time order, in chunks
+        /// of a few lines, over any number of threads: each key's first and last times and
+        /// answers are those of a read that keeps every line (keys written alike, `7` and
+        /// `07`, are one key whichever cell they came from).
+        #[test]
+        fn idle_lines_collapsed_answer_as_every_line_does(
+            lines in proptest::collection::vec((0u64..60, 0usize..6, 0usize..5, any::<bool>()), 0..80),
+            query in 0usize..4,
+            shards in 1usize..=3,
+        ) {
+            let query = [
+                "latest_event_to_state(v)",
+                r#"duration_where(has_existed(v == "a"))"#,
+                "duration_in_cur_state(latest_event_to_state(v))",
+                r#"count(v == "b")"#,
+            ][query];
+            let mut text = String::from("time,k,v,h\n");
+            for (t, k, v, h) in &lines {
+                let k = ["s1", "s2", "7", "07", "3", "x3"][*k];
+                let v = ["a", "b", "", "", ""][*v];
+                let h = if *h { "beat" } else { "" };
+                text.push_str(&format!("{t},{k},{v},{h}\n"));
+            }
+            let kept = answers(&text, query, Idle::Kept, 1);
+            prop_assert_eq!(answers(&text, query, Idle::Collapsed, shards), kept);
         }
     }
 

@@ -191,8 +191,10 @@ pub fn events(data: &[u8]) {
 /// bytes at a time), on one and on two threads, with the check for quotes before the read and
 /// along it, against the general reader: keyed by the header's first column other than `time`,
 /// the engines it feeds hold every key the general reader's events give one engine, each with
-/// the same answer (`latest_event_to_state` of the header's last column), or both refuse the
-/// file.
+/// the same answer (`latest_event_to_state` of the header's last column) and first and last
+/// times, or both refuse the file; also when it keeps of the lines that set only the key
+/// (and the time) each key's earliest and latest a chunk (`shards::Idle::Collapsed`), as
+/// `eval` does for a query that does not read the key.
 fn sharded(text: &str, general: &Result<Vec<Event>, InputError>) {
     let header = text.split('\n').next().unwrap_or("").trim_end_matches('\r');
     let columns: Vec<&str> = header.split(',').collect();
@@ -201,6 +203,7 @@ fn sharded(text: &str, general: &Result<Vec<Event>, InputError>) {
     };
     let read = columns.last().expect("split gives one column at least");
     let query = tl_latest_event_to_state(col(read));
+    let kept = [key.to_string(), read.to_string()];
     let options = EngineOptions {
         key_column: Some(key.to_string()),
         retention: None,
@@ -212,17 +215,22 @@ fn sharded(text: &str, general: &Result<Vec<Event>, InputError>) {
     });
     // Whether this reader takes the file, as its check before the read decides.
     let mut takes = None;
-    for (threads, check) in [1, 2]
+    let collapsed = (key != *read).then_some(shards::Idle::Collapsed);
+    for (threads, check, idle) in [1, 2]
         .into_iter()
         .flat_map(|t| [(t, shards::Check::First), (t, shards::Check::Along)])
+        .flat_map(|(t, c)| [Some(shards::Idle::Kept), collapsed].map(|i| i.map(|i| (t, c, i))))
+        .flatten()
     {
         let mut sinks: Vec<Engine> = (0..threads).map(|_| engine()).collect();
+        let columns = (idle == shards::Idle::Collapsed).then_some(&kept[..]);
         let read = shards::eval_csv(
             "fuzz",
             text.as_bytes(),
             &TimeSpec::default(),
             Some(key),
-            None,
+            columns,
+            idle,
             &mut sinks,
             &mut Progress::hidden(),
             check,
@@ -231,7 +239,7 @@ fn sharded(text: &str, general: &Result<Vec<Event>, InputError>) {
         assert_eq!(
             *takes.get_or_insert(read.is_some()),
             read.is_some(),
-            "{threads} threads, {check:?}"
+            "{threads} threads, {check:?}, {idle:?}"
         );
         let Some(read) = read else {
             continue; // not a file this reader takes: the general one reads it
@@ -243,8 +251,13 @@ fn sharded(text: &str, general: &Result<Vec<Event>, InputError>) {
                 assert_eq!(keys, reference.keys().len(), "{threads} threads");
                 for k in reference.keys() {
                     let expected = reference.timeline(k).expect("its own key");
-                    let found = sinks.iter().find_map(|s| s.timeline(k).ok());
-                    assert_eq!(found, Some(expected), "key {k:?}, {threads} threads");
+                    let times = |e: &Engine| (e.origin(k).ok(), e.last_time(k).ok());
+                    let found = sinks.iter().find(|s| s.timeline(k).is_ok());
+                    assert_eq!(
+                        found.map(|s| (s.timeline(k).ok(), times(s))),
+                        Some((Some(expected), times(reference))),
+                        "key {k:?}, {threads} threads, {idle:?}"
+                    );
                 }
             }
             (reference, read) => panic!(

@@ -74,6 +74,8 @@ struct BatchMarks {
     origin_moved: Vec<Option<u64>>,
     /// The time of the key's earliest event in the batch.
     earliest: Vec<u64>,
+    /// The time of the key's latest event in the batch.
+    latest: Vec<u64>,
     /// The last stretch of the batch (see [`STRETCH`]) that had an event of the key.
     stretch: Vec<usize>,
     /// The batch's events grouped by key (positions in the batch), when they are applied so.
@@ -85,28 +87,42 @@ struct BatchMarks {
 /// few long runs of one key each is in that order already.
 const GROUP_BELOW: usize = 64;
 
-/// Fills `order` with the positions of the batch's events grouped by key (the keys in order of
-/// first appearance, each key's events in batch order: a counting sort of `key_of`), if the
-/// batch has many keys for its events, but at least two events a key; returns whether it did.
-fn keys_grouped(key_of: &[u32], keys: usize, order: &mut Vec<u32>) -> bool {
+/// Fills `order` with the positions of the batch's events that `applies` keeps, grouped by key
+/// (the keys in order of first appearance, each key's events in batch order: a counting sort of
+/// `key_of`), if the batch has many keys for its events, but at least two events a key; returns
+/// whether it did.
+fn keys_grouped(
+    key_of: &[u32],
+    keys: usize,
+    mut applies: impl FnMut(usize) -> bool,
+    order: &mut Vec<u32>,
+) -> bool {
     // With fewer than two events a key on average, grouping would gain nothing.
     if keys < 2 || key_of.len() >= keys * GROUP_BELOW || key_of.len() < keys * 2 {
         return false;
     }
-    // Where each key's events start in `order`.
+    // Where each key's events start in `order`; `u32::MAX` marks an event left out.
     let mut next = vec![0u32; keys + 1];
-    for &b in key_of {
-        next[b as usize + 1] += 1;
+    let mut kept = Vec::with_capacity(key_of.len());
+    for (k, &b) in key_of.iter().enumerate() {
+        if applies(k) {
+            next[b as usize + 1] += 1;
+            kept.push(b);
+        } else {
+            kept.push(u32::MAX);
+        }
     }
     for b in 0..keys {
         next[b + 1] += next[b];
     }
     order.clear();
-    order.resize(key_of.len(), 0);
-    for (k, &b) in key_of.iter().enumerate() {
-        let at = &mut next[b as usize];
-        order[*at as usize] = k as u32;
-        *at += 1;
+    order.resize(next[keys] as usize, 0);
+    for (k, &b) in kept.iter().enumerate() {
+        if b != u32::MAX {
+            let at = &mut next[b as usize];
+            order[*at as usize] = k as u32;
+            *at += 1;
+        }
     }
     true
 }
@@ -494,6 +510,27 @@ impl Engine {
         marks.origin_moved.resize(keys, None);
         marks.earliest.clear();
         marks.earliest.resize(keys, u64::MAX);
+        marks.latest.clear();
+        marks.latest.resize(keys, 0);
+        // Each key's first and last time in the batch, in one pass over the events in the order
+        // they lie; then each key's first and last event times, and whether its first moved.
+        for (e, &b) in events.iter().zip(&batch.key_of) {
+            let b = b as usize;
+            marks.earliest[b] = marks.earliest[b].min(e.time);
+            marks.latest[b] = marks.latest[b].max(e.time);
+        }
+        for b in 0..keys {
+            if let Some(&ahead) = marks.state.get(b + 8) {
+                crate::event::prefetch(&self.states[ahead]);
+            }
+            let state = &mut self.states[marks.state[b]];
+            let earliest = marks.earliest[b];
+            if earliest < state.origin || state.origin == u64::MAX {
+                state.origin = earliest;
+                marks.origin_moved[b] = Some(earliest);
+            }
+            state.max_time = state.max_time.max(marks.latest[b]);
+        }
         let layout = Layout {
             plan: &self.plan,
             specs: &self.specs,
@@ -515,19 +552,35 @@ impl Engine {
         // keys are independent, so the answers are the same, and each key's state is brought
         // into the cache and recomputed once for all its events in the batch rather than once
         // for each.
-        let grouped = keys_grouped(&batch.key_of, keys, &mut marks.order);
+        //
+        // An event that sets no column a leaf reads (a heartbeat, say) changes nothing but its
+        // key's first and last times, set above: applied a key at a time, such events are left
+        // out, so that they are not read again out of order. (Applied in the order they came,
+        // they are next to the events applied, and asking the leaves costs less than skipping.)
+        let routes = &mut self.routes;
+        let idle_skipped = routes.every_event.is_empty();
+        let applies = |k: usize| {
+            !idle_skipped
+                || events[k]
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .any(|(f, (c, _))| routes.route_at(f, c).is_some())
+        };
+        let grouped = keys_grouped(&batch.key_of, keys, applies, &mut marks.order);
         let order: &[u32] = if grouped { &marks.order } else { &[] };
+        let applied = if grouped { order.len() } else { events.len() };
         // The batch position of the `i`th event applied.
         let position = |i: usize| -> Option<usize> {
             if grouped {
                 order.get(i).map(|&k| k as usize)
             } else {
-                (i < events.len()).then_some(i)
+                (i < applied).then_some(i)
             }
         };
         let key_at = |i: usize| position(i).map(|k| batch.key_of[k]);
-        for (stretch, start) in (0..events.len()).step_by(STRETCH).enumerate() {
-            let end = (start + STRETCH).min(events.len());
+        for (stretch, start) in (0..applied).step_by(STRETCH).enumerate() {
+            let end = (start + STRETCH).min(applied);
             stretch_keys.clear();
             for i in start..end {
                 let k = position(i).expect("within the batch");
@@ -562,12 +615,6 @@ impl Engine {
                     stretch_keys.push(b);
                 }
                 let state = &mut self.states[marks.state[b]];
-                marks.earliest[b] = marks.earliest[b].min(e.time);
-                if e.time < state.origin || state.origin == u64::MAX {
-                    state.origin = e.time;
-                    marks.origin_moved[b] = Some(e.time);
-                }
-                state.max_time = state.max_time.max(e.time);
                 let dirty = &mut marks.dirty[b * n..(b + 1) * n];
                 let route = (&mut self.routes, &mut leaves, &mut values);
                 state.take_event(layout, route, &mut self.mismatches, e, dirty);
@@ -584,6 +631,21 @@ impl Engine {
                 state.propagate(layout, &mut self.work, dirty, moved, mismatches);
                 dirty.fill(None);
                 marks.origin_moved[b] = None;
+            }
+        }
+        // A key whose first event moved but none of whose events was applied (all of them
+        // idle) has the nodes that start from its first event recomputed.
+        for b in 0..keys {
+            if let Some(moved) = marks.origin_moved[b].take() {
+                let state = &mut self.states[marks.state[b]];
+                let dirty = &mut marks.dirty[b * n..(b + 1) * n];
+                state.propagate(
+                    layout,
+                    &mut self.work,
+                    dirty,
+                    Some(moved),
+                    &mut self.mismatches,
+                );
             }
         }
         // Each key the batch changed is shown once, with all of its events applied, and its

@@ -166,6 +166,47 @@ proptest! {
         }
     }
 
+    /// Many keys with a few events each in every batch (applied a key at a time), many of the
+    /// events setting only a column no query reads (applied only to their key's first and last
+    /// times), arriving out of order: each key's timeline, first and last times are those of a
+    /// run on its events alone.
+    #[test]
+    fn keys_with_idle_events_in_many_batches_are_independent(
+        query in any_query(2),
+        events in events(40, 60),
+        keys in prop::collection::vec((0u8..6, any::<bool>()), 60),
+        seed in any::<u64>(),
+        batch in 12usize..40,
+    ) {
+        let mut keyed: Vec<Event> = with_sessions(&events, &keys.iter().map(|k| k.0).collect::<Vec<_>>())
+            .into_iter()
+            .zip(&keys)
+            .map(|(mut e, &(k, idle))| {
+                if idle {
+                    e.fields = vec![("heartbeat".into(), Value::Int(1)), ("session".into(), Value::Int(k as i64))];
+                }
+                e
+            })
+            .collect();
+        if !keyed.is_empty() {
+            let at = (seed % keyed.len() as u64) as usize;
+            keyed.rotate_left(at);
+        }
+        let mut engine = Engine::new(&query, EngineOptions { key_column: Some("session".into()), retention: None }).unwrap();
+        for chunk in keyed.chunks(batch) {
+            engine.ingest(chunk).unwrap();
+        }
+        for key in engine.keys() {
+            let mine: Vec<&Event> = keyed.iter().filter(|e| e.get("session") == key).collect();
+            let times = mine.iter().map(|e| e.time);
+            prop_assert_eq!(engine.origin(key).unwrap(), times.clone().min().unwrap());
+            prop_assert_eq!(engine.last_time(key).unwrap(), times.max().unwrap());
+            let rows = Rows::new(mine.iter().copied());
+            let reference = rows.eval(&query, horizon_of(&query, rows.max_time()));
+            assert_matches_reference(engine.timeline(key).unwrap(), &reference, &format!("{query} key {key:?}"))?;
+        }
+    }
+
     /// With a retention horizon, answers at and after the horizon are those of an engine without
     /// one, for events arriving late but within the horizon.
     #[test]

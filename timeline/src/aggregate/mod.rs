@@ -199,6 +199,28 @@ impl Query {
         out
     }
 
+    /// Whether an event that sets none of [`columns`](Self::columns) can change an answer
+    /// other than through its key's first and last event times: only when a predicate holds on
+    /// an event without its columns (`has_existed(!(a == 1))`, say). When it cannot, a reader
+    /// may keep of a key's such events only its earliest and latest (without a retention
+    /// horizon, which refuses events by the latest one before them).
+    ///
+    /// ```
+    /// use timeline::aggregate::Query;
+    /// let q: Query = r#"has_existed(state == "play")"#.parse().unwrap();
+    /// assert!(!q.reads_events_without_its_columns());
+    /// let q: Query = r#"has_existed(!(state == "play"))"#.parse().unwrap();
+    /// assert!(q.reads_events_without_its_columns());
+    /// ```
+    pub fn reads_events_without_its_columns(&self) -> bool {
+        fn walk(op: &TimeLineOp) -> bool {
+            op.predicate()
+                .is_some_and(|p| p.eval(&|_| None) == Some(true))
+                || op.children().into_iter().any(walk)
+        }
+        walk(&self.op)
+    }
+
     /// Validates the per-key tree, then the aggregate: at least one function, none twice, a
     /// group-by column that is not empty.
     pub fn validate(&self) -> Result<(), ValidationError> {
