@@ -275,6 +275,7 @@ impl Evaluation {
                         &read.columns,
                         None,
                         request.key.as_deref(),
+                        read.idle,
                         |events| {
                             all.append(events);
                             Ok(())
@@ -432,11 +433,27 @@ fn feed<S: Sink>(
     let columnar = |sinks: &mut Vec<S>, source: parquet_input::Columnar<'_>, name: &str| {
         if let (Some(key), true) = (key_column, sinks.len() > 1) {
             let time = &request.time;
-            return parquet_input::read_sharded(source, time, columns, parquet_until, key, sinks)
-                .map_err(|e| e.to_string());
+            let idle = read.idle;
+            return parquet_input::read_sharded(
+                source,
+                time,
+                columns,
+                parquet_until,
+                idle,
+                key,
+                sinks,
+            )
+            .map_err(|e| e.to_string());
         }
         shards::ingest_routed(sinks, key.as_ref(), name, |route| {
-            source.for_each_batch(&request.time, columns, parquet_until, key_column, route)
+            source.for_each_batch(
+                &request.time,
+                columns,
+                parquet_until,
+                key_column,
+                read.idle,
+                route,
+            )
         })
     };
     let files = match events {

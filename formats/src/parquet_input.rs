@@ -7,7 +7,7 @@
 //! but only if the query reads it: other columns are never decoded.
 
 use crate::input::{display_path, InputError, Strings};
-use crate::shards::{shard_of_value, Sink};
+use crate::shards::{shard_of_str, shard_of_value, Idle, Sink};
 use crate::time::{parse_time, TimeSpec, TimeUnit};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -62,6 +62,7 @@ pub fn for_each_batch_of_all_columns(
         key: None,
         part: None,
         until: None,
+        idle: Idle::Kept,
     };
     read(path, time, None, rows, sink)
 }
@@ -83,19 +84,22 @@ impl Columnar<'_> {
     /// With `until`, a row after its time is checked (its cells refused as any row's would be)
     /// but no event is built of it beyond one per key and batch that carries the key alone (the
     /// first such row of the key in the batch; every row without a key): what `shards::Until`
-    /// passes over needs no more. A file's row groups are skipped as [`Until`] says.
+    /// passes over needs no more. A file's row groups are skipped as [`Until`] says. `idle`:
+    /// what is made of rows whose only cell read is the key, as in `shards::eval_csv`.
     pub fn for_each_batch(
         self,
         time: &TimeSpec,
         columns: &[String],
         until: Option<Until>,
         key: Option<&str>,
+        idle: Idle,
         sink: impl FnMut(&mut Vec<Event>) -> Result<(), String>,
     ) -> Result<(), InputError> {
         let rows = Rows {
             key,
             part: None,
             until,
+            idle,
         };
         self.read(time, columns, rows, sink)
     }
@@ -161,21 +165,34 @@ fn read_batches(
             offset += length;
         }
     }
-    Ok(())
+    taker.finish(&mut sink).map_err(|(r, m)| fail(r, m))
 }
+
+/// The most events handed on at a time when keys interleave: as `eval` over CSV hands on
+/// (`shards`), so that the engine, which applies a batch a key at a time, visits each key's
+/// state once for many of its events; a batch of 65 536 rows over 10 000 interleaved keys holds
+/// a few events a key. (A few in unit tests, so that held events are handed on mid-read.)
+const MAX_EVENTS: usize = if cfg!(test) { 20 } else { 1 << 18 };
 
 /// Makes events of batch after batch and hands them on, counting rows for the errors.
 #[derive(Default)]
 struct Taker {
     /// Rows taken so far.
     row: usize,
+    /// The events not handed on yet.
     events: Vec<Event>,
+    /// Runs of one key among the rows of `events`.
+    runs: usize,
+    /// Rows whose only cell read is the key, by key, past the key's first (see [`Idle`]).
+    idle: KeyMap<usize, IdleRows>,
     strings: Strings,
 }
 
 impl Taker {
-    /// The events of `batch` (see [`to_events`]) handed to `sink`; an error with its row
-    /// among all rows taken (0: the sink's).
+    /// The events of `batch` (see [`to_events`]), handed to `sink` with those of batches before
+    /// it still held: at once while keys come in runs (a file of each key's rows together),
+    /// up to [`MAX_EVENTS`] while they interleave. An error with its row among all rows taken
+    /// (0: the sink's).
     fn take(
         &mut self,
         batch: &RecordBatch,
@@ -183,15 +200,44 @@ impl Taker {
         rows: Rows<'_>,
         sink: &mut impl FnMut(&mut Vec<Event>) -> Result<(), String>,
     ) -> Result<(), (usize, String)> {
-        to_events(
+        let held = self.events.len();
+        self.runs += to_events(
             batch,
             time,
             self.row,
             rows,
             &mut self.strings,
+            &mut self.idle,
             &mut self.events,
         )?;
         self.row += batch.num_rows();
+        // Runs shorter than 4 events on average: the keys interleave.
+        let interleaved = self.runs * 4 > self.events.len() - held.min(self.events.len());
+        if interleaved && self.events.len() + self.idle.len() * 2 < MAX_EVENTS {
+            return Ok(());
+        }
+        self.finish(sink)
+    }
+
+    /// Hands on the events held.
+    fn finish(
+        &mut self,
+        sink: &mut impl FnMut(&mut Vec<Event>) -> Result<(), String>,
+    ) -> Result<(), (usize, String)> {
+        for rows in self.idle.drain().map(|(_, rows)| rows) {
+            let times = [
+                (rows.earliest < rows.first).then_some(rows.earliest),
+                (rows.latest > rows.first).then_some(rows.latest),
+            ];
+            for time in times.into_iter().flatten() {
+                let fields = vec![(rows.name.clone(), Value::Str(rows.key.clone()))];
+                self.events.push(Event { time, fields });
+            }
+        }
+        self.runs = 0;
+        if self.events.is_empty() {
+            return Ok(());
+        }
         let handed = sink(&mut self.events).map_err(|m| (0, m));
         self.events.clear();
         handed
@@ -208,6 +254,10 @@ struct Rows<'a> {
     part: Option<(usize, usize)>,
     /// Rows after its time are checked, and kept only as their key (see [`Columnar::for_each_batch`]).
     until: Option<Until>,
+    /// What is made of a row whose only cell read is its key (a string): with
+    /// [`Idle::Collapsed`], of a batch's such rows of one key only the first, the earliest
+    /// and the latest are events.
+    idle: Idle,
 }
 
 /// What is made of one row of a batch.
@@ -224,13 +274,14 @@ enum Take {
 /// Reads the source into `sinks`, one thread per sink, each reading all of it but building
 /// events only for the rows of its own keys (by the `key` column), so that events are made,
 /// ingested and freed on one thread. Each key's events reach its sink in order. On an error,
-/// the first bad row among the threads is reported and the sinks are gone. `until`: as in
-/// [`Columnar::for_each_batch`].
+/// the first bad row among the threads is reported and the sinks are gone. `until` and `idle`:
+/// as in [`Columnar::for_each_batch`].
 pub fn read_sharded<S: Sink>(
     source: Columnar<'_>,
     time: &TimeSpec,
     columns: &[String],
     until: Option<Until>,
+    idle: Idle,
     key: &str,
     sinks: &mut Vec<S>,
 ) -> Result<(), InputError> {
@@ -246,6 +297,7 @@ pub fn read_sharded<S: Sink>(
                         key: Some(key),
                         part: Some((shard, shards)),
                         until,
+                        idle,
                     };
                     let ingest = |events: &mut Vec<Event>| {
                         sink.ingest(events).map_err(|e| {
@@ -343,7 +395,7 @@ fn read(
             .take(&batch, time, rows, &mut sink)
             .map_err(|(r, m)| fail(r, m))?;
     }
-    Ok(())
+    taker.finish(&mut sink).map_err(|(r, m)| fail(r, m))
 }
 
 /// A row group to read: its index, its first row's number in the file (from 1), its rows.
@@ -442,8 +494,9 @@ fn to_events(
     first: usize,
     rows: Rows<'_>,
     strings: &mut Strings,
+    idle: &mut KeyMap<usize, IdleRows>,
     out: &mut Vec<Event>,
-) -> Result<(), (usize, String)> {
+) -> Result<usize, (usize, String)> {
     let schema = batch.schema();
     let decode = |i: usize, take: Option<&[Take]>, strings: &mut Strings| {
         let name = schema.field(i).name();
@@ -461,26 +514,31 @@ fn to_events(
         Some((shard, shards)) => Some(match key_index {
             None => vec![if shard == 0 { Take::Keep } else { Take::Skip }; batch.num_rows()],
             Some(i) => {
-                let keys = decode(i, None, strings)?;
-                let mut last: Option<(&Value, Take)> = None;
-                let owners = keys
-                    .iter()
-                    .map(|k| match (k, last) {
-                        (None, _) if shard == 0 => Take::Keep,
-                        (None, _) => Take::Skip,
-                        (Some(k), Some((l, own))) if k == l => own,
-                        (Some(k), _) => {
-                            let own = match shard_of_value(k, shards) == shard {
-                                true => Take::Keep,
-                                false => Take::Skip,
-                            };
-                            last = Some((k, own));
-                            own
-                        }
-                    })
-                    .collect();
-                key_values = Some(keys);
-                owners
+                let column = Column::new(batch.column(i), time.unit);
+                if let Some(owners) = column.as_ref().ok().and_then(|c| c.owners(shard, shards)) {
+                    owners
+                } else {
+                    let keys = decode(i, None, strings)?;
+                    let mut last: Option<(&Value, Take)> = None;
+                    let owners = keys
+                        .iter()
+                        .map(|k| match (k, last) {
+                            (None, _) if shard == 0 => Take::Keep,
+                            (None, _) => Take::Skip,
+                            (Some(k), Some((l, own))) if k == l => own,
+                            (Some(k), _) => {
+                                let own = match shard_of_value(k, shards) == shard {
+                                    true => Take::Keep,
+                                    false => Take::Skip,
+                                };
+                                last = Some((k, own));
+                                own
+                            }
+                        })
+                        .collect();
+                    key_values = Some(keys);
+                    owners
+                }
             }
         }),
     };
@@ -512,7 +570,19 @@ fn to_events(
             match key_values.take() {
                 Some(keys) => keys,
                 // The key of a row checked is kept too.
-                None => decode(i, None, strings)?,
+                None => {
+                    let key_take: Option<Vec<Take>> = take.map(|take| {
+                        let kept = |t: &Take| {
+                            if *t == Take::Skip {
+                                Take::Skip
+                            } else {
+                                Take::Keep
+                            }
+                        };
+                        take.iter().map(kept).collect()
+                    });
+                    decode(i, key_take.as_deref(), strings)?
+                }
             }
         } else {
             decode(i, take, strings)?
@@ -526,6 +596,13 @@ fn to_events(
     out.reserve(batch.num_rows());
     // The keys of rows after `until` that have an event in `out` already.
     let mut checked_keys: KeyMap<Option<ValueKey>, ()> = KeyMap::default();
+    // With `Idle::Collapsed`: rows whose only cell read is their key past the first of the
+    // key, by the address of the key's shared string (one string per key, as `strings`
+    // shares them; a key under two addresses is two entries, each kept alike; the entry holds
+    // the string, so that its address is not another's).
+    let collapse = rows.idle == Idle::Collapsed && key_cells.is_some();
+    // Runs of one key among the rows kept, by the key's string.
+    let (mut runs, mut last_key): (usize, Option<Result<Value, usize>>) = (0, None);
     for (r, t) in times.into_iter().enumerate() {
         match take.map_or(Take::Keep, |take| take[r]) {
             Take::Skip => continue,
@@ -553,6 +630,40 @@ fn to_events(
                     _ => read_time(&t, time).map_err(|m| (first + r + 1, m))?,
                 };
                 let present = cols.iter().filter(|(_, v)| v[r].is_some()).count();
+                // A string by its address (shared), another value by itself.
+                let cell = match key_cells.and_then(|k| cols[k].1[r].as_ref()) {
+                    Some(Value::Str(k)) => Some(Err(k.addr())),
+                    other => other.cloned().map(Ok),
+                };
+                if cell.is_none() || cell != last_key {
+                    runs += 1;
+                    last_key = cell;
+                }
+                let key = match key_cells.map(|k| (&cols[k].0, &cols[k].1[r])) {
+                    Some((name, Some(Value::Str(key)))) => Some((name, key)),
+                    _ => None,
+                };
+                if collapse && present == 1 {
+                    if let Some((name, key)) = key {
+                        match idle.get_mut(&key.addr()) {
+                            Some(rows) => {
+                                rows.earliest = rows.earliest.min(t);
+                                rows.latest = rows.latest.max(t);
+                                continue;
+                            }
+                            None => {
+                                let rows = IdleRows {
+                                    name: name.clone(),
+                                    key: key.clone(),
+                                    first: t,
+                                    earliest: t,
+                                    latest: t,
+                                };
+                                idle.insert(key.addr(), rows);
+                            }
+                        }
+                    }
+                }
                 let mut fields = Vec::with_capacity(present);
                 for (name, values) in &mut cols {
                     if let Some(v) = values[r].take() {
@@ -563,7 +674,18 @@ fn to_events(
             }
         }
     }
-    Ok(())
+    Ok(runs)
+}
+
+/// A key's rows whose only cell read is the key, past the first (an event): their earliest
+/// and latest times.
+struct IdleRows {
+    /// The key column's name, and the key.
+    name: Arc<str>,
+    key: timeline::value::Str,
+    first: u64,
+    earliest: u64,
+    latest: u64,
 }
 
 /// A row's time cell as a time: a non-negative integer, or a timestamp in the time unit.
@@ -672,6 +794,10 @@ impl Column {
             }
             DataType::Dictionary(_, value) if matches!(**value, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
                 let dict = array.as_any_dictionary();
+                if dict.values().is_empty() {
+                    // No strings (every row null, or none): `normalized_keys` refuses it.
+                    return Ok(Column::Dictionary(array.clone(), vec![0; array.len()], vec![None]));
+                }
                 let keys = dict.normalized_keys();
                 let values = Column::new(dict.values(), unit)?;
                 let strings = (0..dict.values().len())
@@ -689,6 +815,51 @@ impl Column {
             }
         };
         Ok(Column::Typed(array.clone(), kind, unit))
+    }
+
+    /// For a column of strings, which of its rows fall on `shard` of `shards` as keys
+    /// ([`shard_of_value`], a null's on shard 0), found from the strings without making values
+    /// of them (a dictionary's each once); `None` for other columns.
+    fn owners(&self, shard: usize, shards: usize) -> Option<Vec<Take>> {
+        let take = |owner: usize| match owner == shard {
+            true => Take::Keep,
+            false => Take::Skip,
+        };
+        // Keys come in runs: a run costs one hash.
+        let of = |cells: &mut dyn Iterator<Item = Option<&str>>| -> Vec<Take> {
+            let mut last: Option<(&str, Take)> = None;
+            cells
+                .map(|cell| match (cell, last) {
+                    (None, _) => take(0),
+                    (Some(k), Some((l, own))) if k == l => own,
+                    (Some(k), _) => {
+                        let own = take(shard_of_str(k, shards));
+                        last = Some((k, own));
+                        own
+                    }
+                })
+                .collect()
+        };
+        match self {
+            Column::Typed(a, Kind::Utf8, _) => Some(of(&mut a.as_string::<i32>().iter())),
+            Column::Typed(a, Kind::LargeUtf8, _) => Some(of(&mut a.as_string::<i64>().iter())),
+            Column::Typed(a, Kind::Utf8View, _) => Some(of(&mut a.as_string_view().iter())),
+            Column::Dictionary(array, keys, strings) => {
+                let owner: Vec<Take> = strings
+                    .iter()
+                    .map(|s| take(s.as_ref().map_or(0, |s| shard_of_str(s, shards))))
+                    .collect();
+                Some(
+                    (0..array.len())
+                        .map(|r| match array.is_null(r) {
+                            true => take(0),
+                            false => owner[keys[r]],
+                        })
+                        .collect(),
+                )
+            }
+            _ => None,
+        }
     }
 
     /// Every row's value (`None` for a null); an error comes with its row in the batch.
@@ -807,4 +978,150 @@ fn instant(raw: i64, nanos_per: u64, unit: TimeUnit) -> Result<i64, String> {
     }
     i64::try_from(nanos / target as u128)
         .map_err(|_| format!("{raw} does not fit a 64-bit time in {unit}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{DictionaryArray, Int32Array, Int64Array, StringArray};
+    use arrow_schema::{Field, Schema};
+    use proptest::prelude::*;
+    use timeline::{Engine, EngineOptions};
+
+    /// Record batches of `rows` (time, key, `v`, an unread `h`), `per_batch` rows each, the key
+    /// column dictionary-encoded or plain.
+    fn batches(
+        rows: &[(i64, &str, Option<&str>, Option<&str>)],
+        per_batch: usize,
+        dictionary: bool,
+    ) -> Vec<RecordBatch> {
+        let key_type = match dictionary {
+            true => DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            false => DataType::Utf8,
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("time", DataType::Int64, false),
+            Field::new("k", key_type, true),
+            Field::new("v", DataType::Utf8, true),
+            Field::new("h", DataType::Utf8, true),
+        ]));
+        rows.chunks(per_batch.max(1))
+            .map(|rows| {
+                let keys = rows.iter().map(|r| Some(r.1));
+                let key: ArrayRef = match dictionary {
+                    true => Arc::new(dictionary_of(keys)),
+                    false => Arc::new(keys.collect::<StringArray>()),
+                };
+                let columns: Vec<ArrayRef> = vec![
+                    Arc::new(rows.iter().map(|r| r.0).collect::<Int64Array>()),
+                    key,
+                    Arc::new(rows.iter().map(|r| r.2).collect::<StringArray>()),
+                    Arc::new(rows.iter().map(|r| r.3).collect::<StringArray>()),
+                ];
+                RecordBatch::try_new(schema.clone(), columns).unwrap()
+            })
+            .collect()
+    }
+
+    /// A dictionary-encoded column of `cells`, each distinct string once in the dictionary.
+    fn dictionary_of<'a>(
+        cells: impl Iterator<Item = Option<&'a str>>,
+    ) -> DictionaryArray<Int32Type> {
+        let mut values: Vec<&str> = Vec::new();
+        let keys: Int32Array = cells
+            .map(|c| {
+                c.map(|c| match values.iter().position(|v| *v == c) {
+                    Some(i) => i as i32,
+                    None => {
+                        values.push(c);
+                        values.len() as i32 - 1
+                    }
+                })
+            })
+            .collect();
+        DictionaryArray::try_new(keys, Arc::new(StringArray::from(values))).unwrap()
+    }
+
+    /// Each key's first and last times and result timeline over `engines`, sorted.
+    fn answers(engines: &[Engine]) -> Vec<String> {
+        let mut out: Vec<String> = engines
+            .iter()
+            .flat_map(|engine| {
+                engine.keys().into_iter().map(|k| {
+                    let (origin, last) = (engine.origin(k), engine.last_time(k));
+                    format!("{k:?} {origin:?} {last:?} {:?}", engine.timeline(k))
+                })
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    proptest! {
+        /// The rows a thread takes from a column of string keys, found from the strings, are
+        /// those whose key value falls on it ([`shard_of_value`], as every reader shards), nulls
+        /// on the first.
+        #[test]
+        fn string_keys_fall_on_the_shard_of_their_value(
+            keys in proptest::collection::vec(proptest::option::of("[a-z0-9]{0,4}"), 0..40),
+            shards in 1usize..=4,
+            dictionary: bool,
+        ) {
+            let array: ArrayRef = match dictionary {
+                true => Arc::new(dictionary_of(keys.iter().map(|k| k.as_deref()))),
+                false => Arc::new(keys.iter().map(|k| k.as_deref()).collect::<StringArray>()),
+            };
+            let column = Column::new(&array, TimeUnit::Seconds).unwrap();
+            for shard in 0..shards {
+                let owners = column.owners(shard, shards).expect("a column of strings");
+                for (r, key) in keys.iter().enumerate() {
+                    let owner = key.as_deref().map_or(0, |k| shard_of_value(&Value::str(k), shards));
+                    prop_assert_eq!(owners[r] == Take::Keep, owner == shard, "{:?}", key);
+                }
+            }
+        }
+
+        /// Rows whose only cell read is the key, out of time order, over several batches, read
+        /// on one thread or on several each taking its own keys (found from the key strings,
+        /// plain or dictionary-encoded): each key's first and last times and answers are those
+        /// of a read that makes an event of every row.
+        #[test]
+        fn idle_rows_collapsed_answer_as_every_row_does(
+            rows in proptest::collection::vec((0i64..60, 0usize..5, 0usize..5, any::<bool>()), 0..80),
+            query in 0usize..4,
+            shards in 1usize..=3,
+            per_batch in 1usize..30,
+            dictionary: bool,
+        ) {
+            let rows: Vec<_> = rows
+                .iter()
+                .map(|&(t, k, v, h)| (t, ["s1", "s2", "7", "x3", ""][k], [Some("a"), Some("b"), None, None, None][v], h.then_some("beat")))
+                .collect();
+            let batches = batches(&rows, per_batch, dictionary);
+            let query = timeline::parse_query([
+                "latest_event_to_state(v)",
+                r#"duration_where(has_existed(v == "a"))"#,
+                "duration_in_cur_state(latest_event_to_state(v))",
+                r#"count(v == "b")"#,
+            ][query]).unwrap();
+            let options = EngineOptions { key_column: Some("k".into()), retention: None };
+            let engine = || Engine::new(&query, options.clone()).unwrap();
+            let columns = ["k".to_string(), "v".to_string()];
+            let time = TimeSpec::default();
+            let source = Columnar::Batches(&batches);
+            let mut kept = engine();
+            source.for_each_batch(&time, &columns, None, Some("k"), Idle::Kept, |events| {
+                kept.ingest(events).map_err(|e| e.message)
+            }).unwrap();
+            let mut one = engine();
+            source.for_each_batch(&time, &columns, None, Some("k"), Idle::Collapsed, |events| {
+                one.ingest(events).map_err(|e| e.message)
+            }).unwrap();
+            let mut sinks: Vec<Engine> = (0..shards).map(|_| engine()).collect();
+            read_sharded(source, &time, &columns, None, Idle::Collapsed, "k", &mut sinks).unwrap();
+            let want = answers(std::slice::from_ref(&kept));
+            prop_assert_eq!(answers(std::slice::from_ref(&one)), want.clone());
+            prop_assert_eq!(answers(&sinks), want);
+        }
+    }
 }

@@ -429,11 +429,20 @@ pub fn ingest_routed<S: Sink>(
 
 /// The sink (of `shards`) that takes `key`: the one [`eval_csv`] gives its cell to.
 pub fn shard_of_value(key: &timeline::Value, shards: usize) -> usize {
-    let mut h = Fnv::default();
     match key {
-        timeline::Value::Str(s) => (**s).hash(&mut h),
-        v => ValueKey::from(v).hash(&mut h),
+        timeline::Value::Str(s) => shard_of_str(s, shards),
+        v => {
+            let mut h = Fnv::default();
+            ValueKey::from(v).hash(&mut h);
+            (h.finish() % shards as u64) as usize
+        }
     }
+}
+
+/// [`shard_of_value`] of a string key, from its text (not made a value first).
+pub fn shard_of_str(key: &str, shards: usize) -> usize {
+    let mut h = Fnv::default();
+    key.hash(&mut h);
     (h.finish() % shards as u64) as usize
 }
 
