@@ -983,6 +983,7 @@ fn instant(raw: i64, nanos_per: u64, unit: TimeUnit) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shards::tests::keys_answers as answers;
     use arrow_array::{DictionaryArray, Int32Array, Int64Array, StringArray};
     use arrow_schema::{Field, Schema};
     use proptest::prelude::*;
@@ -1040,21 +1041,6 @@ mod tests {
             })
             .collect();
         DictionaryArray::try_new(keys, Arc::new(StringArray::from(values))).unwrap()
-    }
-
-    /// Each key's first and last times and result timeline over `engines`, sorted.
-    fn answers(engines: &[Engine]) -> Vec<String> {
-        let mut out: Vec<String> = engines
-            .iter()
-            .flat_map(|engine| {
-                engine.keys().into_iter().map(|k| {
-                    let (origin, last) = (engine.origin(k), engine.last_time(k));
-                    format!("{k:?} {origin:?} {last:?} {:?}", engine.timeline(k))
-                })
-            })
-            .collect();
-        out.sort();
-        out
     }
 
     proptest! {

@@ -774,7 +774,7 @@ impl Hasher for Fnv {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -1012,7 +1012,12 @@ mod tests {
             Check::First,
         );
         read.expect("plain CSV").expect("good lines");
-        let mut out: Vec<String> = sinks
+        keys_answers(&sinks)
+    }
+
+    /// Each key's first and last times and result timeline over `engines`, sorted.
+    pub(crate) fn keys_answers(engines: &[Engine]) -> Vec<String> {
+        let mut out: Vec<String> = engines
             .iter()
             .flat_map(|engine| {
                 engine.keys().into_iter().map(|k| {

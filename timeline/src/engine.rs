@@ -291,6 +291,7 @@ impl LeafRoutes {
     }
 
     /// The entry of `column`, the event's field at position `f`, in `by_column`.
+    #[inline]
     fn route_at(&mut self, f: usize, column: &Arc<str>) -> Option<usize> {
         match self.at_position.get(f) {
             Some((c, r)) if Arc::ptr_eq(c, column) => *r,
@@ -512,25 +513,6 @@ impl Engine {
         marks.earliest.resize(keys, u64::MAX);
         marks.latest.clear();
         marks.latest.resize(keys, 0);
-        // Each key's first and last time in the batch, in one pass over the events in the order
-        // they lie; then each key's first and last event times, and whether its first moved.
-        for (e, &b) in events.iter().zip(&batch.key_of) {
-            let b = b as usize;
-            marks.earliest[b] = marks.earliest[b].min(e.time);
-            marks.latest[b] = marks.latest[b].max(e.time);
-        }
-        for b in 0..keys {
-            if let Some(&ahead) = marks.state.get(b + 8) {
-                crate::event::prefetch(&self.states[ahead]);
-            }
-            let state = &mut self.states[marks.state[b]];
-            let earliest = marks.earliest[b];
-            if earliest < state.origin || state.origin == u64::MAX {
-                state.origin = earliest;
-                marks.origin_moved[b] = Some(earliest);
-            }
-            state.max_time = state.max_time.max(marks.latest[b]);
-        }
         let layout = Layout {
             plan: &self.plan,
             specs: &self.specs,
@@ -570,6 +552,29 @@ impl Engine {
         let grouped = keys_grouped(&batch.key_of, keys, applies, &mut marks.order);
         let order: &[u32] = if grouped { &marks.order } else { &[] };
         let applied = if grouped { order.len() } else { events.len() };
+        if grouped {
+            // Each key's first and last time in the batch, in one pass over all its events in
+            // the order they lie (those left out too); then each key's first and last event
+            // times, and whether its first moved. (Applied in the order they came, each event
+            // sets them as it is applied.)
+            for (e, &b) in events.iter().zip(&batch.key_of) {
+                let b = b as usize;
+                marks.earliest[b] = marks.earliest[b].min(e.time);
+                marks.latest[b] = marks.latest[b].max(e.time);
+            }
+            for b in 0..keys {
+                if let Some(&ahead) = marks.state.get(b + 8) {
+                    crate::event::prefetch(&self.states[ahead]);
+                }
+                let state = &mut self.states[marks.state[b]];
+                let earliest = marks.earliest[b];
+                if earliest < state.origin || state.origin == u64::MAX {
+                    state.origin = earliest;
+                    marks.origin_moved[b] = Some(earliest);
+                }
+                state.max_time = state.max_time.max(marks.latest[b]);
+            }
+        }
         // The batch position of the `i`th event applied.
         let position = |i: usize| -> Option<usize> {
             if grouped {
@@ -615,6 +620,14 @@ impl Engine {
                     stretch_keys.push(b);
                 }
                 let state = &mut self.states[marks.state[b]];
+                if !grouped {
+                    marks.earliest[b] = marks.earliest[b].min(e.time);
+                    if e.time < state.origin || state.origin == u64::MAX {
+                        state.origin = e.time;
+                        marks.origin_moved[b] = Some(e.time);
+                    }
+                    state.max_time = state.max_time.max(e.time);
+                }
                 let dirty = &mut marks.dirty[b * n..(b + 1) * n];
                 let route = (&mut self.routes, &mut leaves, &mut values);
                 state.take_event(layout, route, &mut self.mismatches, e, dirty);
