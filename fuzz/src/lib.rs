@@ -192,9 +192,10 @@ pub fn events(data: &[u8]) {
 /// along it, against the general reader: keyed by the header's first column other than `time`,
 /// the engines it feeds hold every key the general reader's events give one engine, each with
 /// the same answer (`latest_event_to_state` of the header's last column) and first and last
-/// times, or both refuse the file; also when it keeps of the lines that set only the key
-/// (and the time) each key's earliest and latest a chunk (`shards::Idle::Collapsed`), as
-/// `eval` does for a query that does not read the key.
+/// times, or both refuse the file; and reading only the key and that column, when it keeps of
+/// the lines that set only the key (and the time) each key's earliest and latest a chunk
+/// (`shards::Idle::Collapsed`, as `eval` does for a query that does not read the key), as a
+/// read of the same columns that keeps every line.
 fn sharded(text: &str, general: &Result<Vec<Event>, InputError>) {
     let header = text.split('\n').next().unwrap_or("").trim_end_matches('\r');
     let columns: Vec<&str> = header.split(',').collect();
@@ -216,6 +217,23 @@ fn sharded(text: &str, general: &Result<Vec<Event>, InputError>) {
     // Whether this reader takes the file, as its check before the read decides.
     let mut takes = None;
     let collapsed = (key != *read).then_some(shards::Idle::Collapsed);
+    // A read of the key and the query's column alone, every line kept (the other cells go
+    // unread, as in `eval`): what a collapsed read, which reads as much, must answer.
+    let projected = collapsed.and_then(|_| {
+        let mut sinks = vec![engine()];
+        let read = shards::eval_csv(
+            "fuzz",
+            text.as_bytes(),
+            &TimeSpec::default(),
+            Some(key),
+            Some(&kept),
+            shards::Idle::Kept,
+            &mut sinks,
+            &mut Progress::hidden(),
+            shards::Check::First,
+        );
+        matches!(read, Some(Ok(()))).then(|| sinks.pop()).flatten()
+    });
     for (threads, check, idle) in [1, 2]
         .into_iter()
         .flat_map(|t| [(t, shards::Check::First), (t, shards::Check::Along)])
@@ -244,7 +262,11 @@ fn sharded(text: &str, general: &Result<Vec<Event>, InputError>) {
         let Some(read) = read else {
             continue; // not a file this reader takes: the general one reads it
         };
-        match (&reference, read) {
+        let reference = match idle {
+            shards::Idle::Kept => &reference,
+            shards::Idle::Collapsed => &projected,
+        };
+        match (reference, read) {
             (None, Err(_)) => {}
             (Some(reference), Ok(())) => {
                 let keys: usize = sinks.iter().map(|s| s.keys().len()).sum();
