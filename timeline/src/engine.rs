@@ -536,7 +536,7 @@ impl Engine {
         // for each.
         //
         // An event that sets no column a leaf reads (a heartbeat, say) changes nothing but its
-        // key's first and last times, set above: applied a key at a time, such events are left
+        // key's first and last times, set below: applied a key at a time, such events are left
         // out, so that they are not read again out of order. (Applied in the order they came,
         // they are next to the events applied, and asking the leaves costs less than skipping.)
         let routes = &mut self.routes;
