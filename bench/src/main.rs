@@ -22,6 +22,7 @@
 
 mod gen;
 mod report;
+mod targets;
 mod workload;
 
 use golem_emulator::{components_dir, TimelineSystem};
@@ -138,6 +139,7 @@ fn run(args: &[String]) -> Result<(), String> {
         None => None,
     };
     let mut tables = Vec::new();
+    let mut measured = Vec::new();
     for name in queries.split(',') {
         let w = Workload::named(name)?;
         let results = compare(&w, &runners, keys, per_key, &out)?;
@@ -146,10 +148,15 @@ fn run(args: &[String]) -> Result<(), String> {
         if report_to.is_some() {
             tables.push(report::Table::new(&w, &results, keys, per_key));
         }
+        measured.push((w.name, results));
     }
+    let by_workload: Vec<(&'static str, &[Measurement])> =
+        measured.iter().map(|(w, r)| (*w, r.as_slice())).collect();
+    let targets = targets::render(&targets::check(&by_workload));
+    println!("Targets (each one's worst workload in this run):\n{targets}");
     if let Some(page) = report_to {
         let run = report::Run::now(keys * per_key, DUCKDB);
-        report::write(&page, &run, &tables)?;
+        report::write(&page, &run, &targets, &tables)?;
         println!("wrote the results into {}", page.display());
     }
     println!("(x DuckDB: DuckDB's wall time over the runner's, over the same file (CSV, or Parquet for the");

@@ -84,8 +84,8 @@ impl Table {
     }
 }
 
-/// The results section: the run, then a table per workload.
-pub fn render(run: &Run, tables: &[Table]) -> String {
+/// The results section: the run, the targets met and missed, then a table per workload.
+pub fn render(run: &Run, targets: &str, tables: &[Table]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -98,6 +98,11 @@ pub fn render(run: &Run, tables: &[Table]) -> String {
         run.machine,
         run.rustc,
         run.duckdb
+    );
+    let _ = writeln!(
+        out,
+        "\n### Targets\n\nEach target against its worst workload in this run, and by how much \
+         that one falls short where it does (the factor still needed).\n\n{targets}"
     );
     for t in tables {
         let _ = writeln!(out, "\n### {}\n", t.title);
@@ -129,10 +134,10 @@ pub fn render(run: &Run, tables: &[Table]) -> String {
 }
 
 /// Replaces the results section of `page` with this run's.
-pub fn write(page: &Path, run: &Run, tables: &[Table]) -> Result<(), String> {
+pub fn write(page: &Path, run: &Run, targets: &str, tables: &[Table]) -> Result<(), String> {
     let text = std::fs::read_to_string(page)
         .map_err(|e| format!("--report: cannot read {}: {e}", page.display()))?;
-    let updated = replace_section(&text, &render(run, tables)).ok_or_else(|| {
+    let updated = replace_section(&text, &render(run, targets, tables)).ok_or_else(|| {
         format!(
             "--report: {} has no {START} … {END} section",
             page.display()
@@ -255,11 +260,12 @@ mod tests {
                 vs_duckdb_all: None,
             }],
         };
-        let text = render(&run, &[table]);
+        let text = render(&run, "| target |\n", &[table]);
         assert!(
             text.contains("10.00M events a query, on 2026-12-07"),
             "{text}"
         );
+        assert!(text.contains("### Targets\n"), "{text}");
         assert!(
             text.contains("| native engine | 11.50M | 0.870 | 100 MiB | 624 B | 4.07× | - |"),
             "{text}"
