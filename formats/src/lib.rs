@@ -12,11 +12,14 @@
 //! - [`progress`]: the progress line on a terminal.
 //! - [`time`]: event times: units, the time column, RFC 3339 timestamps.
 
+#[cfg(feature = "parquet")]
 pub mod answers;
 pub mod html;
 pub mod input;
 pub mod marks;
+#[cfg(feature = "parquet")]
 pub mod parquet_input;
+#[cfg(feature = "parquet")]
 pub mod parquet_output;
 pub mod progress;
 pub mod shards;
